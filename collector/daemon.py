@@ -1,0 +1,132 @@
+"""The collector daemon: sample every interval, flush in batches, compact, evaluate alerts."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import deque
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from collector.alerts import AlertEvaluator
+from collector.host import prime_cpu_counters
+from collector.sampler import Sampler
+from config import Settings
+from data import live, parquet_store
+from data.atomic import DiskFullError
+from data.paths import DataPaths
+from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample
+
+log = logging.getLogger(__name__)
+
+# Rows kept in memory while the disk is full, per table, before the oldest are dropped.
+_MAX_BUFFERED_ROWS = 200_000
+
+
+class Collector:
+    """Holds the buffers between samples and flushes; the scheduler drives `tick` and `flush`."""
+
+    def __init__(self, settings: Settings, paths: DataPaths, sampler: Sampler | None = None) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.host = settings.hostname
+        self.sampler = sampler or Sampler(host=self.host, data_dir=paths.root)
+        self.alerts = AlertEvaluator(settings.alerts.rules, self.host)
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list] = {"gpu_samples": [], "gpu_processes": [], "host_samples": [], "alert_events": []}
+        window = max(1, int(settings.collector.live_window_s / settings.collector.interval_s))
+        self._recent: deque[GpuSample] = deque(maxlen=window * 16)
+        self.disk_full = False
+        self.samples_taken = 0
+
+    def start(self) -> None:
+        self.sampler.start()
+        prime_cpu_counters()
+
+    def tick(self, now: datetime | None = None) -> None:
+        snapshot = self.sampler.sample(now)
+        values: dict[int | None, dict[str, float | None]] = {
+            g.gpu_index: {"memory_used_percent": g.memory_used_percent, "temp_c": g.temp_c, "gpu_util_percent": g.gpu_util_percent}
+            for g in snapshot.gpus
+        }
+        for index in self.sampler.lost:
+            values[index] = {"gpu_lost": 1.0}
+        events = self.alerts.evaluate(snapshot.ts, values)
+        for event in events:
+            (log.error if event.level != "warning" else log.warning)("alert %s %s: %s", event.rule, event.state, event.message)
+        with self._lock:
+            self._buffers["gpu_samples"].extend(snapshot.gpus)
+            self._buffers["gpu_processes"].extend(snapshot.processes)
+            self._buffers["host_samples"].append(snapshot.host)
+            self._buffers["alert_events"].extend(events)
+            self._recent.extend(snapshot.gpus)
+            recent = [s for s in self._recent if (snapshot.ts - s.ts).total_seconds() <= self.settings.collector.live_window_s]
+        self.samples_taken += 1
+        try:
+            live.write_snapshot(self.paths, snapshot)
+            live.write_recent(self.paths, self.host, recent)
+            live.write_active_alerts(self.paths, self.host, self.alerts.active())
+        except DiskFullError as exc:
+            self._disk_full(exc)
+
+    def flush(self) -> int:
+        """Write the buffered rows as Parquet; on a full disk keep them and try again later."""
+        with self._lock:
+            pending = {table: rows for table, rows in self._buffers.items() if rows}
+            self._buffers = {table: [] for table in self._buffers}
+        written = 0
+        for table, rows in pending.items():
+            try:
+                parquet_store.write_rows(self.paths, table, rows, self.host)
+                written += len(rows)
+            except DiskFullError as exc:
+                self._disk_full(exc)
+                with self._lock:
+                    self._buffers[table] = (rows + self._buffers[table])[-_MAX_BUFFERED_ROWS:]
+                continue
+        if written and self.disk_full:
+            self.disk_full = False
+            log.warning("disk space is back: buffered samples written")
+        return written
+
+    def compact(self) -> None:
+        parquet_store.compact(self.paths, host=self.host, max_parts=self.settings.collector.compact_after_parts)
+
+    def _disk_full(self, exc: Exception) -> None:
+        if not self.disk_full:
+            log.error("disk full: %s; samples are kept in memory until space returns", exc)
+        self.disk_full = True
+
+    def close(self) -> None:
+        self.flush()
+        self.sampler.stop()
+
+
+def run_daemon(settings: Settings, paths: DataPaths) -> None:
+    collector = Collector(settings, paths)
+    collector.start()
+    log.info(
+        "collector on %s: %d GPU(s), %s; sampling every %gs into %s",
+        collector.host, len(collector.sampler.devices), collector.sampler.gpu_status,
+        settings.collector.interval_s, paths.root,
+    )
+    print(f"collector: {collector.sampler.gpu_status if collector.sampler.gpu_status != 'ok' else f'{len(collector.sampler.devices)} GPU(s)'}; data in {paths.root}", flush=True)
+    scheduler = BlockingScheduler(timezone=timezone.utc)
+    job_defaults = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    scheduler.add_job(collector.tick, "interval", seconds=settings.collector.interval_s, next_run_time=datetime.now(timezone.utc), **job_defaults)
+    scheduler.add_job(collector.flush, "interval", seconds=settings.collector.flush_interval_s, **job_defaults)
+    scheduler.add_job(collector.compact, "interval", seconds=60, **job_defaults)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        scheduler.start()
+    finally:
+        collector.close()
+        log.info("collector stopped after %d samples", collector.samples_taken)

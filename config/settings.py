@@ -1,0 +1,172 @@
+"""Settings read from a TOML file and `I2VMON_*` environment variables.
+
+Precedence (highest first): explicit arguments, environment (`I2VMON_DATA_DIR`,
+nested with a double underscore: `I2VMON_COLLECTOR__INTERVAL_S=2`), the TOML file
+(`I2VMON_CONFIG`, else `i2vmon.toml` in the data directory's parent checkout or the
+working directory), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CHECKOUT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = CHECKOUT_DIR / "i2vmon-data"
+
+
+class AlertRule(BaseModel):
+    """A Prometheus-style rule: `metric op threshold` held for `for_s` seconds.
+
+    Hysteresis: once firing, the alert resolves only when the value is back past
+    `threshold ∓ hysteresis`, so a value hovering at the threshold does not flap.
+    """
+
+    name: str
+    metric: str
+    op: Literal[">", ">=", "<", "<="] = ">"
+    threshold: float
+    level: Literal["warning", "critical", "fatal"]
+    for_s: float = Field(0.0, alias="for", ge=0)
+    hysteresis: float = Field(0.0, ge=0)
+    message: str = ""
+    action: str = ""
+
+    model_config = {"populate_by_name": True}
+
+
+def default_alert_rules() -> list[AlertRule]:
+    return [
+        AlertRule(
+            name="gpu_memory_high", metric="memory_used_percent", threshold=85, level="warning",
+            for_s=5, hysteresis=3, message="GPU memory above 85%",
+            action="lower the resolution, frames or decode_chunk_size of the next job",
+        ),
+        AlertRule(
+            name="gpu_memory_critical", metric="memory_used_percent", threshold=95, level="critical",
+            for_s=3, hysteresis=3, message="GPU memory above 95%",
+            action="the engine cancels the running job and frees its memory",
+        ),
+        AlertRule(
+            name="gpu_temperature_critical", metric="temp_c", threshold=85, level="critical",
+            for_s=5, hysteresis=3, message="GPU temperature above 85 °C",
+            action="the engine cancels the running job; check the cooling",
+        ),
+        AlertRule(
+            name="repeated_oom", metric="consecutive_ooms", op=">=", threshold=3, level="fatal",
+            for_s=0, hysteresis=0, message="3 consecutive out-of-memory failures",
+            action="the engine worker is restarted; lower the job settings (see the recommendation)",
+        ),
+        AlertRule(
+            name="gpu_lost", metric="gpu_lost", op=">=", threshold=1, level="critical",
+            for_s=0, message="GPU fell off the bus or the driver stopped answering",
+            action="check `nvidia-smi` and the kernel log; a reboot is usually needed",
+        ),
+    ]
+
+
+class CollectorSettings(BaseModel):
+    interval_s: float = Field(1.0, gt=0)
+    flush_interval_s: float = Field(5.0, gt=0)
+    live_window_s: int = Field(600, gt=0, description="seconds of samples kept in the live file")
+    compact_after_parts: int = Field(12, ge=2)
+
+
+class EngineSettings(BaseModel):
+    heartbeat_s: float = Field(0.5, gt=0)
+    lease_s: float = Field(10.0, gt=0)
+    on_worker_death: Literal["requeue", "fail"] = "requeue"
+    max_attempts: int = Field(2, ge=1, description="a job is requeued at most max_attempts-1 times")
+    models_dir: Path | None = Field(None, description="local folder holding <model>/ snapshots")
+    dtype: Literal["float16", "bfloat16"] = "float16"
+    safety_margin_gib: float = Field(1.0, ge=0)
+    max_image_pixels: int = Field(8192 * 8192, gt=0)
+    max_image_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_consecutive_ooms: int = Field(3, ge=1)
+    cpu_model: str = "tiny"
+
+
+class QualitySettings(BaseModel):
+    enabled: bool = True
+    clip_model: str = "openai/clip-vit-base-patch32"
+    low_quality_threshold: float = Field(0.6, ge=0, le=1)
+
+
+class AppSettings(BaseModel):
+    port: int = Field(8501, gt=0, lt=65536)
+    live_minutes: int = Field(10, gt=0)
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    token: str | None = None
+    max_upload_mb: int = Field(25, gt=0)
+
+
+class AlertSettings(BaseModel):
+    rules: list[AlertRule] = Field(default_factory=default_alert_rules)
+
+
+def _toml_file() -> Path | None:
+    explicit = os.environ.get("I2VMON_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path.cwd() / "i2vmon.toml", CHECKOUT_DIR / "i2vmon.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Settings(BaseSettings):
+    data_dir: Path = DEFAULT_DATA_DIR
+    hostname: str = Field(default_factory=socket.gethostname)
+    queue_url: str = Field("", description="empty: SQLite in the data directory")
+    collector: CollectorSettings = CollectorSettings()
+    engine: EngineSettings = EngineSettings()
+    quality: QualitySettings = QualitySettings()
+    app: AppSettings = AppSettings()
+    api: ApiSettings = ApiSettings()
+    alerts: AlertSettings = AlertSettings()
+
+    model_config = SettingsConfigDict(env_prefix="I2VMON_", env_nested_delimiter="__", extra="ignore")
+
+    @field_validator("hostname")
+    @classmethod
+    def _safe_hostname(cls, value: str) -> str:
+        # The hostname becomes a directory name in the Parquet layout.
+        cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in value)
+        return cleaned or "localhost"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _toml_file()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise a clear error when the TOML file is malformed."""
+    toml_path = _toml_file()
+    if toml_path is not None and not toml_path.is_file():
+        raise FileNotFoundError(f"settings file {toml_path} (from I2VMON_CONFIG) does not exist")
+    return Settings(**overrides)

@@ -1,0 +1,128 @@
+"""The live files: what the collector saw last, readable by other processes within a second.
+
+History goes to Parquet every few seconds; the live monitor and the engine cannot wait for
+that, so each sample also replaces three small files (atomically) under live/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from data.atomic import write_atomically, write_bytes_atomically
+from data.paths import DataPaths
+from data.schemas import GpuProcessSample, GpuSample, HostSample
+from data.parquet_store import rows_to_table
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """The latest sample of one host: every GPU, their processes, the host itself."""
+
+    host: HostSample
+    gpus: list[GpuSample]
+    processes: list[GpuProcessSample]
+
+    @property
+    def ts(self) -> datetime:
+        return self.host.ts
+
+    def age_s(self, now: datetime | None = None) -> float:
+        return ((now or datetime.now(timezone.utc)) - self.ts).total_seconds()
+
+    def to_json(self) -> dict:
+        return {
+            "host": dataclasses.asdict(self.host),
+            "gpus": [dataclasses.asdict(g) | {"memory_used_percent": g.memory_used_percent} for g in self.gpus],
+            "processes": [dataclasses.asdict(p) for p in self.processes],
+        }
+
+
+def _parse_ts(row: dict) -> dict:
+    row = dict(row)
+    row["ts"] = datetime.fromisoformat(row["ts"])
+    return row
+
+
+def _known(cls: type, row: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in row.items() if k in names}
+
+
+def write_snapshot(paths: DataPaths, snapshot: LiveSnapshot) -> None:
+    payload = json.dumps(snapshot.to_json(), default=_jsonable).encode()
+    write_bytes_atomically(paths.live_sample(snapshot.host.host), payload)
+
+
+def read_snapshot(paths: DataPaths, host: str) -> LiveSnapshot | None:
+    try:
+        raw = json.loads(paths.live_sample(host).read_text())
+        return LiveSnapshot(
+            host=HostSample(**_known(HostSample, _parse_ts(raw["host"]))),
+            gpus=[GpuSample(**_known(GpuSample, _parse_ts(g))) for g in raw["gpus"]],
+            processes=[GpuProcessSample(**_known(GpuProcessSample, _parse_ts(p))) for p in raw["processes"]],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def live_hosts(paths: DataPaths) -> list[str]:
+    return sorted(p.stem for p in paths.live_dir.glob("*.json") if not p.stem.endswith("-alerts"))
+
+
+def read_snapshots(paths: DataPaths) -> list[LiveSnapshot]:
+    return [s for h in live_hosts(paths) if (s := read_snapshot(paths, h)) is not None]
+
+
+def write_recent(paths: DataPaths, host: str, samples: Sequence[GpuSample]) -> None:
+    table = rows_to_table("gpu_samples", list(samples))
+
+    def write(tmp: Path) -> None:
+        with ipc.new_file(str(tmp), table.schema) as writer:
+            writer.write_table(table)
+
+    write_atomically(paths.live_recent(host), write)
+
+
+def read_recent(paths: DataPaths, host: str | None = None) -> pa.Table | None:
+    files = [paths.live_recent(host)] if host else sorted(paths.live_dir.glob("*-recent.arrow"))
+    tables = []
+    for f in files:
+        try:
+            with ipc.open_file(str(f)) as reader:
+                tables.append(reader.read_all())
+        except (OSError, pa.ArrowInvalid):
+            continue
+    return pa.concat_tables(tables) if tables else None
+
+
+def write_active_alerts(paths: DataPaths, host: str, alerts: list[dict]) -> None:
+    write_bytes_atomically(paths.live_alerts(host), json.dumps(alerts, default=_jsonable).encode())
+
+
+def read_active_alerts(paths: DataPaths, *, max_age: timedelta | None = None) -> list[dict]:
+    """Alerts firing now on every host. With max_age, files not refreshed since are ignored
+    (a collector that died must not keep an alert firing forever)."""
+    now = datetime.now(timezone.utc).timestamp()
+    alerts: list[dict] = []
+    for f in sorted(paths.live_dir.glob("*-alerts.json")):
+        try:
+            if max_age is not None and now - f.stat().st_mtime > max_age.total_seconds():
+                continue
+            alerts.extend(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    return alerts

@@ -1,0 +1,84 @@
+"""The on-disk layout of a data directory. Every path i2vmon reads or writes comes from here.
+
+    <data_dir>/
+      tables/<table>/date=YYYY-MM-DD/host=<host>/<part>.parquet   history (DuckDB reads these)
+      live/<host>.json             latest sample of every GPU and the host (replaced each sample)
+      live/<host>-recent.arrow     the last few minutes of samples, for the live charts
+      live/<host>-alerts.json      the alerts firing now on that host
+      queue.db                     the job queue (SQLite, WAL)
+      jobs/<job_id>/               input image, video, thumbnail of one job
+      quarantine/                  files a query found unreadable, moved aside
+      logs/                        one log file per process
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    root: Path
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.root / "tables"
+
+    def table_dir(self, table: str) -> Path:
+        return self.tables_dir / table
+
+    def partition_dir(self, table: str, day: date, host: str) -> Path:
+        return self.table_dir(table) / f"date={day.isoformat()}" / f"host={host}"
+
+    def table_glob(self, table: str) -> str:
+        return str(self.table_dir(table) / "date=*" / "host=*" / "*.parquet")
+
+    @property
+    def live_dir(self) -> Path:
+        return self.root / "live"
+
+    def live_sample(self, host: str) -> Path:
+        return self.live_dir / f"{host}.json"
+
+    def live_recent(self, host: str) -> Path:
+        return self.live_dir / f"{host}-recent.arrow"
+
+    def live_alerts(self, host: str) -> Path:
+        return self.live_dir / f"{host}-alerts.json"
+
+    @property
+    def queue_db(self) -> Path:
+        return self.root / "queue.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    def job_dir(self, job_id: str) -> Path:
+        if not job_id or any(c not in "0123456789abcdef-" for c in job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.jobs_dir / job_id
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def ensure(self) -> "DataPaths":
+        for d in (self.tables_dir, self.live_dir, self.jobs_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def data_paths(settings: object | None = None) -> DataPaths:
+    """The data directory of the given (or freshly loaded) settings, created if missing."""
+    if settings is None:
+        from config import load_settings
+
+        settings = load_settings()
+    return DataPaths(Path(settings.data_dir).expanduser().resolve()).ensure()  # type: ignore[attr-defined]

@@ -1,0 +1,219 @@
+"""Every table i2vmon stores: one dataclass each, and its Arrow schema derived from it.
+
+The dataclass is what crosses process boundaries; `arrow_schema(cls)` turns its field
+list into the Parquet schema, so the two can never drift apart. Units are in the names
+(`_bytes`, `_percent`, `_c`, `_w`, `_s`, `_mhz`); missing values are None, stored as null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+STAGES: tuple[str, ...] = (
+    "model_load",
+    "image_preprocess",
+    "image_encoding",
+    "text_encoding",
+    "prepare_latents",
+    "denoising_loop",
+    "decode_video",
+    "export_video",
+    "quality_scoring",
+)
+
+JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    ts: datetime
+    host: str
+    gpu_index: int
+    gpu_uuid: str
+    gpu_name: str
+    gpu_util_percent: float | None = None
+    memory_util_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    temp_c: float | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    energy_j: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    throttle_reasons: int | None = None
+    pcie_tx_kbps: int | None = None
+    pcie_rx_kbps: int | None = None
+    fan_percent: float | None = None
+
+    @property
+    def memory_used_percent(self) -> float | None:
+        if self.memory_used_bytes is None or not self.memory_total_bytes:
+            return None
+        return 100.0 * self.memory_used_bytes / self.memory_total_bytes
+
+
+@dataclass(frozen=True)
+class GpuProcessSample:
+    ts: datetime
+    host: str
+    gpu_index: int
+    gpu_uuid: str
+    pid: int
+    process_name: str | None = None
+    used_memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class HostSample:
+    ts: datetime
+    host: str
+    cpu_percent: float | None = None
+    load_1: float | None = None
+    load_5: float | None = None
+    load_15: float | None = None
+    ram_used_bytes: int | None = None
+    ram_total_bytes: int | None = None
+    disk_free_bytes: int | None = None
+    collector_cpu_percent: float | None = None
+    collector_rss_bytes: int | None = None
+    gpu_count: int = 0
+    gpu_status: str = "ok"
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    ts: datetime
+    host: str
+    rule: str
+    level: str
+    state: str  # "firing" or "resolved"
+    gpu_index: int | None = None
+    value: float | None = None
+    message: str = ""
+    action: str = ""
+
+
+@dataclass
+class RunRecord:
+    job_id: str
+    host: str
+    model: str
+    state: str
+    created_at: datetime
+    finished_at: datetime
+    smoke_test: bool = False
+    worker_id: str | None = None
+    started_at: datetime | None = None
+    attempts: int = 0
+    error_kind: str | None = None
+    error_message: str | None = None
+    gpu_index: int | None = None
+    gpu_name: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    height: int | None = None
+    width: int | None = None
+    frames: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    fps: int | None = None
+    decode_chunk_size: int | None = None
+    offload: str | None = None
+    params_json: str = "{}"
+    stage_model_load_s: float | None = None
+    stage_image_preprocess_s: float | None = None
+    stage_image_encoding_s: float | None = None
+    stage_text_encoding_s: float | None = None
+    stage_prepare_latents_s: float | None = None
+    stage_denoising_loop_s: float | None = None
+    stage_decode_video_s: float | None = None
+    stage_export_video_s: float | None = None
+    stage_quality_scoring_s: float | None = None
+    failed_stage: str | None = None
+    total_s: float | None = None
+    step_times_s: list[float] = field(default_factory=list)
+    s_per_step: float | None = None
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    peak_nvml_process_bytes: int | None = None
+    input_image_path: str | None = None
+    video_path: str | None = None
+    thumbnail_path: str | None = None
+    predicted_peak_allocated_bytes: int | None = None
+    predicted_peak_reserved_bytes: int | None = None
+    predicted_seconds: float | None = None
+    clip_score: float | None = None
+    clip_score_min: float | None = None
+    image_alignment_mean: float | None = None
+    image_alignment_first: float | None = None
+    subject_consistency: float | None = None
+    smoothness_std: float | None = None
+    mean_flow: float | None = None
+    jerk: float | None = None
+    dynamic_degree: float | None = None
+    flicker: float | None = None
+    quality_score: float | None = None
+    low_quality: bool | None = None
+    quality_reasons: str | None = None
+
+
+@dataclass(frozen=True)
+class RatingEvent:
+    ts: datetime
+    job_id: str
+    stars: int
+    note: str | None = None
+
+
+TABLES: dict[str, type] = {
+    "gpu_samples": GpuSample,
+    "gpu_processes": GpuProcessSample,
+    "host_samples": HostSample,
+    "alert_events": AlertEvent,
+    "runs": RunRecord,
+    "ratings": RatingEvent,
+}
+
+_SCALARS: dict[type, pa.DataType] = {
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    bool: pa.bool_(),
+    datetime: pa.timestamp("us", tz="UTC"),
+}
+
+
+def _arrow_type(hint: object) -> pa.DataType:
+    """Arrow type of a field's annotation (`X | None` stores as nullable X)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {hint}")
+        return _arrow_type(args[0])
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return pa.list_(_SCALARS[item])
+    return _SCALARS[hint]  # type: ignore[index]
+
+
+def arrow_schema(cls: type) -> pa.Schema:
+    hints = typing.get_type_hints(cls)
+    return pa.schema([pa.field(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(cls)])
+
+
+def schema_for(table: str) -> pa.Schema:
+    try:
+        return arrow_schema(TABLES[table])
+    except KeyError:
+        raise KeyError(f"unknown table {table!r}; known: {', '.join(TABLES)}") from None

@@ -1,0 +1,220 @@
+"""DuckDB over the Parquet history: the only place that opens DuckDB.
+
+Every query reads the table's files through `read_parquet` with hive partitioning
+(date=…/host=…), so the date filter prunes whole days. A file that cannot be read (a
+truncated write from a crashed process that bypassed the atomic writer, a damaged disk)
+is moved to quarantine/ with a warning and the query is retried without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from data.paths import DataPaths
+from data.schemas import schema_for
+
+log = logging.getLogger(__name__)
+
+_MAX_QUARANTINE_RETRIES = 20
+_RUN_FILTERS = ("model", "state", "gpu_name", "height", "width", "frames", "steps")
+
+
+@dataclass
+class QuarantineNotice:
+    path: Path
+    reason: str
+
+
+@dataclass
+class Store:
+    paths: DataPaths
+    notices: list[QuarantineNotice] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._con = duckdb.connect(":memory:")
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _files(self, table: str) -> list[str]:
+        return sorted(str(p) for p in self.paths.table_dir(table).glob("date=*/host=*/*.parquet"))
+
+    def _source(self, table: str) -> str | None:
+        files = self._files(table)
+        if not files:
+            return None
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
+
+    def _quarantine(self, message: str) -> bool:
+        tables_dir = str(self.paths.tables_dir)
+        for candidate in re.findall(r"""["']?(/[^"'\s]+?\.parquet)""", message):
+            path = Path(candidate)
+            if str(path).startswith(tables_dir) and path.exists():
+                target_dir = self.paths.quarantine_dir
+                target_dir.mkdir(parents=True, exist_ok=True)
+                target = target_dir / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{path.name}"
+                shutil.move(str(path), target)
+                reason = message.splitlines()[0][:300]
+                self.notices.append(QuarantineNotice(target, reason))
+                log.warning("unreadable Parquet file %s moved to %s: %s", path, target, reason)
+                return True
+        return False
+
+    def query(self, table: str, sql: str, params: list | None = None) -> pa.Table:
+        """Run `sql` in which `{src}` stands for the table's files; empty result if none."""
+        for _ in range(_MAX_QUARANTINE_RETRIES):
+            source = self._source(table)
+            if source is None:
+                return schema_for(table).empty_table()
+            try:
+                with self._lock:
+                    cur = self._con.cursor()
+                    try:
+                        return cur.sql(sql.format(src=source), params=params or None).to_arrow_table()
+                    finally:
+                        cur.close()
+            except duckdb.Error as exc:
+                if not self._quarantine(str(exc)):
+                    raise
+        raise RuntimeError(f"too many unreadable files in {self.paths.table_dir(table)}")
+
+    # -- metrics ----------------------------------------------------------------------
+    def gpu_samples(
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        gpus: list[int] | None = None,
+        host: str | None = None,
+        fields: list[str] | None = None,
+    ) -> pa.Table:
+        until = until or datetime.now(timezone.utc)
+        allowed = set(schema_for("gpu_samples").names)
+        chosen = [f for f in (fields or []) if f in allowed]
+        bad = [f for f in (fields or []) if f not in allowed]
+        if bad:
+            raise ValueError(f"unknown metric field(s) {', '.join(bad)}; known: {', '.join(sorted(allowed))}")
+        keys = ["ts", "host", "gpu_index", "gpu_uuid", "gpu_name"]
+        cols = ", ".join(keys + [c for c in chosen if c not in keys]) if chosen else "* EXCLUDE (date)"
+        sql = f"SELECT {cols} FROM {{src}} WHERE date BETWEEN ?::DATE AND ?::DATE AND ts >= ? AND ts <= ?"
+        params: list = [since.date(), until.date(), since, until]
+        if gpus:
+            sql += f" AND gpu_index IN ({', '.join('?' for _ in gpus)})"
+            params += list(gpus)
+        if host:
+            sql += " AND host = ?"
+            params.append(host)
+        return self.query("gpu_samples", sql + " ORDER BY ts, gpu_index", params)
+
+    def gpu_samples_bucketed(self, since: datetime, until: datetime, *, bucket_s: int, host: str | None = None) -> pa.Table:
+        """Averages per GPU per bucket, for charts over long windows. Missing buckets stay missing."""
+        sql = (
+            "SELECT time_bucket(INTERVAL (?) SECOND, ts) AS ts, host, gpu_index, any_value(gpu_name) AS gpu_name, "
+            "avg(gpu_util_percent) AS gpu_util_percent, avg(memory_used_bytes) AS memory_used_bytes, "
+            "max(memory_total_bytes) AS memory_total_bytes, avg(temp_c) AS temp_c, avg(power_w) AS power_w, "
+            "avg(sm_clock_mhz) AS sm_clock_mhz, avg(mem_clock_mhz) AS mem_clock_mhz "
+            "FROM {src} WHERE date BETWEEN ?::DATE AND ?::DATE AND ts >= ? AND ts <= ?"
+        )
+        params: list = [bucket_s, since.date(), until.date(), since, until]
+        if host:
+            sql += " AND host = ?"
+            params.append(host)
+        return self.query("gpu_samples", sql + " GROUP BY ALL ORDER BY ts, gpu_index", params)
+
+    def host_samples(self, since: datetime, until: datetime | None = None) -> pa.Table:
+        until = until or datetime.now(timezone.utc)
+        return self.query(
+            "host_samples",
+            "SELECT * EXCLUDE (date) FROM {src} WHERE date BETWEEN ?::DATE AND ?::DATE AND ts >= ? AND ts <= ? ORDER BY ts",
+            [since.date(), until.date(), since, until],
+        )
+
+    def alert_events(self, since: datetime, until: datetime | None = None) -> pa.Table:
+        until = until or datetime.now(timezone.utc)
+        return self.query(
+            "alert_events",
+            "SELECT * EXCLUDE (date) FROM {src} WHERE ts >= ? AND ts <= ? ORDER BY ts DESC",
+            [since, until],
+        )
+
+    # -- runs and ratings ----------------------------------------------------------------
+    def runs(self, *, since: datetime | None = None, until: datetime | None = None, limit: int | None = None, **filters: object) -> pa.Table:
+        """Run records, newest first, with the latest star rating of each (`rating`, `rating_note`)."""
+        where, params = ["TRUE"], []
+        if since:
+            where.append("r.finished_at >= ?")
+            params.append(since)
+        if until:
+            where.append("r.finished_at <= ?")
+            params.append(until)
+        for key, value in filters.items():
+            if key not in _RUN_FILTERS:
+                raise ValueError(f"cannot filter runs by {key!r}; filters: {', '.join(_RUN_FILTERS)}")
+            if value is not None:
+                where.append(f"r.{key} = ?")
+                params.append(value)
+        ratings = self._source("ratings")
+        rating_join = (
+            "LEFT JOIN (SELECT job_id, arg_max(stars, ts) AS rating, arg_max(note, ts) AS rating_note, "
+            f"max(ts) AS rated_at FROM {ratings} GROUP BY job_id) q USING (job_id)"
+            if ratings
+            else ""
+        )
+        rating_cols = ", q.rating, q.rating_note, q.rated_at" if ratings else (
+            ", NULL::BIGINT AS rating, NULL::VARCHAR AS rating_note, NULL::TIMESTAMPTZ AS rated_at"
+        )
+        # A job's record is written once; if a crash replays it, the last write wins.
+        sql = (
+            f"SELECT r.* EXCLUDE (date){rating_cols} FROM "
+            "(SELECT * FROM {src} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1) r "
+            f"{rating_join} WHERE {' AND '.join(where)} ORDER BY r.finished_at DESC"
+        )
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self.query("runs", sql, params)
+
+    def run(self, job_id: str) -> dict | None:
+        rows = self.runs_for([job_id])
+        return rows[0] if rows else None
+
+    def runs_for(self, job_ids: list[str]) -> list[dict]:
+        if not job_ids:
+            return []
+        table = self.query(
+            "runs",
+            f"SELECT * EXCLUDE (date) FROM {{src}} WHERE job_id IN ({', '.join('?' for _ in job_ids)}) ORDER BY finished_at DESC",
+            list(job_ids),
+        )
+        return table.to_pylist()
+
+    def ratings(self, job_id: str | None = None) -> pa.Table:
+        if job_id:
+            return self.query("ratings", "SELECT * EXCLUDE (date) FROM {src} WHERE job_id = ? ORDER BY ts", [job_id])
+        return self.query("ratings", "SELECT * EXCLUDE (date) FROM {src} ORDER BY ts")
+
+    def similar_runs(self, model: str, gpu_name: str | None, limit: int = 200) -> list[dict]:
+        """Finished runs of a model (on a GPU), newest first: the history the ETA and predictor learn from."""
+        sql = (
+            "SELECT model, gpu_name, height, width, frames, steps, decode_chunk_size, offload, state, "
+            "s_per_step, stage_decode_video_s AS decode_s, total_s, peak_allocated_bytes, peak_reserved_bytes "
+            "FROM {src} WHERE model = ? AND state = 'succeeded'"
+        )
+        params: list = [model]
+        if gpu_name is not None:
+            sql += " AND gpu_name = ?"
+            params.append(gpu_name)
+        return self.query("runs", sql + f" ORDER BY finished_at DESC LIMIT {int(limit)}", params).to_pylist()
+
+
+def default_window(minutes: int) -> tuple[datetime, datetime]:
+    now = datetime.now(timezone.utc)
+    return now - timedelta(minutes=minutes), now

@@ -1,0 +1,63 @@
+"""The job queue's interface. The CLI, the app and the API import only this and models."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from engine.queue.models import CancelOutcome, Heartbeat, Job, JobParams, Progress, ReapedJob
+
+
+class JobQueue(ABC):
+    @abstractmethod
+    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
+        """Add a queued job; it waits until a worker claims it."""
+
+    @abstractmethod
+    def get(self, job_id: str) -> Job:
+        """The job, or JobNotFound."""
+
+    @abstractmethod
+    def list(self, states: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
+        """Jobs in queue order for queued ones (priority, then position), newest first otherwise."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Number of jobs in each state."""
+
+    @abstractmethod
+    def claim(self, worker_id: str, gpu_index: int | None, lease_s: float) -> Job | None:
+        """Atomically take the next queued job (highest priority, then earliest position)."""
+
+    @abstractmethod
+    def heartbeat(self, job_id: str, worker_id: str, lease_s: float, progress: Progress | None = None) -> Heartbeat:
+        """Renew the lease and publish progress; LeaseLost if the job is no longer this worker's."""
+
+    @abstractmethod
+    def finish(self, job_id: str, worker_id: str, state: str, *, error_kind: str | None = None,
+               error_message: str | None = None, result: dict | None = None) -> Job:
+        """Record a final state (succeeded, failed, cancelled). Final states never change again."""
+
+    @abstractmethod
+    def requeue(self, job_id: str, worker_id: str, reason: str) -> Job:
+        """Give a running job back to the queue (a worker shutting down cleanly)."""
+
+    @abstractmethod
+    def cancel(self, job_id: str, reason: str = "cancelled by user") -> CancelOutcome:
+        """Cancel a queued job at once, or ask its worker to stop a running one."""
+
+    @abstractmethod
+    def set_priority(self, job_id: str, priority: int) -> Job:
+        """Higher runs first."""
+
+    @abstractmethod
+    def move(self, job_id: str, *, before: str | None = None, to: str | None = None) -> Job:
+        """Reorder a queued job: before another job, or to 'top' / 'bottom'."""
+
+    @abstractmethod
+    def reap_expired(self, *, now: datetime | None = None, on_death: str = "requeue", max_attempts: int = 2) -> list[ReapedJob]:
+        """Find running jobs whose lease expired (their worker died) and requeue or fail them."""
+
+    @abstractmethod
+    def events(self, job_id: str) -> list[dict]:
+        """Every state change of a job, oldest first."""

@@ -1,0 +1,305 @@
+"""The job queue in SQLite (WAL): the embedded default, shared safely by every process on one host."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from engine.queue.base import JobQueue
+from engine.queue.models import (
+    CancelOutcome, Heartbeat, Job, JobNotFound, JobParams, LeaseLost, Progress, QueueError,
+    QueueUnavailable, ReapedJob,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),
+    params TEXT NOT NULL,
+    input_image TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    position REAL NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker_id TEXT,
+    gpu_index INTEGER,
+    lease_expires_at REAL,
+    heartbeat_at REAL,
+    stage TEXT,
+    step INTEGER NOT NULL DEFAULT 0,
+    total_steps INTEGER NOT NULL DEFAULT 0,
+    eta_s REAL,
+    elapsed_s REAL,
+    progress_at REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_reason TEXT,
+    error_kind TEXT,
+    error_message TEXT,
+    result TEXT NOT NULL DEFAULT '{}',
+    predicted TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, position);
+CREATE TABLE IF NOT EXISTS job_events (
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    state TEXT NOT NULL,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id, at);
+"""
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], state=row["state"], params=JobParams.from_dict(json.loads(row["params"])),
+        input_image=row["input_image"], priority=row["priority"], position=row["position"],
+        created_at=_ts(row["created_at"]), started_at=_ts(row["started_at"]), finished_at=_ts(row["finished_at"]),
+        attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
+        lease_expires_at=_ts(row["lease_expires_at"]), heartbeat_at=_ts(row["heartbeat_at"]),
+        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"]),
+        progress_at=_ts(row["progress_at"]), cancel_requested=bool(row["cancel_requested"]),
+        cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
+        result=json.loads(row["result"] or "{}"), predicted=json.loads(row["predicted"] or "{}"),
+    )
+
+
+class SqliteJobQueue(JobQueue):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            with self._tx() as con:
+                con.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise QueueUnavailable(
+                f"the queue database {self.path} cannot be used ({exc}); if it is damaged, move it aside "
+                f"(e.g. `mv {self.path} {self.path}.damaged`) and restart: a new empty queue is created"
+            ) from exc
+
+    # -- connection -------------------------------------------------------------------------
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=30000")
+            self._local.con = con
+        return con
+
+    class _Tx:
+        def __init__(self, con: sqlite3.Connection) -> None:
+            self.con = con
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.con.execute("BEGIN IMMEDIATE")
+            return self.con
+
+        def __exit__(self, exc_type: object, *_: object) -> None:
+            self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> "SqliteJobQueue._Tx":
+        return self._Tx(self._con())
+
+    def _event(self, con: sqlite3.Connection, job_id: str, state: str, message: str | None = None) -> None:
+        con.execute("INSERT INTO job_events (job_id, at, state, message) VALUES (?, ?, ?, ?)", (job_id, time.time(), state, message))
+
+    def _get(self, con: sqlite3.Connection, job_id: str) -> Job:
+        row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return _row_to_job(row)
+
+    # -- submitting and reading -----------------------------------------------------------------
+    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
+        with self._tx() as con:
+            (last,) = con.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
+            con.execute(
+                "INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (job_id, json.dumps(params.to_dict()), input_image, priority, last + 1, time.time(), json.dumps(predicted or {})),
+            )
+            self._event(con, job_id, "queued")
+            return self._get(con, job_id)
+
+    def get(self, job_id: str) -> Job:
+        return self._get(self._con(), job_id)
+
+    def list(self, states: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
+        where = f"WHERE state IN ({', '.join('?' for _ in states)})" if states else ""
+        rows = self._con().execute(
+            f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
+            "CASE WHEN state = 'queued' THEN -priority ELSE 0 END, CASE WHEN state = 'queued' THEN position ELSE -created_at END "
+            "LIMIT ?",
+            (*(states or ()), limit),
+        ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in ("queued", "running", "succeeded", "failed", "cancelled")}
+        for state, n in self._con().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            counts[state] = n
+        return counts
+
+    def events(self, job_id: str) -> list[dict]:
+        rows = self._con().execute("SELECT at, state, message FROM job_events WHERE job_id = ? ORDER BY at, rowid", (job_id,))
+        return [{"at": _ts(r["at"]), "state": r["state"], "message": r["message"]} for r in rows]
+
+    # -- workers ---------------------------------------------------------------------------------
+    def claim(self, worker_id: str, gpu_index: int | None, lease_s: float) -> Job | None:
+        with self._tx() as con:
+            row = con.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, position LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            con.execute(
+                "UPDATE jobs SET state = 'running', worker_id = ?, gpu_index = ?, started_at = ?, attempts = attempts + 1, "
+                "lease_expires_at = ?, heartbeat_at = ?, stage = NULL, step = 0, total_steps = 0, eta_s = NULL, "
+                "elapsed_s = 0, progress_at = ? WHERE id = ?",
+                (worker_id, gpu_index, now, now + lease_s, now, now, row["id"]),
+            )
+            self._event(con, row["id"], "running", f"claimed by {worker_id}")
+            return self._get(con, row["id"])
+
+    def heartbeat(self, job_id: str, worker_id: str, lease_s: float, progress: Progress | None = None) -> Heartbeat:
+        now = time.time()
+        con = self._con()
+        if progress is not None:
+            cur = con.execute(
+                "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ?, stage = ?, step = ?, total_steps = ?, eta_s = ?, "
+                "elapsed_s = ?, progress_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'",
+                (now + lease_s, now, progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s, now, job_id, worker_id),
+            )
+        else:
+            cur = con.execute(
+                "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'",
+                (now + lease_s, now, job_id, worker_id),
+            )
+        if cur.rowcount == 0:
+            raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
+        row = con.execute("SELECT cancel_requested, cancel_reason FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Heartbeat(bool(row["cancel_requested"]), row["cancel_reason"])
+
+    def finish(self, job_id: str, worker_id: str, state: str, *, error_kind: str | None = None,
+               error_message: str | None = None, result: dict | None = None) -> Job:
+        if state not in ("succeeded", "failed", "cancelled"):
+            raise QueueError(f"{state!r} is not a final state")
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE jobs SET state = ?, finished_at = ?, error_kind = ?, error_message = ?, result = ?, "
+                "lease_expires_at = NULL WHERE id = ? AND worker_id = ? AND state = 'running'",
+                (state, time.time(), error_kind, error_message, json.dumps(result or {}), job_id, worker_id),
+            )
+            if cur.rowcount == 0:
+                raise LeaseLost(f"job {job_id} is no longer held by {worker_id}; its outcome was recorded elsewhere")
+            self._event(con, job_id, state, error_message)
+            return self._get(con, job_id)
+
+    def requeue(self, job_id: str, worker_id: str, reason: str) -> Job:
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
+                "attempts = MAX(attempts - 1, 0) WHERE id = ? AND worker_id = ? AND state = 'running'",
+                (job_id, worker_id),
+            )
+            if cur.rowcount == 0:
+                raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
+            self._event(con, job_id, "queued", reason)
+            return self._get(con, job_id)
+
+    def cancel(self, job_id: str, reason: str = "cancelled by user") -> CancelOutcome:
+        with self._tx() as con:
+            job = self._get(con, job_id)
+            if job.state == "queued":
+                con.execute(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, cancel_reason = ?, "
+                    "error_kind = 'cancelled', error_message = ? WHERE id = ?",
+                    (time.time(), reason, reason, job_id),
+                )
+                self._event(con, job_id, "cancelled", reason)
+                return CancelOutcome(job_id, "cancelled", f"job {job_id} cancelled before it ran")
+            if job.state == "running":
+                con.execute("UPDATE jobs SET cancel_requested = 1, cancel_reason = ? WHERE id = ?", (reason, job_id))
+                self._event(con, job_id, "cancel_requested", reason)
+                return CancelOutcome(job_id, "running", f"job {job_id} stops at its next step")
+            return CancelOutcome(job_id, job.state, f"job {job_id} already {job.state}; nothing to cancel")
+
+    def set_priority(self, job_id: str, priority: int) -> Job:
+        with self._tx() as con:
+            self._require_queued(con, job_id)
+            con.execute("UPDATE jobs SET priority = ? WHERE id = ?", (int(priority), job_id))
+            return self._get(con, job_id)
+
+    def move(self, job_id: str, *, before: str | None = None, to: str | None = None) -> Job:
+        with self._tx() as con:
+            job = self._require_queued(con, job_id)
+            if to == "top":
+                (edge,) = con.execute("SELECT MIN(position) FROM jobs WHERE state = 'queued' AND priority = ?", (job.priority,)).fetchone()
+                position = edge - 1
+            elif to == "bottom":
+                (edge,) = con.execute("SELECT MAX(position) FROM jobs WHERE state = 'queued' AND priority = ?", (job.priority,)).fetchone()
+                position = edge + 1
+            elif before is not None:
+                anchor = self._require_queued(con, before)
+                (prev,) = con.execute(
+                    "SELECT MAX(position) FROM jobs WHERE state = 'queued' AND position < ? AND id != ?", (anchor.position, job_id)
+                ).fetchone()
+                position = (anchor.position + (prev if prev is not None else anchor.position - 2)) / 2
+                con.execute("UPDATE jobs SET priority = ? WHERE id = ?", (anchor.priority, job_id))
+            else:
+                raise QueueError("move needs before=<job id> or to='top'/'bottom'")
+            con.execute("UPDATE jobs SET position = ? WHERE id = ?", (position, job_id))
+            return self._get(con, job_id)
+
+    def _require_queued(self, con: sqlite3.Connection, job_id: str) -> Job:
+        job = self._get(con, job_id)
+        if job.state != "queued":
+            raise QueueError(f"job {job_id} is {job.state}; only queued jobs can be reordered")
+        return job
+
+    def reap_expired(self, *, now: datetime | None = None, on_death: str = "requeue", max_attempts: int = 2) -> list[ReapedJob]:
+        at = (now or datetime.now(timezone.utc)).timestamp()
+        reaped: list[ReapedJob] = []
+        with self._tx() as con:
+            rows = con.execute("SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at < ?", (at,)).fetchall()
+            for row in rows:
+                job = _row_to_job(row)
+                stage = job.progress.stage or "start-up"
+                message = f"worker died during {stage}"
+                if job.cancel_requested:
+                    con.execute(
+                        "UPDATE jobs SET state = 'cancelled', finished_at = ?, error_kind = 'cancelled', error_message = ? WHERE id = ?",
+                        (at, f"{job.cancel_reason or 'cancelled'} ({message})", job.id),
+                    )
+                    self._event(con, job.id, "cancelled", message)
+                    reaped.append(ReapedJob(self._get(con, job.id), "failed", message))
+                elif on_death == "requeue" and job.attempts < max_attempts:
+                    con.execute(
+                        "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
+                        "error_kind = 'worker_died', error_message = ? WHERE id = ?",
+                        (f"{message}; requeued (attempt {job.attempts} of {max_attempts})", job.id),
+                    )
+                    self._event(con, job.id, "queued", f"{message}; requeued")
+                    reaped.append(ReapedJob(self._get(con, job.id), "requeued", message))
+                else:
+                    con.execute(
+                        "UPDATE jobs SET state = 'failed', finished_at = ?, error_kind = 'worker_died', error_message = ? WHERE id = ?",
+                        (at, message, job.id),
+                    )
+                    self._event(con, job.id, "failed", message)
+                    reaped.append(ReapedJob(self._get(con, job.id), "failed", message))
+        return reaped

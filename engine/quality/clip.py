@@ -114,6 +114,11 @@ def _load(model_id: str, device: str) -> LoadedClip:
     else:
         attempts = [(model_id, True), (model_id, False)]  # the cache first, then the hub
 
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ClipUnavailable(f"CLIP cannot run on {device}: CUDA is not available on this machine")
+
     error: BaseException | None = None
     for source, local_only in attempts:
         try:
@@ -122,12 +127,12 @@ def _load(model_id: str, device: str) -> LoadedClip:
         except Exception as caught:  # noqa: BLE001 - any loading failure becomes the report's reason
             error = caught
     else:
-        raise ClipUnavailable(not_found_reason(model_id, _short(error)))
-
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ClipUnavailable(f"CLIP cannot run on {device}: CUDA is not available on this machine")
+        offline_miss = isinstance(error, OSError) and all(local_only for _, local_only in attempts)
+        if offline_miss and not is_local_path(model_id):
+            cause = "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+        else:
+            cause = _short(error)
+        raise ClipUnavailable(not_found_reason(model_id, cause))
     model = model.to(device).eval()
     return LoadedClip(model_id=model_id, device=device, model=model, processor=processor)
 

@@ -28,15 +28,17 @@ def texture(seed: int, height: int, width: int) -> np.ndarray:
     return (blurred * 255).astype(np.uint8)
 
 
-def pan_frames(seed: int = 0, *, shake_px: int = 0, frames: int = FRAMES, size: int = SIZE) -> list[np.ndarray]:
-    """A window moving PAN_PX to the right per frame over a texture; `shake_px` adds camera jitter."""
+def pan_frames(
+    seed: int = 0, *, shake_px: int = 0, frames: int = FRAMES, size: int = SIZE, pan_px: int = PAN_PX
+) -> list[np.ndarray]:
+    """A window moving `pan_px` to the right per frame over a texture; `shake_px` adds camera jitter."""
     margin = shake_px + 1
-    canvas = texture(seed, size + 2 * margin, size + PAN_PX * frames + 2 * margin)
+    canvas = texture(seed, size + 2 * margin, size + pan_px * frames + 2 * margin)
     rng = np.random.default_rng(seed + 1000)
     out = []
     for t in range(frames):
         dx, dy = (rng.integers(-shake_px, shake_px + 1, size=2) if shake_px else (0, 0))
-        x, y = margin + PAN_PX * t + dx, margin + dy
+        x, y = margin + pan_px * t + dx, margin + dy
         out.append(np.ascontiguousarray(canvas[y : y + size, x : x + size]))
     return out
 
@@ -65,6 +67,8 @@ class SyntheticVideos:
     from_image: Path
     not_from_image: Path
     input_image: Path
+    pan_px: int = PAN_PX
+    flicker_levels: int = FLICKER_LEVELS
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +93,16 @@ def videos(tmp_path_factory) -> SyntheticVideos:
         not_from_image=write_video(folder / "not_from_image.mp4", pan_frames(seed=7)),
         input_image=input_image,
     )
+
+
+@pytest.fixture
+def make_pan_video(tmp_path):
+    """Write a steady-pan H.264 video: make_pan_video(size=512, pan_px=16, frames=16) -> Path."""
+
+    def make(*, size: int = SIZE, pan_px: int = PAN_PX, frames: int = FRAMES, name: str = "pan.mp4") -> Path:
+        return write_video(tmp_path / name, pan_frames(size=size, pan_px=pan_px, frames=frames))
+
+    return make
 
 
 # A tiny CLIP vocabulary and merges, as in transformers' own CLIP tokenizer tests.

@@ -1,0 +1,495 @@
+"""Diffusers image-to-video pipelines with random weights, built offline from configs.
+
+Two kinds of pipeline come out of `build_random_pipeline`:
+
+- tiny ones ("tiny", "tiny-svd", "tiny-ltx"): the tiny component configs of diffusers' own fast tests
+  (tests/pipelines/.../get_dummy_components), for unit tests and the no-GPU demo. They run 2 steps on a CPU
+  in well under a second.
+- full-size ones ("i2vgen-xl", "svd", "svd-xt", "ltx-video"): every component built from the model's
+  published config, copied into engine/model_configs/<name>/<component>/ (sources in
+  engine/model_configs/README.md). Same layers, parameter count, compute and memory as the released
+  model; only the weights are random. For GPU measurements without downloading weights.
+
+Nothing here touches the network: tokenizers are built in code from a small generated vocabulary (a
+prompt still becomes the usual fixed-length token sequence, so the text encoder does the real work), and
+image processors are made from their JSON.
+
+Every pipeline gets `pipe._i2vmon_smoke_test = True`; the app labels the output as a smoke-test model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    AutoencoderKLLTXVideo,
+    AutoencoderKLTemporalDecoder,
+    DDIMScheduler,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    I2VGenXLPipeline,
+    I2VGenXLUNet,
+    LTXImageToVideoPipeline,
+    LTXVideoTransformer3DModel,
+    StableVideoDiffusionPipeline,
+    UNetSpatioTemporalConditionModel,
+)
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    T5Config,
+    T5EncoderModel,
+    T5Tokenizer,
+)
+
+# transformers 5 backs CLIPImageProcessor with torchvision and falls back to the PIL backend, with a
+# warning, when torchvision is missing (this machine's CPU venv). Pick the backend once, explicitly.
+if importlib.util.find_spec("torchvision") is not None:
+    from transformers import CLIPImageProcessor
+else:
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+
+MODEL_CONFIGS_DIR = Path(__file__).parent / "model_configs"
+
+TINY_NAMES = ("tiny", "tiny-svd", "tiny-ltx")
+FULL_SIZE_NAMES = ("i2vgen-xl", "svd", "svd-xt", "ltx-video")
+RANDOM_PIPELINE_NAMES: tuple[str, ...] = TINY_NAMES + FULL_SIZE_NAMES
+
+
+def build_random_pipeline(
+    name: str, *, torch_dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu", seed: int = 0
+) -> DiffusionPipeline:
+    """Build the pipeline `name` with random weights, on `device` in `torch_dtype`, never touching the network.
+
+    `seed` fixes the random weights: the same name and seed give the same weights on the same device.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown random pipeline {name!r}; choose one of {', '.join(RANDOM_PIPELINE_NAMES)}")
+    device = torch.device(device)
+    pipe = _BUILDERS[name](torch_dtype=torch_dtype, device=device, seed=seed)
+    pipe.set_progress_bar_config(disable=True)
+    pipe._i2vmon_smoke_test = True
+    return pipe
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Offline tokenizers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _bytes_to_unicode() -> list[str]:
+    # Copied from transformers' GPT-2/CLIP byte-level BPE: the 256 printable stand-ins for the 256 bytes.
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(2**8):
+        if b not in bs:
+            bs.append(b)
+            cs.append(2**8 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def build_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
+    """A byte-level CLIP tokenizer with no merges: every byte of a word is one token (ids < 515).
+
+    Real CLIP merges bytes into ~49k sub-words; without merges a prompt just yields more tokens. The pipeline
+    pads/truncates to `model_max_length` either way, so the text encoder's work is the real model's.
+    """
+    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in _bytes_to_unicode():
+        vocab[char] = len(vocab)
+        vocab[char + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def build_t5_tokenizer(model_max_length: int = 128) -> T5Tokenizer:
+    """A Unigram T5 tokenizer over single characters, with T5's special tokens (<pad>=0, </s>=1, <unk>=2).
+
+    The real one is a 32k SentencePiece model that cannot be downloaded here; the pipeline pads every prompt
+    to `max_sequence_length` tokens, so the text encoder's work is the real model's.
+    """
+    pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    for code in range(33, 127):  # printable ASCII but space
+        pieces.append(("▁" + chr(code), -4.0))
+        pieces.append((chr(code), -5.0))
+    extra_ids = 100
+    for i in range(extra_ids - 1, -1, -1):
+        pieces.append((f"<extra_id_{i}>", 0.0))
+    return T5Tokenizer(vocab=pieces, extra_ids=extra_ids, model_max_length=model_max_length)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Construction helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed the generators used for weight init on `device`, restoring the caller's RNG state afterwards."""
+    cuda_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+        torch.manual_seed(seed)
+        yield
+
+
+class I2VGenXLCLIPTextModel(CLIPTextModel):
+    """CLIPTextModel with the `text_model` attribute that diffusers' I2VGenXLPipeline still reads.
+
+    I2VGenXLPipeline (deprecated in diffusers, frozen since 0.33) applies the final LayerNorm as
+    `text_encoder.text_model.final_layer_norm` whenever `clip_skip` is set, and its `__call__` defaults to
+    `clip_skip=1`. transformers 5 flattened CLIPTextModel (no `text_model` wrapper), so a plain CLIPTextModel
+    fails there. Same layers and weights; only the old attribute path is restored.
+    """
+
+    @property
+    def text_model(self) -> CLIPTextModel:
+        return self
+
+
+def _build_module(factory: Callable[[], torch.nn.Module], *, seed: int, device: torch.device, dtype: torch.dtype):
+    """Construct a module directly on `device` (no CPU copy of big weights), then cast it to `dtype`.
+
+    Construction is in float32 so the default initialisers run at full precision; the cast frees the fp32
+    copy before the next component is built, so the peak is one component in fp32.
+    """
+    with _seeded(seed, device), torch.device(device):
+        module = factory()
+    if module.dtype != dtype:
+        module = module.to(dtype=dtype)
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+def load_model_config(name: str, component: str, filename: str = "config.json") -> dict:
+    """The published config of `component` of model `name`, as committed under engine/model_configs/."""
+    path = MODEL_CONFIGS_DIR / name / component / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"no config for {name}/{component}: {path} is missing")
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tiny pipelines (configs of diffusers' fast tests)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _build_tiny_i2vgenxl(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> I2VGenXLPipeline:
+    # Copied from diffusers tests/pipelines/i2vgen_xl/test_i2vgenxl.py get_dummy_components, with two changes:
+    # the tokenizer is built offline instead of hf-internal-testing/tiny-random-clip, and the VAE has 4 blocks
+    # (8x downsampling, as the real model) instead of 1, so a 64x64 video has 8x8 latents, not 64x64 ones
+    # whose 4096-token spatial attention took ~3 s on a CPU.
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+    )
+    unet = _build_module(
+        lambda: I2VGenXLUNet(
+            block_out_channels=(4, 8),
+            layers_per_block=1,
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            cross_attention_dim=4,
+            attention_head_dim=4,
+            num_attention_heads=None,
+            norm_num_groups=2,
+        ),
+        seed=seed, device=device, dtype=torch_dtype,
+    )
+    vae = _build_module(
+        lambda: AutoencoderKL(
+            block_out_channels=(8, 8, 8, 8),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=["DownEncoderBlock2D"] * 4,
+            up_block_types=["UpDecoderBlock2D"] * 4,
+            latent_channels=4,
+            sample_size=32,
+            norm_num_groups=2,
+        ),
+        seed=seed, device=device, dtype=torch_dtype,
+    )
+    text_encoder_config = CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,  # our offline vocab: <|startoftext|>=0, <|endoftext|>=1
+        hidden_size=4,
+        intermediate_size=16,
+        layer_norm_eps=1e-05,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        pad_token_id=1,
+        vocab_size=1000,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    text_encoder = _build_module(
+        lambda: I2VGenXLCLIPTextModel(text_encoder_config), seed=seed, device=device, dtype=torch_dtype
+    )
+    vision_config = CLIPVisionConfig(
+        hidden_size=4,
+        projection_dim=4,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        intermediate_size=16,
+        patch_size=1,
+    )
+    image_encoder = _build_module(
+        lambda: CLIPVisionModelWithProjection(vision_config), seed=seed, device=device, dtype=torch_dtype
+    )
+    return I2VGenXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=build_clip_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        image_encoder=image_encoder,
+        feature_extractor=CLIPImageProcessor(crop_size=32, size=32),
+    )
+
+
+def _build_tiny_svd(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> StableVideoDiffusionPipeline:
+    # Copied from diffusers tests/pipelines/stable_video_diffusion/test_stable_video_diffusion.py
+    # get_dummy_components, with two changes: the image encoder's input is 224x224 in 14x14 patches, because
+    # the pipeline resizes a PIL image to 224x224 before CLIP (the test feeds 32x32 tensors, which skip that
+    # resize); and the VAE has 4 blocks of 32 channels (8x downsampling, as the real model) instead of
+    # [32, 64], so 64x64 frames have 8x8 latents; with 32x32 latents 2 steps took ~4 s on a CPU.
+    unet = _build_module(
+        lambda: UNetSpatioTemporalConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=2,
+            sample_size=32,
+            in_channels=8,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+            cross_attention_dim=32,
+            num_attention_heads=8,
+            projection_class_embeddings_input_dim=96,
+            addition_time_embed_dim=32,
+        ),
+        seed=seed, device=device, dtype=torch_dtype,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        trained_betas=None,
+        use_karras_sigmas=True,
+    )
+    vae = _build_module(
+        lambda: AutoencoderKLTemporalDecoder(
+            block_out_channels=[32, 32, 32, 32],
+            in_channels=3,
+            out_channels=3,
+            down_block_types=["DownEncoderBlock2D"] * 4,
+            latent_channels=4,
+        ),
+        seed=seed, device=device, dtype=torch_dtype,
+    )
+    vision_config = CLIPVisionConfig(
+        hidden_size=32,
+        projection_dim=32,
+        num_hidden_layers=5,
+        num_attention_heads=4,
+        image_size=224,  # the pipeline resizes PIL images to 224x224 for CLIP, whatever the encoder's size
+        intermediate_size=37,
+        patch_size=14,
+    )
+    image_encoder = _build_module(
+        lambda: CLIPVisionModelWithProjection(vision_config), seed=seed, device=device, dtype=torch_dtype
+    )
+    return StableVideoDiffusionPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
+        scheduler=scheduler,
+        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+    )
+
+
+def _build_tiny_ltx(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> LTXImageToVideoPipeline:
+    # Copied from diffusers tests/pipelines/ltx/test_ltx_image2video.py get_dummy_components; the text
+    # encoder is a tiny T5 built from a config shaped like hf-internal-testing/tiny-random-t5 (d_model 32,
+    # 4 heads of 8, d_ff 37) instead of downloading it, and the tokenizer is built offline.
+    transformer = _build_module(
+        lambda: LTXVideoTransformer3DModel(
+            in_channels=8,
+            out_channels=8,
+            patch_size=1,
+            patch_size_t=1,
+            num_attention_heads=4,
+            attention_head_dim=8,
+            cross_attention_dim=32,
+            num_layers=1,
+            caption_channels=32,
+        ),
+        seed=seed, device=device, dtype=torch_dtype,
+    )
+
+    def make_vae() -> AutoencoderKLLTXVideo:
+        vae = AutoencoderKLLTXVideo(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=8,
+            block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1),
+            spatio_temporal_scaling=(True, True, False, False),
+            decoder_spatio_temporal_scaling=(True, True, False, False),
+            decoder_inject_noise=(False, False, False, False, False),
+            upsample_residual=(False, False, False, False),
+            upsample_factor=(1, 1, 1, 1),
+            timestep_conditioning=False,
+            patch_size=1,
+            patch_size_t=1,
+            encoder_causal=True,
+            decoder_causal=False,
+        )
+        vae.use_framewise_encoding = False
+        vae.use_framewise_decoding = False
+        return vae
+
+    vae = _build_module(make_vae, seed=seed, device=device, dtype=torch_dtype)
+    tokenizer = build_t5_tokenizer()
+    text_encoder_config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        is_encoder_decoder=False,
+        use_cache=False,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    text_encoder = _build_module(
+        lambda: T5EncoderModel(text_encoder_config), seed=seed, device=device, dtype=torch_dtype
+    )
+    return LTXImageToVideoPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Full-size pipelines (published configs under engine/model_configs/)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _build_i2vgenxl(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> I2VGenXLPipeline:
+    name = "i2vgen-xl"
+    text_encoder_config = CLIPTextConfig.from_dict(load_model_config(name, "text_encoder"))
+    image_encoder_config = CLIPVisionConfig.from_dict(load_model_config(name, "image_encoder"))
+    return I2VGenXLPipeline(
+        vae=_build_module(
+            lambda: AutoencoderKL.from_config(load_model_config(name, "vae")),
+            seed=seed, device=device, dtype=torch_dtype,
+        ),
+        text_encoder=_build_module(
+            lambda: I2VGenXLCLIPTextModel(text_encoder_config), seed=seed, device=device, dtype=torch_dtype
+        ),
+        tokenizer=build_clip_tokenizer(model_max_length=text_encoder_config.max_position_embeddings),
+        unet=_build_module(
+            lambda: I2VGenXLUNet.from_config(load_model_config(name, "unet")),
+            seed=seed, device=device, dtype=torch_dtype,
+        ),
+        scheduler=DDIMScheduler.from_config(load_model_config(name, "scheduler", "scheduler_config.json")),
+        image_encoder=_build_module(
+            lambda: CLIPVisionModelWithProjection(image_encoder_config), seed=seed, device=device, dtype=torch_dtype
+        ),
+        feature_extractor=_image_processor(name),
+    )
+
+
+def _build_svd(name: str) -> Callable[..., StableVideoDiffusionPipeline]:
+    def build(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> StableVideoDiffusionPipeline:
+        image_encoder_config = CLIPVisionConfig.from_dict(load_model_config(name, "image_encoder"))
+        return StableVideoDiffusionPipeline(
+            vae=_build_module(
+                lambda: AutoencoderKLTemporalDecoder.from_config(load_model_config(name, "vae")),
+                seed=seed, device=device, dtype=torch_dtype,
+            ),
+            image_encoder=_build_module(
+                lambda: CLIPVisionModelWithProjection(image_encoder_config),
+                seed=seed, device=device, dtype=torch_dtype,
+            ),
+            unet=_build_module(
+                lambda: UNetSpatioTemporalConditionModel.from_config(load_model_config(name, "unet")),
+                seed=seed, device=device, dtype=torch_dtype,
+            ),
+            scheduler=EulerDiscreteScheduler.from_config(
+                load_model_config(name, "scheduler", "scheduler_config.json")
+            ),
+            feature_extractor=_image_processor(name),
+        )
+
+    return build
+
+
+def _build_ltx_video(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> LTXImageToVideoPipeline:
+    name = "ltx-video"
+    text_encoder_config = T5Config.from_dict(load_model_config(name, "text_encoder"))
+    return LTXImageToVideoPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(
+            load_model_config(name, "scheduler", "scheduler_config.json")
+        ),
+        vae=_build_module(
+            lambda: AutoencoderKLLTXVideo.from_config(load_model_config(name, "vae")),
+            seed=seed, device=device, dtype=torch_dtype,
+        ),
+        text_encoder=_build_module(
+            lambda: T5EncoderModel(text_encoder_config), seed=seed, device=device, dtype=torch_dtype
+        ),
+        tokenizer=build_t5_tokenizer(
+            model_max_length=load_model_config(name, "tokenizer", "tokenizer_config.json")["model_max_length"]
+        ),
+        transformer=_build_module(
+            lambda: LTXVideoTransformer3DModel.from_config(load_model_config(name, "transformer")),
+            seed=seed, device=device, dtype=torch_dtype,
+        ),
+    )
+
+
+def _image_processor(name: str) -> CLIPImageProcessor:
+    config = load_model_config(name, "feature_extractor", "preprocessor_config.json")
+    config = {k: v for k, v in config.items() if k not in ("image_processor_type", "feature_extractor_type")}
+    return CLIPImageProcessor(**config)
+
+
+_BUILDERS: dict[str, Callable[..., DiffusionPipeline]] = {
+    "tiny": _build_tiny_i2vgenxl,
+    "tiny-svd": _build_tiny_svd,
+    "tiny-ltx": _build_tiny_ltx,
+    "i2vgen-xl": _build_i2vgenxl,
+    "svd": _build_svd("svd"),
+    "svd-xt": _build_svd("svd-xt"),
+    "ltx-video": _build_ltx_video,
+}

@@ -1,0 +1,448 @@
+"""Measure peak GPU memory and time of the stock diffusers pipelines for the foresight predictor.
+
+On the GPU machine (full-size models, random weights, fp16, the stock pipeline, guidance batched):
+
+    python benchmarks/calibrate_memory.py measure --models i2vgen-xl svd --out $OUT --deadline-s 480
+
+runs each model over a grid of resolution × frames × decode_chunk_size (GRIDS below; the issue's reference
+points included) for --steps steps (peak memory does not depend on the step count; s/step is the median of
+steps 2.., CUDA-synchronised), and per point records:
+- peak allocated / reserved for the whole run, and per phase: up to the end of the last denoiser call, and
+  from there to the output (the peak counters are reset in between: decode has its own line in the formula);
+- weights resident after load, NVML used memory, the CUDA context (NVML used − baseline − torch reserved);
+- s/step, decode time (end of the last denoiser call to the output), encode time (call to first step).
+Out-of-memory is caught per point and recorded as such. Also measured once: fp16 matmul TFLOP/s (8192³,
+median of 20) and the pageable host-to-device copy bandwidth. Every point is a JSON line in $OUT as soon as
+it is measured; a compact table is printed.
+
+Here, to turn those lines into the predictor's data (engine/foresight/calibration/):
+
+    python benchmarks/calibrate_memory.py import points.jsonl [more.jsonl ...]
+
+A dry run of the code path on a CPU: `measure --models tiny tiny-svd tiny-ltx --device cpu`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GIB = 1024**3
+
+# (height, width, frames, decode_chunk_size, offload, holdout). Held-out points are kept out of the fit
+# that BENCHMARKS.md's accuracy table reports. Ordered so the points most likely to run out of memory come
+# last within each model.
+GRIDS: dict[str, list[tuple[int, int, int, int | None, str, bool]]] = {
+    "i2vgen-xl": [
+        (512, 512, 16, 1, "none", False),  # issue reference: 7.29 / 8.91 GiB
+        (320, 576, 8, 1, "none", False),
+        (512, 512, 8, 4, "none", False),
+        (384, 640, 24, 1, "none", False),
+        (448, 768, 16, 2, "none", True),
+        (704, 1280, 16, 1, "none", False),  # issue reference: 13.59 / 17.47 GiB
+        (576, 1024, 12, 8, "none", False),
+        (704, 1280, 8, 4, "none", False),
+        (640, 640, 20, 6, "none", True),
+        (512, 512, 16, 16, "none", False),  # issue reference: 14.21 / 23.41 GiB
+        (512, 896, 16, 16, "none", False),
+        (704, 1280, 16, 8, "none", True),
+        (448, 768, 16, 16, "model", True),
+        (448, 768, 16, 4, "sequential", True),
+    ],
+    "svd": [
+        (576, 1024, 14, 1, "none", False),
+        (320, 576, 14, 7, "none", False),
+        (512, 512, 8, 8, "none", False),
+        (448, 768, 14, 2, "none", True),
+        (576, 1024, 8, 8, "none", False),
+        (384, 640, 20, 10, "none", False),
+        (576, 1024, 14, 4, "none", False),
+        (704, 1280, 14, 2, "none", False),
+        (512, 896, 10, 5, "none", True),
+        (576, 1024, 20, 1, "none", False),
+        (640, 640, 16, 16, "none", True),
+        (576, 1024, 14, 14, "none", False),  # issue reference: 23.02 / 42.18 GiB
+        (576, 1024, 14, 14, "model", True),
+        (448, 768, 14, 4, "sequential", True),
+    ],
+    "svd-xt": [
+        (576, 1024, 25, 1, "none", False),
+        (320, 576, 25, 25, "none", False),
+        (448, 768, 25, 4, "none", False),
+        (512, 512, 16, 16, "none", True),
+        (384, 640, 25, 2, "none", False),
+        (576, 1024, 16, 4, "none", False),
+        (576, 1024, 25, 8, "none", False),
+        (640, 640, 25, 10, "none", True),
+        (704, 1280, 25, 1, "none", False),
+        (576, 1024, 25, 14, "none", False),
+    ],
+    "ltx-video": [
+        (256, 384, 25, None, "none", False),
+        (480, 704, 41, None, "none", False),
+        (320, 512, 65, None, "none", False),
+        (384, 640, 57, None, "none", True),
+        (480, 704, 81, None, "none", False),
+        (512, 768, 97, None, "none", False),
+        (704, 1280, 41, None, "none", False),
+        (480, 704, 121, None, "none", True),
+        (576, 1024, 65, None, "none", False),
+        (384, 640, 161, None, "none", False),
+        (480, 704, 41, None, "model", True),
+    ],
+    # CPU dry run of the code path
+    "tiny": [(64, 64, 4, 1, "none", False), (64, 64, 8, 4, "none", False), (128, 128, 4, 2, "none", True)],
+    "tiny-svd": [(64, 64, 4, 4, "none", False), (64, 64, 2, 1, "none", False), (128, 128, 4, 2, "none", True)],
+    "tiny-ltx": [(64, 64, 9, None, "none", False), (64, 64, 5, None, "none", False),
+                 (128, 128, 9, None, "none", True)],
+}
+
+PROMPT = "a red fox running through fresh snow, cinematic"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Readings
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Nvml:
+    """Device-wide NVML used memory (process lists are not reliable inside the VM)."""
+
+    def __init__(self, index: int = 0) -> None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.pynvml = pynvml
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        except Exception as e:  # noqa: BLE001 - no NVML: the CUDA context is not measured
+            print(f"NVML unavailable: {e}")
+            self.pynvml = None
+
+    def used(self) -> int | None:
+        if self.pynvml is None:
+            return None
+        return int(self.pynvml.nvmlDeviceGetMemoryInfo(self.handle).used)
+
+    def name(self) -> str | None:
+        if self.pynvml is None:
+            return None
+        name = self.pynvml.nvmlDeviceGetName(self.handle)
+        return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def h2d_gib_per_s(torch) -> float:
+    """Pageable host-to-device copy of 1 GiB, median of 5 (what CPU offload moves weights with)."""
+    host = torch.ones(GIB // 2, dtype=torch.float16)
+    times = []
+    for _ in range(6):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        dev = host.to("cuda")
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+        del dev
+    torch.cuda.empty_cache()
+    return 1.0 / statistics.median(times[1:])
+
+
+def module_bytes(module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One point
+# ---------------------------------------------------------------------------------------------------------
+
+
+def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: int | None, steps: int):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    kwargs = dict(image=image, height=height, width=width, num_frames=frames, num_inference_steps=steps,
+                  output_type="np")
+    pipeline = type(pipe).__name__
+    if pipeline == "I2VGenXLPipeline":
+        kwargs.update(prompt=PROMPT, decode_chunk_size=chunk)
+    elif pipeline == "StableVideoDiffusionPipeline":
+        kwargs.update(decode_chunk_size=chunk)
+    elif pipeline == "LTXImageToVideoPipeline":
+        kwargs.update(prompt=PROMPT)
+    else:
+        raise ValueError(f"no call recipe for {pipeline}")
+    return kwargs
+
+
+def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chunk: int | None, steps: int,
+              cuda: bool, nvml: Nvml, nvml_baseline: int | None) -> dict:
+    """Run the pipeline once; phase-split peaks and timings."""
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    stamps: list[float] = []
+    first: list[float] = []
+    phase: dict = {}
+
+    def pre_hook(module, args):
+        if not first:
+            sync()
+            first.append(time.perf_counter())
+
+    def post_hook(module, args, output):
+        sync()
+        stamps.append(time.perf_counter())
+        if len(stamps) == steps and cuda:
+            phase["denoise_peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
+            phase["denoise_peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
+            torch.cuda.reset_peak_memory_stats()
+
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    handles = [denoiser.register_forward_pre_hook(pre_hook), denoiser.register_forward_hook(post_hook)]
+    kwargs = call_kwargs(model, pipe, height, width, frames, chunk, steps)
+    generator = torch.Generator("cpu").manual_seed(0)
+    row: dict = {}
+    sync()
+    t0 = time.perf_counter()
+    try:
+        out = pipe(generator=generator, **kwargs)
+        sync()
+        t_end = time.perf_counter()
+        del out
+    except torch.cuda.OutOfMemoryError as e:
+        row.update(oom=True, error=str(e).splitlines()[0][:200])
+        if cuda:
+            row["peak_allocated_bytes_at_oom"] = torch.cuda.max_memory_allocated()
+        return row
+    finally:
+        for h in handles:
+            h.remove()
+    if cuda:
+        dec_a, dec_r = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
+        used = nvml.used()
+        reserved_now = torch.cuda.memory_reserved()
+        row.update(phase)
+        row.update(
+            decode_peak_allocated_bytes=dec_a,
+            decode_peak_reserved_bytes=dec_r,
+            peak_allocated_bytes=max(dec_a, phase.get("denoise_peak_allocated_bytes", 0)),
+            peak_reserved_bytes=max(dec_r, phase.get("denoise_peak_reserved_bytes", 0)),
+            nvml_used_bytes=used,
+            cuda_context_bytes=(used - (nvml_baseline or 0) - reserved_now) if used is not None else None,
+        )
+    durations = [b - a for a, b in zip(stamps, stamps[1:])]
+    row.update(
+        oom=False,
+        step_times_s=[round(d, 5) for d in durations],
+        s_per_step=statistics.median(durations) if durations else None,
+        decode_s=t_end - stamps[-1] if stamps else None,
+        encode_s=first[0] - t0 if first else None,
+        total_s=t_end - t0,
+        denoiser_calls=len(stamps),
+    )
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measure
+# ---------------------------------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace) -> int:
+    nvml = Nvml(args.gpu)
+    nvml_baseline = nvml.used()  # before this process creates a CUDA context
+    import torch
+    import diffusers
+
+    from engine.random_pipelines import build_random_pipeline
+    from engine.foresight.gpu import measure_matmul_tflops
+
+    cuda = args.device == "cuda"
+    dtype = torch.float16 if cuda else torch.float32
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = (out_dir / "points.jsonl").open("a")
+    start = time.perf_counter()
+
+    def emit(row: dict) -> None:
+        lines.write(json.dumps(row) + "\n")
+        lines.flush()
+
+    gpu_name = "cpu"
+    if cuda:
+        torch.cuda.set_device(args.gpu)
+        gpu_name = nvml.name() or torch.cuda.get_device_name(args.gpu)
+        tflops = measure_matmul_tflops(args.gpu)
+        bw = h2d_gib_per_s(torch)
+        torch.cuda.synchronize()
+        used = nvml.used()
+        gpu_row = {
+            "kind": "gpu", "gpu_name": gpu_name, "matmul_fp16_tflops": round(tflops, 1),
+            "h2d_gib_per_s": round(bw, 2), "memory_total_bytes": torch.cuda.get_device_properties(args.gpu).total_memory,
+            "cuda_context_bytes": (used - (nvml_baseline or 0) - torch.cuda.memory_reserved()) if used else None,
+            "nvml_baseline_bytes": nvml_baseline, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "diffusers": diffusers.__version__, "python": platform.python_version(), "date": now(),
+        }
+        emit(gpu_row)
+        print(f"GPU {gpu_name}: fp16 matmul {tflops:.1f} TFLOP/s, H2D {bw:.1f} GiB/s, "
+              f"context {gpu_row['cuda_context_bytes'] / GIB:.2f} GiB, torch {torch.__version__}, "
+              f"diffusers {diffusers.__version__}", flush=True)
+
+    print(f"{'model':10} {'H×W×F':>13} {'chunk':>5} {'offl':>5} {'alloc':>6} {'resv':>6} {'den_a':>6} "
+          f"{'dec_a':>6} {'ctx':>5} {'s/step':>7} {'dec_s':>6}", flush=True)
+    for model in args.models:
+        if time.perf_counter() - start > args.deadline_s:
+            print(f"deadline: skipping {model}", flush=True)
+            continue
+        t = time.perf_counter()
+        pipe = build_random_pipeline(model, torch_dtype=dtype, device=args.device)
+        if cuda:
+            torch.cuda.synchronize()
+        load_s = time.perf_counter() - t
+        weights = torch.cuda.memory_allocated() if cuda else 0
+        components = {name: module_bytes(m) for name, m in pipe.components.items()
+                      if isinstance(m, torch.nn.Module)}
+        emit({"kind": "model", "model": model, "gpu_name": gpu_name, "weights_resident_bytes": weights,
+              "components_bytes": components, "load_s": load_s, "date": now()})
+        print(f"{model}: built in {load_s:.1f} s, weights resident {weights / GIB:.2f} GiB, components "
+              + ", ".join(f"{k} {v / GIB:.2f}" for k, v in components.items()), flush=True)
+        # warm-up (kernels, cuDNN plans): smallest grid point, not recorded
+        grid = GRIDS[model]
+        h0, w0, f0, c0, _, _ = min(grid, key=lambda p: p[0] * p[1] * p[2])
+        run_point(torch, pipe, model, h0, w0, f0, c0, 2, cuda, nvml, nvml_baseline)
+        offload_now = "none"
+        for h, w, f, chunk, offload, holdout in grid:
+            if time.perf_counter() - start > args.deadline_s:
+                print(f"deadline: skipping the rest of {model}", flush=True)
+                break
+            if offload != offload_now:
+                if not cuda:
+                    continue
+                if offload_now != "none":
+                    pipe.remove_all_hooks()
+                if offload == "model":
+                    pipe.enable_model_cpu_offload(gpu_id=args.gpu)
+                else:
+                    pipe.enable_sequential_cpu_offload(gpu_id=args.gpu)
+                offload_now = offload
+                gc.collect()
+                torch.cuda.empty_cache()
+            base = {"kind": "point", "gpu_name": gpu_name, "model": model, "height": h, "width": w, "frames": f,
+                    "decode_chunk_size": chunk, "steps": args.steps, "offload": offload, "holdout": holdout,
+                    "weights_resident_bytes": weights, "date": now()}
+            row = {**base, **run_point(torch, pipe, model, h, w, f, chunk, args.steps, cuda, nvml, nvml_baseline)}
+            emit(row)
+            if row["oom"]:
+                print(f"{model:10} {h:>4}×{w:<4}×{f:<3} {str(chunk):>5} {offload[:5]:>5}  OOM", flush=True)
+                gc.collect()
+                torch.cuda.empty_cache()
+                continue
+            g = lambda k: (row.get(k) or 0) / GIB  # noqa: E731
+            print(f"{model:10} {h:>4}×{w:<4}×{f:<3} {str(chunk):>5} {offload[:5]:>5} {g('peak_allocated_bytes'):6.2f} "
+                  f"{g('peak_reserved_bytes'):6.2f} {g('denoise_peak_allocated_bytes'):6.2f} "
+                  f"{g('decode_peak_allocated_bytes'):6.2f} {g('cuda_context_bytes'):5.2f} "
+                  f"{row['s_per_step'] or 0:7.3f} {row['decode_s'] or 0:6.2f}", flush=True)
+        del pipe
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+    print(f"done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Import into engine/foresight/calibration/
+# ---------------------------------------------------------------------------------------------------------
+
+POINT_KEYS = (
+    "gpu_name", "model", "height", "width", "frames", "decode_chunk_size", "steps", "offload", "holdout", "oom",
+    "peak_allocated_bytes", "peak_reserved_bytes", "denoise_peak_allocated_bytes", "denoise_peak_reserved_bytes",
+    "decode_peak_allocated_bytes", "decode_peak_reserved_bytes", "weights_resident_bytes", "cuda_context_bytes",
+    "nvml_used_bytes", "s_per_step", "step_times_s", "decode_s", "encode_s", "total_s", "date",
+)
+
+
+def import_points(args: argparse.Namespace) -> int:
+    from engine.foresight.calibration import CALIBRATION_DIR
+
+    target = Path(args.calibration_dir or CALIBRATION_DIR)
+    target.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(line) for path in args.files for line in Path(path).read_text().splitlines() if line.strip()]
+    gpu_rows = [r for r in rows if r.get("kind") == "gpu"]
+    model_rows = {r["model"]: r for r in rows if r.get("kind") == "model"}
+    points = [r for r in rows if r.get("kind") == "point"]
+
+    gpus_path = target / "gpus.json"
+    gpus = json.loads(gpus_path.read_text())["gpus"] if gpus_path.is_file() else []
+    for g in gpu_rows:
+        gpus = [x for x in gpus if x["gpu_name"] != g["gpu_name"]] + [
+            {k: g.get(k) for k in ("gpu_name", "matmul_fp16_tflops", "h2d_gib_per_s", "memory_total_bytes",
+                                   "cuda_context_bytes", "date")}]
+    if gpu_rows:
+        gpus_path.write_text(json.dumps({"gpus": gpus}, indent=1) + "\n")
+
+    env = gpu_rows[-1] if gpu_rows else {}
+    for model in sorted({p["model"] for p in points}):
+        path = target / f"{model}.json"
+        old = json.loads(path.read_text()) if path.is_file() else {"model": model, "points": []}
+        new_points = [{k: p.get(k) for k in POINT_KEYS} for p in points if p["model"] == model]
+        key = lambda p: (p["gpu_name"], p["height"], p["width"], p["frames"], p["decode_chunk_size"],  # noqa: E731
+                         p["offload"])
+        fresh = {key(p) for p in new_points}
+        merged = [p for p in old["points"] if key(p) not in fresh] + new_points
+        info = model_rows.get(model, {})
+        doc = {
+            "model": model,
+            "measured_with": {
+                "gpu_name": env.get("gpu_name"), "torch": env.get("torch"), "cuda": env.get("cuda"),
+                "diffusers": env.get("diffusers"), "dtype": "float16", "weights": "random (full-size configs)",
+                "pipeline": "stock diffusers, classifier-free guidance batched", "date": env.get("date"),
+                "command": "python benchmarks/calibrate_memory.py measure --models ... --steps 3",
+                "load_s": info.get("load_s"),
+            } if env else old.get("measured_with", {}),
+            "components_bytes": info.get("components_bytes") or old.get("components_bytes", {}),
+            "points": merged,
+        }
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"{path}: {len(merged)} points")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("measure", help="measure on this machine's GPU")
+    m.add_argument("--models", nargs="+", default=["i2vgen-xl", "svd", "svd-xt", "ltx-video"])
+    m.add_argument("--steps", type=int, default=3)
+    m.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    m.add_argument("--gpu", type=int, default=0)
+    m.add_argument("--out", default=os.environ.get("OUT", "calibration-out"))
+    m.add_argument("--deadline-s", type=float, default=480.0, help="start no new point after this many seconds")
+    m.set_defaults(func=measure)
+    i = sub.add_parser("import", help="write measured JSON lines into engine/foresight/calibration/")
+    i.add_argument("files", nargs="+")
+    i.add_argument("--calibration-dir", default=None)
+    i.set_defaults(func=import_points)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

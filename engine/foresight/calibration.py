@@ -1,0 +1,126 @@
+"""The measured points the predictor is calibrated on, loaded from engine/foresight/calibration/.
+
+One JSON file per model (`<model>.json`: what was measured, with what, and every point, out-of-memory
+points and held-out points included) and `gpus.json` (per GPU: fp16 matmul TFLOP/s, host-to-device copy
+bandwidth, CUDA context). benchmarks/calibrate_memory.py measures them on a GPU and writes these files.
+Loading is cached; fitting is memory.py's and timing.py's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CALIBRATION_DIR = Path(__file__).parent / "calibration"
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    """One run of the stock pipeline on a GPU: its settings and what it used."""
+
+    gpu_name: str
+    model: str
+    height: int
+    width: int
+    frames: int
+    decode_chunk_size: int | None  # frames decoded per VAE call, as passed; None: the pipeline has no such knob
+    steps: int
+    offload: str = "none"
+    holdout: bool = False  # kept out of the fit that BENCHMARKS.md's held-out table reports
+    oom: bool = False
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    denoise_peak_allocated_bytes: int | None = None  # load to the end of the last denoiser call
+    denoise_peak_reserved_bytes: int | None = None
+    decode_peak_allocated_bytes: int | None = None  # from the end of the last denoiser call to the output
+    decode_peak_reserved_bytes: int | None = None
+    weights_resident_bytes: int | None = None
+    cuda_context_bytes: int | None = None  # NVML used minus torch reserved
+    nvml_used_bytes: int | None = None
+    s_per_step: float | None = None
+    decode_s: float | None = None
+    encode_s: float | None = None  # pipeline call to the first denoiser call
+    total_s: float | None = None
+    date: str = ""
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> MeasuredPoint:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class GpuCalibration:
+    """Throughput figures measured once per GPU type."""
+
+    gpu_name: str
+    matmul_fp16_tflops: float | None = None  # 8192³ fp16 matmul, median of 20
+    h2d_gib_per_s: float | None = None  # pageable host-to-device copy (what CPU offload moves weights with)
+    memory_total_bytes: int | None = None
+    cuda_context_bytes: int | None = None
+    date: str = ""
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> GpuCalibration:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelCalibration:
+    """Everything measured for one model."""
+
+    model: str
+    components_bytes: dict[str, int] = field(default_factory=dict)  # parameter+buffer bytes per component
+    points: tuple[MeasuredPoint, ...] = ()
+    measured_with: dict[str, Any] = field(default_factory=dict)  # gpu, torch, diffusers, command, date
+
+    def usable(self, *, include_holdout: bool = True, offload: str | None = "none") -> list[MeasuredPoint]:
+        """Points that completed (not OOM), optionally without held-out points and of one offload mode."""
+        return [
+            p for p in self.points
+            if not p.oom and (include_holdout or not p.holdout) and (offload is None or p.offload == offload)
+        ]
+
+
+def normalise_gpu_name(name: str | None) -> str:
+    """'NVIDIA H100 80GB HBM3' and 'nvidia h100 80gb hbm3 ' are the same GPU; no name is the CPU."""
+    return " ".join((name or "").split()).casefold() or "cpu"
+
+
+@functools.lru_cache(maxsize=None)
+def load_model_calibration(model: str, directory: Path = CALIBRATION_DIR) -> ModelCalibration | None:
+    """The calibration of `model`, or None when it has never been measured."""
+    path = Path(directory) / f"{model}.json"
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    if raw.get("model") != model:
+        raise ValueError(f"{path} holds model {raw.get('model')!r}, not {model!r}")
+    return ModelCalibration(
+        model=model,
+        components_bytes={k: int(v) for k, v in raw.get("components_bytes", {}).items()},
+        points=tuple(MeasuredPoint.from_dict(p) for p in raw.get("points", [])),
+        measured_with=dict(raw.get("measured_with", {})),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def load_gpu_calibrations(directory: Path = CALIBRATION_DIR) -> dict[str, GpuCalibration]:
+    """Measured GPUs by normalised name; empty when none was measured."""
+    path = Path(directory) / "gpus.json"
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text())
+    gpus = [GpuCalibration.from_dict(g) for g in raw.get("gpus", [])]
+    return {normalise_gpu_name(g.gpu_name): g for g in gpus}
+
+
+def clear_cache() -> None:
+    """Forget loaded files (tests, and after the calibration script rewrote them)."""
+    load_model_calibration.cache_clear()
+    load_gpu_calibrations.cache_clear()

@@ -1,0 +1,107 @@
+"""`predict` and `recommend` subcommands (wired into `python -m engine` by engine/cli.py, and runnable as
+`python -m engine.foresight`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from engine.foresight.gpu import free_memory_bytes, gpu_name
+from engine.foresight.predictor import Prediction, predict
+from engine.foresight.recommend import recommend
+from engine.foresight.structure import MODEL_IDS, OFFLOAD_MODES
+
+HistoryLoader = Callable[[], list[dict]]
+
+
+def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryLoader | None = None) -> None:
+    """Add `predict` and `recommend`. `history_loader` returns past run records (the time model learns from
+    them); without one, predictions use the calibration alone."""
+    p = subparsers.add_parser("predict", help="predict a job's peak GPU memory and time before it runs")
+    p.add_argument("--model", required=True, help=f"registry id: {', '.join(MODEL_IDS)}")
+    p.add_argument("--height", type=int, required=True)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--frames", type=int, required=True)
+    p.add_argument("--decode-chunk-size", type=int, default=None, help="frames the VAE decodes at once")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default="none")
+    p.add_argument("--gpu", metavar="NAME", default=None,
+                   help="GPU name as NVML reports it, or 'cpu' (default: GPU 0 here, else the calibrated GPU)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=handle_predict, foresight_history=history_loader)
+
+    r = subparsers.add_parser("recommend", help="the best settings that fit the memory free now")
+    r.add_argument("--model", required=True, help=f"registry id: {', '.join(MODEL_IDS)}")
+    r.add_argument("--gpu", metavar="N", type=int, default=0, help="GPU index (default 0)")
+    r.add_argument("--time-budget", metavar="S", type=float, default=None, help="seconds the job may take")
+    r.add_argument("--safety-margin", metavar="GIB", type=float, default=1.0,
+                   help="GiB left free beyond the prediction (default 1.0)")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(func=handle_recommend, foresight_history=history_loader)
+
+
+def _history(args: argparse.Namespace) -> list[dict]:
+    loader = getattr(args, "foresight_history", None)
+    return list(loader()) if loader else []
+
+
+def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
+    return "no estimate" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def _describe(p: Prediction) -> str:
+    chunk = "n/a" if p.decode_chunk_size is None else p.decode_chunk_size
+    lines = [
+        f"{p.model} {p.height}×{p.width}×{p.frames}, {p.steps} steps, decode_chunk_size {chunk}, "
+        f"offload {p.offload}, on {p.gpu_name}",
+        f"  memory: peak allocated {p.peak_allocated_gib:.2f} GiB, peak reserved {p.peak_reserved_gib:.2f} GiB, "
+        f"CUDA context {p.cuda_context_gib:.2f} GiB → {p.required_free_gib:.2f} GiB must be free "
+        f"(peak in {p.peak_phase}; {p.memory_source})",
+        f"  time: {_fmt(p.seconds, 's')} = denoising {_fmt(p.denoising_s, 's')} "
+        f"({_fmt(p.s_per_step, 's/step', 2)}) + decode {_fmt(p.decode_s, 's')} ({p.time_source})",
+        f"  confidence: {p.confidence.get('level')} ({p.confidence.get('near_points')} measured points near)",
+    ]
+    lines += [f"  note: {n}" for n in p.notes]
+    return "\n".join(lines)
+
+
+def handle_predict(args: argparse.Namespace) -> int:
+    name = args.gpu if args.gpu is not None else gpu_name(0)
+    try:
+        p = predict(args.model, args.height, args.width, args.frames, steps=args.steps,
+                    decode_chunk_size=args.decode_chunk_size, offload=args.offload, gpu_name=name,
+                    history=_history(args))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(p.to_json() if args.json else _describe(p))
+    return 0
+
+
+def handle_recommend(args: argparse.Namespace) -> int:
+    if args.gpu < 0:
+        print(f"error: GPU index {args.gpu} must be 0 or more", file=sys.stderr)
+        return 2
+    if args.safety_margin < 0:
+        print(f"error: safety margin {args.safety_margin} GiB must be 0 or more", file=sys.stderr)
+        return 2
+    free = free_memory_bytes(args.gpu)
+    name = gpu_name(args.gpu) if free is not None else None
+    try:
+        rec = recommend(args.model, free, gpu_name=name, time_budget_s=args.time_budget,
+                        safety_margin_gib=args.safety_margin, history=_history(args))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        out = rec.to_dict()
+        out["gpu_index"] = args.gpu
+        out["free_gib"] = None if free is None else round(free / 1024**3, 3)
+        print(json.dumps(out))
+    else:
+        print(f"💡 {args.model}: " + ", ".join(f"{k} {v}" for k, v in rec.params.items()))
+        print(f"  {rec.reason}")
+        print(_describe(rec.prediction))
+    return 0

@@ -94,6 +94,9 @@ class EngineSettings(BaseModel):
     max_image_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_consecutive_ooms: int = Field(3, ge=1)
     cpu_model: str = "tiny"
+    random_weights: bool = Field(
+        False, description="build full-size models from their configs with random weights (GPU measurements; output is noise)"
+    )
 
 
 class QualitySettings(BaseModel):

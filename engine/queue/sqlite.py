@@ -78,8 +78,7 @@ class SqliteJobQueue(JobQueue):
         self.path = Path(path)
         self._local = threading.local()
         try:
-            with self._tx() as con:
-                con.executescript(_SCHEMA)
+            self._con().executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise QueueUnavailable(
                 f"the queue database {self.path} cannot be used ({exc}); if it is damaged, move it aside "

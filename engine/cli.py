@@ -1,0 +1,223 @@
+"""`python -m engine`: serve, submit, status, list, cancel, move, predict, recommend, score."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from config import load_settings
+from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
+from engine.queue.models import OFFLOAD_CHOICES
+from engine.registry import MODELS
+from engine.validation import InputError
+
+EXIT_BAD_INPUT = 2
+EXIT_JOB_NOT_SUCCEEDED = 3
+
+
+def _print_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(job.to_json(), default=str, indent=2))
+        return
+    p = job.progress
+    line = f"{job.id}  {job.state:<9}  {job.model:<10} {job.params.height}×{job.params.width}×{job.params.frames} {job.params.steps} steps"
+    if job.state == "running":
+        eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+        line += f"  [{p.stage or 'starting'} step {p.step}/{p.total_steps}{eta}]"
+    if job.error_message:
+        line += f"  — {job.error_message}"
+    print(line)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from engine.worker import serve
+
+    return serve(args.gpu)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from engine.submission import PreflightRefused, submit
+
+    settings = load_settings()
+    queue = open_queue(settings)
+    image = Path(args.image)
+    if not image.is_file():
+        raise InputError(f"image {image} does not exist" if not image.exists() else f"image {image} is not a file")
+    if image.stat().st_size > settings.engine.max_image_bytes:
+        raise InputError(f"image {image} is {image.stat().st_size / 2**20:.1f} MiB; the limit is {settings.engine.max_image_bytes / 2**20:.0f} MiB")
+    raw = {
+        "model": args.model, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "height": args.height,
+        "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
+        "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
+    }
+    try:
+        submitted = submit(settings, queue, raw, image.read_bytes(), image_name=f"image {image.name}", force=args.force, priority=args.priority)
+    except PreflightRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        for s in exc.suggestions:
+            print(f"  fits: {json.dumps(s, default=str)}", file=sys.stderr)
+        print("  (submit anyway with --force)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    job = submitted.job
+    if not args.wait:
+        if args.json:
+            print(json.dumps(job.to_json() | {"preflight": submitted.preflight_message}, default=str, indent=2))
+        else:
+            print(f"queued {job.id} ({submitted.preflight_message})")
+        return 0
+    while not job.is_final:
+        time.sleep(0.25)
+        job = queue.get(job.id)
+        if not args.json:
+            p = job.progress
+            print(f"\r{job.state} {p.stage or ''} step {p.step}/{p.total_steps}   ", end="", file=sys.stderr, flush=True)
+    if not args.json:
+        print(file=sys.stderr)
+    _print_finished(job, args.json)
+    return 0 if job.state == "succeeded" else EXIT_JOB_NOT_SUCCEEDED
+
+
+def _print_finished(job: Job, as_json: bool) -> None:
+    record = {
+        "id": job.id, "state": job.state, "model": job.model, "params": job.params.to_dict(),
+        "error_kind": job.error_kind, "error_message": job.error_message,
+        "stages": job.result.get("stages", {}), "step_times_s": job.result.get("step_times_s", []),
+        "output_path": job.result.get("video_path"), "thumbnail_path": job.result.get("thumbnail_path"),
+        "smoke_test": job.result.get("smoke_test"), "quality": job.result.get("quality"),
+        "peak_allocated_bytes": job.result.get("peak_allocated_bytes"), "peak_reserved_bytes": job.result.get("peak_reserved_bytes"),
+        "total_s": job.result.get("total_s"), "gpu_name": job.result.get("gpu_name"), "predicted": job.predicted,
+    }
+    if as_json:
+        print(json.dumps(record, default=str, indent=2))
+        return
+    _print_job(job, False)
+    for stage, seconds in record["stages"].items():
+        print(f"  {stage:<18} {seconds:8.3f} s")
+    if record["output_path"]:
+        label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
+        print(f"  video: {record['output_path']}{label}")
+
+
+def _status(args: argparse.Namespace) -> int:
+    job = open_queue(load_settings()).get(args.id)
+    if job.is_final:
+        _print_finished(job, args.json)
+    else:
+        _print_job(job, args.json)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    jobs = open_queue(load_settings()).list(tuple(args.state) if args.state else None, limit=args.limit)
+    if args.json:
+        print(json.dumps([j.to_json() for j in jobs], default=str, indent=2))
+    elif not jobs:
+        print("no jobs yet: submit one with `python -m engine submit --image PATH --prompt TEXT --model tiny`")
+    for job in jobs if not args.json else []:
+        _print_job(job, False)
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    outcome = open_queue(load_settings()).cancel(args.id, args.reason)
+    print(outcome.message)
+    return 0
+
+
+def _move(args: argparse.Namespace) -> int:
+    queue = open_queue(load_settings())
+    if args.priority is not None:
+        job = queue.set_priority(args.id, args.priority)
+    else:
+        job = queue.move(args.id, before=args.before, to="top" if args.top else "bottom" if args.bottom else None)
+    _print_job(job, False)
+    return 0
+
+
+def _history_loader():
+    def load() -> list[dict]:
+        from data.paths import data_paths
+        from data.store import Store
+
+        try:
+            return Store(data_paths(load_settings())).runs(state="succeeded", limit=2000).to_pylist()
+        except Exception:
+            return []
+
+    return load
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="The i2vmon generation engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run a worker (one per GPU; a CPU worker where there is none)")
+    s.add_argument("--gpu", type=int, default=None, help="CUDA device index to pin this worker to")
+    s.set_defaults(func=_serve)
+
+    s = sub.add_parser("submit", help="queue a job (checked first; nothing is queued on bad input)")
+    s.add_argument("--image", required=True)
+    s.add_argument("--prompt", default="")
+    s.add_argument("--model", required=True, help=", ".join(MODELS))
+    s.add_argument("--negative-prompt", default="")
+    for name in ("frames", "steps", "height", "width", "seed", "fps", "decode-chunk-size"):
+        s.add_argument(f"--{name}", type=int, default=None)
+    s.add_argument("--guidance", type=float, default=None)
+    s.add_argument("--offload", choices=OFFLOAD_CHOICES, default="none")
+    s.add_argument("--priority", type=int, default=0, help="higher runs first")
+    s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")
+    s.add_argument("--wait", action="store_true", help="block until the job ends; print the run record")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_submit)
+
+    s = sub.add_parser("status", help="one job's state, stage, step and ETA")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_status)
+
+    s = sub.add_parser("list", help="jobs: running, then queued in order, then finished")
+    s.add_argument("--state", action="append", choices=("queued", "running", "succeeded", "failed", "cancelled"))
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_list)
+
+    s = sub.add_parser("cancel", help="cancel a queued job, or stop a running one at its next step")
+    s.add_argument("id")
+    s.add_argument("--reason", default="cancelled by user")
+    s.set_defaults(func=_cancel)
+
+    s = sub.add_parser("move", help="reorder a queued job")
+    s.add_argument("id")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--top", action="store_true")
+    g.add_argument("--bottom", action="store_true")
+    g.add_argument("--before", metavar="JOB_ID")
+    g.add_argument("--priority", type=int)
+    s.set_defaults(func=_move)
+
+    from engine.foresight.cli import register as register_foresight
+    from engine.quality.cli import register as register_quality
+
+    register_foresight(sub, history_loader=_history_loader())
+    register_quality(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.command in ("serve", "score"):
+        from engine.hub import go_offline_if_hub_unreachable
+
+        go_offline_if_hub_unreachable()
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, JobNotFound, QueueError, QueueUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,46 @@
+"""Failpoints: named places where a test (or an operator reproducing a bug) makes the engine fail.
+
+`I2VMON_FAILPOINTS="denoising_loop=oom,export_video=sleep:5,denoising_step=sleep:0.2"` — at the
+start of that stage (or at every denoising step for `denoising_step`) the engine raises a CUDA
+out-of-memory error, sleeps, raises an error, exits the process (`crash`) or fills the disk
+error path (`disk_full`). Unset, each failpoint costs one dict lookup.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def _points() -> dict[str, str]:
+    spec = os.environ.get("I2VMON_FAILPOINTS", "")
+    points = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, action = item.partition("=")
+        points[name.strip()] = action.strip()
+    return points
+
+
+def failpoint(name: str) -> None:
+    action = _points().get(name)
+    if not action:
+        return
+    kind, _, arg = action.partition(":")
+    if kind == "sleep":
+        time.sleep(float(arg or 1))
+    elif kind == "oom":
+        import torch
+
+        raise torch.cuda.OutOfMemoryError(
+            f"CUDA out of memory. Tried to allocate {arg or '2.00'} GiB. GPU 0 has a total capacity of 79.19 GiB "
+            "of which 1.06 GiB is free. (failpoint " + name + ")"
+        )
+    elif kind == "error":
+        raise RuntimeError(f"failpoint {name}: {arg or 'injected error'}")
+    elif kind == "disk_full":
+        raise OSError(errno.ENOSPC, "No space left on device (failpoint)")
+    elif kind == "crash":
+        os._exit(int(arg or 137))

@@ -1,0 +1,1 @@
+"""Running diffusers I2V pipelines: one module per model family, a stage clock, loading."""

@@ -1,0 +1,62 @@
+"""Loading a pipeline: real weights with `from_pretrained`, or random weights for smoke tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+class WeightsMissing(RuntimeError):
+    """The model's weights are not on this machine."""
+
+
+def weights_source(spec: ModelSpec, models_dir: Path | None) -> str:
+    """A local folder `<models_dir>/<model id>` when it exists, else the hub id."""
+    if models_dir is not None and (Path(models_dir) / spec.id).is_dir():
+        return str(Path(models_dir) / spec.id)
+    if spec.hub_id is None:
+        raise WeightsMissing(f"{spec.id} has no hub id and no folder under models_dir")
+    return spec.hub_id
+
+
+def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path | None, random_weights: bool = False) -> Any:
+    """Build the pipeline of `spec` on `device`. Smoke-test models (and full-size models when
+    `random_weights` is set, for measurements) get random weights built offline from configs."""
+    if spec.smoke_test or random_weights:
+        from engine.random_pipelines import build_random_pipeline
+
+        pipe = build_random_pipeline(spec.random_build or spec.id, torch_dtype=dtype, device=device)
+        pipe._i2vmon_smoke_test = True
+        return pipe
+    import diffusers
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    source = weights_source(spec, models_dir)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or Path(source).is_dir()
+    cls = getattr(diffusers, spec.pipeline_class)
+    try:
+        pipe = cls.from_pretrained(source, torch_dtype=dtype, local_files_only=offline)
+    except (OSError, LocalEntryNotFoundError, ValueError) as exc:
+        where = source if Path(source).is_dir() else f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
+        raise WeightsMissing(
+            f"weights for {spec.id} not found in {where}; download with `huggingface-cli download {spec.hub_id}` "
+            f"or set I2VMON_ENGINE__MODELS_DIR to a folder holding {spec.id}/ ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from exc
+    pipe._i2vmon_smoke_test = False
+    return pipe.to(device)
+
+
+def apply_memory_options(pipe: Any, *, offload: str, device: str, gpu_index: int | None) -> None:
+    """Model or sequential CPU offload (GPU only); VAE slicing where the VAE has it."""
+    if device.startswith("cuda") and offload == "model":
+        pipe.enable_model_cpu_offload(gpu_id=gpu_index or 0)
+    elif device.startswith("cuda") and offload == "sequential":
+        pipe.enable_sequential_cpu_offload(gpu_id=gpu_index or 0)
+    elif device.startswith("cuda"):
+        pipe.to(device)

@@ -1,0 +1,27 @@
+"""Stable Video Diffusion family (StableVideoDiffusionPipeline): image only, no prompt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.queue.models import JobParams
+
+DENOISER = "unet"
+ENCODERS = {"image_encoder": "image_encoding"}
+
+
+def call_kwargs(params: JobParams, image: Any, generator: Any) -> dict:
+    return {
+        "image": image,
+        "height": params.height,
+        "width": params.width,
+        "num_frames": params.frames,
+        "num_inference_steps": params.steps,
+        # SVD ramps guidance over the frames from min to max; `guidance` is the max.
+        "min_guidance_scale": min(1.0, params.guidance),
+        "max_guidance_scale": params.guidance,
+        "fps": params.fps,
+        "decode_chunk_size": params.decode_chunk_size,
+        "generator": generator,
+        "output_type": "np",
+    }

@@ -1,0 +1,69 @@
+"""The one record every ended job leaves in the `runs` table."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from config import Settings
+from data.schemas import STAGES, RunRecord
+from engine.queue.models import Job
+from engine.registry import MODELS
+
+if TYPE_CHECKING:
+    from engine.pipelines.clock import StageClock
+    from engine.runner import RunOutput
+
+
+def build_run_record(
+    job: Job,
+    settings: Settings,
+    clock: "StageClock | None",
+    output: "RunOutput | None",
+    *,
+    device_name: str | None,
+    state: str | None = None,
+    error_kind: str | None = None,
+    error_message: str | None = None,
+    peaks: tuple[int | None, int | None] = (None, None),
+    peak_nvml_bytes: int | None = None,
+    worker_id: str | None = None,
+    gpu_index: int | None = None,
+) -> RunRecord:
+    p = job.params
+    now = datetime.now(timezone.utc)
+    stages = clock.stages if clock else {}
+    steps = clock.step_times if clock else []
+    spec = MODELS.get(p.model)
+    record = RunRecord(
+        job_id=job.id, host=settings.hostname, model=p.model, state=state or job.state,
+        created_at=job.created_at or now, finished_at=job.finished_at if clock is None and job.finished_at else now,
+        smoke_test=bool(output.smoke_test) if output else bool(spec and (spec.smoke_test or settings.engine.random_weights)),
+        worker_id=worker_id or job.worker_id, started_at=job.started_at, attempts=job.attempts,
+        error_kind=error_kind if state else job.error_kind, error_message=error_message if state else job.error_message,
+        gpu_index=gpu_index if gpu_index is not None else job.gpu_index, gpu_name=device_name or job.predicted.get("gpu_name"),
+        prompt=p.prompt, negative_prompt=p.negative_prompt, height=p.height, width=p.width, frames=p.frames, steps=p.steps,
+        guidance=p.guidance, seed=p.seed, fps=p.fps, decode_chunk_size=p.decode_chunk_size, offload=p.offload,
+        params_json=json.dumps(p.to_dict()),
+        failed_stage=(clock.current if clock else job.progress.stage) if (state or job.state) != "succeeded" else None,
+        total_s=sum(stages.values()) if stages else None,
+        step_times_s=list(steps),
+        s_per_step=statistics.median(steps) if steps else None,
+        peak_allocated_bytes=peaks[0], peak_reserved_bytes=peaks[1], peak_nvml_process_bytes=peak_nvml_bytes,
+        input_image_path=job.input_image,
+        video_path=str(output.video_path) if output else None,
+        thumbnail_path=str(output.thumbnail_path) if output else None,
+        predicted_peak_allocated_bytes=job.predicted.get("peak_allocated_bytes"),
+        predicted_peak_reserved_bytes=job.predicted.get("peak_reserved_bytes"),
+        predicted_seconds=job.predicted.get("seconds"),
+    )
+    for stage in STAGES:
+        if stage in stages:
+            setattr(record, f"stage_{stage}_s", stages[stage])
+    if output and output.quality:
+        for key, value in output.quality.items():
+            if hasattr(record, key):
+                setattr(record, key, value)
+    return record

@@ -1,0 +1,121 @@
+"""One job, start to finish, in numbered stages named as the stage-timing keys."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from config import Settings
+from engine.export import write_mp4, write_thumbnail
+from engine.pipelines.clock import StageClock
+from engine.pipelines.loading import apply_memory_options, load_pipeline
+from engine.queue.models import Job
+from engine.registry import ModelSpec, get_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutput:
+    video_path: Path
+    thumbnail_path: Path
+    frames: int
+    smoke_test: bool
+    quality: dict | None = None
+    quality_report: dict | None = None
+
+
+@dataclass
+class PipelineCache:
+    """Keeps the last pipeline loaded, so consecutive jobs of a model pay model_load once."""
+
+    settings: Settings
+    device: str
+    gpu_index: int | None
+    key: tuple[str, str] | None = None
+    pipe: Any = None
+    loads: int = field(default=0)
+
+    def get(self, spec: ModelSpec, offload: str) -> Any:
+        key = (spec.id, offload)
+        if self.key == key and self.pipe is not None:
+            return self.pipe
+        self.drop()
+        import torch
+
+        dtype = getattr(torch, self.settings.engine.dtype) if self.device.startswith("cuda") else torch.float32
+        pipe = load_pipeline(
+            spec, device="cpu" if offload != "none" else self.device, dtype=dtype,
+            models_dir=self.settings.engine.models_dir, random_weights=self.settings.engine.random_weights,
+        )
+        apply_memory_options(pipe, offload=offload, device=self.device, gpu_index=self.gpu_index)
+        pipe.set_progress_bar_config(disable=True)
+        self.key, self.pipe = key, pipe
+        self.loads += 1
+        return pipe
+
+    def drop(self) -> None:
+        self.key, self.pipe = None, None
+        free_memory(self.device)
+
+
+def free_memory(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale to cover the target, then centre-crop: no stretching, no borders."""
+    return ImageOps.fit(image.convert("RGB"), (width, height), method=Image.Resampling.LANCZOS)
+
+
+def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path, settings: Settings) -> RunOutput:
+    import torch
+
+    params = job.params
+    spec = get_model(params.model)
+    family = importlib.import_module(f"engine.pipelines.{spec.family}")
+
+    # 1. model_load
+    with clock.stage("model_load"):
+        pipe = cache.get(spec, params.offload)
+    # 2. image_preprocess
+    with clock.stage("image_preprocess"):
+        with Image.open(job.input_image) as raw:
+            image = fit_image(raw, params.width, params.height)
+        generator = torch.Generator(device="cpu").manual_seed(params.seed)
+    # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
+    clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
+    try:
+        with torch.inference_mode(), clock.pipeline_call(params.steps):
+            frames = pipe(**family.call_kwargs(params, image, generator)).frames
+    finally:
+        clock.remove()
+    # 8. export_video
+    video_path, thumbnail_path = job_dir / "video.mp4", job_dir / "thumbnail.jpg"
+    with clock.stage("export_video"):
+        write_mp4(video_path, frames, params.fps)
+        write_thumbnail(thumbnail_path, frames)
+    del frames
+    output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)))
+    # 9. quality_scoring
+    if settings.quality.enabled:
+        with clock.stage("quality_scoring"):
+            from engine.quality import score_video
+
+            report = score_video(
+                video_path, params.prompt or None, Path(job.input_image), clip_model=settings.quality.clip_model,
+                low_quality_threshold=settings.quality.low_quality_threshold,
+            )
+            output.quality = report.flat()
+            output.quality_report = report.to_json()
+    return output

@@ -1,0 +1,129 @@
+"""Submitting a job: the one path the CLI, the UI and the API share.
+
+Check the parameters and the image, check the predicted memory against the GPU's free
+memory (pre-flight), keep the input image in the job's folder, then queue it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from config import Settings
+from data import live
+from data.paths import DataPaths, data_paths
+from engine.queue import Job, JobQueue
+from engine.validation import InputError, check_image_bytes, check_params
+
+log = logging.getLogger(__name__)
+
+LIVE_SAMPLE_MAX_AGE_S = 10.0
+
+
+class PreflightRefused(InputError):
+    """The job is predicted not to fit the GPU's free memory; `suggestions` would fit."""
+
+    def __init__(self, message: str, suggestions: list[dict], prediction: dict) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions
+        self.prediction = prediction
+
+
+@dataclass
+class Submitted:
+    job: Job
+    preflight_message: str
+    prediction: dict = field(default_factory=dict)
+
+
+def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int | None, str | None]:
+    """Free bytes and name of the GPU a job would run on: the collector's latest sample if fresh,
+    else NVML asked directly; (None, None) where there is no GPU."""
+    now = datetime.now(timezone.utc)
+    gpus = [g for snap in live.read_snapshots(paths) if snap.age_s(now) < LIVE_SAMPLE_MAX_AGE_S for g in snap.gpus]
+    if not gpus:
+        gpus = _nvml_gpus()
+    if gpu_index is not None:
+        gpus = [g for g in gpus if g.gpu_index == gpu_index]
+    gpus = [g for g in gpus if g.memory_free_bytes is not None]
+    if not gpus:
+        return None, None
+    best = max(gpus, key=lambda g: g.memory_free_bytes or 0)
+    return best.memory_free_bytes, best.gpu_name
+
+
+def run_history(paths: DataPaths, model: str, gpu_name: str | None) -> list[dict]:
+    """Finished runs of this model on this GPU type: what the time model learns from."""
+    from data.store import Store
+
+    try:
+        return Store(paths).similar_runs(model, gpu_name)
+    except Exception as exc:  # history only sharpens the estimate; never block a submission on it
+        log.warning("run history unavailable: %s", exc)
+        return []
+
+
+def _nvml_gpus() -> list:
+    from collector.sampler import Sampler
+
+    sampler = Sampler(host="local", data_dir=Path("."))
+    sampler.start()
+    try:
+        if sampler.gpu_status != "ok":
+            return []
+        return [d.sample(datetime.now(timezone.utc), "local")[0] for d in sampler.devices]
+    except Exception as exc:  # NVML failing here must not block a submission
+        log.warning("could not read GPU memory: %s", exc)
+        return []
+    finally:
+        sampler.stop()
+
+
+def submit(
+    settings: Settings,
+    queue: JobQueue,
+    raw_params: dict,
+    image_bytes: bytes,
+    *,
+    image_name: str = "the image",
+    force: bool = False,
+    priority: int = 0,
+    free_bytes: int | None | str = "read",
+) -> Submitted:
+    """Validate, pre-flight and queue a job. Raises InputError (or PreflightRefused) with the reason."""
+    params = check_params(raw_params)
+    checked = check_image_bytes(
+        image_bytes, name=image_name, max_bytes=settings.engine.max_image_bytes, max_pixels=settings.engine.max_image_pixels
+    )
+    paths = data_paths(settings)
+    gpu_name = None
+    if free_bytes == "read":
+        free_bytes, gpu_name = free_gpu_memory(paths)
+    from engine.foresight import preflight
+
+    decision = preflight(
+        params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
+        gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name),
+    )
+    prediction = decision.prediction.to_dict()
+    if not decision.fits and not force:
+        raise PreflightRefused(decision.message, decision.suggestions, prediction)
+    job_id = uuid.uuid4().hex
+    job_dir = paths.job_dir(job_id)
+    job_dir.mkdir(parents=True, exist_ok=False)
+    input_path = job_dir / "input.png"
+    checked.image.save(input_path, format="PNG")
+    predicted = {
+        "peak_allocated_bytes": int(prediction["peak_allocated_gib"] * 2**30) if prediction.get("peak_allocated_gib") is not None else None,
+        "peak_reserved_bytes": int(prediction["peak_reserved_gib"] * 2**30) if prediction.get("peak_reserved_gib") is not None else None,
+        "seconds": prediction.get("seconds"),
+        "s_per_step": prediction.get("s_per_step"),
+        "decode_s": prediction.get("decode_s"),
+        "forced": bool(force and not decision.fits),
+        "gpu_name": gpu_name,
+    }
+    job = queue.submit(params, str(input_path), job_id=job_id, priority=priority, predicted=predicted)
+    return Submitted(job=job, preflight_message=decision.message, prediction=prediction)

@@ -1,0 +1,199 @@
+"""Refuse bad input before anything is queued, with a message that says what to do.
+
+No torch here: the UI and the API validate with the same code.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.queue.models import OFFLOAD_CHOICES, JobParams
+from engine.registry import ModelSpec, get_model
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+MIN_IMAGE_SIDE = 32
+MAX_PROMPT_CHARS = 2000
+MAX_STEPS = 500
+MAX_GUIDANCE = 50.0
+
+
+class InputError(ValueError):
+    """Bad input, with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    image: Image.Image  # RGB, EXIF orientation applied
+    format: str
+    original_mode: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, max_pixels: int) -> CheckedImage:
+    if not data:
+        raise InputError(f"{name} is empty (0 bytes); choose a PNG, JPEG or WEBP image")
+    if len(data) > max_bytes:
+        raise InputError(f"{name} is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB — resize or recompress it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+            fmt = probe.format or "unknown"
+            width, height = probe.size
+            if width * height > max_pixels:
+                raise InputError(
+                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
+                    f"{max_pixels / 1e6:.0f} MP — downscale it first (the video is generated at most at 1536 px anyway)"
+                )
+            if fmt not in ACCEPTED_FORMATS:
+                raise InputError(f"{name} is a {fmt} file; use PNG, JPEG, WEBP, BMP, GIF or TIFF")
+            if getattr(probe, "n_frames", 1) > 1:
+                raise InputError(f"{name} is an animated {fmt} with {probe.n_frames} frames; export the frame to start from as a PNG")
+            probe.load()
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{name} declares too many pixels to decode safely ({exc}); downscale it first") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name} is not an image PIL can read; choose a PNG, JPEG or WEBP file") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{name} is damaged or truncated ({exc}); export it again") from None
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise InputError(f"{name} is {width}×{height}; it must be at least {MIN_IMAGE_SIDE} pixels on each side")
+    original_mode = probe.mode
+    image = ImageOps.exif_transpose(probe)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clip to white.
+        image = image.point(lambda v: v / 256).convert("L")
+    image = image.convert("RGB")
+    return CheckedImage(image=image, format=fmt, original_mode=original_mode)
+
+
+def check_image_file(path: Path, *, max_bytes: int, max_pixels: int) -> CheckedImage:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"image {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"image {path} is not a file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"image {path} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+    return check_image_bytes(path.read_bytes(), name=f"image {path.name}", max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def _whole(name: str, value: object) -> int:
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"{name} must be a whole number, not {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InputError(f"{name} must be a whole number, not {value!r}")
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise InputError(f"{name} must be a whole number, not {value!r}") from None
+    if isinstance(value, int):
+        return value
+    raise InputError(f"{name} must be a whole number, not {type(value).__name__}")
+
+
+def _number(name: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, not {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number, not {value!r}")
+    return number
+
+
+def _text(name: str, value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be text, not {type(value).__name__}")
+    cleaned = "".join(c for c in value if c in "\t\n" or c.isprintable())
+    if len(cleaned) > MAX_PROMPT_CHARS:
+        raise InputError(f"{name} is {len(cleaned)} characters; the limit is {MAX_PROMPT_CHARS} (the text encoder reads about 77 tokens)")
+    return cleaned.strip()
+
+
+def _nearest_multiple(value: int, multiple: int) -> int:
+    return max(multiple, round(value / multiple) * multiple)
+
+
+def check_params(raw: dict) -> JobParams:
+    """Fill defaults from the registry and check every value against the model's limits."""
+    if not isinstance(raw, dict):
+        raise InputError("parameters must be a JSON object")
+    unknown = set(raw) - set(JobParams.__dataclass_fields__)
+    if unknown:
+        raise InputError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    if not raw.get("model"):
+        raise InputError("model is required")
+    try:
+        spec: ModelSpec = get_model(str(raw["model"]))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    d = spec.defaults
+
+    def pick(key: str, default: object) -> object:
+        value = raw.get(key)
+        return default if value is None or value == "" else value
+
+    height = _whole("height", pick("height", d.height))
+    width = _whole("width", pick("width", d.width))
+    frames = _whole("frames", pick("frames", d.frames))
+    steps = _whole("steps", pick("steps", d.steps))
+    fps = _whole("fps", pick("fps", d.fps))
+    seed = _whole("seed", pick("seed", 0))
+    guidance = _number("guidance", pick("guidance", d.guidance))
+    chunk_raw = pick("decode_chunk_size", d.decode_chunk_size)
+    decode_chunk_size = None if chunk_raw is None else _whole("decode_chunk_size", chunk_raw)
+    offload = str(pick("offload", "none"))
+
+    for name, value in (("height", height), ("width", width)):
+        if value <= 0:
+            raise InputError(f"{name} must be positive, not {value}")
+        if value % spec.resolution_multiple:
+            raise InputError(
+                f"{name} {value} is not a multiple of {spec.resolution_multiple} for {spec.id}; "
+                f"try {_nearest_multiple(value, spec.resolution_multiple)}"
+            )
+        if value > spec.max_side:
+            raise InputError(f"{name} {value} is beyond {spec.id}'s limit of {spec.max_side}")
+    if not spec.min_frames <= frames <= spec.max_frames:
+        raise InputError(f"frames must be between {spec.min_frames} and {spec.max_frames} for {spec.id}, not {frames}")
+    if (problem := spec.check_frames(frames)) is not None:
+        raise InputError(problem)
+    if not 1 <= steps <= MAX_STEPS:
+        raise InputError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
+    if not 0 <= guidance <= MAX_GUIDANCE:
+        raise InputError(f"guidance must be between 0 and {MAX_GUIDANCE:g}, not {guidance:g}")
+    if not 1 <= fps <= 120:
+        raise InputError(f"fps must be between 1 and 120, not {fps}")
+    if not 0 <= seed < 2**63:
+        raise InputError(f"seed must be between 0 and 2^63-1, not {seed}")
+    if decode_chunk_size is not None and not 1 <= decode_chunk_size <= frames:
+        raise InputError(f"decode_chunk_size must be between 1 and the number of frames ({frames}), not {decode_chunk_size}")
+    if offload not in OFFLOAD_CHOICES:
+        raise InputError(f"offload must be one of {', '.join(OFFLOAD_CHOICES)}, not {offload!r}")
+    prompt = _text("prompt", raw.get("prompt"))
+    if spec.takes_prompt and not prompt:
+        raise InputError(f"{spec.id} needs a prompt describing the motion")
+    return JobParams(
+        # A prompt given to an image-only model is kept for CLIP scoring; the pipeline never sees it.
+        model=spec.id, prompt=prompt, negative_prompt=_text("negative prompt", raw.get("negative_prompt")) if spec.takes_prompt else "",
+        height=height, width=width, frames=frames, steps=steps, guidance=guidance, seed=seed, fps=fps,
+        decode_chunk_size=decode_chunk_size if spec.supports_decode_chunk else None, offload=offload,
+    )

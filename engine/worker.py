@@ -1,0 +1,312 @@
+"""The engine worker: claims jobs from the queue, runs them, reports everything it does.
+
+One worker per GPU (or one CPU worker). A heartbeat thread renews the job's lease, publishes
+progress and ETA, and turns a cancel request or a critical alert into a stop at the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from config import Settings
+from data import parquet_store
+from data.atomic import DiskFullError
+from data.live import read_active_alerts
+from data.paths import DataPaths, data_paths
+from data.schemas import AlertEvent
+from engine.eta import remaining_seconds
+from engine.pipelines.clock import JobCancelled, StageClock
+from engine.pipelines.loading import WeightsMissing
+from engine.queue import JobQueue, LeaseLost, Progress, open_queue
+from engine.queue.models import Job
+from engine.run_record import build_run_record
+from engine.runner import PipelineCache, RunOutput, free_memory, run_job
+
+log = logging.getLogger(__name__)
+
+# The supervisor restarts a worker that exits with this code (3 consecutive OOMs).
+EXIT_RESTART_ME = 75
+STOPPING_REASON = "worker stopping"
+
+
+@dataclass
+class Device:
+    name: str  # "cuda:0" or "cpu"
+    index: int | None
+    gpu_name: str
+
+    @classmethod
+    def pick(cls, gpu_index: int | None) -> "Device":
+        import torch
+
+        if torch.cuda.is_available():
+            index = gpu_index or 0
+            if index >= torch.cuda.device_count():
+                raise SystemExit(f"--gpu {index}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            torch.cuda.set_device(index)
+            return cls(f"cuda:{index}", index, torch.cuda.get_device_name(index))
+        return cls("cpu", None, "cpu")
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease, publishes progress, watches for cancel requests and critical alerts."""
+
+    def __init__(self, worker: "Worker", job: Job, clock: StageClock) -> None:
+        super().__init__(name=f"heartbeat-{job.id[:8]}", daemon=True)
+        self.worker, self.job, self.clock = worker, job, clock
+        self.started = time.monotonic()
+        self.cancel_reason: str | None = None
+        self.peak_nvml_bytes: int | None = None
+        self._done = threading.Event()
+
+    def progress(self) -> Progress:
+        elapsed = time.monotonic() - self.started
+        return Progress(
+            stage=self.clock.current, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
+            eta_s=remaining_seconds(self.clock, elapsed, self.job.predicted), elapsed_s=elapsed,
+        )
+
+    def beat(self) -> None:
+        settings = self.worker.settings
+        try:
+            reply = self.worker.queue.heartbeat(self.job.id, self.worker.worker_id, settings.engine.lease_s, self.progress())
+            if reply.cancel_requested and self.cancel_reason is None:
+                self.cancel_reason = reply.cancel_reason or "cancelled by user"
+        except LeaseLost as exc:
+            self.cancel_reason = f"lease lost: {exc}"
+        except Exception as exc:  # a busy or briefly unreadable queue must not kill the job
+            log.warning("heartbeat for %s failed: %s", self.job.id, exc)
+        if self.cancel_reason is None:
+            self.cancel_reason = self.worker.critical_alert()
+        self._sample_process_memory()
+
+    def _sample_process_memory(self) -> None:
+        used = self.worker.nvml_process_memory()
+        if used is not None:
+            self.peak_nvml_bytes = max(self.peak_nvml_bytes or 0, used)
+
+    def run(self) -> None:
+        while not self._done.wait(self.worker.settings.engine.heartbeat_s):
+            self.beat()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+class Worker:
+    def __init__(self, settings: Settings, gpu_index: int | None = None, queue: JobQueue | None = None) -> None:
+        self.settings = settings
+        self.paths: DataPaths = data_paths(settings)
+        self.queue = queue or open_queue(settings)
+        self.device = Device.pick(gpu_index)
+        self.worker_id = f"{settings.hostname}:{os.getpid()}:{self.device.name}"
+        self.cache = PipelineCache(settings, self.device.name, self.device.index)
+        self.consecutive_ooms = 0
+        self.stopping = threading.Event()
+        self._nvml_handle = None
+
+    # -- watching the GPU -----------------------------------------------------------------
+    def critical_alert(self) -> str | None:
+        if self.device.index is None:
+            return None
+        max_age = timedelta(seconds=max(10.0, 5 * self.settings.collector.interval_s))
+        for alert in read_active_alerts(self.paths, max_age=max_age):
+            if alert.get("level") == "critical" and alert.get("host") == self.settings.hostname and alert.get("gpu_index") == self.device.index:
+                return f"critical alert: {alert.get('message')} ({alert.get('rule')}, value {alert.get('value')})"
+        return None
+
+    def nvml_process_memory(self) -> int | None:
+        if self.device.index is None:
+            return None
+        try:
+            import pynvml
+
+            if self._nvml_handle is None:
+                pynvml.nvmlInit()
+                self._nvml_handle = pynvml.nvmlDeviceGetHandleByIndex(self.device.index)
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(self._nvml_handle):
+                if proc.pid == os.getpid() and isinstance(proc.usedGpuMemory, int):
+                    return int(proc.usedGpuMemory)
+        except Exception:  # NVML absent, or PIDs of another namespace: no figure, not an error
+            return None
+        return None
+
+    # -- the loop --------------------------------------------------------------------------
+    def reap(self) -> None:
+        for reaped in self.queue.reap_expired(on_death=self.settings.engine.on_worker_death, max_attempts=self.settings.engine.max_attempts):
+            log.warning("job %s: %s → %s", reaped.job.id, reaped.message, reaped.outcome)
+            if reaped.job.is_final:
+                self._write_record(build_run_record(reaped.job, self.settings, None, None, device_name=None))
+
+    def serve(self) -> int:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("signal %d: stopping after the current step", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
+        last_reap = 0.0
+        while not self.stopping.is_set():
+            if time.monotonic() - last_reap > self.settings.engine.lease_s / 2:
+                self.reap()
+                last_reap = time.monotonic()
+            job = self.queue.claim(self.worker_id, self.device.index, self.settings.engine.lease_s)
+            if job is None:
+                self.stopping.wait(0.3)
+                continue
+            self.process(job)
+            if self.consecutive_ooms >= self.settings.engine.max_consecutive_ooms:
+                self._fire_oom_alert()
+                log.error("%d consecutive out-of-memory failures: exiting so the supervisor restarts this worker", self.consecutive_ooms)
+                return EXIT_RESTART_ME
+        return 0
+
+    def queue_description(self) -> str:
+        return str(getattr(self.queue, "path", type(self.queue).__name__))
+
+    def process(self, job: Job) -> Job:
+        log.info("job %s: %s %dx%dx%d, %d steps", job.id, job.model, job.params.height, job.params.width, job.params.frames, job.params.steps)
+        sync = _cuda_sync(self.device.name)
+        clock = StageClock(sync=sync)
+        beat = Heartbeat(self, job, clock)
+        clock.should_cancel = lambda: STOPPING_REASON if self.stopping.is_set() else beat.cancel_reason
+        _reset_peak_memory(self.device.name)
+        beat.start()
+        state, error_kind, error_message, output = "succeeded", None, None, None
+        try:
+            output = run_job(job, cache=self.cache, clock=clock, job_dir=self.paths.job_dir(job.id), settings=self.settings)
+            self.consecutive_ooms = 0
+        except JobCancelled as exc:
+            state, error_kind, error_message = "cancelled", "cancelled", f"{exc.reason} (during {exc.stage})"
+        except Exception as exc:  # every failure ends the job with a reason; the worker goes on
+            state, error_kind, error_message = "failed", *self._classify(exc, job, clock)
+            if error_kind != "oom":
+                log.error("job %s failed in %s:\n%s", job.id, clock.current, traceback.format_exc())
+        finally:
+            beat.stop()
+        if state != "succeeded":
+            free_memory(self.device.name)
+        peaks = _peak_memory(self.device.name)
+        if state == "cancelled" and STOPPING_REASON in (error_message or ""):
+            log.info("job %s: worker stopping, job goes back to the queue", job.id)
+            try:
+                return self.queue.requeue(job.id, self.worker_id, "the worker stopped; the job waits for the next worker")
+            except LeaseLost:
+                return self.queue.get(job.id)
+        record = build_run_record(
+            job, self.settings, clock, output, device_name=self.device.gpu_name, state=state, error_kind=error_kind,
+            error_message=error_message, peaks=peaks, peak_nvml_bytes=beat.peak_nvml_bytes, worker_id=self.worker_id,
+            gpu_index=self.device.index,
+        )
+        self._write_record(record)
+        result = {
+            "stages": clock.stages, "step_times_s": clock.step_times, "failed_stage": clock.current if state != "succeeded" else None,
+            "video_path": str(output.video_path) if output else None,
+            "thumbnail_path": str(output.thumbnail_path) if output else None,
+            "smoke_test": record.smoke_test, "quality": output.quality_report if output else None,
+            "peak_allocated_bytes": record.peak_allocated_bytes, "peak_reserved_bytes": record.peak_reserved_bytes,
+            "peak_nvml_process_bytes": record.peak_nvml_process_bytes, "total_s": record.total_s, "gpu_name": self.device.gpu_name,
+        }
+        try:
+            finished = self.queue.finish(job.id, self.worker_id, state, error_kind=error_kind, error_message=error_message, result=result)
+        except LeaseLost as exc:
+            log.error("job %s: %s", job.id, exc)
+            return self.queue.get(job.id)
+        log.info("job %s %s in %.2fs%s", job.id, state, record.total_s or 0, f": {error_message}" if error_message else "")
+        return finished
+
+    def _classify(self, exc: Exception, job: Job, clock: StageClock) -> tuple[str, str]:
+        import torch
+
+        stage = clock.current or "start-up"
+        if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+            self.consecutive_ooms += 1
+            if stage == "model_load":
+                self.cache.drop()
+            free_memory(self.device.name)
+            return "oom", _oom_message(exc, job, stage, self.device)
+        self.consecutive_ooms = 0
+        if isinstance(exc, WeightsMissing):
+            return "weights_missing", str(exc)
+        if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno == 28):
+            return "disk_full", f"no space left on the disk holding {self.paths.root} during {stage}; free some space and resubmit"
+        return "error", f"{type(exc).__name__} during {stage}: {str(exc).splitlines()[0][:500] if str(exc) else ''}"
+
+    def _write_record(self, record: object) -> None:
+        try:
+            parquet_store.write_rows(self.paths, "runs", [record], self.settings.hostname)
+        except DiskFullError as exc:
+            # The queue still holds the outcome; the record is written when the next job ends.
+            log.error("run record of %s not written: %s", getattr(record, "job_id", "?"), exc)
+
+    def _fire_oom_alert(self) -> None:
+        rule = next((r for r in self.settings.alerts.rules if r.metric == "consecutive_ooms"), None)
+        event = AlertEvent(
+            ts=datetime.now(timezone.utc), host=self.settings.hostname, rule=rule.name if rule else "repeated_oom",
+            level=rule.level if rule else "fatal", state="firing", gpu_index=self.device.index, value=float(self.consecutive_ooms),
+            message=f"{self.consecutive_ooms} consecutive out-of-memory failures on {self.device.name}; worker restarting",
+            action=rule.action if rule else "lower the job settings",
+        )
+        try:
+            parquet_store.write_rows(self.paths, "alert_events", [event], self.settings.hostname)
+        except DiskFullError as exc:
+            log.error("alert not written: %s", exc)
+
+
+def _oom_message(exc: Exception, job: Job, stage: str, device: Device) -> str:
+    import re
+
+    text = str(exc)
+    needed = re.search(r"Tried to allocate ([\d.]+ [KMG]iB)", text)
+    free = re.search(r"of which ([\d.]+ [KMG]iB) is free", text)
+    p = job.params
+    advice = (
+        f"lower decode_chunk_size (now {p.decode_chunk_size}) or set offload=model"
+        if stage in ("decode_video", "export_video")
+        else f"lower the resolution ({p.height}×{p.width}) or frames ({p.frames}), or set offload=model"
+    )
+    return (
+        f"CUDA out of memory during {stage} on {device.gpu_name}: needed {needed.group(1) if needed else 'more'}"
+        f", {free.group(1) if free else 'too little'} was free. {advice}; `python -m engine recommend --model {p.model}` "
+        "gives settings that fit"
+    )
+
+
+def _cuda_sync(device: str):
+    if not device.startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def _reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_memory(device: str) -> tuple[int | None, int | None]:
+    if not device.startswith("cuda"):
+        return None, None
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())
+
+
+def serve(gpu_index: int | None = None) -> int:
+    from config import load_settings
+
+    return Worker(load_settings(), gpu_index).serve()

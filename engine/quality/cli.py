@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from engine.quality.clip import DEFAULT_CLIP_MODEL, SETTING_ENV
+from engine.quality.clip import SETTING_ENV
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -27,8 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
         "--clip-model",
-        default=os.environ.get(SETTING_ENV, DEFAULT_CLIP_MODEL),
-        help=f"CLIP hub id or local folder (default: ${SETTING_ENV} or {DEFAULT_CLIP_MODEL})",
+        default=None,
+        help=f"CLIP hub id or local folder (default: the quality.clip_model setting, ${SETTING_ENV})",
     )
     parser.add_argument("--device", default="cpu", help="torch device for CLIP, e.g. cpu or cuda (default: cpu)")
     parser.set_defaults(func=handle_score)
@@ -39,11 +38,21 @@ def handle_score(args: argparse.Namespace) -> int:
     from engine.quality.scoring import score_video
     from engine.quality.video import VideoUnreadable
 
+    from config.settings import load_settings
+
     if args.image is not None and not args.image.is_file():
         print(f"error: input image {args.image} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
+    quality = load_settings().quality
     try:
-        report = score_video(args.video, args.prompt, args.image, clip_model=args.clip_model, device=args.device)
+        report = score_video(
+            args.video,
+            args.prompt,
+            args.image,
+            clip_model=args.clip_model or quality.clip_model,
+            device=args.device,
+            low_quality_threshold=quality.low_quality_threshold,
+        )
     except VideoUnreadable as error:
         print(f"error: {error}".splitlines()[0], file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -57,13 +57,20 @@ def save_random_clip(folder: Path, *, full_size: bool) -> Path:
 
     from engine.random_pipelines import CLIPImageProcessor, build_clip_tokenizer
 
+    tokens = dict(bos_token_id=0, eos_token_id=1, pad_token_id=1)  # build_clip_tokenizer's special tokens
     if full_size:
-        config = CLIPConfig()  # the defaults are openai/clip-vit-base-patch32's shapes
+        config = CLIPConfig(text_config=tokens)  # the defaults are openai/clip-vit-base-patch32's shapes
         image_processor = CLIPImageProcessor()  # 224 px, OpenAI mean/std, as that model's
     else:
         config = CLIPConfig(
-            text_config=dict(vocab_size=600, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4),
-            vision_config=dict(image_size=32, patch_size=4, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4),
+            text_config=dict(
+                vocab_size=600, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                **tokens,
+            ),
+            vision_config=dict(
+                image_size=32, patch_size=4, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                num_attention_heads=4,
+            ),
             projection_dim=32,
         )
         image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -87,8 +94,9 @@ def bench(label: str, video: Path, clip_model: str, runs: int, device: str) -> N
             steps.setdefault(step, []).append(seconds)
     step_text = ", ".join(f"{step} {statistics.median(values):.3f}" for step, values in steps.items())
     clip_state = "CLIP metrics computed" if first.clip_score is not None else "CLIP metrics null"
-    print(f"{label}: load average {os.getloadavg()[0]:.2f}; median {statistics.median(totals):.3f} s over {runs} runs "
-          f"(min {min(totals):.3f}, max {max(totals):.3f}); first call {first_s:.3f} s; {clip_state}")
+    print(f"{label}: load average {os.getloadavg()[0]:.2f}; "
+          f"median {statistics.median(totals):.3f} s over {runs} runs (min {min(totals):.3f}, max {max(totals):.3f}); "
+          f"first call {first_s:.3f} s; {clip_state}")
     print(f"    median per step (s): {step_text}")
 
 
@@ -111,7 +119,8 @@ def main() -> int:
         bench("2. + tiny random CLIP (plumbing stand-in)", video, str(tiny), args.runs, args.device)
         if not args.no_full_size:
             full = save_random_clip(tmp / "vit-b32-random", full_size=True)
-            bench("3. + random-weight CLIP, ViT-B/32 architecture (compute stand-in)", video, str(full), args.runs, args.device)
+            label = "3. + random-weight CLIP, ViT-B/32 architecture (compute stand-in)"
+            bench(label, video, str(full), args.runs, args.device)
     return 0
 
 

@@ -56,7 +56,8 @@ class MotionMetrics:
 
 def farneback_flows(grey: np.ndarray) -> np.ndarray:
     """Flow from each frame to the next: (T-1, h, w, 2) float32, in working-size pixels."""
-    return np.stack([cv2.calcOpticalFlowFarneback(grey[t], grey[t + 1], None, **FARNEBACK) for t in range(len(grey) - 1)])
+    pairs = range(len(grey) - 1)
+    return np.stack([cv2.calcOpticalFlowFarneback(grey[t], grey[t + 1], None, **FARNEBACK) for t in pairs])
 
 
 def dynamic_threshold(height: int, width: int) -> float:
@@ -84,7 +85,9 @@ def flicker_of(grey: np.ndarray, flows: np.ndarray, grid: int = FLICKER_GRID) ->
     changes = []
     for t, flow in enumerate(flows):
         map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
-        warped = cv2.remap(grey[t + 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(
+            grey[t + 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         valid = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
         diff = np.where(valid, warped - grey[t].astype(np.float32), 0.0)[: bh * grid, : bw * grid]
         valid = valid[: bh * grid, : bw * grid]

@@ -117,7 +117,8 @@ def _clip_metrics(report: QualityReport, clip, frames: np.ndarray, prompt: str |
             report.reasons["image_alignment_mean"] = report.reasons["image_alignment_first"] = reason
         else:
             image_embed = clip.embed_images([image])[0]
-            report.image_alignment_mean, report.image_alignment_first = alignment.image_alignment(frame_embeds, image_embed)
+            mean, first = alignment.image_alignment(frame_embeds, image_embed)
+            report.image_alignment_mean, report.image_alignment_first = mean, first
 
     if len(frame_embeds) >= 2:
         report.subject_consistency = alignment.subject_consistency(frame_embeds)

@@ -36,18 +36,25 @@ def test_missing_hub_weights_offline_give_the_reason_without_touching_the_networ
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     calls = []
     real = clip_module._from_pretrained
-    monkeypatch.setattr(clip_module, "_from_pretrained", lambda model, local: calls.append(local) or real(model, local))
+    monkeypatch.setattr(
+        clip_module, "_from_pretrained", lambda model, local: calls.append(local) or real(model, local)
+    )
     report = score_video(videos.steady_pan, "a pan", clip_model="openai/clip-vit-base-patch32")
     assert report.clip_score is None
     assert report.reasons["clip_score"].startswith(
-        "CLIP weights not found at openai/clip-vit-base-patch32: not in the Hugging Face cache and HF_HUB_OFFLINE is set;"
+        "CLIP weights not found at openai/clip-vit-base-patch32: "
+        "not in the Hugging Face cache and HF_HUB_OFFLINE is set;"
     )
     assert calls == [True]  # local_files_only=True only
 
 
 def test_a_failed_load_is_remembered_instead_of_retried(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(clip_module, "_load", lambda model, device: calls.append(model) or (_ for _ in ()).throw(ClipUnavailable("nope")))
+    def failing_load(model, device):
+        calls.append(model)
+        raise ClipUnavailable("nope")
+
+    monkeypatch.setattr(clip_module, "_load", failing_load)
     for _ in range(3):
         with pytest.raises(ClipUnavailable, match="nope"):
             load_clip("some/model", "cpu")
@@ -120,6 +127,8 @@ def test_a_local_folder_loads_with_local_files_only(tiny_clip_dir, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     calls = []
     real = clip_module._from_pretrained
-    monkeypatch.setattr(clip_module, "_from_pretrained", lambda model, local: calls.append(local) or real(model, local))
+    monkeypatch.setattr(
+        clip_module, "_from_pretrained", lambda model, local: calls.append(local) or real(model, local)
+    )
     load_clip(str(tiny_clip_dir), "cpu")
     assert calls == [True]

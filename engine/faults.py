@@ -3,7 +3,8 @@
 `I2VMON_FAILPOINTS="denoising_loop=oom,export_video=sleep:5,denoising_step=sleep:0.2"` — at the
 start of that stage (or at every denoising step for `denoising_step`) the engine raises a CUDA
 out-of-memory error, sleeps, raises an error, exits the process (`crash`) or fills the disk
-error path (`disk_full`). Unset, each failpoint costs one dict lookup.
+error path (`disk_full`). `oom*3` fires three times, then never again in that process.
+Unset, each failpoint costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -24,10 +25,18 @@ def _points() -> dict[str, str]:
     return points
 
 
+_fired: dict[str, int] = {}
+
+
 def failpoint(name: str) -> None:
     action = _points().get(name)
     if not action:
         return
+    action, _, times = action.partition("*")
+    if times:
+        if _fired.get(name, 0) >= int(times):
+            return
+        _fired[name] = _fired.get(name, 0) + 1
     kind, _, arg = action.partition(":")
     if kind == "sleep":
         time.sleep(float(arg or 1))

@@ -165,11 +165,28 @@ def _build_module(factory: Callable[[], torch.nn.Module], *, seed: int, device: 
     """
     with _seeded(seed, device), torch.device(device):
         module = factory()
-    if module.dtype != dtype:
-        module = module.to(dtype=dtype)
+    _cast_like_from_pretrained(module, dtype)
     module.eval()
     module.requires_grad_(False)
     return module
+
+
+def _cast_like_from_pretrained(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast to `dtype` as `from_pretrained(torch_dtype=dtype)` would, keeping the same modules in float32.
+
+    transformers keeps `_keep_in_fp32_modules` (T5's feed-forward output `wo`) in float32 when loading in
+    float16, and `_keep_in_fp32_modules_strict` for float16 and bfloat16; memory and numerics follow.
+    """
+    keep_fp32: set[str] = set()
+    if dtype == torch.float16:
+        keep_fp32 |= set(getattr(module, "_keep_in_fp32_modules", None) or ())
+    if dtype in (torch.float16, torch.bfloat16):
+        keep_fp32 |= set(getattr(module, "_keep_in_fp32_modules_strict", None) or ())
+    # nn.Module.to, not ModelMixin.to: the latter warns about fp32 modules, which are handled here.
+    torch.nn.Module.to(module, dtype=dtype)
+    for name, submodule in module.named_modules():
+        if keep_fp32.intersection(name.split(".")):
+            torch.nn.Module.to(submodule, dtype=torch.float32)
 
 
 def load_model_config(name: str, component: str, filename: str = "config.json") -> dict:
@@ -468,9 +485,7 @@ def _build_ltx_video(*, torch_dtype: torch.dtype, device: torch.device, seed: in
         text_encoder=_build_module(
             lambda: T5EncoderModel(text_encoder_config), seed=seed, device=device, dtype=torch_dtype
         ),
-        tokenizer=build_t5_tokenizer(
-            model_max_length=load_model_config(name, "tokenizer", "tokenizer_config.json")["model_max_length"]
-        ),
+        tokenizer=build_t5_tokenizer(),
         transformer=_build_module(
             lambda: LTXVideoTransformer3DModel.from_config(load_model_config(name, "transformer")),
             seed=seed, device=device, dtype=torch_dtype,

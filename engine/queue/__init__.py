@@ -9,7 +9,8 @@ from engine.queue.models import Job, JobNotFound, JobParams, LeaseLost, Progress
 
 
 def open_queue(settings: object) -> JobQueue:
-    """The queue the settings name: `queue_url` empty → SQLite in the data dir; sqlite:///path → that file."""
+    """The queue the settings name: `queue_url` empty → SQLite in the data dir; sqlite:///path → that file;
+    postgresql://… (or postgres://…) → that PostgreSQL database, shared by many hosts."""
     from data.paths import data_paths
 
     url: str = getattr(settings, "queue_url", "") or ""
@@ -17,8 +18,16 @@ def open_queue(settings: object) -> JobQueue:
         from engine.queue.sqlite import SqliteJobQueue
 
         return SqliteJobQueue(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        from engine.queue.postgres import PostgresJobQueue
+
+        return PostgresJobQueue(url)
     if url:
-        raise QueueUnavailable(f"queue_url {url!r} is not sqlite:///<path>; only the SQLite backend exists so far")
+        from engine.queue.postgres import redact
+
+        raise QueueUnavailable(
+            f"queue_url {redact(url)!r} is neither sqlite:///<path> nor postgresql://user:password@host:port/dbname"
+        )
     from engine.queue.sqlite import SqliteJobQueue
 
     return SqliteJobQueue(data_paths(settings).queue_db)

@@ -1,0 +1,31 @@
+"""The app's entrypoint and router: `streamlit run app/ui.py` (or `python -m app`, which supervises it).
+
+It draws the shared frame (the sidebar's data directory and service status, the active-alert banner) and
+runs the page chosen; each page under pages/ also runs on its own.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.views import frame  # noqa: E402
+
+st.set_page_config(page_title="i2vmon", page_icon="🎞️", layout="wide")
+
+PAGES = ROOT / "pages"
+LIVE = st.Page(PAGES / "live_monitor.py", title="Live monitor", icon="📈", url_path="live")
+page = st.navigation([
+    st.Page(PAGES / "generate.py", title="Generate", icon="🎬", url_path="generate", default=True),
+    LIVE,
+    st.Page(PAGES / "quality_review.py", title="Quality review", icon="⭐", url_path="quality"),
+    st.Page(PAGES / "analytics.py", title="Analytics", icon="📊", url_path="analytics"),
+])
+frame.guarded(frame.sidebar)
+if page.url_path != LIVE.url_path:  # the live monitor shows the alerts in full itself
+    frame.guarded(frame.banner)
+page.run()

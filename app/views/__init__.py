@@ -1,0 +1,1 @@
+"""What the pages draw with: formatting, charts and panels. Display only; metrics come from data/ and engine/."""

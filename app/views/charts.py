@@ -1,0 +1,130 @@
+"""Plotly figures of the pages. They draw what data/ returns; unit conversion only, no metrics."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from data.schemas import STAGES
+
+GIB = 2**30
+
+# (title, unit, [(column, trace name)]) of the live and history charts, top to bottom.
+GPU_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("Utilisation", "%", (("gpu_util_percent", "GPU util"),)),
+    ("Memory", "GiB", (("memory_used_gib", "used"), ("memory_total_gib", "total"))),
+    ("Temperature", "°C", (("temp_c", "temperature"),)),
+    ("Power", "W", (("power_w", "power"), ("power_limit_w", "limit"))),
+    ("Clocks", "MHz", (("sm_clock_mhz", "SM"), ("mem_clock_mhz", "memory"))),
+)
+
+
+def with_gaps(frame: pd.DataFrame, max_gap_s: float, ts: str = "ts") -> pd.DataFrame:
+    """Insert an empty row wherever consecutive samples are more than `max_gap_s` apart, so a line breaks
+    there (Plotly, connectgaps=False) instead of drawing across a time the collector was not sampling."""
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(ts, kind="stable")
+    gap = frame[ts].diff().dt.total_seconds() > max_gap_s
+    if not gap.any():
+        return frame
+    breaks = pd.DataFrame({ts: frame.loc[gap, ts] - pd.Timedelta(milliseconds=1)})
+    return pd.concat([frame, breaks], ignore_index=True).sort_values(ts, kind="stable")
+
+
+def gpu_frame(table: object) -> pd.DataFrame:
+    """A GpuSample table (Arrow or pandas) with memory in GiB for the charts."""
+    frame = table.to_pandas() if hasattr(table, "to_pandas") else pd.DataFrame(table)
+    if frame.empty:
+        return frame
+    for col in ("memory_used_bytes", "memory_total_bytes"):
+        if col in frame:
+            frame[col.replace("_bytes", "_gib")] = frame[col].astype("float64") / GIB
+    return frame
+
+
+def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: int = 720,
+                 x_range: tuple | None = None) -> go.Figure:
+    """Utilisation, memory, temperature, power and clocks of one GPU, stacked on a shared time axis."""
+    frame = with_gaps(frame, max_gap_s)
+    fig = make_subplots(rows=len(GPU_PANELS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        subplot_titles=[f"{name} ({unit})" for name, unit, _ in GPU_PANELS])
+    for row, (_, unit, traces) in enumerate(GPU_PANELS, start=1):
+        for col, name in traces:
+            if col not in frame:
+                continue
+            dashed = name in ("total", "limit")
+            fig.add_trace(
+                go.Scatter(x=frame["ts"], y=frame[col], name=name, mode="lines", connectgaps=False, showlegend=False,
+                           line={"width": 1 if dashed else 1.6, "dash": "dash" if dashed else "solid"},
+                           hovertemplate=f"%{{y:.1f}} {unit}<extra>{name}</extra>"),
+                row=row, col=1,
+            )
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(range=[0, 100], row=1, col=1)
+    if x_range is not None:
+        fig.update_xaxes(range=list(x_range))
+    fig.update_layout(title=title, height=height, margin={"l": 40, "r": 10, "t": 60, "b": 20}, uirevision=title,
+                      hovermode="x unified")
+    return fig
+
+
+def stage_timeline(stages: dict[str, float], *, current: str | None = None, title: str = "Stage timeline") -> go.Figure:
+    """The stages of one job as consecutive bars on a time axis (seconds from the job's start)."""
+    names, starts, widths = [], [], []
+    t = 0.0
+    for stage in STAGES:
+        if stage in stages and stages[stage] is not None:
+            names.append(stage)
+            starts.append(t)
+            widths.append(stages[stage])
+            t += stages[stage]
+    colors = ["#f39c12" if n == current else "#4c78a8" for n in names]
+    fig = go.Figure(go.Bar(y=names, x=widths, base=starts, orientation="h", marker_color=colors,
+                           text=[f"{w:.2f} s" for w in widths], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2f} s<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title=title, xaxis_title="seconds from start", height=60 + 28 * max(len(names), 1),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return fig
+
+
+def stage_breakdown(frame: pd.DataFrame, key: str, title: str = "Mean stage time") -> go.Figure:
+    """Stacked mean seconds per stage for each group in column `key`."""
+    fig = go.Figure()
+    x = frame[key].astype(str)
+    for stage in STAGES:
+        if stage in frame and frame[stage].notna().any():
+            fig.add_trace(go.Bar(x=x, y=frame[stage], name=stage, hovertemplate="%{y:.2f} s<extra>" + stage + "</extra>"))
+    fig.update_layout(barmode="stack", title=title, yaxis_title="seconds", xaxis_title=key, height=380,
+                      margin={"l": 40, "r": 10, "t": 40, "b": 40}, xaxis={"type": "category"})
+    return fig
+
+
+def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: str, *, kind: str = "bar") -> go.Figure:
+    x = frame[key] if key == "day" else frame[key].astype(str)
+    trace = (go.Scatter(x=x, y=frame[column], mode="lines+markers", connectgaps=False) if kind == "line"
+             else go.Bar(x=x, y=frame[column]))
+    trace.update(hovertemplate=f"%{{x}}: %{{y:.3g}} {unit}<extra></extra>")
+    fig = go.Figure(trace)
+    fig.update_layout(title=title, yaxis_title=unit, height=280, margin={"l": 40, "r": 10, "t": 40, "b": 30})
+    if key != "day":
+        fig.update_xaxes(type="category")
+    return fig
+
+
+def predicted_vs_measured(frame: pd.DataFrame, predicted: str, measured: str, *, title: str, unit: str) -> go.Figure:
+    """Each run a point; the diagonal is a perfect prediction."""
+    pairs = frame.dropna(subset=[predicted, measured])
+    fig = go.Figure(go.Scatter(
+        x=pairs[measured], y=pairs[predicted], mode="markers", marker={"size": 6, "opacity": 0.6},
+        text=pairs["model"], hovertemplate="%{text}<br>measured %{x:.2f} " + unit + "<br>predicted %{y:.2f} " + unit + "<extra></extra>",
+    ))
+    if not pairs.empty:
+        top = float(max(pairs[measured].max(), pairs[predicted].max())) * 1.05
+        fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"},
+                                 hoverinfo="skip", name="exact"))
+    fig.update_layout(title=title, xaxis_title=f"measured ({unit})", yaxis_title=f"predicted ({unit})", showlegend=False,
+                      height=380, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return fig

@@ -1,0 +1,83 @@
+"""The shared frame: the sidebar's service status, the active-alert banner, and the page guard."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Callable
+
+import streamlit as st
+
+from app.views import formatting as fmt
+from app.views import resources
+from app.views.status import collector_status, engine_status
+from data import live
+from data.paths import DataPaths
+from engine.queue import QueueError, QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+ALERT_MAX_AGE = timedelta(seconds=30)  # an alerts file not refreshed since belongs to a stopped collector
+
+
+def guarded(main: Callable[[], None]) -> None:
+    """Run a page; a failure becomes a message that says what went wrong, never a traceback."""
+    try:
+        main()
+    except QueueUnavailable as exc:
+        st.error(f"The job queue cannot be opened: {exc}. Check `queue_url` in i2vmon.toml and that the data "
+                 "directory is writable.")
+    except QueueError as exc:
+        st.error(f"The job queue refused: {exc}")
+    except OSError as exc:
+        st.error(f"The data directory could not be read or written: {exc}")
+    except Exception as exc:  # the page must still render; the traceback goes to the log
+        log.exception("page failed")
+        st.error(f"This page hit an unexpected error: {type(exc).__name__}: {exc}. The details are in the app's log.")
+
+
+def alert_banner(paths: DataPaths) -> int:
+    """One line per firing alert with its suggested action; returns how many are firing."""
+    alerts = live.read_active_alerts(paths, max_age=ALERT_MAX_AGE)
+    for a in alerts:
+        where = f"GPU {a['gpu_index']} on {a.get('host', '?')}" if a.get("gpu_index") is not None else a.get("host", "?")
+        value = a.get("value")
+        text = (f"**{a.get('message') or a.get('rule')}** ({where}"
+                f"{', now ' + fmt.number(value, '.1f') if value is not None else ''}) — {a.get('action') or 'no action given'}")
+        if a.get("level") in ("critical", "fatal"):
+            st.error(text, icon="🚨")
+        else:
+            st.warning(text, icon="⚠️")
+    return len(alerts)
+
+
+def service_lines() -> None:
+    """Collector and engine status with how to start what is down."""
+    settings = resources.settings()
+    paths = resources.paths(settings)
+    status = [collector_status(paths)]
+    try:
+        queue = resources.queue(settings)
+        status.append(engine_status(queue, settings.engine.lease_s))
+        counts = queue.counts()
+    except QueueError as exc:
+        st.markdown(f"🔴 **Queue** — cannot be opened: {exc}")
+        counts = {}
+    for s in status:
+        st.markdown(f"{s.icon} **{s.name.capitalize()}** — {s.message}")
+        if s.how_to_start:
+            st.caption(f"start it: `{s.how_to_start}` (or `python -m app`, which supervises both)")
+    if counts:
+        st.caption(" · ".join(f"{k} {counts.get(k, 0)}" for k in ("queued", "running", "succeeded", "failed", "cancelled")))
+
+
+def sidebar() -> None:
+    paths = resources.paths()
+    with st.sidebar:
+        st.caption(f"Data directory: `{paths.root}`")
+        st.fragment(run_every=3)(service_lines)()
+
+
+def banner() -> None:
+    paths = resources.paths()
+    st.fragment(run_every=2)(lambda: alert_banner(paths))()

@@ -1,0 +1,104 @@
+"""One job from submission to its end: a live progress bar with cancel, then its video, timings and scores."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+
+from app.views import charts, video
+from app.views import formatting as fmt
+from engine.queue import Job, JobNotFound, JobQueue
+
+
+def progress_line(job: Job, now: datetime | None = None) -> tuple[float, str]:
+    """(fraction done, 'step i/N · stage · elapsed · ETA') of a queued or running job."""
+    now = now or datetime.now(timezone.utc)
+    if job.state == "queued":
+        return 0.0, f"queued {fmt.age(job.created_at, now)} · waiting for an engine worker"
+    p = job.progress
+    total = p.total_steps or job.params.steps
+    elapsed = p.elapsed_s if p.elapsed_s is not None else (
+        (now - job.started_at).total_seconds() if job.started_at else None)
+    fraction = min(1.0, p.step / total) if total else 0.0
+    stage = p.stage or "starting"
+    cancelling = " · cancelling…" if job.cancel_requested else ""
+    return fraction, f"step {p.step}/{total} · {stage} · elapsed {fmt.seconds(elapsed)} · ETA {fmt.seconds(p.eta_s)}{cancelling}"
+
+
+def _cancel(queue: JobQueue, job_id: str) -> None:
+    outcome = queue.cancel(job_id)
+    st.session_state["job_panel_notice"] = outcome.message
+
+
+def live_progress(queue: JobQueue, job_id: str) -> None:
+    """The progress of a job not yet ended; reruns the whole page once it ends."""
+    try:
+        job = queue.get(job_id)
+    except JobNotFound:
+        st.info(f"Job {job_id} is no longer in the queue.")
+        return
+    if job.is_final:
+        st.rerun()
+    fraction, text = progress_line(job)
+    st.progress(fraction, text=text)
+    left, right = st.columns([4, 1])
+    left.caption(f"job `{job.id}` · {job.model} · {fmt.resolution(job.params.height, job.params.width)} · "
+                 f"{job.params.frames} frames · {job.params.steps} steps")
+    right.button("Cancel job", key=f"cancel_{job.id}", on_click=_cancel, args=(queue, job.id),
+                 disabled=job.cancel_requested)
+
+
+def draw(queue: JobQueue, job_id: str) -> None:
+    try:
+        job = queue.get(job_id)
+    except JobNotFound:
+        st.info(f"Job {job_id} is no longer in the queue.")
+        return
+    notice = st.session_state.pop("job_panel_notice", None)
+    if notice:
+        st.toast(notice)
+    if not job.is_final:
+        st.fragment(run_every=1)(live_progress)(queue, job_id)
+        return
+    result(job)
+
+
+def result(job: Job) -> None:
+    """A job that ended: its video, stage timings and quality, or why it did not finish."""
+    r = job.result or {}
+    stages = {k: v for k, v in (r.get("stages") or {}).items() if v is not None}
+    if job.state == "succeeded":
+        st.success(f"Job `{job.id}` finished in {fmt.seconds(r.get('total_s'))}.")
+    elif job.state == "cancelled":
+        st.warning(f"Job `{job.id}` was cancelled: {job.error_message or job.cancel_reason or 'by request'}.")
+    else:
+        failed_in = r.get("failed_stage")
+        st.error(f"Job `{job.id}` failed{' in ' + failed_in if failed_in else ''}: "
+                 f"{job.error_kind or 'error'} — {job.error_message or 'no message recorded'}")
+    left, right = st.columns([3, 2])
+    with left:
+        if job.state == "succeeded":
+            video.play(r.get("video_path"), smoke_test=bool(r.get("smoke_test")))
+        if stages:
+            st.plotly_chart(charts.stage_timeline(stages, current=r.get("failed_stage")), key=f"stages_{job.id}")
+    with right:
+        predicted = job.predicted or {}
+        st.dataframe(pd.DataFrame([
+            {"figure": "total time", "measured": fmt.seconds(r.get("total_s")), "predicted": fmt.seconds(predicted.get("seconds"))},
+            {"figure": "peak allocated", "measured": fmt.gib(r.get("peak_allocated_bytes")),
+             "predicted": fmt.gib(predicted.get("peak_allocated_bytes"))},
+            {"figure": "peak reserved", "measured": fmt.gib(r.get("peak_reserved_bytes")),
+             "predicted": fmt.gib(predicted.get("peak_reserved_bytes"))},
+        ]), hide_index=True)
+        if stages:
+            st.dataframe(pd.DataFrame([{"stage": k, "seconds": fmt.number(v, ".2f")} for k, v in stages.items()]),
+                         hide_index=True)
+        flat = video.flatten_report(r.get("quality"))
+        if flat:
+            if flat.get("low_quality"):
+                st.warning(f"Low quality: {video.reasons_text(flat.get('reasons'))}")
+            st.dataframe(video.quality_frame(flat), hide_index=True)
+        elif job.state == "succeeded":
+            st.caption("No quality scores (quality scoring is off or failed for this job).")

@@ -1,0 +1,79 @@
+"""Is the collector up, is an engine worker up? Read from what they leave behind, and said honestly.
+
+The collector is up when a live snapshot is younger than COLLECTOR_MAX_AGE_S. There is no worker registry
+yet, so the engine is 'up' only while a job is running with a fresh heartbeat, 'down' only when jobs wait
+and no worker has claimed one for ENGINE_CLAIM_WINDOW_S, and otherwise 'unknown'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from app.views import formatting as fmt
+from data import live
+from data.paths import DataPaths
+from engine.queue import JobQueue
+
+COLLECTOR_MAX_AGE_S = 10.0
+ENGINE_CLAIM_WINDOW_S = 30.0
+START_COLLECTOR = "python -m collector"
+START_ENGINE = "python -m engine serve"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: Literal["up", "down", "unknown"]
+    message: str
+    how_to_start: str | None = None
+
+    @property
+    def icon(self) -> str:
+        return {"up": "🟢", "down": "🔴", "unknown": "⚪"}[self.state]
+
+
+def collector_status(paths: DataPaths, now: datetime | None = None) -> ServiceStatus:
+    now = now or datetime.now(timezone.utc)
+    snapshots = live.read_snapshots(paths)
+    if not snapshots:
+        return ServiceStatus("collector", "down", f"no live sample in {paths.live_dir}", START_COLLECTOR)
+    freshest = max(snapshots, key=lambda s: s.ts)
+    age = freshest.age_s(now)
+    if age > COLLECTOR_MAX_AGE_S:
+        return ServiceStatus("collector", "down", f"last sample {fmt.seconds(age)} ago ({freshest.host.host})", START_COLLECTOR)
+    gpus = sum(len(s.gpus) for s in snapshots if s.age_s(now) <= COLLECTOR_MAX_AGE_S)
+    note = "" if freshest.host.gpu_status == "ok" else f"; GPU metrics off: {freshest.host.gpu_status}"
+    return ServiceStatus("collector", "up", f"sampling {len(snapshots)} host(s), {gpus} GPU(s), last sample {fmt.seconds(max(age, 0))} ago{note}")
+
+
+def engine_status(queue: JobQueue, lease_s: float, now: datetime | None = None) -> ServiceStatus:
+    now = now or datetime.now(timezone.utc)
+    running = queue.list(states=("running",), limit=50)
+    if running:
+        beats = [j.heartbeat_at for j in running if j.heartbeat_at is not None]
+        last_beat = max(beats) if beats else None
+        if last_beat is not None and (now - last_beat).total_seconds() <= lease_s:
+            return ServiceStatus("engine", "up", f"{len(running)} job(s) running, heartbeat {fmt.age(last_beat, now)}")
+        return ServiceStatus(
+            "engine", "down",
+            f"{len(running)} job(s) marked running but the last heartbeat was {fmt.age(last_beat, now)}: its worker "
+            "probably died; the lease expires and the job is requeued or failed", START_ENGINE,
+        )
+    queued = queue.list(states=("queued",), limit=500)
+    if queued:
+        oldest = min((j.created_at for j in queued if j.created_at), default=now)
+        recent = queue.list(states=("succeeded", "failed", "cancelled"), limit=20)
+        claims = [j.started_at for j in recent if j.started_at is not None]
+        last_claim = max(claims) if claims else None
+        waited = (now - oldest).total_seconds()
+        since_claim = (now - last_claim).total_seconds() if last_claim else None
+        if waited > ENGINE_CLAIM_WINDOW_S and (since_claim is None or since_claim > ENGINE_CLAIM_WINDOW_S):
+            return ServiceStatus(
+                "engine", "down",
+                f"{len(queued)} job(s) waiting, and no engine worker has claimed a job in the last "
+                f"{int(min(waited, since_claim or waited))} s", START_ENGINE,
+            )
+        return ServiceStatus("engine", "unknown", f"{len(queued)} job(s) waiting for a worker")
+    return ServiceStatus("engine", "unknown", "idle: no job queued or running (a worker shows itself when it claims one)")

@@ -1,0 +1,211 @@
+"""The app's read-only questions of the run history, answered in SQL by DuckDB.
+
+Every function takes a `Store` and aggregates where the data is (no per-row work in pandas);
+`{src}` is the table's files, filtered first by the `date` partition so a window prunes whole
+days. A job's record is written once; if a crash replayed it, the latest write counts, as in
+`Store.runs()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+from data.schemas import STAGES
+from data.store import Store
+
+# Group-by choices of the history: name -> SQL expression over a run row.
+GROUPINGS: dict[str, str] = {
+    "day": "CAST(date_trunc('day', finished_at) AS DATE)",
+    "model": "model",
+    "resolution": "CAST(height AS VARCHAR) || '×' || CAST(width AS VARCHAR)",
+    "frames": "frames",
+    "steps": "steps",
+    "gpu": "coalesce(gpu_name, 'unknown')",
+}
+
+# The columns that make two runs 'the same setting'.
+SETTING_KEYS: tuple[str, ...] = ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload")
+
+_LATEST = "(SELECT * FROM {src} WHERE {where} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a question is about: a finished_at window and optional equalities."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    models: tuple[str, ...] = ()
+    gpu_names: tuple[str, ...] = ()
+    include_smoke_test: bool = True
+    equals: dict[str, object] = field(default_factory=dict)  # SETTING_KEYS only
+
+    def sql(self) -> tuple[str, list]:
+        where, params = ["TRUE"], []
+        if self.since is not None:
+            where += ["date >= ?::DATE", "finished_at >= ?"]
+            params += [self.since.date(), self.since]
+        if self.until is not None:
+            where += ["date <= ?::DATE", "finished_at <= ?"]
+            params += [self.until.date(), self.until]
+        if self.models:
+            where.append(f"model IN ({', '.join('?' for _ in self.models)})")
+            params += list(self.models)
+        if self.gpu_names:
+            where.append(f"gpu_name IN ({', '.join('?' for _ in self.gpu_names)})")
+            params += list(self.gpu_names)
+        if not self.include_smoke_test:
+            where.append("NOT coalesce(smoke_test, FALSE)")
+        for key, value in self.equals.items():
+            if key not in SETTING_KEYS:
+                raise ValueError(f"cannot filter runs by {key!r}; keys: {', '.join(SETTING_KEYS)}")
+            if value is None:
+                where.append(f"{key} IS NULL")
+            else:
+                where.append(f"{key} = ?")
+                params.append(value)
+        return " AND ".join(where), params
+
+
+def _runs(run_filter: RunFilter) -> tuple[str, list]:
+    where, params = run_filter.sql()
+    # `{src}` must survive this format; the WHERE goes in now.
+    return _LATEST.replace("{where}", where), params
+
+
+def _measures() -> str:
+    return (
+        "count(*) AS runs, "
+        "count(*) FILTER (WHERE state = 'succeeded') AS succeeded, "
+        "count(*) FILTER (WHERE state = 'failed') AS failed, "
+        "count(*) FILTER (WHERE state = 'cancelled') AS cancelled, "
+        "count(*) FILTER (WHERE error_kind = 'oom') AS ooms, "
+        "count(*) FILTER (WHERE state = 'failed') / count(*) AS failure_rate, "
+        "count(*) FILTER (WHERE error_kind = 'oom') / count(*) AS oom_rate, "
+        "avg(total_s) FILTER (WHERE state = 'succeeded') AS mean_total_s, "
+        "median(total_s) FILTER (WHERE state = 'succeeded') AS median_total_s, "
+        "min(total_s) FILTER (WHERE state = 'succeeded') AS fastest_total_s, "
+        "median(s_per_step) FILTER (WHERE state = 'succeeded') AS median_s_per_step, "
+        "avg(peak_allocated_bytes) AS mean_peak_allocated_bytes, "
+        "max(peak_allocated_bytes) AS max_peak_allocated_bytes, "
+        "avg(quality_score) AS mean_quality_score, "
+        "count(*) FILTER (WHERE low_quality) AS low_quality_runs"
+    )
+
+
+def run_summary(store: Store, run_filter: RunFilter, by: str) -> pa.Table:
+    """One row per group (`by` in GROUPINGS): counts, failure and OOM rates, time, s/step, memory, quality."""
+    if by not in GROUPINGS:
+        raise ValueError(f"cannot group runs by {by!r}; choose one of {', '.join(GROUPINGS)}")
+    runs, params = _runs(run_filter)
+    sql = f"SELECT {GROUPINGS[by]} AS {by}, {_measures()} FROM {runs} GROUP BY 1 ORDER BY 1"
+    return store.query("runs", sql, params)
+
+
+def stage_breakdown(store: Store, run_filter: RunFilter, by: str) -> pa.Table:
+    """Mean seconds of every stage per group, over succeeded runs."""
+    if by not in GROUPINGS:
+        raise ValueError(f"cannot group runs by {by!r}; choose one of {', '.join(GROUPINGS)}")
+    runs, params = _runs(run_filter)
+    stages = ", ".join(f"avg(stage_{s}_s) AS {s}" for s in STAGES)
+    sql = f"SELECT {GROUPINGS[by]} AS {by}, count(*) AS runs, {stages} FROM {runs} WHERE state = 'succeeded' GROUP BY 1 ORDER BY 1"
+    return store.query("runs", sql, params)
+
+
+def fastest_per_setting(store: Store, run_filter: RunFilter, limit: int = 500) -> pa.Table:
+    """Per setting (SETTING_KEYS): the fastest succeeded run, its job, the median and the count."""
+    runs, params = _runs(run_filter)
+    keys = ", ".join(SETTING_KEYS)
+    sql = (
+        f"SELECT {keys}, count(*) AS runs, min(total_s) AS fastest_total_s, arg_min(job_id, total_s) AS fastest_job_id, "
+        "median(total_s) AS median_total_s, median(s_per_step) AS median_s_per_step, "
+        "max(peak_allocated_bytes) AS max_peak_allocated_bytes "
+        f"FROM {runs} WHERE state = 'succeeded' AND total_s IS NOT NULL GROUP BY ALL "
+        f"ORDER BY model, height * width, frames, steps LIMIT {int(limit)}"
+    )
+    return store.query("runs", sql, params)
+
+
+def prediction_pairs(store: Store, run_filter: RunFilter, limit: int = 2000) -> pa.Table:
+    """Newest succeeded runs with both a prediction and a measurement of memory or time."""
+    runs, params = _runs(run_filter)
+    sql = (
+        "SELECT job_id, finished_at, model, gpu_name, height, width, frames, steps, "
+        "predicted_peak_allocated_bytes, peak_allocated_bytes, predicted_seconds, total_s "
+        f"FROM {runs} WHERE state = 'succeeded' AND ((predicted_peak_allocated_bytes IS NOT NULL AND peak_allocated_bytes IS NOT NULL) "
+        "OR (predicted_seconds IS NOT NULL AND total_s IS NOT NULL)) "
+        f"ORDER BY finished_at DESC LIMIT {int(limit)}"
+    )
+    return store.query("runs", sql, params)
+
+
+def prediction_error(store: Store, run_filter: RunFilter) -> dict:
+    """Median and 90th-percentile relative error (|predicted − measured| / measured) of memory and time."""
+    runs, params = _runs(run_filter)
+    mem = "abs(predicted_peak_allocated_bytes - peak_allocated_bytes) / nullif(peak_allocated_bytes, 0)"
+    sec = "abs(predicted_seconds - total_s) / nullif(total_s, 0)"
+    sql = (
+        f"SELECT count({mem}) AS memory_pairs, median({mem}) AS memory_median_rel_error, quantile_cont({mem}, 0.9) AS memory_p90_rel_error, "
+        f"count({sec}) AS time_pairs, median({sec}) AS time_median_rel_error, quantile_cont({sec}, 0.9) AS time_p90_rel_error "
+        f"FROM {runs} WHERE state = 'succeeded'"
+    )
+    rows = store.query("runs", sql, params).to_pylist()
+    return rows[0] if rows else {}
+
+
+def settings_seen(store: Store, run_filter: RunFilter, limit: int = 300) -> list[dict]:
+    """Distinct settings with their run counts, most-run first: the choices for a side-by-side comparison."""
+    runs, params = _runs(run_filter)
+    keys = ", ".join(SETTING_KEYS)
+    sql = f"SELECT {keys}, count(*) AS runs FROM {runs} GROUP BY ALL ORDER BY runs DESC, model LIMIT {int(limit)}"
+    return store.query("runs", sql, params).to_pylist()
+
+
+def setting_profile(store: Store, run_filter: RunFilter) -> dict:
+    """The measures and the mean stage seconds of the runs of one setting (put it in `run_filter.equals`)."""
+    runs, params = _runs(run_filter)
+    stages = ", ".join(f"avg(stage_{s}_s) FILTER (WHERE state = 'succeeded') AS {s}" for s in STAGES)
+    sql = f"SELECT {_measures()}, {stages} FROM {runs}"
+    rows = store.query("runs", sql, params).to_pylist()
+    return rows[0] if rows else {}
+
+
+def distinct_values(store: Store, column: str) -> list:
+    """The values of a run column seen in the history (for filter choices)."""
+    if column not in ("model", "gpu_name"):
+        raise ValueError(f"no choice list for {column!r}")
+    sql = f"SELECT DISTINCT {column} AS v FROM {{src}} WHERE {column} IS NOT NULL ORDER BY 1"
+    table = store.query("runs", sql)
+    return table.column("v").to_pylist() if "v" in table.column_names else []
+
+
+# -- the quality gallery ---------------------------------------------------------------------------------
+GALLERY_COLUMNS = (
+    "job_id", "finished_at", "model", "smoke_test", "clip_score", "smoothness_std", "quality_score", "low_quality",
+)
+
+
+def gallery_index(store: Store, run_filter: RunFilter, *, low_quality_only: bool = False) -> pa.Table:
+    """Succeeded runs that left a video: the few columns the gallery filters and sorts on, newest first."""
+    runs, params = _runs(run_filter)
+    where = "state = 'succeeded' AND video_path IS NOT NULL"
+    if low_quality_only:
+        where += " AND low_quality"
+    sql = f"SELECT {', '.join(GALLERY_COLUMNS)} FROM {runs} WHERE {where} ORDER BY finished_at DESC"
+    return store.query("runs", sql, params)
+
+
+def latest_ratings(store: Store, job_ids: list[str] | None = None) -> dict[str, dict]:
+    """job_id -> {rating, rating_note, rated_at}: the latest rating event of each job."""
+    sql = "SELECT job_id, arg_max(stars, ts) AS rating, arg_max(note, ts) AS rating_note, max(ts) AS rated_at FROM {src}"
+    params: list = []
+    if job_ids is not None:
+        if not job_ids:
+            return {}
+        sql += f" WHERE job_id IN ({', '.join('?' for _ in job_ids)})"
+        params = list(job_ids)
+    rows = store.query("ratings", sql + " GROUP BY job_id", params).to_pylist()
+    return {r["job_id"]: r for r in rows}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,11 @@ def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, m
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{name} declares too many pixels to decode safely ({exc}); downscale it first") from None
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(declared.group(1)) / 1e6:.0f} MP" if declared else "too many pixels"
+        raise InputError(
+            f"{name} declares {size}, more than can be decoded safely (the limit is {max_pixels / 1e6:.0f} MP); downscale it first"
+        ) from None
     except UnidentifiedImageError:
         raise InputError(f"{name} is not an image PIL can read; choose a PNG, JPEG or WEBP file") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -158,7 +163,7 @@ def check_params(raw: dict) -> JobParams:
     fps = _whole("fps", pick("fps", d.fps))
     seed = _whole("seed", pick("seed", 0))
     guidance = _number("guidance", pick("guidance", d.guidance))
-    chunk_raw = pick("decode_chunk_size", d.decode_chunk_size)
+    chunk_raw = pick("decode_chunk_size", None)
     decode_chunk_size = None if chunk_raw is None else _whole("decode_chunk_size", chunk_raw)
     offload = str(pick("offload", "none"))
 
@@ -184,7 +189,9 @@ def check_params(raw: dict) -> JobParams:
         raise InputError(f"fps must be between 1 and 120, not {fps}")
     if not 0 <= seed < 2**63:
         raise InputError(f"seed must be between 0 and 2^63-1, not {seed}")
-    if decode_chunk_size is not None and not 1 <= decode_chunk_size <= frames:
+    if decode_chunk_size is None and d.decode_chunk_size is not None:
+        decode_chunk_size = min(d.decode_chunk_size, frames)  # the default, not a user's choice
+    elif decode_chunk_size is not None and not 1 <= decode_chunk_size <= frames:
         raise InputError(f"decode_chunk_size must be between 1 and the number of frames ({frames}), not {decode_chunk_size}")
     if offload not in OFFLOAD_CHOICES:
         raise InputError(f"offload must be one of {', '.join(OFFLOAD_CHOICES)}, not {offload!r}")

@@ -124,7 +124,7 @@ def fastest_per_setting(store: Store, run_filter: RunFilter, limit: int = 500) -
         "median(total_s) AS median_total_s, median(s_per_step) AS median_s_per_step, "
         "max(peak_allocated_bytes) AS max_peak_allocated_bytes "
         f"FROM {runs} WHERE state = 'succeeded' AND total_s IS NOT NULL GROUP BY ALL "
-        f"ORDER BY model, height * width, frames, steps LIMIT {int(limit)}"
+        f"ORDER BY model, height, width, frames, steps LIMIT {int(limit)}"
     )
     return store.query("runs", sql, params)
 

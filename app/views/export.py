@@ -22,3 +22,13 @@ def csv_bytes(table: pa.Table) -> bytes:
     pacsv.write_csv(pa.table(columns, names=table.column_names), out)
     return out.getvalue()
 
+
+
+def runs_csv(store: object, since: object, until: object) -> bytes:
+    """Every run record that finished in the window, with its latest rating."""
+    return csv_bytes(store.runs(since=since, until=until))  # type: ignore[attr-defined]
+
+
+def metrics_csv(store: object, since: object, until: object) -> bytes:
+    """Every GPU sample of the window."""
+    return csv_bytes(store.gpu_samples(since, until))  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from typing import Callable
@@ -34,6 +35,16 @@ def guarded(main: Callable[[], None]) -> None:
     except Exception as exc:  # the page must still render; the traceback goes to the log
         log.exception("page failed")
         st.error(f"This page hit an unexpected error: {type(exc).__name__}: {exc}. The details are in the app's log.")
+
+
+def live_fragment(fn: Callable[..., None], run_every: float | None, *args: object) -> None:
+    """Run `fn(*args)` as a fragment refreshed every `run_every` seconds, guarded like a page."""
+
+    @functools.wraps(fn)
+    def body(*inner: object) -> None:
+        guarded(lambda: fn(*inner))
+
+    st.fragment(run_every=run_every)(body)(*args)
 
 
 def alert_banner(paths: DataPaths) -> int:
@@ -75,9 +86,9 @@ def sidebar() -> None:
     paths = resources.paths()
     with st.sidebar:
         st.caption(f"Data directory: `{paths.root}`")
-        st.fragment(run_every=3)(service_lines)()
+        live_fragment(service_lines, 3)
 
 
 def banner() -> None:
     paths = resources.paths()
-    st.fragment(run_every=2)(lambda: alert_banner(paths))()
+    live_fragment(alert_banner, 2, paths)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app.views import charts, video
 from app.views import formatting as fmt
+from app.views.frame import live_fragment
 from engine.queue import Job, JobNotFound, JobQueue
 
 
@@ -60,7 +61,7 @@ def draw(queue: JobQueue, job_id: str) -> None:
     if notice:
         st.toast(notice)
     if not job.is_final:
-        st.fragment(run_every=1)(live_progress)(queue, job_id)
+        live_fragment(live_progress, 1, queue, job_id)
         return
     result(job)
 

@@ -1,0 +1,151 @@
+"""Live monitor: every GPU's utilisation, memory, temperature, power and clocks over the last minutes,
+refreshed every second in place; the GPU processes; the alerts firing now; the running job's stages."""
+
+import sys
+from pathlib import Path
+
+if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _root)
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from app.views import charts, resources  # noqa: E402
+from app.views import formatting as fmt  # noqa: E402
+from app.views.frame import alert_banner, guarded, live_fragment  # noqa: E402
+from app.views.job_panel import progress_line  # noqa: E402
+from app.views.status import START_COLLECTOR, collector_status  # noqa: E402
+from data import live  # noqa: E402
+from data.paths import DataPaths  # noqa: E402
+from data.schemas import STAGES  # noqa: E402
+from engine.queue import QueueError  # noqa: E402
+
+REFRESH_S = 1
+CHART_FIELDS = ["gpu_util_percent", "memory_used_bytes", "memory_total_bytes", "temp_c", "power_w", "power_limit_w",
+                "sm_clock_mhz", "mem_clock_mhz"]
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _history(root: str, minutes: int) -> pd.DataFrame:
+    """Samples older than the live file holds, for windows longer than it (cached: they do not change)."""
+    now = datetime.now(timezone.utc)
+    table = resources._store(root).gpu_samples(now - timedelta(minutes=minutes), now, fields=CHART_FIELDS)
+    return charts.gpu_frame(table)
+
+
+def samples(paths: DataPaths, minutes: int, live_window_s: int, now: datetime) -> pd.DataFrame:
+    """The window's GPU samples: the live file, and the history before it where the window is longer."""
+    recent = live.read_recent(paths)
+    frame = charts.gpu_frame(recent) if recent is not None else pd.DataFrame()
+    if minutes * 60 > live_window_s:
+        older = _history(str(paths.root), minutes)
+        if not older.empty:
+            if not frame.empty:
+                older = older[older["ts"] < frame["ts"].min()]
+            frame = pd.concat([older, frame], ignore_index=True) if not frame.empty else older
+    if frame.empty:
+        return frame
+    return frame[frame["ts"] >= pd.Timestamp(now - timedelta(minutes=minutes))]
+
+
+def host_row(snapshots: list[live.LiveSnapshot]) -> None:
+    for snap in snapshots:
+        h = snap.host
+        cols = st.columns(5)
+        cols[0].metric(f"{h.host} CPU", fmt.percent(h.cpu_percent))
+        cols[1].metric("RAM", f"{fmt.gib(h.ram_used_bytes, 1)} / {fmt.gib(h.ram_total_bytes, 1)}")
+        cols[2].metric("Load (1 min)", fmt.number(h.load_1, ".2f"))
+        cols[3].metric("Disk free", fmt.gib(h.disk_free_bytes, 1))
+        cols[4].metric("GPUs", f"{h.gpu_count}" + ("" if h.gpu_status == "ok" else " (off)"),
+                       help=None if h.gpu_status == "ok" else h.gpu_status)
+
+
+def process_table(snapshots: list[live.LiveSnapshot]) -> None:
+    rows = [{"host": p.host, "GPU": p.gpu_index, "pid": p.pid, "process": p.process_name or fmt.NA,
+             "GPU memory": fmt.gib(p.used_memory_bytes)}
+            for s in snapshots for p in s.processes]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.caption("No process is using a GPU.")
+
+
+def stage_strip(current: str | None) -> str:
+    """✓ for the stages before the current one, ▶ for it, · for those still to come."""
+    index = STAGES.index(current) if current in STAGES else -1
+    marks = []
+    for i, stage in enumerate(STAGES):
+        mark = "✓" if i < index else ("▶" if i == index else "·")
+        marks.append(f"**{mark} {stage}**" if i == index else f"{mark} {stage}")
+    return "  ".join(marks)
+
+
+def running_jobs() -> None:
+    settings = resources.settings()
+    try:
+        queue = resources.queue(settings)
+        running = queue.list(states=("running",), limit=10)
+        last = queue.list(states=("succeeded", "failed"), limit=1)
+    except QueueError as exc:
+        st.warning(f"The job queue cannot be read: {exc}")
+        return
+    if not running:
+        st.caption("No job is running.")
+    for job in running:
+        fraction, text = progress_line(job)
+        st.markdown(f"`{job.id[:8]}` · {job.model} · {fmt.resolution(job.params.height, job.params.width)} · "
+                    f"{job.params.frames} frames · GPU {job.gpu_index if job.gpu_index is not None else fmt.NA}")
+        st.progress(fraction, text=text)
+        st.markdown(stage_strip(job.progress.stage))
+    if last and (last[0].result or {}).get("stages"):
+        job = last[0]
+        st.plotly_chart(charts.stage_timeline(job.result["stages"], current=job.result.get("failed_stage"),
+                                              title=f"Last ended job {job.id[:8]} ({job.state})"),
+                        key="live_last_stages")
+
+
+def live_panel(minutes: int) -> None:
+    settings = resources.settings()
+    paths = resources.paths(settings)
+    now = datetime.now(timezone.utc)
+    status = collector_status(paths, now)
+    if status.state != "up":
+        st.error(f"The collector is down: {status.message}. Start it with `{START_COLLECTOR}` "
+                 "(or `python -m app`, which supervises it). The charts show what it wrote last.")
+    if alert_banner(paths) == 0:
+        st.caption("No alert is firing.")
+    snapshots = [s for s in live.read_snapshots(paths)]
+    host_row(snapshots)
+    frame = samples(paths, minutes, settings.collector.live_window_s, now)
+    if frame.empty:
+        no_gpu = [s.host for s in snapshots if s.host.gpu_count == 0]
+        if status.state == "up" and no_gpu:
+            st.info(f"{', '.join(h.host for h in no_gpu)} has no NVIDIA GPU the collector can read "
+                    f"({no_gpu[0].gpu_status}): host metrics only.")
+        else:
+            st.info(f"No GPU samples in the last {minutes} minutes.")
+    else:
+        max_gap = 3 * settings.collector.interval_s
+        x_range = (now - timedelta(minutes=minutes), now)
+        for (host, gpu_index), gpu in frame.groupby(["host", "gpu_index"], sort=True):
+            name = gpu["gpu_name"].dropna().iloc[-1] if gpu["gpu_name"].notna().any() else "GPU"
+            st.plotly_chart(
+                charts.gpu_timeline(gpu, max_gap_s=max_gap, title=f"{host} · GPU {gpu_index} · {name}", x_range=x_range),
+                key=f"live_{host}_{gpu_index}",
+            )
+    st.subheader("GPU processes")
+    process_table(snapshots)
+    st.subheader("Running job")
+    running_jobs()
+
+
+def main() -> None:
+    settings = resources.settings()
+    st.title("Live monitor")
+    minutes = st.slider("Window (minutes)", 1, 60, value=min(settings.app.live_minutes, 60), key="live_minutes")
+    live_fragment(live_panel, REFRESH_S, minutes)
+
+
+guarded(main)

@@ -1,0 +1,139 @@
+"""Quality review: the finished videos as a gallery with their scores and low-quality flags; filter and sort;
+rate each with stars and a note (kept as a rating event), and see the combined score follow."""
+
+import sys
+from pathlib import Path
+
+if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _root)
+
+import math  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from app.views import formatting as fmt  # noqa: E402
+from app.views import resources, video  # noqa: E402
+from app.views.frame import guarded  # noqa: E402
+from data import analytics  # noqa: E402
+from data.analytics import RunFilter  # noqa: E402
+from data.ratings import RatingRefused, append_rating  # noqa: E402
+from engine.quality.combine import combine_quality  # noqa: E402
+
+PAGE_SIZE = 12
+COLUMNS = 3
+SORTS = {
+    "newest first": ("finished_at", False),
+    "oldest first": ("finished_at", True),
+    "combined score, best first": ("combined", False),
+    "combined score, worst first": ("combined", True),
+    "CLIP score, best first": ("clip_score", False),
+    "rating, best first": ("rating", False),
+}
+RATED = ("any", "rated", "not rated")
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def combined(clip: object, smooth: object, rating: object) -> float | None:
+    return combine_quality(clip if _present(clip) else None, smooth if _present(smooth) else None,
+                           int(rating) if _present(rating) else None)[0]
+
+
+def _save(job_id: str) -> None:
+    ss = st.session_state
+    stars = ss.get(f"qr_stars_{job_id}")
+    if stars is None:
+        ss["qr_notice"] = ("warning", "Choose 1 to 5 stars first.")
+        return
+    settings = resources.settings()
+    try:
+        append_rating(resources.paths(settings), job_id, int(stars) + 1, ss.get(f"qr_note_{job_id}"), settings.hostname)
+    except RatingRefused as exc:
+        ss["qr_notice"] = ("error", str(exc))
+        return
+    ss["qr_notice"] = ("success", f"Saved {int(stars) + 1}★ for {job_id[:8]}.")
+
+
+def card(run: dict, rating: dict | None) -> None:
+    job_id = run["job_id"]
+    saved = rating.get("rating") if rating else None
+    with st.container(border=True):
+        video.play(run.get("video_path"), smoke_test=bool(run.get("smoke_test")))
+        st.markdown(f"**{run['model']}** · {fmt.resolution(run.get('height'), run.get('width'))} · "
+                    f"{run.get('frames')} fr · {run.get('steps')} steps · seed {run.get('seed')}")
+        if run.get("prompt"):
+            st.caption(run["prompt"][:200])
+        score = combined(run.get("clip_score"), run.get("smoothness_std"), saved)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Combined", fmt.number(score, ".3f"), help="0.5·CLIP + 0.3·smoothness + 0.2·rating, over the terms present")
+        c2.metric("CLIP", fmt.number(run.get("clip_score"), ".1f"))
+        c3.metric("Smooth. std", fmt.number(run.get("smoothness_std"), ".2f", "px"))
+        if run.get("low_quality"):
+            st.warning(f"Low quality: {video.reasons_text(run.get('quality_reasons'))}", icon="⚠️")
+        stars_key, note_key = f"qr_stars_{job_id}", f"qr_note_{job_id}"
+        if stars_key not in st.session_state and saved is not None:
+            st.session_state[stars_key] = int(saved) - 1
+        if note_key not in st.session_state:
+            st.session_state[note_key] = (rating or {}).get("rating_note") or ""
+        chosen = st.feedback("stars", key=stars_key)
+        if chosen is not None and chosen + 1 != saved:
+            preview = combined(run.get("clip_score"), run.get("smoothness_std"), chosen + 1)
+            st.caption(f"with {chosen + 1}★ the combined score becomes {fmt.number(preview, '.3f')} once saved")
+        st.text_input("Note", key=note_key, placeholder="what is good or wrong in this video")
+        st.button("Save rating", key=f"qr_save_{job_id}", on_click=_save, args=(job_id,), disabled=chosen is None)
+        st.caption(f"`{job_id[:8]}` · {fmt.timestamp(run.get('finished_at'))}"
+                   + (f" · rated {saved}★" if saved is not None else " · not rated"))
+
+
+def main() -> None:
+    settings = resources.settings()
+    store = resources.store(settings)
+    st.title("Quality review")
+    notice = st.session_state.pop("qr_notice", None)
+    if notice:
+        getattr(st, notice[0])(notice[1])
+
+    models = analytics.distinct_values(store, "model")
+    if not models:
+        st.info("No finished videos yet. Generate one on the **Generate** page; an engine worker must be running "
+                "(`python -m engine serve`, or `python -m app`).")
+        return
+    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1.4, 1.4])
+    chosen_models = c1.multiselect("Models", models, key="qr_models", placeholder="all models")
+    sort = c2.selectbox("Sort", list(SORTS), key="qr_sort")
+    rated = c3.selectbox("Rating", RATED, key="qr_rated")
+    low_only = c4.checkbox("Low quality only", key="qr_low")
+    smoke = c5.checkbox("Smoke tests", value=True, key="qr_smoke", help="include videos of the random-weight test models")
+
+    index = analytics.gallery_index(store, RunFilter(models=tuple(chosen_models), include_smoke_test=smoke),
+                                    low_quality_only=low_only).to_pandas()
+    ratings = analytics.latest_ratings(store)
+    index["rating"] = [ratings.get(j, {}).get("rating") for j in index["job_id"]]
+    if rated == "rated":
+        index = index[index["rating"].notna()]
+    elif rated == "not rated":
+        index = index[index["rating"].isna()]
+    if index.empty:
+        st.info("No video matches these filters.")
+        return
+    index["combined"] = [combined(c, s, r) for c, s, r in zip(index["clip_score"], index["smoothness_std"], index["rating"])]
+    column, ascending = SORTS[sort]
+    index = index.sort_values(column, ascending=ascending, na_position="last", kind="stable")
+
+    pages = max(1, math.ceil(len(index) / PAGE_SIZE))
+    c1, c2 = st.columns([1, 5])
+    page = int(c1.number_input("Page", min_value=1, max_value=pages, value=1, key="qr_page"))
+    low = int(index["low_quality"].fillna(False).astype(bool).sum())
+    c2.caption(f"{len(index)} videos · {low} flagged low quality · page {page} of {pages}")
+    shown = index.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    runs = {r["job_id"]: r for r in store.runs_for(list(shown["job_id"]))}
+    cols = st.columns(COLUMNS)
+    for i, job_id in enumerate(shown["job_id"]):
+        if job_id in runs:
+            with cols[i % COLUMNS]:
+                card(runs[job_id], ratings.get(job_id))
+
+
+guarded(main)

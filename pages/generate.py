@@ -85,13 +85,19 @@ def _history(root: str, model: str, gpu_name: str | None) -> list[dict]:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _foresight(root: str, model: str, params: tuple, free: int | None, gpu_name: str | None, margin: float) -> tuple:
-    from engine.foresight import preflight, recommend
+def _preflight(root: str, model: str, params: tuple, free: int | None, gpu_name: str | None, margin: float):
+    from engine.foresight import preflight
 
-    history = _history(root, model, gpu_name)
-    decision = preflight(model, dict(params), free, safety_margin_gib=margin, gpu_name=gpu_name, history=history)
-    rec = recommend(model, free, gpu_name=gpu_name, time_budget_s=None, safety_margin_gib=margin, history=history)
-    return decision, rec
+    return preflight(model, dict(params), free, safety_margin_gib=margin, gpu_name=gpu_name,
+                     history=_history(root, model, gpu_name))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _recommend(root: str, model: str, free: int | None, gpu_name: str | None, margin: float):
+    from engine.foresight import recommend
+
+    return recommend(model, free, gpu_name=gpu_name, time_budget_s=None, safety_margin_gib=margin,
+                     history=_history(root, model, gpu_name))
 
 
 def _raw_params(spec: ModelSpec) -> dict:
@@ -157,17 +163,17 @@ def foresight_panel(spec: ModelSpec) -> None:
     root = str(resources.paths(settings).root)
     free, gpu_name = _free_memory(root)
     margin = settings.engine.safety_margin_gib
-    try:
-        params = check_params(_raw_params(spec))
+    st.markdown(f"**GPU:** {gpu_name or 'none found'} · **free:** {fmt.gib(free)}")
+    raw = _raw_params(spec)
+    try:  # the prediction needs the settings only; a missing prompt is reported on Generate
+        params = check_params({**raw, "prompt": raw["prompt"] or "-"}).to_dict()
     except InputError as exc:
         st.warning(str(exc))
         params = None
     if params is not None:
-        key = tuple(sorted((k, v) for k, v in params.to_dict().items() if k in ("height", "width", "frames", "steps",
-                                                                               "decode_chunk_size", "offload")))
-        decision, rec = _foresight(root, spec.id, key, free, gpu_name, margin)
+        key = tuple(sorted((k, params[k]) for k in ("height", "width", "frames", "steps", "decode_chunk_size", "offload")))
+        decision = _preflight(root, spec.id, key, free, gpu_name, margin)
         p = decision.prediction
-        st.markdown(f"**GPU:** {gpu_name or 'none found'} · **free:** {fmt.gib(free)}")
         c1, c2 = st.columns(2)
         c1.metric("Predicted peak memory", fmt.gib(p.required_free_gib * 2**30) if p.required_free_gib else fmt.NA,
                   help=f"peak reserved + CUDA context; {p.memory_source}")
@@ -180,12 +186,11 @@ def foresight_panel(spec: ModelSpec) -> None:
             st.caption(decision.message)
         else:
             st.error(decision.message)
-        if rec.params:
-            current = {k: params.to_dict().get(k) for k in rec.params}
-            same = all(current.get(k) == v for k, v in rec.params.items())
-            st.info(f"💡 **Recommended:** {_params_text(rec.params)} — {rec.reason}")
-            st.button("Apply recommendation", key="gen_apply_rec", on_click=_apply, args=(dict(rec.params),),
-                      disabled=same, help="already applied" if same else None)
+    rec = _recommend(root, spec.id, free, gpu_name, margin)
+    same = params is not None and all(params.get(k) == v for k, v in rec.params.items())
+    st.info(f"**Recommended:** {_params_text(rec.params)} — {rec.reason}", icon="💡")
+    st.button("Apply recommendation", key="gen_apply_rec", on_click=_apply, args=(dict(rec.params),),
+              disabled=same, help="already applied" if same else None)
 
 
 def image_input(settings) -> tuple[bytes | None, str]:

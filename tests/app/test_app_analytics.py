@@ -1,0 +1,116 @@
+"""Analytics: the page on an empty and a filled store, its SQL answers checked against the rows, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from datetime import timedelta
+
+import pytest
+
+from conftest import no_exception, texts
+
+
+def test_empty_store_says_what_to_do(page):
+    at = page("analytics")
+    at.run()
+    no_exception(at)
+    assert "No runs in the store yet" in texts(at)
+    assert len(at.get("download_button")) == 2
+
+
+def test_page_renders_every_tab(page, history):
+    at = page("analytics")
+    at.run()
+    no_exception(at)
+    assert len(at.get("plotly_chart")) >= 6 + 1 + 2 + 1 + 2  # history, stages, predicted×2, compare, gpu×2
+    at.get("button_group")[0].set_value("model")
+    at.run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert set(table["model"]) == {"i2vgen-xl", "svd", "ltx-video", "tiny"}
+
+
+def test_model_filter_and_compare(page, history):
+    at = page("analytics")
+    at.run()
+    at.multiselect(key="an_models").set_value(["svd"])
+    at.run()
+    no_exception(at)
+    at.selectbox(key="an_cmp_b").set_value(0)
+    at.run()
+    no_exception(at)
+    compare = next(d.value for d in at.dataframe if "A" in d.value.columns)
+    svd = [r for r in history if r.model == "svd"]
+    assert compare.iloc[0]["A"] == str(len(svd)) or compare.iloc[0]["A"].startswith(str(len(svd)))
+
+
+def test_summary_matches_the_rows(store_and_history):
+    from data import analytics
+    from data.analytics import RunFilter
+
+    store, records = store_and_history
+    table = analytics.run_summary(store, RunFilter(), "model").to_pylist()
+    by_model = {r["model"]: r for r in table}
+    for model in {r.model for r in records}:
+        rows = [r for r in records if r.model == model]
+        got = by_model[model]
+        assert got["runs"] == len(rows)
+        assert got["ooms"] == sum(r.error_kind == "oom" for r in rows)
+        assert got["failure_rate"] == pytest.approx(sum(r.state == "failed" for r in rows) / len(rows))
+        ok = [r.total_s for r in rows if r.state == "succeeded"]
+        assert got["median_total_s"] == pytest.approx(statistics.median(ok))
+        assert got["fastest_total_s"] == pytest.approx(min(ok))
+
+
+def test_replayed_record_counts_once_and_fastest(store_and_history, paths):
+    import dataclasses
+
+    from data import analytics
+    from data.analytics import RunFilter
+    from data.parquet_store import write_rows
+
+    store, records = store_and_history
+    first = next(r for r in records if r.state == "succeeded")
+    replay = dataclasses.replace(first, finished_at=first.finished_at + timedelta(seconds=1))
+    write_rows(paths, "runs", [replay], "testhost")
+    table = analytics.run_summary(store, RunFilter(), "model").to_pylist()
+    assert sum(r["runs"] for r in table) == len(records)
+    fastest = analytics.fastest_per_setting(store, RunFilter()).to_pylist()
+    for row in fastest:
+        same = [r for r in records if r.state == "succeeded" and all(getattr(r, k) == row[k] for k in analytics.SETTING_KEYS)]
+        assert row["fastest_total_s"] == pytest.approx(min(r.total_s for r in same))
+
+
+def test_window_and_prediction_error(store_and_history, now):
+    from data import analytics
+    from data.analytics import RunFilter
+
+    store, records = store_and_history
+    since = now - timedelta(days=1)
+    recent = [r for r in records if r.finished_at >= since]
+    table = analytics.run_summary(store, RunFilter(since=since, until=now), "day").to_pylist()
+    assert sum(r["runs"] for r in table) == len(recent)
+    err = analytics.prediction_error(store, RunFilter())
+    assert 0 < err["memory_median_rel_error"] < 0.2 and 0 < err["time_median_rel_error"] < 0.3
+
+
+def test_csv_exports(store_and_history, now):
+    from app.views import export
+
+    store, records = store_and_history
+    runs = list(csv.DictReader(io.StringIO(export.runs_csv(store, now - timedelta(days=4), now).decode())))
+    assert len(runs) == len(records)
+    assert {"job_id", "total_s", "rating", "step_times_s"} <= set(runs[0])
+    assert ";" in runs[0]["step_times_s"]
+    metrics = list(csv.DictReader(io.StringIO(export.metrics_csv(store, now - timedelta(minutes=5), now).decode())))
+    assert 500 <= len(metrics) <= 602  # 2 GPUs × ~300 s
+    assert {"ts", "gpu_index", "memory_used_bytes"} <= set(metrics[0])
+
+
+@pytest.fixture
+def store_and_history(paths, history):
+    from data.store import Store
+
+    return Store(paths), history

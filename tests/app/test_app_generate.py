@@ -1,0 +1,220 @@
+"""Generate: upload checks, prediction panel, submit, pre-flight refusal, progress with cancel, the result, the queue."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from conftest import no_exception, texts
+
+
+def _png(size=(64, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _ready(at, image: bytes = None, prompt: str = "a cat turns its head"):
+    at.run()
+    at.file_uploader(key="gen_image").set_value(("cat.png", image or _png(), "image/png"))
+    at.run()
+    at.text_area(key="gen_prompt").input(prompt)
+    at.run()
+    return at
+
+
+def test_empty_store_renders_with_model_defaults(page):
+    at = page("generate")
+    at.run()
+    no_exception(at)
+    assert at.session_state["gen_model"] == "tiny"  # no GPU here: the CPU model
+    assert at.number_input(key="gen_steps").value == 4
+    assert at.button(key="gen_submit").disabled  # no image yet
+    assert "The queue is empty" in texts(at)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"not an image at all", "not an image PIL can read"),
+    (b"", "is empty"),
+    (_png((16, 16)), "at least 32 pixels"),
+])
+def test_bad_upload_is_refused_with_a_message(page, payload, message):
+    at = page("generate")
+    at.run()
+    at.file_uploader(key="gen_image").set_value(("bad.png", payload, "image/png"))
+    at.run()
+    no_exception(at)
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="gen_submit").disabled
+
+
+def test_model_change_resets_defaults_and_hides_prompt(page):
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("svd")
+    at.run()
+    no_exception(at)
+    assert at.number_input(key="gen_frames").value == 14
+    assert at.selectbox(key="gen_resolution").value == "576×1024"
+    assert not [t for t in at.text_area if t.key == "gen_prompt"]
+    assert "takes no prompt" in texts(at)
+
+
+def test_custom_resolution_and_validation_message(page):
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_resolution").set_value("custom")
+    at.run()
+    assert not at.number_input(key="gen_height").disabled
+    at.number_input(key="gen_height").set_value(80)  # not a multiple of 32
+    at.run()
+    no_exception(at)
+    assert any("not a multiple of 32" in w.value for w in at.warning)
+
+
+def test_apply_recommendation_sets_the_widgets(page):
+    at = page("generate")
+    at.run()
+    at.number_input(key="gen_steps").set_value(9)
+    at.run()
+    assert "Recommended" in "\n".join(i.value for i in at.info)
+    at.button(key="gen_apply_rec").click()
+    at.run()
+    no_exception(at)
+    assert at.number_input(key="gen_steps").value == 4
+
+
+def test_submit_queues_the_job_and_shows_progress_then_cancel(page, queue):
+    at = _ready(page("generate"))
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    job_id = at.session_state["gen_job_id"]
+    job = queue.get(job_id)
+    assert job.state == "queued" and job.params.prompt == "a cat turns its head" and job.params.model == "tiny"
+    assert any("waiting for an engine worker" in p.proto.text for p in at.get("progress"))
+    at.button(key=f"cancel_{job_id}").click()
+    at.run()
+    no_exception(at)
+    assert queue.get(job_id).state == "cancelled"
+    assert "cancelled" in texts(at)
+
+
+def test_submit_shows_input_error(page, monkeypatch):
+    at = _ready(page("generate"), prompt="   ")
+    assert at.button(key="gen_submit").disabled is False
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    assert any("needs a prompt" in e.value for e in at.error)
+
+
+def test_preflight_refusal_offers_suggestions_and_force(page, monkeypatch):
+    import engine.submission as submission
+
+    calls = []
+    real_submit = submission.submit
+
+    def refusing(settings, queue, raw, image, *, force=False, **kw):
+        calls.append((dict(raw), force))
+        if not force:
+            raise submission.PreflightRefused(
+                "does not fit: tiny 64×64×8 needs 9.00 GiB, but 4.00 GiB is free.",
+                [{"change": "frames 8 → 4", "params": {**raw, "frames": 4}, "required_free_gib": 3.5, "seconds": 2.0}],
+                {"peak_reserved_gib": 8.0, "cuda_context_gib": 0.5, "seconds": 3.0},
+            )
+        return real_submit(settings, queue, raw, image, force=force, **kw)
+
+    monkeypatch.setattr(submission, "submit", refusing)
+    at = _ready(page("generate"))
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    assert any("does not fit" in e.value for e in at.error)
+    assert "frames 8 → 4" in texts(at)
+    # "Submit anyway" sends force=True
+    at.checkbox(key="gen_force").check()
+    at.run()
+    at.button(key="gen_submit").click()
+    at.run()
+    assert calls[-1][1] is True and "gen_job_id" in at.session_state
+    # an Apply of a suggestion sets the widgets
+    at.session_state["gen_refused"] = {"message": "does not fit", "prediction": {},
+                                       "suggestions": [{"change": "frames 8 → 4", "params": {"frames": 4}}]}
+    at.run()
+    at.button(key="gen_apply_suggestion_0").click()
+    at.run()
+    assert at.number_input(key="gen_frames").value == 4
+    assert not at.session_state["gen_refused"]
+
+
+def test_finished_job_shows_video_timings_and_quality(page, queue, png_file, video_file):
+    from engine.queue import JobParams, Progress
+
+    job = queue.submit(JobParams(model="tiny", prompt="a cat", height=64, width=64, frames=8, steps=4), str(png_file),
+                       job_id="ab" * 16, predicted={"seconds": 3.0, "peak_allocated_bytes": None})
+    queue.claim("w1", None, 10)
+    queue.heartbeat(job.id, "w1", 10, Progress(stage="denoising_loop", step=2, total_steps=4, eta_s=1.5, elapsed_s=2.0))
+    at = page("generate")
+    at.session_state["gen_job_id"] = job.id
+    at.run()
+    no_exception(at)
+    assert any("step 2/4 · denoising_loop" in p.proto.text for p in at.get("progress"))
+    quality = {"clip_score": 24.0, "motion": {"smoothness_std": 0.5}, "quality_score": 0.41, "low_quality": True,
+               "reasons": {"clip_score": "below 25"}}
+    queue.finish(job.id, "w1", "succeeded", result={
+        "stages": {"model_load": 1.0, "denoising_loop": 2.0, "export_video": 0.2}, "video_path": str(video_file),
+        "smoke_test": True, "quality": quality, "total_s": 3.2, "peak_allocated_bytes": None, "failed_stage": None})
+    at.run()
+    no_exception(at)
+    shown = texts(at)
+    assert "finished in 3.2 s" in shown
+    assert "smoke-test model (random weights)" in shown
+    assert "Low quality: clip_score: below 25" in shown
+    assert at.get("video")
+    assert at.get("plotly_chart")
+
+
+def test_failed_job_shows_its_error(page, queue, png_file):
+    from engine.queue import JobParams
+
+    job = queue.submit(JobParams(model="tiny", prompt="x", height=64, width=64, frames=8, steps=4), str(png_file),
+                       job_id="cd" * 16)
+    queue.claim("w1", None, 10)
+    queue.finish(job.id, "w1", "failed", error_kind="oom", error_message="CUDA out of memory in decode_video",
+                 result={"stages": {"model_load": 1.0}, "failed_stage": "decode_video"})
+    at = page("generate")
+    at.session_state["gen_job_id"] = job.id
+    at.run()
+    no_exception(at)
+    assert any("failed in decode_video: oom — CUDA out of memory" in e.value for e in at.error)
+
+
+def test_queue_reorder_and_cancel(page, queue, png_file):
+    from engine.queue import JobParams
+
+    ids = []
+    for i in range(3):
+        ids.append(queue.submit(JobParams(model="tiny", prompt=f"p{i}", height=64, width=64, frames=8, steps=4),
+                                str(png_file), job_id=f"{i:02d}" * 16).id)
+    at = page("generate")
+    at.run()
+    at.button(key=f"q_top_{ids[2]}").click()
+    at.run()
+    no_exception(at)
+    assert [j.id for j in queue.list(states=("queued",))] == [ids[2], ids[0], ids[1]]
+    at.button(key=f"q_up_{ids[1]}").click()
+    at.run()
+    assert [j.id for j in queue.list(states=("queued",))] == [ids[2], ids[1], ids[0]]
+    at.button(key=f"q_bottom_{ids[2]}").click()
+    at.run()
+    assert [j.id for j in queue.list(states=("queued",))] == [ids[1], ids[0], ids[2]]
+    at.button(key=f"q_cancel_{ids[0]}").click()
+    at.run()
+    no_exception(at)
+    assert queue.get(ids[0]).state == "cancelled"
+    at.button(key=f"q_follow_{ids[1]}").click()
+    at.run()
+    assert at.session_state["gen_job_id"] == ids[1]

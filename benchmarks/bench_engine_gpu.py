@@ -1,0 +1,191 @@
+"""Engine figures on a GPU (issue 4) and the collector beside a real workload (issue 3).
+
+Run on the GPU machine from the repository root:
+    python benchmarks/bench_engine_gpu.py --out $OUT
+
+A. Full-size I2VGen-XL (published config, random weights, fp16): the stock pipeline called
+   directly vs the engine's runner (hooks, stage clock, export) on the same pipeline object and
+   inputs, alternated, at 512×512×16 and 704×1280×16, 50 steps. Stage timings, s/step, peaks.
+B. Cancel: a running engine job cancelled after step 5; time until the job has stopped and the
+   memory it held is back to the weights-resident level.
+C. The collector daemon runs beside all of it (real NVML); its rows and its own cost are read
+   back afterwards, and Sampler.sample() is timed directly (µs per GPU per sample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GIB = 2**30
+
+
+def log(out: Path, name: str, payload: dict) -> None:
+    with (out / "results.jsonl").open("a") as fh:
+        fh.write(json.dumps({"name": name, **payload}, default=str) + "\n")
+    print(name, json.dumps(payload, default=str)[:600], flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-out"))
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--sizes", default="512x512,704x1280")
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--model", default="i2vgen-xl", help="tiny: a CPU dry run of this script")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data_dir = Path("/tmp/i2vmon-gpu-bench")
+    env = dict(os.environ, I2VMON_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    os.environ["I2VMON_DATA_DIR"] = str(data_dir)
+
+    sample = subprocess.run([sys.executable, "-m", "collector", "sample", "--json"], env=env, capture_output=True, text=True)
+    (args.out / "collector_sample.json").write_text(sample.stdout + sample.stderr[-2000:])
+    collector = subprocess.Popen([sys.executable, "-m", "collector"], env=env, stdout=(args.out / "collector.log").open("w"), stderr=subprocess.STDOUT)
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    device = "cuda:0" if cuda else "cpu"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if not cuda:  # a dry run of the script itself
+        for name in ("synchronize", "reset_peak_memory_stats", "memory_allocated", "max_memory_allocated", "max_memory_reserved", "memory_reserved", "get_device_name"):
+            setattr(torch.cuda, name, lambda *a, **k: 0)
+
+    from config import load_settings
+    from engine.pipelines.clock import JobCancelled, StageClock
+    from engine.queue.models import Job, JobParams
+    from engine.registry import get_model
+    from engine.runner import PipelineCache, free_memory, run_job
+
+    settings = load_settings(engine={"random_weights": True}, quality={"enabled": False})
+    spec = get_model(args.model)
+    cache = PipelineCache(settings, device, 0 if cuda else None)
+    torch.zeros(1, device=device)
+    t = time.perf_counter()
+    pipe = cache.get(spec, "none")
+    sync()
+    weights = torch.cuda.memory_allocated()
+    log(args.out, "build", {"gpu": torch.cuda.get_device_name(), "build_s": time.perf_counter() - t, "weights_resident_gib": weights / GIB,
+                            "torch": torch.__version__})
+
+    from PIL import Image
+    import numpy as np
+
+    image_path = data_dir / "bench-input.png"
+    Image.fromarray((np.random.default_rng(0).random((720, 1280, 3)) * 255).astype("uint8")).save(image_path)
+    job_dir = data_dir / "bench-jobs"
+    job_dir.mkdir(parents=True, exist_ok=True)
+
+    def job_for(h: int, w: int, steps: int) -> Job:
+        params = JobParams(model=args.model, prompt="a red panda walking through snow", height=h, width=w, frames=16, steps=steps,
+                           guidance=9.0, seed=0, fps=16, decode_chunk_size=1)
+        return Job(id="0" * 32, state="running", params=params, input_image=str(image_path))
+
+    def stock(job: Job) -> float:
+        from engine.pipelines import i2vgen_xl
+        from engine.runner import fit_image
+
+        with Image.open(job.input_image) as raw:
+            image = fit_image(raw, job.params.width, job.params.height)
+        generator = torch.Generator("cpu").manual_seed(0)
+        sync()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            pipe(**i2vgen_xl.call_kwargs(job.params, image, generator))
+        sync()
+        return time.perf_counter() - t0
+
+    def engine(job: Job) -> tuple[StageClock, float]:
+        clock = StageClock(sync=sync)
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        run_job(job, cache=cache, clock=clock, job_dir=job_dir, settings=settings)
+        return clock, time.perf_counter() - t0
+
+    engine(job_for(512, 512, 3))  # warm-up: cuDNN autotune, allocator
+    for size in args.sizes.split(","):
+        h, w = map(int, size.split("x"))
+        job = job_for(h, w, args.steps)
+        for rep in range(args.reps if (h, w) == (512, 512) else 1):
+            stock_s = stock(job)
+            clock, wall = engine(job)
+            call = sum(clock.stages[s] for s in ("image_encoding", "text_encoding", "prepare_latents", "denoising_loop", "decode_video"))
+            log(args.out, f"{args.model} {h}x{w}x16x{args.steps} rep{rep}", {
+                "stock_call_s": stock_s, "engine_pipeline_call_s": call, "overhead_pct": 100 * (call - stock_s) / stock_s,
+                "engine_wall_s": wall, "stages": clock.stages, "s_per_step_median": statistics.median(clock.step_times),
+                "peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB, "peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB,
+            })
+
+    # B. cancel after step 5 → stopped and memory back to weights-resident
+    job = job_for(512, 512, args.steps)
+    requested: dict[str, float] = {}
+    clock = StageClock(sync=sync)
+
+    def should_cancel() -> str | None:
+        if clock.step >= 5 and "t" not in requested:
+            requested["t"] = time.perf_counter()
+        return "benchmark cancel" if "t" in requested else None
+
+    clock.should_cancel = should_cancel
+    try:
+        run_job(job, cache=cache, clock=clock, job_dir=job_dir, settings=settings)
+    except JobCancelled:
+        stopped = time.perf_counter()
+        free_memory(device)
+        sync()
+        freed = time.perf_counter()
+        log(args.out, "cancel", {"step_at_cancel": clock.step, "request_to_stopped_s": stopped - requested["t"],
+                                 "request_to_memory_freed_s": freed - requested["t"],
+                                 "allocated_after_gib": torch.cuda.memory_allocated() / GIB, "weights_gib": weights / GIB,
+                                 "reserved_after_gib": torch.cuda.memory_reserved() / GIB})
+
+    # C. the collector's own cost, then its rows
+    from collector.sampler import Sampler
+
+    sampler = Sampler(host="bench", data_dir=data_dir)
+    sampler.start()
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        sampler.sample()
+        times.append(time.perf_counter() - t0)
+    log(args.out, "sampler", {"gpus": len(sampler.devices), "median_us_per_sample": statistics.median(times) * 1e6,
+                              "median_us_per_gpu": statistics.median(times) * 1e6 / max(1, len(sampler.devices))})
+    collector.send_signal(signal.SIGTERM)
+    collector.wait(timeout=60)
+    import pyarrow.parquet as pq
+
+    if not (data_dir / "tables" / "gpu_samples").exists():
+        log(args.out, "collector_rows", {"gpu_rows": 0, "note": "no GPU rows (no NVIDIA driver here)"})
+        return 0
+    gpu = pq.read_table(str(data_dir / "tables" / "gpu_samples")).to_pandas()
+    host = pq.read_table(str(data_dir / "tables" / "host_samples")).to_pandas()
+    log(args.out, "collector_rows", {
+        "gpu_rows": len(gpu), "host_rows": len(host),
+        "max_gpu_util_percent": gpu.gpu_util_percent.max(), "max_memory_used_gib": gpu.memory_used_bytes.max() / GIB,
+        "max_power_w": gpu.power_w.max(), "power_limit_w": gpu.power_limit_w.max(), "max_temp_c": gpu.temp_c.max(),
+        "max_sm_clock_mhz": gpu.sm_clock_mhz.max(), "mem_clock_mhz": gpu.mem_clock_mhz.max(),
+        "energy_j_delta": gpu.energy_j.max() - gpu.energy_j.min(), "max_pcie_rx_kbps": gpu.pcie_rx_kbps.max(),
+        "throttle_reasons_seen": sorted(set(int(x) for x in gpu.throttle_reasons.dropna())),
+        "fan_percent_null": bool(gpu.fan_percent.isna().all()),
+        "collector_cpu_percent_mean": host.collector_cpu_percent.iloc[2:].mean(),
+        "collector_rss_mib_max": host.collector_rss_bytes.max() / 2**20,
+    })
+    gpu.tail(3).to_csv(args.out / "gpu_samples_tail.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -165,6 +165,9 @@ def _build_module(factory: Callable[[], torch.nn.Module], *, seed: int, device: 
     """
     with _seeded(seed, device), torch.device(device):
         module = factory()
+    # The device context does not reach tensors made by the legacy constructor: SVD's AlphaBlender keeps
+    # `mix_factor = torch.Tensor([alpha])` on the CPU. Move such stragglers (a few scalars) explicitly.
+    torch.nn.Module.to(module, device=device)
     _cast_like_from_pretrained(module, dtype)
     module.eval()
     module.requires_grad_(False)

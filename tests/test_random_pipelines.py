@@ -209,6 +209,9 @@ def test_full_size_pipeline_builds_on_meta(name, no_network):
     assert pipe._i2vmon_smoke_test is True
     for component, module in pipe.components.items():
         assert isinstance(module, model_class(name, component)), (component, type(module).__name__)
+        if isinstance(module, torch.nn.Module):  # every tensor made on the target device, none left on the CPU
+            tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+            assert [n for n, t in tensors.items() if t.device.type != "meta"] == [], component
     denoiser = pipe.transformer if name == "ltx-video" else pipe.unet
     assert denoiser.dtype == torch.float16
 

@@ -57,7 +57,12 @@ GRIDS: dict[str, list[tuple[int, int, int, int | None, str, bool]]] = {
         (512, 896, 16, 16, "none", False),
         (704, 1280, 16, 8, "none", True),
         (448, 768, 16, 16, "model", True),
+        (512, 512, 16, 1, "model", False),
+        (704, 1280, 16, 4, "model", False),
         (448, 768, 16, 4, "sequential", True),
+        (512, 512, 16, 1, "sequential", False),
+        (704, 1280, 8, 2, "sequential", False),
+        (576, 1024, 16, 4, "sequential", True),
     ],
     "svd": [
         (576, 1024, 14, 1, "none", False),
@@ -73,7 +78,11 @@ GRIDS: dict[str, list[tuple[int, int, int, int | None, str, bool]]] = {
         (640, 640, 16, 16, "none", True),
         (576, 1024, 14, 14, "none", False),  # issue reference: 23.02 / 42.18 GiB
         (576, 1024, 14, 14, "model", True),
+        (576, 1024, 14, 4, "model", False),
+        (704, 1280, 14, 2, "model", True),
         (448, 768, 14, 4, "sequential", True),
+        (576, 1024, 14, 2, "sequential", False),
+        (640, 640, 16, 16, "sequential", True),
     ],
     "svd-xt": [
         (576, 1024, 25, 1, "none", False),
@@ -86,6 +95,10 @@ GRIDS: dict[str, list[tuple[int, int, int, int | None, str, bool]]] = {
         (640, 640, 25, 10, "none", True),
         (704, 1280, 25, 1, "none", False),
         (576, 1024, 25, 14, "none", False),
+        (576, 1024, 25, 8, "model", False),
+        (448, 768, 25, 25, "model", True),
+        (576, 1024, 25, 4, "sequential", False),
+        (384, 640, 25, 2, "sequential", True),
     ],
     "ltx-video": [
         (256, 384, 25, None, "none", False),
@@ -99,6 +112,10 @@ GRIDS: dict[str, list[tuple[int, int, int, int | None, str, bool]]] = {
         (576, 1024, 65, None, "none", False),
         (384, 640, 161, None, "none", False),
         (480, 704, 41, None, "model", True),
+        (704, 1280, 41, None, "model", False),
+        (320, 512, 65, None, "model", False),
+        (480, 704, 41, None, "sequential", False),
+        (512, 768, 97, None, "sequential", True),
     ],
     # CPU dry run of the code path
     "tiny": [(64, 64, 4, 1, "none", False), (64, 64, 8, 4, "none", False), (128, 128, 4, 2, "none", True)],
@@ -156,6 +173,21 @@ def h2d_gib_per_s(torch) -> float:
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
         del dev
+    torch.cuda.empty_cache()
+    return 1.0 / statistics.median(times[1:])
+
+
+def d2h_gib_per_s(torch) -> float:
+    """Device-to-host copy of 1 GiB into fresh pageable memory, median of 5 (CPU offload moving weights back)."""
+    dev = torch.ones(GIB // 2, dtype=torch.float16, device="cuda")
+    times = []
+    for _ in range(6):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        host = dev.to("cpu")
+        times.append(time.perf_counter() - t)
+        del host
+    del dev
     torch.cuda.empty_cache()
     return 1.0 / statistics.median(times[1:])
 
@@ -291,11 +323,13 @@ def measure(args: argparse.Namespace) -> int:
         gpu_name = nvml.name() or torch.cuda.get_device_name(args.gpu)
         tflops = measure_matmul_tflops(args.gpu)
         bw = h2d_gib_per_s(torch)
+        bw_back = d2h_gib_per_s(torch)
         torch.cuda.synchronize()
         used = nvml.used()
         gpu_row = {
             "kind": "gpu", "gpu_name": gpu_name, "matmul_fp16_tflops": round(tflops, 1),
-            "h2d_gib_per_s": round(bw, 2), "memory_total_bytes": torch.cuda.get_device_properties(args.gpu).total_memory,
+            "h2d_gib_per_s": round(bw, 2), "d2h_gib_per_s": round(bw_back, 2),
+            "memory_total_bytes": torch.cuda.get_device_properties(args.gpu).total_memory,
             "cuda_context_bytes": (used - (nvml_baseline or 0) - torch.cuda.memory_reserved()) if used else None,
             "nvml_baseline_bytes": nvml_baseline, "torch": torch.__version__, "cuda": torch.version.cuda,
             "diffusers": diffusers.__version__, "python": platform.python_version(), "date": now(),
@@ -313,6 +347,9 @@ def measure(args: argparse.Namespace) -> int:
             continue
         t = time.perf_counter()
         pipe = build_random_pipeline(model, torch_dtype=dtype, device=args.device)
+        # Tensors made with the legacy torch.Tensor constructor (SVD's AlphaBlender mix_factor) ignore the
+        # build's default device and stay on the CPU: move the whole pipeline once.
+        pipe.to(args.device)
         if cuda:
             torch.cuda.synchronize()
         load_s = time.perf_counter() - t
@@ -323,8 +360,15 @@ def measure(args: argparse.Namespace) -> int:
               "components_bytes": components, "load_s": load_s, "date": now()})
         print(f"{model}: built in {load_s:.1f} s, weights resident {weights / GIB:.2f} GiB, components "
               + ", ".join(f"{k} {v / GIB:.2f}" for k, v in components.items()), flush=True)
+        # no offload first, then model, then sequential: sequential offload leaves weights on the meta
+        # device, so nothing runs after it
+        order = {"none": 0, "model": 1, "sequential": 2}
+        grid = sorted(GRIDS[model], key=lambda p: order[p[4]])
+        if args.only_offload:
+            grid = [p for p in grid if p[4] != "none"]
+        if not grid:
+            continue
         # warm-up (kernels, cuDNN plans): smallest grid point, not recorded
-        grid = GRIDS[model]
         h0, w0, f0, c0, _, _ = min(grid, key=lambda p: p[0] * p[1] * p[2])
         run_point(torch, pipe, model, h0, w0, f0, c0, 2, cuda, nvml, nvml_baseline)
         offload_now = "none"
@@ -391,10 +435,15 @@ def import_points(args: argparse.Namespace) -> int:
 
     gpus_path = target / "gpus.json"
     gpus = json.loads(gpus_path.read_text())["gpus"] if gpus_path.is_file() else []
-    for g in gpu_rows:
-        gpus = [x for x in gpus if x["gpu_name"] != g["gpu_name"]] + [
-            {k: g.get(k) for k in ("gpu_name", "matmul_fp16_tflops", "h2d_gib_per_s", "memory_total_bytes",
-                                   "cuda_context_bytes", "date")}]
+    for name in sorted({g["gpu_name"] for g in gpu_rows}):
+        mine = [g for g in gpu_rows if g["gpu_name"] == name]
+        entry = {"gpu_name": name, "readings": len(mine), "date": mine[-1]["date"]}
+        for k in ("matmul_fp16_tflops", "h2d_gib_per_s", "d2h_gib_per_s", "memory_total_bytes",
+                  "cuda_context_bytes"):
+            values = [g[k] for g in mine if g.get(k) is not None]
+            value = statistics.median(values) if values else None  # median over the runs' readings
+            entry[k] = int(value) if value is not None and k.endswith("_bytes") else value
+        gpus = [x for x in gpus if x["gpu_name"] != name] + [entry]
     if gpu_rows:
         gpus_path.write_text(json.dumps({"gpus": gpus}, indent=1) + "\n")
 
@@ -402,11 +451,13 @@ def import_points(args: argparse.Namespace) -> int:
     for model in sorted({p["model"] for p in points}):
         path = target / f"{model}.json"
         old = json.loads(path.read_text()) if path.is_file() else {"model": model, "points": []}
-        new_points = [{k: p.get(k) for k in POINT_KEYS} for p in points if p["model"] == model]
         key = lambda p: (p["gpu_name"], p["height"], p["width"], p["frames"], p["decode_chunk_size"],  # noqa: E731
                          p["offload"])
-        fresh = {key(p) for p in new_points}
-        merged = [p for p in old["points"] if key(p) not in fresh] + new_points
+        latest: dict = {}  # a setting measured again replaces the earlier reading
+        for p in old["points"] + [{k: p.get(k) for k in POINT_KEYS} for p in points if p["model"] == model]:
+            latest.pop(key(p), None)
+            latest[key(p)] = p
+        merged = list(latest.values())
         info = model_rows.get(model, {})
         doc = {
             "model": model,
@@ -434,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     m.add_argument("--gpu", type=int, default=0)
     m.add_argument("--out", default=os.environ.get("OUT", "calibration-out"))
+    m.add_argument("--only-offload", action="store_true", help="only the model/sequential offload points")
     m.add_argument("--deadline-s", type=float, default=480.0, help="start no new point after this many seconds")
     m.set_defaults(func=measure)
     i = sub.add_parser("import", help="write measured JSON lines into engine/foresight/calibration/")

@@ -60,6 +60,7 @@ class GpuCalibration:
     gpu_name: str
     matmul_fp16_tflops: float | None = None  # 8192³ fp16 matmul, median of 20
     h2d_gib_per_s: float | None = None  # pageable host-to-device copy (what CPU offload moves weights with)
+    d2h_gib_per_s: float | None = None  # device-to-host copy into fresh pageable memory (offloading back)
     memory_total_bytes: int | None = None
     cuda_context_bytes: int | None = None
     date: str = ""
@@ -92,10 +93,26 @@ def normalise_gpu_name(name: str | None) -> str:
     return " ".join((name or "").split()).casefold() or "cpu"
 
 
+_directory = CALIBRATION_DIR
+_dependent_caches: list = []  # lru caches of fits made from these files (memory.py, timing.py)
+
+
+def use_calibration_dir(directory: Path | str | None) -> None:
+    """Read calibration files from `directory` from now on (None: the committed ones); forget every fit."""
+    global _directory
+    _directory = Path(directory) if directory is not None else CALIBRATION_DIR
+    clear_cache()
+
+
+def register_cache(cached) -> None:
+    """Clear `cached` (an lru_cache'd function) whenever the calibration is reloaded."""
+    _dependent_caches.append(cached)
+
+
 @functools.lru_cache(maxsize=None)
-def load_model_calibration(model: str, directory: Path = CALIBRATION_DIR) -> ModelCalibration | None:
+def load_model_calibration(model: str) -> ModelCalibration | None:
     """The calibration of `model`, or None when it has never been measured."""
-    path = Path(directory) / f"{model}.json"
+    path = _directory / f"{model}.json"
     if not path.is_file():
         return None
     raw = json.loads(path.read_text())
@@ -110,9 +127,9 @@ def load_model_calibration(model: str, directory: Path = CALIBRATION_DIR) -> Mod
 
 
 @functools.lru_cache(maxsize=None)
-def load_gpu_calibrations(directory: Path = CALIBRATION_DIR) -> dict[str, GpuCalibration]:
+def load_gpu_calibrations() -> dict[str, GpuCalibration]:
     """Measured GPUs by normalised name; empty when none was measured."""
-    path = Path(directory) / "gpus.json"
+    path = _directory / "gpus.json"
     if not path.is_file():
         return {}
     raw = json.loads(path.read_text())
@@ -124,3 +141,5 @@ def clear_cache() -> None:
     """Forget loaded files (tests, and after the calibration script rewrote them)."""
     load_model_calibration.cache_clear()
     load_gpu_calibrations.cache_clear()
+    for cached in _dependent_caches:
+        cached.cache_clear()

@@ -16,22 +16,33 @@ Offload moves weights, not activations:
 - model (`enable_model_cpu_offload`): one component at a time on the GPU. While the denoiser runs, the
   denoiser and the VAE are resident (the VAE encoded the image just before and nothing offloads it until
   the denoiser's successor runs); while the VAE decodes, only the VAE.
-- sequential (`enable_sequential_cpu_offload`): weights stream in per layer; only about the largest layer
-  is resident (SEQUENTIAL_RESIDENT_BYTES, an estimate unless a measured point says otherwise).
+- sequential (`enable_sequential_cpu_offload`): weights stream in per layer; only about one layer is
+  resident, and the allocator holds little beyond what is allocated. Both are fitted on the model's
+  measured sequential points (resident = measured peak − the formula's activations; reserved ÷ allocated),
+  else taken as SEQUENTIAL_RESIDENT_BYTES and SEQUENTIAL_RESERVED_RATIO (estimates: the largest layers
+  of these models are tens of MiB).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.foresight.calibration import GIB, MeasuredPoint, ModelCalibration, load_model_calibration
+from engine.foresight.calibration import (
+    GIB,
+    MeasuredPoint,
+    ModelCalibration,
+    load_model_calibration,
+    register_cache,
+)
 from engine.foresight.nnls import weighted_relative_nnls
 from engine.foresight.structure import ModelStructure, structure_of
 
-SEQUENTIAL_RESIDENT_BYTES = 0.5 * GIB
+SEQUENTIAL_RESIDENT_BYTES = 0.05 * GIB
+SEQUENTIAL_RESERVED_RATIO = 1.15
 _GREW_BYTES = 64 * 1024**2  # decode raised the reserved peak: it, not the denoiser, set it
 
 
@@ -48,6 +59,9 @@ class MemoryCoefficients:
     cuda_context_bytes: float
     components_bytes: dict[str, int] = field(default_factory=dict)
     points_used: int = 0
+    sequential_resident_bytes: float = SEQUENTIAL_RESIDENT_BYTES
+    sequential_reserved_ratio: float = SEQUENTIAL_RESERVED_RATIO
+    sequential_points: int = 0  # measured sequential-offload points the two figures above come from
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,7 @@ def fit_memory(structure: ModelStructure, calibration: ModelCalibration, *,
         ratio = float(np.median(dec_r[grew] / np.maximum(dec_a[grew], 1.0))) if grew.any() else 1.0
         dec_res = dec_alloc * max(ratio, 1.0)
     contexts = [p.cuda_context_bytes for p in points if p.cuda_context_bytes]
-    return MemoryCoefficients(
+    coef = MemoryCoefficients(
         model=structure.id,
         weights_resident_bytes=weights,
         denoise_allocated=tuple(den_alloc),
@@ -111,6 +125,25 @@ def fit_memory(structure: ModelStructure, calibration: ModelCalibration, *,
         components_bytes=dict(calibration.components_bytes),
         points_used=len(points),
     )
+    return _fit_sequential(structure, coef, calibration.usable(include_holdout=include_holdout,
+                                                                offload="sequential"))
+
+
+def _fit_sequential(structure: ModelStructure, coef: MemoryCoefficients,
+                    points: list[MeasuredPoint]) -> MemoryCoefficients:
+    """Resident bytes and reserved ÷ allocated under sequential offload, from its measured points."""
+    points = [p for p in points if p.peak_allocated_bytes and p.peak_reserved_bytes]
+    if not points:
+        return coef
+    resident, ratio = [], []
+    for p in points:
+        chunk = structure.effective_decode_chunk(p.frames, p.decode_chunk_size)
+        est = estimate_memory(structure, coef, p.height, p.width, p.frames, chunk, "none")
+        activations = max(est.denoise_activation_bytes, est.decode_activation_bytes)
+        resident.append(max(0.0, p.peak_allocated_bytes - activations))
+        ratio.append(p.peak_reserved_bytes / p.peak_allocated_bytes)
+    return dataclasses.replace(coef, sequential_resident_bytes=float(np.median(resident)),
+                               sequential_reserved_ratio=float(np.median(ratio)), sequential_points=len(points))
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,6 +153,9 @@ def coefficients_for(model: str, include_holdout: bool = True) -> MemoryCoeffici
     if calibration is None:
         return None
     return fit_memory(structure_of(model), calibration, include_holdout=include_holdout)
+
+
+register_cache(coefficients_for)
 
 
 def estimate_memory(structure: ModelStructure, coef: MemoryCoefficients, height: int, width: int, frames: int,
@@ -146,9 +182,13 @@ def estimate_memory(structure: ModelStructure, coef: MemoryCoefficients, height:
             "denoise": (denoiser + vae, den_a, den_r),
             "decode": (vae, dec_a, dec_r),
         }
-    elif offload == "sequential":
-        resident = min(SEQUENTIAL_RESIDENT_BYTES, weights)
-        phases = {"denoise": (resident, den_a, den_r), "decode": (resident, dec_a, dec_r)}
+    elif offload == "sequential":  # about one layer resident; little held beyond what is allocated
+        resident = min(coef.sequential_resident_bytes, weights)
+        ratio = coef.sequential_reserved_ratio
+        phases = {
+            "denoise": (resident, den_a, (resident + den_a) * ratio - resident),
+            "decode": (resident, dec_a, (resident + dec_a) * ratio - resident),
+        }
     else:
         raise ValueError(f"offload {offload!r} is not one of none, model, sequential")
 

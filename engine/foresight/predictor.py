@@ -33,11 +33,12 @@ class Prediction:
     weights_resident_gib: float
     peak_phase: str  # 'encode' | 'denoise' | 'decode'
     memory_source: str  # 'calibration' | 'calibration+history' | 'not modelled: CPU smoke-test model' | ...
-    seconds: float | None
-    encode_s: float | None
+    seconds: float | None  # encode_s + warmup_s + denoising_s + decode_s + transfer_s
+    encode_s: float | None  # prompt and image encoding
+    warmup_s: float | None  # the first step's extra cost at a new shape
     denoising_s: float | None
     decode_s: float | None
-    transfer_s: float | None
+    transfer_s: float | None  # CPU offload's weight transfers outside the steps
     s_per_step: float | None
     time_source: str  # 'history' | 'calibration' | 'scaled by matmul' | 'no estimate'
     confidence: dict[str, Any] = field(default_factory=dict)
@@ -145,8 +146,8 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         context = float(gpu.cuda_context_bytes) if gpu and gpu.cuda_context_bytes else est.cuda_context_bytes
         phase = est.phase
         memory_source = "calibration+history" if n_hist else "calibration"
-        if offload == "sequential":
-            notes.append("sequential offload: resident weights taken as about one layer (0.5 GiB)")
+        if offload == "sequential" and not coef.sequential_points:
+            notes.append("sequential offload not measured for this model: about one layer resident, estimated")
 
     # Time
     t = estimate_time(structure, height, width, frames, chunk, steps, offload, gpu_name, history, gpu_tflops,
@@ -182,7 +183,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         weights_resident_gib=resident / GIB,
         peak_phase=phase,
         memory_source=memory_source,
-        seconds=t.seconds, encode_s=t.encode_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
+        seconds=t.seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
         transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
         confidence=confidence, notes=tuple(notes),
     )

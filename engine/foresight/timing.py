@@ -4,6 +4,13 @@ every finished job.
     s/step   = t₀ + t₁ · n + t₂ · n · sequence      n = guidance batch × latent frames × latent area
     decode_s = v₀ + v₁ · (frames × H × W) + v₂ · (number of VAE decode calls)
     encode_s = e₀ + e₁ · (H × W)                    (prompt and image encoding, before the first step)
+    warmup_s = median of (run − encode − steps × s/step − decode) over the calibration points: the first
+               step at a new shape costs more (kernel plans, the allocator growing its pool)
+
+CPU offload adds weight transfers, fitted on the model's measured offload points on that GPU (else every
+model's; each point's no-offload prediction subtracted; else from the measured copy bandwidths):
+    model:      transfer_s = k_model × all weights (on to the GPU when used, back to the CPU after)
+    sequential: s/step += k_seq × denoiser weights (streamed every step); transfer_s = a fitted constant
 
 `sequence` is what attention runs over: latent area per frame for the UNets, all tokens for the DiT.
 
@@ -33,6 +40,7 @@ from engine.foresight.calibration import (
     load_gpu_calibrations,
     load_model_calibration,
     normalise_gpu_name,
+    register_cache,
 )
 from engine.foresight.nnls import weighted_relative_nnls
 from engine.foresight.structure import ModelStructure
@@ -52,6 +60,7 @@ class TimeCurve:
     step_scale: float = 1.0
     decode_scale: float = 1.0
     encode_scale: float = 1.0
+    warmup_s: float = 0.0
 
     def s_per_step(self, structure: ModelStructure, h: int, w: int, f: int) -> float:
         return self.step_scale * float(np.dot(structure.step_time_features(h, w, f), self.step))
@@ -67,6 +76,7 @@ class TimeCurve:
 class TimeEstimate:
     s_per_step: float | None
     encode_s: float | None
+    warmup_s: float | None
     denoising_s: float | None
     decode_s: float | None
     transfer_s: float | None  # weights moved by CPU offload
@@ -116,7 +126,9 @@ def _fit_curve(structure: ModelStructure, points: list[MeasuredPoint], gpu_name:
     if len(enc_pts) >= 2:
         enc_x = np.array([structure.encode_time_features(p.height, p.width) for p in enc_pts])
         encode = tuple(weighted_relative_nnls(enc_x, np.array([p.encode_s for p in enc_pts])))
-    return TimeCurve(gpu_name=gpu_name, step=tuple(step), decode=tuple(decode), encode=encode)
+    extra = [p.total_s - (p.encode_s or 0.0) - p.decode_s - p.steps * p.s_per_step for p in pts if p.total_s]
+    warmup = max(0.0, float(np.median(extra))) if extra else 0.0
+    return TimeCurve(gpu_name=gpu_name, step=tuple(step), decode=tuple(decode), encode=encode, warmup_s=warmup)
 
 
 @functools.lru_cache(maxsize=None)
@@ -135,6 +147,9 @@ def calibration_curves(model: str, structure: ModelStructure,
         if curve is not None:
             curves[key] = curve
     return curves
+
+
+register_cache(calibration_curves)
 
 
 def _matmul_tflops(gpu_name: str | None, history: list[dict] | None, given: float | None,
@@ -164,7 +179,8 @@ def _base_curve(model: str, structure: ModelStructure, gpu_name: str | None, his
             if ref and ref.matmul_fp16_tflops:
                 factor = ref.matmul_fp16_tflops / tflops
                 return dataclasses.replace(
-                    curve, step_scale=factor, decode_scale=factor, encode_scale=factor
+                    curve, step_scale=factor, decode_scale=factor, encode_scale=factor,
+                    warmup_s=curve.warmup_s * factor,
                 ), "scaled by matmul"
     return None, None
 
@@ -214,28 +230,93 @@ def _learn_from_history(structure: ModelStructure, base: TimeCurve | None, rows:
     decode = fit(dec_x, dec_y, w_dec, 3)
     encode = base.encode if base is not None else (0.0, 0.0)
     enc_scale = base.encode_scale if base is not None else 1.0
-    return TimeCurve(gpu_name=gpu_name or "", step=step, decode=decode, encode=encode, encode_scale=enc_scale)
+    return TimeCurve(gpu_name=gpu_name or "", step=step, decode=decode, encode=encode, encode_scale=enc_scale,
+                     warmup_s=base.warmup_s if base is not None else 0.0)
 
 
-def _transfer_s(structure: ModelStructure, model: str, gpu_name: str | None, offload: str, steps: int,
-                frames: int, chunk: int | None) -> float | None:
-    """Seconds CPU offload spends moving weights to the GPU (pageable copies at the measured bandwidth)."""
-    if offload == "none":
-        return 0.0
-    cal = load_model_calibration(model)
-    gpus = load_gpu_calibrations()
-    gpu = gpus.get(normalise_gpu_name(gpu_name)) or next(iter(gpus.values()), None)
-    if cal is None or not cal.components_bytes or gpu is None or not gpu.h2d_gib_per_s:
+@dataclass(frozen=True)
+class OffloadTiming:
+    """Seconds CPU offload adds, per byte of weights moved, on one GPU (and its host)."""
+
+    model_s_per_byte: float  # model offload: once per run, all weights
+    sequential_step_s_per_byte: float  # sequential offload: every step, the denoiser's weights
+    sequential_once_s: float  # sequential offload: encoders and VAE streamed, once per run
+    points: int  # measured offload points these come from; 0: from copy bandwidths
+
+
+def _no_offload_run_s(structure: ModelStructure, curve: TimeCurve, p: MeasuredPoint) -> float:
+    chunk = structure.effective_decode_chunk(p.frames, p.decode_chunk_size)
+    return (curve.encode_s(structure, p.height, p.width) + curve.warmup_s
+            + p.steps * curve.s_per_step(structure, p.height, p.width, p.frames)
+            + curve.decode_s(structure, p.height, p.width, p.frames, chunk))
+
+
+@functools.lru_cache(maxsize=None)
+def offload_timing(gpu_key: str, model: str, include_holdout: bool = True) -> OffloadTiming | None:
+    """Offload costs of `model` on GPU `gpu_key` (normalised name): fitted on the model's own measured offload
+    points where it has them, else on every calibrated model's, else from the measured copy bandwidths."""
+    from engine.foresight.structure import STRUCTURES
+
+    model_k: dict[str, list[float]] = {}
+    seq_k: dict[str, list[float]] = {}
+    seq_once: dict[str, list[float]] = {}
+    for name, structure in STRUCTURES.items():
+        cal = load_model_calibration(name)
+        curve = calibration_curves(name, structure, include_holdout).get(gpu_key)
+        if cal is None or curve is None or not cal.components_bytes:
+            continue
+        total = float(sum(cal.components_bytes.values()))
+        denoiser = float(cal.components_bytes.get(structure.denoiser, 0))
+        for p in cal.usable(include_holdout=include_holdout, offload=None):
+            if normalise_gpu_name(p.gpu_name) != gpu_key or not p.total_s or not p.s_per_step:
+                continue
+            if p.offload == "model":
+                model_k.setdefault(name, []).append((p.total_s - _no_offload_run_s(structure, curve, p)) / total)
+            elif p.offload == "sequential" and denoiser:
+                k = (p.s_per_step - curve.s_per_step(structure, p.height, p.width, p.frames)) / denoiser
+                seq_k.setdefault(name, []).append(k)
+                seq_once.setdefault(name, []).append(
+                    p.total_s - _no_offload_run_s(structure, curve, p) - p.steps * k * denoiser)
+
+    def pick(values: dict[str, list[float]]) -> float | None:
+        own = values.get(model) or [v for vs in values.values() for v in vs]
+        return max(0.0, float(np.median(own))) if own else None
+
+    gpu = load_gpu_calibrations().get(gpu_key)
+    h2d = gpu.h2d_gib_per_s * GIB if gpu and gpu.h2d_gib_per_s else None
+    d2h = gpu.d2h_gib_per_s * GIB if gpu and gpu.d2h_gib_per_s else h2d
+    mk, sk, so = pick(model_k), pick(seq_k), pick(seq_once)
+    if mk is None and sk is None and h2d is None:
         return None
-    bw = gpu.h2d_gib_per_s * GIB
-    comps = cal.components_bytes
-    total = float(sum(comps.values()))
+    return OffloadTiming(
+        model_s_per_byte=mk if mk is not None else (1 / h2d + 1 / d2h if h2d else 0.0),
+        sequential_step_s_per_byte=sk if sk is not None else (1 / h2d if h2d else 0.0),
+        sequential_once_s=so if so is not None else 0.0,
+        points=len(model_k.get(model, [])) + len(seq_k.get(model, [])),
+    )
+
+
+register_cache(offload_timing)
+
+
+def _offload_costs(structure: ModelStructure, base: TimeCurve | None, offload: str,
+                   include_holdout: bool) -> tuple[float, float] | None:
+    """(seconds added to every step, seconds added once) by `offload`; None when unknown."""
+    if offload == "none":
+        return 0.0, 0.0
+    cal = load_model_calibration(structure.id)
+    ref_key = normalise_gpu_name(base.gpu_name) if base is not None else None
+    timing = offload_timing(ref_key, structure.id, include_holdout) if ref_key else None
+    if timing is None:  # a GPU without a curve of its own: the host's copies as measured on a calibrated GPU
+        timing = next((t for k in load_gpu_calibrations() if (t := offload_timing(k, structure.id, include_holdout))),
+                      None)
+    if cal is None or not cal.components_bytes or timing is None:
+        return None
+    total = float(sum(cal.components_bytes.values()))
     if offload == "model":
-        return 2.0 * total / bw  # on to the GPU when used, back to the CPU after
-    denoiser = float(comps.get(structure.denoiser, 0))
-    vae = float(comps.get("vae", 0))
-    calls = 1 if chunk is None else -(-frames // chunk)
-    return (total - denoiser - vae + steps * denoiser + (calls + 1) * vae) / bw
+        return 0.0, timing.model_s_per_byte * total
+    denoiser = float(cal.components_bytes.get(structure.denoiser, 0))
+    return timing.sequential_step_s_per_byte * denoiser, timing.sequential_once_s
 
 
 def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int | None, steps: int,
@@ -249,18 +330,20 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         curve = _learn_from_history(structure, base, rows, gpu_name)
         source = "history"
     if curve is None:
-        return TimeEstimate(None, None, None, None, None, None, "no estimate", 0, None)
-    s_step = curve.s_per_step(structure, h, w, f)
+        return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
+    costs = _offload_costs(structure, base or curve, offload, include_holdout)
+    per_step, once = costs if costs is not None else (0.0, None)
+    s_step = curve.s_per_step(structure, h, w, f) + per_step
     decode = curve.decode_s(structure, h, w, f, chunk)
     encode = curve.encode_s(structure, h, w)
-    transfer = _transfer_s(structure, structure.id, gpu_name, offload, steps, f, chunk)
-    seconds = encode + steps * s_step + decode + (transfer or 0.0)
+    seconds = encode + curve.warmup_s + steps * s_step + decode + (once or 0.0)
     return TimeEstimate(
         s_per_step=s_step,
         encode_s=encode,
+        warmup_s=curve.warmup_s,
         denoising_s=steps * s_step,
         decode_s=decode,
-        transfer_s=transfer,
+        transfer_s=once,
         seconds=seconds,
         source=source or "no estimate",
         history_points=len(rows),

@@ -1,8 +1,10 @@
 """GET /metrics: the Prometheus text format, generated on each scrape.
 
-GPU gauges follow dcgm-exporter's names and units (DCGM_FI_DEV_*; memory in MiB, energy in mJ), so its
-Grafana dashboards work, with the labels `gpu` (index), `uuid`, `hostname` and `modelName`
-(dcgm-exporter spells two of them `UUID` and `Hostname`). Engine metrics are i2vmon_*. Each host
+GPU gauges follow dcgm-exporter's names and units (DCGM_FI_DEV_*; memory in MiB, energy in mJ), with the
+labels `gpu` (index), `uuid`, `hostname` and `model_name`. dcgm-exporter spells the last three `UUID`,
+`Hostname` and `modelName`: we keep i2vmon's lower-case style (and `modelName` fails promtool's lint); a
+relabel rule maps them back for dashboards built on dcgm-exporter (docs/SCALING.md). The energy counter is exposed as a gauge
+(dcgm-exporter calls it a counter, but a counter's name must end in _total). Engine metrics are i2vmon_*. Each host
 exports its own GPUs, alerts and runs; the queue depth is the queue's (shared by every host on
 PostgreSQL: every host reports the same numbers, so aggregate it with max, not sum).
 """
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -36,7 +38,7 @@ STALE_AFTER_S = 60.0  # a live sample older than this: its collector is gone; dc
 RUNS_CACHE_S = 5.0
 GENERATION_BUCKETS_S = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 STEP_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
-GPU_LABELS = ["gpu", "uuid", "hostname", "modelName"]
+GPU_LABELS = ["gpu", "uuid", "hostname", "model_name"]
 
 # (metric name, help, GpuSample field, scale to dcgm's unit)
 DCGM_GAUGES: tuple[tuple[str, str, str, float], ...] = (
@@ -187,4 +189,5 @@ def register(app: FastAPI, ctx: "ApiContext") -> None:
 @router.get("/metrics", response_class=Response, summary="Prometheus text format",
             responses={200: {"content": {"text/plain": {}}, "description": "the metrics"}})
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.prometheus_registry), media_type=CONTENT_TYPE_LATEST)
+    # The 0.0.4 text format: what every Prometheus 2.x understands (the output is the same for these names).
+    return Response(generate_latest(request.app.state.prometheus_registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)

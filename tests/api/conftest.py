@@ -91,3 +91,11 @@ def run_record(job_id: str, *, model: str = "tiny", state: str = "succeeded", to
 
 def write_runs(paths, records: list[RunRecord]) -> None:
     parquet_store.write_rows(paths, "runs", records, HOST)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -98,13 +98,38 @@ def reference_table() -> str:
     return "\n".join(out)
 
 
+def points_table(models: list[str]) -> str:
+    """Every measured calibration point (H = held out of the fit)."""
+    out = ["| model | H×W×F | chunk | offload | held out | alloc GiB | reserved GiB | denoise / decode alloc GiB "
+           "| context GiB | s/step | decode s | steps |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        cal = load_model_calibration(model)
+        for p in (cal.points if cal else ()):
+            chunk = "—" if p.decode_chunk_size is None else p.decode_chunk_size
+            head = f"| {model} | {p.height}×{p.width}×{p.frames} | {chunk} | {p.offload} | {'H' if p.holdout else ''} "
+            if p.oom:
+                out.append(head + "| OOM | | | | | | |")
+                continue
+            out.append(
+                head + f"| {p.peak_allocated_bytes / GIB:.2f} | {p.peak_reserved_bytes / GIB:.2f} "
+                f"| {p.denoise_peak_allocated_bytes / GIB:.2f} / {p.decode_peak_allocated_bytes / GIB:.2f} "
+                f"| {(p.cuda_context_bytes or 0) / GIB:.2f} | {p.s_per_step:.3f} | {p.decode_s:.2f} | {p.steps} |"
+            )
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.foresight.heldout", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=[m for m in MODEL_IDS if load_model_calibration(m)])
+    parser.add_argument("--points", action="store_true", help="also list every calibration point")
     args = parser.parse_args(argv)
     print(table(args.models))
     print()
     print(reference_table())
+    if args.points:
+        print()
+        print(points_table(args.models))
     return 0
 
 

@@ -142,8 +142,9 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         resident = est.weights_resident_bytes
         alloc = resident + (est.peak_allocated_bytes - resident) * fa
         reserved = max(alloc, resident + (est.peak_reserved_bytes - resident) * fr)
+        # the context as measured beside this model's runs (cuDNN and cuBLAS loaded), else the GPU's bare one
         gpu = load_gpu_calibrations().get(normalise_gpu_name(gpu_name))
-        context = float(gpu.cuda_context_bytes) if gpu and gpu.cuda_context_bytes else est.cuda_context_bytes
+        context = est.cuda_context_bytes or float(gpu.cuda_context_bytes if gpu and gpu.cuda_context_bytes else 0)
         phase = est.phase
         memory_source = "calibration+history" if n_hist else "calibration"
         if offload == "sequential" and not coef.sequential_points:

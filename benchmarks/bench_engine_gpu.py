@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="512x512,704x1280")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--model", default="i2vgen-xl", help="tiny: a CPU dry run of this script")
+    parser.add_argument("--worker-steps", type=int, default=0, help="also run one job through `engine serve` (D)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = Path("/tmp/i2vmon-gpu-bench")
@@ -156,13 +157,15 @@ def main() -> int:
 
     sampler = Sampler(host="bench", data_dir=data_dir)
     sampler.start()
-    times = []
+    times, cpu = [], []
     for _ in range(30):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sampler.sample()
         times.append(time.perf_counter() - t0)
-    log(args.out, "sampler", {"gpus": len(sampler.devices), "median_us_per_sample": statistics.median(times) * 1e6,
-                              "median_us_per_gpu": statistics.median(times) * 1e6 / max(1, len(sampler.devices))})
+        cpu.append(time.process_time() - c0)
+    n = max(1, len(sampler.devices))
+    log(args.out, "sampler", {"gpus": len(sampler.devices), "median_wall_us_per_sample": statistics.median(times) * 1e6,
+                              "median_cpu_us_per_gpu": statistics.median(cpu) * 1e6 / n})
     collector.send_signal(signal.SIGTERM)
     collector.wait(timeout=60)
     import pyarrow.parquet as pq
@@ -170,8 +173,13 @@ def main() -> int:
     if not (data_dir / "tables" / "gpu_samples").exists():
         log(args.out, "collector_rows", {"gpu_rows": 0, "note": "no GPU rows (no NVIDIA driver here)"})
         return 0
-    gpu = pq.read_table(str(data_dir / "tables" / "gpu_samples")).to_pandas()
-    host = pq.read_table(str(data_dir / "tables" / "host_samples")).to_pandas()
+    import pyarrow.dataset as ds
+
+    def table(name: str):
+        # The file's own `host` column, not the host=… directory level.
+        return ds.dataset(str(data_dir / "tables" / name), format="parquet", partitioning=None).to_table().to_pandas()
+
+    gpu, host = table("gpu_samples"), table("host_samples")
     log(args.out, "collector_rows", {
         "gpu_rows": len(gpu), "host_rows": len(host),
         "max_gpu_util_percent": gpu.gpu_util_percent.max(), "max_memory_used_gib": gpu.memory_used_bytes.max() / GIB,
@@ -184,7 +192,30 @@ def main() -> int:
         "collector_rss_mib_max": host.collector_rss_bytes.max() / 2**20,
     })
     gpu.tail(3).to_csv(args.out / "gpu_samples_tail.csv")
+    if args.worker_steps:
+        worker_end_to_end(args, env)
     return 0
+
+
+def worker_end_to_end(args: argparse.Namespace, env: dict) -> None:
+    """D. The product's own processes on the GPU: collector + `engine serve` + `engine submit --wait`."""
+    env = dict(env, I2VMON_ENGINE__RANDOM_WEIGHTS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", name, *extra], env=env, stdout=(args.out / f"{name}-e2e.log").open("w"),
+                              stderr=subprocess.STDOUT) for name, extra in (("collector", []), ("engine", ["serve"]))]
+    try:
+        time.sleep(3)
+        out = subprocess.run([sys.executable, "-m", "engine", "submit", "--image", str(Path(env["I2VMON_DATA_DIR"]) / "bench-input.png"),
+                              "--prompt", "a red panda walking through snow", "--model", "i2vgen-xl", "--height", "512", "--width", "512",
+                              "--frames", "16", "--steps", str(args.worker_steps), "--wait", "--json"],
+                             env=env, capture_output=True, text=True, timeout=300)
+        (args.out / "worker_e2e.json").write_text(out.stdout + out.stderr[-3000:])
+        record = json.loads(out.stdout)
+        log(args.out, "worker_e2e", {k: record.get(k) for k in ("state", "error_message", "stages", "total_s", "peak_allocated_bytes",
+                                                                 "peak_reserved_bytes", "gpu_name", "predicted", "smoke_test")})
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
 
 
 if __name__ == "__main__":

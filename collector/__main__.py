@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="run the daemon until stopped (the default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
     if args.command == "sample":
         return _print_sample(args.json)
     settings = load_settings()

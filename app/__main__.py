@@ -1,0 +1,74 @@
+"""`python -m app [--port P]`: the whole product on this machine.
+
+Starts the collector, one engine worker per GPU (a CPU worker with the smoke-test model where
+there is none), the REST API and the Streamlit UI; restarts any that dies; stops all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app.supervisor import Child, Supervisor, python_module
+from config import load_settings
+from data.paths import data_paths
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def gpu_count() -> int:
+    from collector import nvml_device
+
+    try:
+        nvml_device.start_nvml()
+    except nvml_device.NvmlUnavailable:
+        return 0
+    try:
+        return nvml_device.device_count()
+    finally:
+        nvml_device.stop_nvml()
+
+
+def plan(port: int, api_port: int, gpus: int) -> list[Child]:
+    children = [Child("collector", python_module("collector"))]
+    if gpus:
+        children += [Child(f"engine-gpu{i}", python_module("engine", "serve", "--gpu", str(i))) for i in range(gpus)]
+    else:
+        children.append(Child("engine-cpu", python_module("engine", "serve")))
+    children.append(Child("api", python_module("api", "--port", str(api_port))))
+    children.append(Child("ui", python_module(
+        "streamlit", "run", str(CHECKOUT / "app" / "ui.py"), "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    )))
+    return children
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = load_settings()
+    parser = argparse.ArgumentParser(prog="python -m app", description="Start i2vmon: collector, engine, API and UI.")
+    parser.add_argument("--port", type=int, default=settings.app.port, help=f"UI port (default {settings.app.port})")
+    parser.add_argument("--api-port", type=int, default=settings.api.port, help=f"API port (default {settings.api.port})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s app %(levelname)s %(message)s")
+    paths = data_paths(settings)
+
+    from engine.hub import go_offline_if_hub_unreachable
+
+    go_offline_if_hub_unreachable()  # children inherit HF_HUB_OFFLINE
+    gpus = gpu_count()
+    children = plan(args.port, args.api_port, gpus)
+    print(
+        f"i2vmon: data in {paths.root}\n"
+        f"  UI   http://localhost:{args.port}\n"
+        f"  API  http://{settings.api.host}:{args.api_port}/docs   (Prometheus: /metrics)\n"
+        f"  engine: {f'{gpus} GPU worker(s)' if gpus else 'no NVIDIA GPU: one CPU worker; use the smoke-test model tiny'}\n"
+        f"  logs in {paths.logs_dir}; Ctrl-C stops everything",
+        flush=True,
+    )
+    return Supervisor(children, paths.logs_dir, CHECKOUT).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

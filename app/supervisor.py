@@ -1,0 +1,110 @@
+"""Starts the product's processes, restarts any that dies, stops them all cleanly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF_S = 30.0
+_STOP_GRACE_S = 20.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+    def describe_exit(self, code: int) -> str:
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        if code == 75:
+            return "exit 75 (asked to be restarted: 3 consecutive out-of-memory failures)"
+        return f"exit code {code}"
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], log_dir: Path, cwd: Path) -> None:
+        self.children = children
+        self.log_dir = log_dir
+        self.cwd = cwd
+        self.stopping = False
+
+    def _start(self, child: Child) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.log_dir / f"{child.name}.log").open("ab")
+        child.proc = subprocess.Popen(
+            child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the children in order
+        )
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d): %s", child.name, child.proc.pid, " ".join(child.argv[1:]))
+
+    def _last_lines(self, child: Child, n: int = 5) -> str:
+        try:
+            lines = (self.log_dir / f"{child.name}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n    ".join(lines[-n:])
+
+    def run(self) -> int:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("signal %d: stopping every process", signum)
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for child in self.children:
+            self._start(child)
+        while not self.stopping:
+            time.sleep(0.5)
+            for child in self.children:
+                if self.stopping:
+                    break
+                if child.proc is not None and (code := child.proc.poll()) is not None:
+                    # A child that ran a while before dying starts again at once; one that keeps
+                    # dying at start-up backs off, so a broken set-up does not spin.
+                    lived = time.monotonic() - child.started_at
+                    child.restarts = 0 if lived > 60 else child.restarts + 1
+                    delay = min(_MAX_BACKOFF_S, 2 ** child.restarts - 1)
+                    log.error("%s stopped (%s); restarting in %.0fs. Last lines of logs/%s.log:\n    %s",
+                              child.name, child.describe_exit(code), delay, child.name, self._last_lines(child))
+                    child.proc = None
+                    child.next_start = time.monotonic() + delay
+                if child.proc is None and time.monotonic() >= child.next_start:
+                    self._start(child)
+        self.stop_all()
+        return 0
+
+    def stop_all(self) -> None:
+        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        for child in running:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                log.info("%s stopped", child.name)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs: killing it", child.name, _STOP_GRACE_S)
+                os.killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.wait()
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

@@ -59,8 +59,12 @@ def _describe(p: Prediction) -> str:
         f"  memory: peak allocated {p.peak_allocated_gib:.2f} GiB, peak reserved {p.peak_reserved_gib:.2f} GiB, "
         f"CUDA context {p.cuda_context_gib:.2f} GiB → {p.required_free_gib:.2f} GiB must be free "
         f"(peak in {p.peak_phase}; {p.memory_source})",
-        f"  time: {_fmt(p.seconds, 's')} = denoising {_fmt(p.denoising_s, 's')} "
-        f"({_fmt(p.s_per_step, 's/step', 2)}) + decode {_fmt(p.decode_s, 's')} ({p.time_source})",
+        f"  time: no estimate ({p.time_source})" if p.seconds is None else
+        f"  time: {_fmt(p.seconds, 's')} = encode {_fmt(p.encode_s, 's')} + first-step warm-up "
+        f"{_fmt(p.warmup_s, 's')} + denoising {_fmt(p.denoising_s, 's')} ({_fmt(p.s_per_step, 's/step', 2)}) "
+        f"+ decode {_fmt(p.decode_s, 's')}"
+        + (f" + offload transfers {_fmt(p.transfer_s, 's')}" if p.offload != "none" else "")
+        + f" ({p.time_source})",
         f"  confidence: {p.confidence.get('level')} ({p.confidence.get('near_points')} measured points near)",
     ]
     lines += [f"  note: {n}" for n in p.notes]

@@ -59,7 +59,7 @@ def _describe(p: Prediction) -> str:
         f"  memory: peak allocated {p.peak_allocated_gib:.2f} GiB, peak reserved {p.peak_reserved_gib:.2f} GiB, "
         f"CUDA context {p.cuda_context_gib:.2f} GiB → {p.required_free_gib:.2f} GiB must be free "
         f"(peak in {p.peak_phase}; {p.memory_source})",
-        f"  time: no estimate ({p.time_source})" if p.seconds is None else
+        "  time: no estimate" if p.seconds is None else
         f"  time: {_fmt(p.seconds, 's')} = encode {_fmt(p.encode_s, 's')} + first-step warm-up "
         f"{_fmt(p.warmup_s, 's')} + denoising {_fmt(p.denoising_s, 's')} ({_fmt(p.s_per_step, 's/step', 2)}) "
         f"+ decode {_fmt(p.decode_s, 's')}"

@@ -8,8 +8,11 @@ event after every state change). What differs:
   hosts claim in parallel and never the same job;
 - every time (created, started, lease expiry, reaping) comes from the database server's
   clock, so hosts whose clocks disagree still agree on when a lease expired;
-- submit and move take a transaction-scoped advisory lock while they pick a position, as
-  SQLite's BEGIN IMMEDIATE serialises them there.
+- positions come from a sequence (SQLite takes MAX(position) + 1 under its write lock), so a
+  submission is one statement; move takes a transaction-scoped advisory lock while it picks a
+  position between two others;
+- submit, claim and finish are one statement each (data-modifying CTEs write the event in the
+  same statement): one round trip, which is what bounds the claim rate.
 
 URL: postgresql://user:password@host:port/dbname (the setting `queue_url`).
 """
@@ -68,6 +71,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (priority DESC, position) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE SEQUENCE IF NOT EXISTS jobs_position_seq;
 CREATE TABLE IF NOT EXISTS job_events (
     seq BIGSERIAL PRIMARY KEY,
     job_id TEXT NOT NULL,
@@ -146,17 +150,15 @@ class PostgresJobQueue(JobQueue):
 
     # -- submitting and reading -----------------------------------------------------------------
     def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
-        con = self._con()
-        with con.transaction():
-            con.execute("SELECT pg_advisory_xact_lock(%s)", (_POSITION_LOCK,))
-            last = con.execute("SELECT COALESCE(MAX(position), 0) AS last FROM jobs").fetchone()["last"]
-            con.execute(
-                "INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
-                f"VALUES (%s, 'queued', %s, %s, %s, %s, {_NOW}, %s)",
-                (job_id, Jsonb(params.to_dict()), input_image, priority, last + 1, Jsonb(predicted or {})),
-            )
-            self._event(con, job_id, "queued")
-            return self._get(con, job_id)
+        # One statement (one round trip, its own transaction): the job and its first event.
+        row = self._con().execute(
+            "WITH job AS (INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
+            f"  VALUES (%s, 'queued', %s, %s, %s, nextval('jobs_position_seq'), {_NOW}, %s) RETURNING *), "
+            f"ev AS (INSERT INTO job_events (job_id, at, state) SELECT id, {_NOW}, 'queued' FROM job) "
+            "SELECT * FROM job",
+            (job_id, Jsonb(params.to_dict()), input_image, priority, Jsonb(predicted or {})),
+        ).fetchone()
+        return _row_to_job(row)
 
     def get(self, job_id: str) -> Job:
         return self._get(self._con(), job_id)
@@ -184,21 +186,19 @@ class PostgresJobQueue(JobQueue):
 
     # -- workers ---------------------------------------------------------------------------------
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float) -> Job | None:
-        con = self._con()
-        with con.transaction():
-            row = con.execute(
-                "UPDATE jobs SET state = 'running', worker_id = %s, gpu_index = %s, started_at = c.now, "
-                "attempts = attempts + 1, lease_expires_at = c.now + make_interval(secs => %s), heartbeat_at = c.now, "
-                "stage = NULL, step = 0, total_steps = 0, eta_s = NULL, elapsed_s = 0, progress_at = c.now "
-                f"FROM (SELECT id AS next_id, {_NOW} AS now FROM jobs WHERE state = 'queued' "
-                "      ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED) c "
-                "WHERE jobs.id = c.next_id RETURNING jobs.*",
-                (worker_id, gpu_index, float(lease_s)),
-            ).fetchone()
-            if row is None:
-                return None
-            self._event(con, row["id"], "running", f"claimed by {worker_id}")
-            return _row_to_job(row)
+        # One statement: lock the next queued row no other claim holds (SKIP LOCKED), run it, log the event.
+        row = self._con().execute(
+            f"WITH next AS (SELECT id, {_NOW} AS now FROM jobs WHERE state = 'queued' "
+            "               ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED), "
+            "claimed AS (UPDATE jobs SET state = 'running', worker_id = %s, gpu_index = %s, started_at = next.now, "
+            "    attempts = attempts + 1, lease_expires_at = next.now + make_interval(secs => %s), heartbeat_at = next.now, "
+            "    stage = NULL, step = 0, total_steps = 0, eta_s = NULL, elapsed_s = 0, progress_at = next.now "
+            "    FROM next WHERE jobs.id = next.id RETURNING jobs.*), "
+            "ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, 'running', %s FROM claimed) "
+            "SELECT * FROM claimed",
+            (worker_id, gpu_index, float(lease_s), f"claimed by {worker_id}"),
+        ).fetchone()
+        return _row_to_job(row) if row is not None else None
 
     def heartbeat(self, job_id: str, worker_id: str, lease_s: float, progress: Progress | None = None) -> Heartbeat:
         lease = f"{_NOW} + make_interval(secs => %s)"
@@ -223,17 +223,16 @@ class PostgresJobQueue(JobQueue):
                error_message: str | None = None, result: dict | None = None) -> Job:
         if state not in ("succeeded", "failed", "cancelled"):
             raise QueueError(f"{state!r} is not a final state")
-        con = self._con()
-        with con.transaction():
-            row = con.execute(
-                f"UPDATE jobs SET state = %s, finished_at = {_NOW}, error_kind = %s, error_message = %s, result = %s, "
-                "lease_expires_at = NULL WHERE id = %s AND worker_id = %s AND state = 'running' RETURNING *",
-                (state, error_kind, error_message, Jsonb(result or {}), job_id, worker_id),
-            ).fetchone()
-            if row is None:
-                raise LeaseLost(f"job {job_id} is no longer held by {worker_id}; its outcome was recorded elsewhere")
-            self._event(con, job_id, state, error_message)
-            return _row_to_job(row)
+        row = self._con().execute(
+            f"WITH done AS (UPDATE jobs SET state = %s, finished_at = {_NOW}, error_kind = %s, error_message = %s, result = %s, "
+            "    lease_expires_at = NULL WHERE id = %s AND worker_id = %s AND state = 'running' RETURNING *), "
+            "ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, finished_at, state, error_message FROM done) "
+            "SELECT * FROM done",
+            (state, error_kind, error_message, Jsonb(result or {}), job_id, worker_id),
+        ).fetchone()
+        if row is None:
+            raise LeaseLost(f"job {job_id} is no longer held by {worker_id}; its outcome was recorded elsewhere")
+        return _row_to_job(row)
 
     def requeue(self, job_id: str, worker_id: str, reason: str) -> Job:
         con = self._con()
@@ -281,9 +280,8 @@ class PostgresJobQueue(JobQueue):
             if to == "top":
                 edge = con.execute("SELECT MIN(position) AS p FROM jobs WHERE state = 'queued' AND priority = %s", (job.priority,)).fetchone()["p"]
                 position = edge - 1
-            elif to == "bottom":
-                edge = con.execute("SELECT MAX(position) AS p FROM jobs WHERE state = 'queued' AND priority = %s", (job.priority,)).fetchone()["p"]
-                position = edge + 1
+            elif to == "bottom":  # after every job there is, as a new submission would be
+                position = con.execute("SELECT nextval('jobs_position_seq') AS p").fetchone()["p"]
             elif before is not None:
                 anchor = self._require_queued(con, before)
                 prev = con.execute(

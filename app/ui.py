@@ -18,12 +18,12 @@ from app.views import frame  # noqa: E402
 st.set_page_config(page_title="i2vmon", page_icon="🎞️", layout="wide")
 
 PAGES = ROOT / "pages"
-LIVE = st.Page(PAGES / "live_monitor.py", title="Live monitor", icon="📈", url_path="live")
+LIVE = st.Page(PAGES / "live_monitor.py", title="Live monitor", icon=":material/monitoring:", url_path="live")
 page = st.navigation([
-    st.Page(PAGES / "generate.py", title="Generate", icon="🎬", url_path="generate", default=True),
+    st.Page(PAGES / "generate.py", title="Generate", icon=":material/movie:", url_path="generate", default=True),
     LIVE,
-    st.Page(PAGES / "quality_review.py", title="Quality review", icon="⭐", url_path="quality"),
-    st.Page(PAGES / "analytics.py", title="Analytics", icon="📊", url_path="analytics"),
+    st.Page(PAGES / "quality_review.py", title="Quality review", icon=":material/star:", url_path="quality"),
+    st.Page(PAGES / "analytics.py", title="Analytics", icon=":material/analytics:", url_path="analytics"),
 ])
 frame.guarded(frame.sidebar)
 if page.url_path != LIVE.url_path:  # the live monitor shows the alerts in full itself

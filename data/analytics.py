@@ -8,9 +8,11 @@ days. A job's record is written once; if a crash replayed it, the latest write c
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 
 from data.schemas import STAGES
@@ -70,6 +72,43 @@ class RunFilter:
         return " AND ".join(where), params
 
 
+class RunWindow:
+    """The runs of one window read from the files once, then asked several questions in memory.
+
+    A page render asks a dozen questions of the same window; each would otherwise list and open every
+    day's file again. Pass a RunWindow wherever a function here takes a store."""
+
+    TABLE = "window_runs"
+
+    def __init__(self, table: pa.Table) -> None:
+        if "date" not in table.column_names:  # an empty store's table has no partition column
+            table = table.append_column("date", pa.nulls(table.num_rows, pa.date32()))
+        self.table = table
+        self._con = duckdb.connect(":memory:")
+        self._con.register(self.TABLE, table)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, store: Store, run_filter: RunFilter) -> "RunWindow":
+        runs, params = _runs(run_filter)
+        return cls(store.query("runs", f"SELECT * FROM {runs}", params))
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def query(self, table: str, sql: str, params: list | None = None) -> pa.Table:
+        if table != "runs":
+            raise ValueError(f"a RunWindow holds runs, not {table!r}")
+        with self._lock:  # a registered table is seen by its own connection only, so no cursors here
+            return self._con.sql(sql.format(src=self.TABLE), params=params or None).to_arrow_table()
+
+
+def has_runs(store: Store) -> bool:
+    """Whether any run record was ever written (no file is opened)."""
+    return any(store.paths.table_dir("runs").glob("date=*/host=*/*.parquet"))
+
+
 def _runs(run_filter: RunFilter) -> tuple[str, list]:
     where, params = run_filter.sql()
     # `{src}` must survive this format; the WHERE goes in now.
@@ -96,7 +135,7 @@ def _measures() -> str:
     )
 
 
-def run_summary(store: Store, run_filter: RunFilter, by: str) -> pa.Table:
+def run_summary(store: Store | RunWindow, run_filter: RunFilter, by: str) -> pa.Table:
     """One row per group (`by` in GROUPINGS): counts, failure and OOM rates, time, s/step, memory, quality."""
     if by not in GROUPINGS:
         raise ValueError(f"cannot group runs by {by!r}; choose one of {', '.join(GROUPINGS)}")
@@ -105,7 +144,7 @@ def run_summary(store: Store, run_filter: RunFilter, by: str) -> pa.Table:
     return store.query("runs", sql, params)
 
 
-def stage_breakdown(store: Store, run_filter: RunFilter, by: str) -> pa.Table:
+def stage_breakdown(store: Store | RunWindow, run_filter: RunFilter, by: str) -> pa.Table:
     """Mean seconds of every stage per group, over succeeded runs."""
     if by not in GROUPINGS:
         raise ValueError(f"cannot group runs by {by!r}; choose one of {', '.join(GROUPINGS)}")
@@ -115,7 +154,7 @@ def stage_breakdown(store: Store, run_filter: RunFilter, by: str) -> pa.Table:
     return store.query("runs", sql, params)
 
 
-def fastest_per_setting(store: Store, run_filter: RunFilter, limit: int = 500) -> pa.Table:
+def fastest_per_setting(store: Store | RunWindow, run_filter: RunFilter, limit: int = 500) -> pa.Table:
     """Per setting (SETTING_KEYS): the fastest succeeded run, its job, the median and the count."""
     runs, params = _runs(run_filter)
     keys = ", ".join(SETTING_KEYS)
@@ -129,7 +168,7 @@ def fastest_per_setting(store: Store, run_filter: RunFilter, limit: int = 500) -
     return store.query("runs", sql, params)
 
 
-def prediction_pairs(store: Store, run_filter: RunFilter, limit: int = 2000) -> pa.Table:
+def prediction_pairs(store: Store | RunWindow, run_filter: RunFilter, limit: int = 2000) -> pa.Table:
     """Newest succeeded runs with both a prediction and a measurement of memory or time."""
     runs, params = _runs(run_filter)
     sql = (
@@ -142,7 +181,7 @@ def prediction_pairs(store: Store, run_filter: RunFilter, limit: int = 2000) -> 
     return store.query("runs", sql, params)
 
 
-def prediction_error(store: Store, run_filter: RunFilter) -> dict:
+def prediction_error(store: Store | RunWindow, run_filter: RunFilter) -> dict:
     """Median and 90th-percentile relative error (|predicted − measured| / measured) of memory and time."""
     runs, params = _runs(run_filter)
     mem = "abs(predicted_peak_allocated_bytes - peak_allocated_bytes) / nullif(peak_allocated_bytes, 0)"
@@ -156,7 +195,7 @@ def prediction_error(store: Store, run_filter: RunFilter) -> dict:
     return rows[0] if rows else {}
 
 
-def settings_seen(store: Store, run_filter: RunFilter, limit: int = 300) -> list[dict]:
+def settings_seen(store: Store | RunWindow, run_filter: RunFilter, limit: int = 300) -> list[dict]:
     """Distinct settings with their run counts, most-run first: the choices for a side-by-side comparison."""
     runs, params = _runs(run_filter)
     keys = ", ".join(SETTING_KEYS)
@@ -164,7 +203,7 @@ def settings_seen(store: Store, run_filter: RunFilter, limit: int = 300) -> list
     return store.query("runs", sql, params).to_pylist()
 
 
-def setting_profile(store: Store, run_filter: RunFilter) -> dict:
+def setting_profile(store: Store | RunWindow, run_filter: RunFilter) -> dict:
     """The measures and the mean stage seconds of the runs of one setting (put it in `run_filter.equals`)."""
     runs, params = _runs(run_filter)
     stages = ", ".join(f"avg(stage_{s}_s) FILTER (WHERE state = 'succeeded') AS {s}" for s in STAGES)
@@ -173,7 +212,7 @@ def setting_profile(store: Store, run_filter: RunFilter) -> dict:
     return rows[0] if rows else {}
 
 
-def distinct_values(store: Store, column: str) -> list:
+def distinct_values(store: Store | RunWindow, column: str) -> list:
     """The values of a run column seen in the history (for filter choices)."""
     if column not in ("model", "gpu_name"):
         raise ValueError(f"no choice list for {column!r}")

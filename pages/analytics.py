@@ -19,7 +19,7 @@ from app.views import charts, export, resources  # noqa: E402
 from app.views import formatting as fmt  # noqa: E402
 from app.views.frame import guarded  # noqa: E402
 from data import analytics  # noqa: E402
-from data.analytics import GROUPINGS, SETTING_KEYS, RunFilter  # noqa: E402
+from data.analytics import GROUPINGS, SETTING_KEYS, RunFilter, RunWindow  # noqa: E402
 from data.schemas import STAGES  # noqa: E402
 from data.store import Store  # noqa: E402
 
@@ -54,21 +54,23 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def window_controls(store: Store) -> RunFilter:
+def window_controls(store: Store) -> tuple[RunFilter, RunWindow]:
+    """The window and filters; the window's runs are read once, every tab asks them in memory."""
     today = datetime.now(timezone.utc).date()
     c1, c2, c3, c4 = st.columns([2, 3, 3, 1.3])
     picked = c1.date_input("Window (UTC days)", value=(today - timedelta(days=DEFAULT_DAYS - 1), today), key="an_window")
-    start, end = (picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else (picked[0], picked[0])
-                  if isinstance(picked, (tuple, list)) else (picked, picked))
-    models = c2.multiselect("Models", analytics.distinct_values(store, "model"), key="an_models", placeholder="all models")
-    gpus = c3.multiselect("GPUs", analytics.distinct_values(store, "gpu_name"), key="an_gpus", placeholder="all GPUs")
-    smoke = c4.checkbox("Smoke tests", value=True, key="an_smoke")
+    days = list(picked) if isinstance(picked, (tuple, list)) else [picked]
+    start, end = (days[0], days[-1]) if days else (today, today)
     since = datetime.combine(start, time(0), timezone.utc)
     until = datetime.combine(end, time(0), timezone.utc) + timedelta(days=1) - timedelta(microseconds=1)
-    return RunFilter(since=since, until=until, models=tuple(models), gpu_names=tuple(gpus), include_smoke_test=smoke)
+    window = RunWindow.load(store, RunFilter(since=since, until=until))
+    models = c2.multiselect("Models", analytics.distinct_values(window, "model"), key="an_models", placeholder="all models")
+    gpus = c3.multiselect("GPUs", analytics.distinct_values(window, "gpu_name"), key="an_gpus", placeholder="all GPUs")
+    smoke = c4.checkbox("Smoke tests", value=True, key="an_smoke")
+    return RunFilter(since=since, until=until, models=tuple(models), gpu_names=tuple(gpus), include_smoke_test=smoke), window
 
 
-def history(store: Store, run_filter: RunFilter) -> None:
+def history(store: RunWindow, run_filter: RunFilter) -> None:
     by = st.segmented_control("Group by", list(GROUPINGS), default="day", key="an_by") or "day"
     summary = analytics.run_summary(store, run_filter, by).to_pandas()
     if summary.empty:
@@ -86,7 +88,7 @@ def history(store: Store, run_filter: RunFilter) -> None:
     st.dataframe(shown, hide_index=True, column_config=NUMBER_COLUMNS)
 
 
-def stages(store: Store, run_filter: RunFilter) -> None:
+def stages(store: RunWindow, run_filter: RunFilter) -> None:
     by = st.segmented_control("Group by", list(GROUPINGS), default="model", key="an_stage_by") or "model"
     table = analytics.stage_breakdown(store, run_filter, by).to_pandas()
     if table.empty:
@@ -96,7 +98,7 @@ def stages(store: Store, run_filter: RunFilter) -> None:
     st.dataframe(table, hide_index=True, column_config={s: st.column_config.NumberColumn(s, format="%.2f s") for s in STAGES})
 
 
-def fastest(store: Store, run_filter: RunFilter) -> None:
+def fastest(store: RunWindow, run_filter: RunFilter) -> None:
     table = analytics.fastest_per_setting(store, run_filter).to_pandas()
     if table.empty:
         st.info("No succeeded runs in this window.")
@@ -104,7 +106,7 @@ def fastest(store: Store, run_filter: RunFilter) -> None:
     st.dataframe(_display(table), hide_index=True, column_config=NUMBER_COLUMNS)
 
 
-def predictions(store: Store, run_filter: RunFilter) -> None:
+def predictions(store: RunWindow, run_filter: RunFilter) -> None:
     pairs = analytics.prediction_pairs(store, run_filter).to_pandas()
     if pairs.empty:
         st.info("No run in this window has both a prediction and a measurement.")
@@ -143,7 +145,7 @@ PROFILE_ROWS = (
 )
 
 
-def compare(store: Store, run_filter: RunFilter) -> None:
+def compare(store: RunWindow, run_filter: RunFilter) -> None:
     seen = analytics.settings_seen(store, run_filter)
     if len(seen) < 1:
         st.info("No runs in this window.")
@@ -219,24 +221,23 @@ def main() -> None:
     settings = resources.settings()
     store = resources.store(settings)
     st.title("Analytics")
-    has_runs = bool(analytics.distinct_values(store, "model"))
-    if not has_runs:
+    if not analytics.has_runs(store):
         st.info("No runs in the store yet. Generate a video on the **Generate** page (with an engine worker running: "
                 "`python -m engine serve`); its record lands here when it ends. GPU history needs the collector "
                 "(`python -m collector`).")
-    run_filter = window_controls(store)
+    run_filter, window = window_controls(store)
     tabs = st.tabs(["History", "Stages", "Fastest per setting", "Predicted vs measured", "Compare two settings",
                     "GPU history", "Export"])
     with tabs[0]:
-        history(store, run_filter)
+        history(window, run_filter)
     with tabs[1]:
-        stages(store, run_filter)
+        stages(window, run_filter)
     with tabs[2]:
-        fastest(store, run_filter)
+        fastest(window, run_filter)
     with tabs[3]:
-        predictions(store, run_filter)
+        predictions(window, run_filter)
     with tabs[4]:
-        compare(store, run_filter)
+        compare(window, run_filter)
     with tabs[5]:
         gpu_history(store)
     with tabs[6]:

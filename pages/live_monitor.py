@@ -55,7 +55,7 @@ def host_row(snapshots: list[live.LiveSnapshot]) -> None:
         h = snap.host
         cols = st.columns(5)
         cols[0].metric(f"{h.host} CPU", fmt.percent(h.cpu_percent))
-        cols[1].metric("RAM", f"{fmt.gib(h.ram_used_bytes, 1)} / {fmt.gib(h.ram_total_bytes, 1)}")
+        cols[1].metric(f"RAM (of {fmt.gib(h.ram_total_bytes, 0)})", fmt.gib(h.ram_used_bytes, 1))
         cols[2].metric("Load (1 min)", fmt.number(h.load_1, ".2f"))
         cols[3].metric("Disk free", fmt.gib(h.disk_free_bytes, 1))
         cols[4].metric("GPUs", f"{h.gpu_count}" + ("" if h.gpu_status == "ok" else " (off)"),

@@ -66,10 +66,9 @@ def card(run: dict, rating: dict | None) -> None:
         if run.get("prompt"):
             st.caption(run["prompt"][:200])
         score = combined(run.get("clip_score"), run.get("smoothness_std"), saved)
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Combined", fmt.number(score, ".3f"), help="0.5·CLIP + 0.3·smoothness + 0.2·rating, over the terms present")
-        c2.metric("CLIP", fmt.number(run.get("clip_score"), ".1f"))
-        c3.metric("Smooth. std", fmt.number(run.get("smoothness_std"), ".2f", "px"))
+        st.markdown(f"**Combined {fmt.number(score, '.3f')}** · CLIP {fmt.number(run.get('clip_score'), '.1f')} · "
+                    f"smoothness std {fmt.number(run.get('smoothness_std'), '.2f', 'px')}",
+                    help="combined = 0.5·CLIP + 0.3·smoothness + 0.2·rating, over the terms present")
         if run.get("low_quality"):
             st.warning(f"Low quality: {video.reasons_text(run.get('quality_reasons'))}", icon="⚠️")
         stars_key, note_key = f"qr_stars_{job_id}", f"qr_note_{job_id}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from data.schemas import STAGES
 
@@ -46,28 +45,39 @@ def gpu_frame(table: object) -> pd.DataFrame:
 
 def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: int = 720,
                  x_range: tuple | None = None) -> go.Figure:
-    """Utilisation, memory, temperature, power and clocks of one GPU, stacked on a shared time axis."""
+    """Utilisation, memory, temperature, power and clocks of one GPU, stacked on one shared time axis.
+
+    Built from plain dicts (stacked y-axis domains) rather than make_subplots: it is redrawn every second."""
     frame = with_gaps(frame, max_gap_s)
-    fig = make_subplots(rows=len(GPU_PANELS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        subplot_titles=[f"{name} ({unit})" for name, unit, _ in GPU_PANELS])
-    for row, (_, unit, traces) in enumerate(GPU_PANELS, start=1):
-        for col, name in traces:
+    rows = len(GPU_PANELS)
+    gap = 0.035
+    band = (1 - gap * (rows - 1)) / rows
+    data: list[dict] = []
+    layout: dict = {
+        "title": {"text": title}, "height": height, "margin": {"l": 40, "r": 10, "t": 60, "b": 20},
+        "uirevision": title, "hovermode": "x unified", "showlegend": False, "annotations": [],
+        "xaxis": {"type": "date", "anchor": f"y{rows}", "range": list(x_range) if x_range is not None else None},
+    }
+    for row, (name, unit, traces) in enumerate(GPU_PANELS, start=1):
+        axis = "y" if row == 1 else f"y{row}"
+        top = 1 - (row - 1) * (band + gap)
+        layout["yaxis" if row == 1 else f"yaxis{row}"] = {
+            "domain": [top - band, top], "rangemode": "tozero", "anchor": "x",
+            **({"range": [0, 100]} if row == 1 else {}),
+        }
+        layout["annotations"].append({"text": f"{name} ({unit})", "xref": "paper", "yref": "paper", "x": 0.5, "y": top,
+                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+        for col, trace in traces:
             if col not in frame:
                 continue
-            dashed = name in ("total", "limit")
-            fig.add_trace(
-                go.Scatter(x=frame["ts"], y=frame[col], name=name, mode="lines", connectgaps=False, showlegend=False,
-                           line={"width": 1 if dashed else 1.6, "dash": "dash" if dashed else "solid"},
-                           hovertemplate=f"%{{y:.1f}} {unit}<extra>{name}</extra>"),
-                row=row, col=1,
-            )
-    fig.update_yaxes(rangemode="tozero")
-    fig.update_yaxes(range=[0, 100], row=1, col=1)
-    if x_range is not None:
-        fig.update_xaxes(range=list(x_range))
-    fig.update_layout(title=title, height=height, margin={"l": 40, "r": 10, "t": 60, "b": 20}, uirevision=title,
-                      hovermode="x unified")
-    return fig
+            dashed = trace in ("total", "limit")
+            data.append({
+                "type": "scatter", "mode": "lines", "x": frame["ts"], "y": frame[col], "name": trace, "yaxis": axis,
+                "xaxis": "x", "connectgaps": False,
+                "line": {"width": 1 if dashed else 1.6, "dash": "dash" if dashed else "solid"},
+                "hovertemplate": f"%{{y:.1f}} {unit}<extra>{trace}</extra>",
+            })
+    return go.Figure(data=data, layout=layout)
 
 
 def stage_timeline(stages: dict[str, float], *, current: str | None = None, title: str = "Stage timeline") -> go.Figure:

@@ -35,9 +35,9 @@ def _describe(job: Job) -> str:
 
 
 def _row(queue: JobQueue, job: Job, *, position: int | None, previous: str | None, last: bool) -> None:
-    cols = st.columns([0.5, 1.4, 3, 3.2, 0.5, 0.5, 0.5, 0.5, 0.5])
+    cols = st.columns([0.4, 1.2, 2.6, 3.0, 0.6, 0.6, 0.6, 0.6, 0.6], vertical_alignment="center")
     cols[0].write(STATE_ICONS.get(job.state, "?") if position is None else f"{position}.")
-    cols[1].code(job.id[:8], language=None)
+    cols[1].markdown(f"`{job.id[:8]}`")
     cols[2].write(_describe(job))
     if job.state in ("queued", "running"):
         cols[3].caption(progress_line(job)[1])
@@ -46,16 +46,16 @@ def _row(queue: JobQueue, job: Job, *, position: int | None, previous: str | Non
                         + (f" · {job.error_kind}" if job.state == "failed" and job.error_kind else ""))
     key = job.id
     if job.state == "queued":
-        cols[4].button("⤒", key=f"q_top_{key}", help="move to the top", on_click=_act, args=("top", queue, job.id),
+        cols[4].button("", icon=":material/vertical_align_top:", key=f"q_top_{key}", help="move to the top", on_click=_act, args=("top", queue, job.id),
                        disabled=position == 1)
-        cols[5].button("↑", key=f"q_up_{key}", help="move up one", on_click=_act, args=("up", queue, job.id, previous),
+        cols[5].button("", icon=":material/arrow_upward:", key=f"q_up_{key}", help="move up one", on_click=_act, args=("up", queue, job.id, previous),
                        disabled=previous is None)
-        cols[6].button("⤓", key=f"q_bottom_{key}", help="move to the bottom", on_click=_act,
+        cols[6].button("", icon=":material/vertical_align_bottom:", key=f"q_bottom_{key}", help="move to the bottom", on_click=_act,
                        args=("bottom", queue, job.id), disabled=last)
     if job.state in ("queued", "running"):
-        cols[7].button("✕", key=f"q_cancel_{key}", help="cancel", on_click=_act, args=("cancel", queue, job.id),
+        cols[7].button("", icon=":material/close:", key=f"q_cancel_{key}", help="cancel", on_click=_act, args=("cancel", queue, job.id),
                        disabled=job.cancel_requested)
-    cols[8].button("👁", key=f"q_follow_{key}", help="show this job above", on_click=_act, args=("follow", queue, job.id))
+    cols[8].button("", icon=":material/visibility:", key=f"q_follow_{key}", help="show this job above", on_click=_act, args=("follow", queue, job.id))
 
 
 def draw(queue: JobQueue) -> None:

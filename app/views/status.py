@@ -44,7 +44,8 @@ def collector_status(paths: DataPaths, now: datetime | None = None) -> ServiceSt
     if age > COLLECTOR_MAX_AGE_S:
         return ServiceStatus("collector", "down", f"last sample {fmt.seconds(age)} ago ({freshest.host.host})", START_COLLECTOR)
     gpus = sum(len(s.gpus) for s in snapshots if s.age_s(now) <= COLLECTOR_MAX_AGE_S)
-    note = "" if freshest.host.gpu_status == "ok" else f"; GPU metrics off: {freshest.host.gpu_status}"
+    off = [s.host for s in snapshots if s.host.gpu_status != "ok" and s.age_s(now) <= COLLECTOR_MAX_AGE_S]
+    note = "".join(f"; GPU metrics off on {h.host}: {h.gpu_status}" for h in off)
     return ServiceStatus("collector", "up", f"sampling {len(snapshots)} host(s), {gpus} GPU(s), last sample {fmt.seconds(max(age, 0))} ago{note}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,12 @@ def quality_frame(flat: dict) -> pd.DataFrame:
 
 
 def reasons_text(reasons: object) -> str:
+    """The low-quality reasons, given as a dict or as the run record's JSON text."""
+    if isinstance(reasons, str) and reasons.startswith("{"):
+        try:
+            reasons = json.loads(reasons)
+        except ValueError:
+            pass
     if isinstance(reasons, dict):
         return "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "below the threshold"
     if isinstance(reasons, str) and reasons not in ("", "{}"):

@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 
-from conftest import H100, HOST, UUID0, run_record, write_gpu_history, write_live, write_runs
+from synthetic_host import H100, HOST, UUID0, run_record, write_gpu_history, write_live, write_runs
 from data import live
 
 

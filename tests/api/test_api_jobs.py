@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from conftest import png_bytes, write_live
+from synthetic_host import png_bytes, write_live
 from engine.queue import Progress
 
 TINY = {"model": "tiny", "prompt": "a cat walking", "height": 64, "width": 64, "frames": 2, "steps": 2}

@@ -16,9 +16,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from conftest import HOST, UUID0, png_bytes, run_record, write_live, write_runs
 from data import live, parquet_store
-from conftest import free_port
+from synthetic_host import HOST, UUID0, free_port, png_bytes, run_record, write_live, write_runs
 
 GPU0 = f'gpu="0",hostname="{HOST}",model_name="NVIDIA H100 80GB HBM3",uuid="{UUID0}"'
 

@@ -41,6 +41,7 @@ from diffusers import (
     StableVideoDiffusionPipeline,
     UNetSpatioTemporalConditionModel,
 )
+from engine.pipelines.i2vgen_xl import I2VGenXLCLIPTextModel
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
@@ -141,20 +142,6 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
         torch.manual_seed(seed)
         yield
-
-
-class I2VGenXLCLIPTextModel(CLIPTextModel):
-    """CLIPTextModel with the `text_model` attribute that diffusers' I2VGenXLPipeline still reads.
-
-    I2VGenXLPipeline (deprecated in diffusers, frozen since 0.33) applies the final LayerNorm as
-    `text_encoder.text_model.final_layer_norm` whenever `clip_skip` is set, and its `__call__` defaults to
-    `clip_skip=1`. transformers 5 flattened CLIPTextModel (no `text_model` wrapper), so a plain CLIPTextModel
-    fails there. Same layers and weights; only the old attribute path is restored.
-    """
-
-    @property
-    def text_model(self) -> CLIPTextModel:
-        return self
 
 
 def _build_module(factory: Callable[[], torch.nn.Module], *, seed: int, device: torch.device, dtype: torch.dtype):

@@ -93,6 +93,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         with Image.open(job.input_image) as raw:
             image = fit_image(raw, params.width, params.height)
         generator = torch.Generator(device="cpu").manual_seed(params.seed)
+        torch.manual_seed(params.seed)  # I2VGen-XL draws its image latents from the global generator
     # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
     clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
     try:

@@ -57,9 +57,9 @@ def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int
 
 def run_history(paths: DataPaths, model: str, gpu_name: str | None) -> list[dict]:
     """Finished runs of this model on this GPU type: what the time model learns from."""
-    from data.store import Store
-
     try:
+        from data.store import Store
+
         return Store(paths).similar_runs(model, gpu_name)
     except Exception as exc:  # history only sharpens the estimate; never block a submission on it
         log.warning("run history unavailable: %s", exc)
@@ -116,9 +116,10 @@ def submit(
     job_dir.mkdir(parents=True, exist_ok=False)
     input_path = job_dir / "input.png"
     checked.image.save(input_path, format="PNG")
+    on_gpu = gpu_name is not None  # a CPU job has no GPU memory to predict
     predicted = {
-        "peak_allocated_bytes": int(prediction["peak_allocated_gib"] * 2**30) if prediction.get("peak_allocated_gib") is not None else None,
-        "peak_reserved_bytes": int(prediction["peak_reserved_gib"] * 2**30) if prediction.get("peak_reserved_gib") is not None else None,
+        "peak_allocated_bytes": int(prediction["peak_allocated_gib"] * 2**30) if on_gpu and prediction.get("peak_allocated_gib") is not None else None,
+        "peak_reserved_bytes": int(prediction["peak_reserved_gib"] * 2**30) if on_gpu and prediction.get("peak_reserved_gib") is not None else None,
         "seconds": prediction.get("seconds"),
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -40,8 +41,10 @@ def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path 
     source = weights_source(spec, models_dir)
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or Path(source).is_dir()
     cls = getattr(diffusers, spec.pipeline_class)
+    family = importlib.import_module(f"engine.pipelines.{spec.family}")
     try:
-        pipe = cls.from_pretrained(source, torch_dtype=dtype, local_files_only=offline)
+        components = family.pretrained_components(source, torch_dtype=dtype, local_files_only=offline) if hasattr(family, "pretrained_components") else {}
+        pipe = cls.from_pretrained(source, torch_dtype=dtype, local_files_only=offline, **components)
     except (OSError, LocalEntryNotFoundError, ValueError) as exc:
         where = source if Path(source).is_dir() else f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
         raise WeightsMissing(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fastapi import Depends, FastAPI, Request
 
 from api import errors
-from api.auth import check_token, required_token
+from api.auth import BearerGate, check_token, required_token
 from api.upload_limit import UploadLimit
 from config import Settings, load_settings
 from data.paths import DataPaths, data_paths
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.state.token = token
     errors.install(app)
     app.add_middleware(UploadLimit, max_bytes=settings.api.max_upload_mb * 2**20)
+    app.add_middleware(BearerGate, token=token)  # added last: runs first, before any body is read
 
     protected = [Depends(check_token)]
     for module in (jobs, metrics, runs, foresight):

@@ -9,10 +9,12 @@ always enforced, on loopback too. /openapi.json, /docs and /api/health stay open
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 MIN_TOKEN_CHARS = 16
 
@@ -49,15 +51,49 @@ def required_token(host: str, token: str | None) -> str | None:
     return token
 
 
-def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    """A dependency of every protected route."""
-    expected: str | None = request.app.state.token
+MISSING = "this API needs a bearer token: send the header `Authorization: Bearer <token>` (the api.token setting)"
+WRONG = "the bearer token is not this API's token (the api.token setting)"
+OPEN_PATHS = ("/api/health",)
+
+
+def refusal(expected: str | None, authorization: str | None) -> str | None:
+    """Why a request with this Authorization header is refused; None if it may pass."""
     if expected is None:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            401, "this API needs a bearer token: send the header `Authorization: Bearer <token>` (the api.token setting)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(401, "the bearer token is not this API's token (the api.token setting)", headers={"WWW-Authenticate": "Bearer"})
+        return None
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return MISSING
+    if not secrets.compare_digest(credentials.strip().encode(), expected.encode()):
+        return WRONG
+    return None
+
+
+def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    """A dependency of every protected route (it also puts the scheme in /openapi.json)."""
+    reason = refusal(request.app.state.token, request.headers.get("authorization"))
+    if reason:
+        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+class BearerGate:
+    """ASGI middleware: refuses a protected path without the token before its body is read, so an
+    unauthenticated client cannot make the API parse an upload."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        protected = (path.startswith("/api/") and path not in OPEN_PATHS) or path == "/metrics"
+        if self.token is not None and protected:
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            reason = refusal(self.token, header)
+            if reason:
+                body = json.dumps({"detail": reason}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -1,16 +1,27 @@
-"""The upload size limit (`api.max_upload_mb`): a request body beyond it is answered 413 before any route reads it."""
+"""The upload size limit (`api.max_upload_mb`): a request body beyond it is answered 413.
+
+A declared Content-Length beyond the limit is refused before any byte is read; a body without one
+(chunked) is counted as it streams in and refused when it passes the limit. Nothing is buffered here
+(the multipart parser spools files to disk).
+"""
 
 from __future__ import annotations
 
 import json
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
+def too_large(what: str, max_bytes: int) -> str:
+    return (f"{what}; the limit is {max_bytes / 2**20:g} MiB (the api.max_upload_mb setting) — "
+            "downscale or recompress the image")
+
+
 class UploadLimit:
-    """ASGI middleware: reads the body (up to the limit) before the app sees it, then replays it."""
+    """ASGI middleware around the whole app."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -22,32 +33,23 @@ class UploadLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, f"the upload is {int(declared) / 2**20:.1f} MiB")
+            body = json.dumps({"detail": too_large(f"the upload is {int(declared) / 2**20:.1f} MiB", self.max_bytes)}).encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                    (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
             return
-        messages: list[Message] = []
-        size = 0
-        while True:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
             message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(send, "the upload is larger than that")
-                return
-            if not message.get("more_body", False):
-                break
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Raised inside the route's body parsing: FastAPI passes an HTTPException through, and the
+                    # app's handler answers it as JSON.
+                    raise HTTPException(413, too_large("the upload is larger than that", self.max_bytes))
+            return message
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Send, what: str) -> None:
-        limit_mib = self.max_bytes / 2**20
-        detail = f"{what}; the limit is {limit_mib:g} MiB (the api.max_upload_mb setting) — downscale or recompress the image"
-        body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, counted, send)

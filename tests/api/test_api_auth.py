@@ -70,9 +70,15 @@ def test_with_a_token_every_route_needs_it(guarded, url):
     assert guarded.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
-def test_submitting_needs_the_token_too(guarded):
+def test_submitting_needs_the_token_before_the_upload_is_read(guarded):
     r = guarded.post("/api/jobs", files={"image": ("a.png", b"x", "image/png")}, data={"params": "{}"})
     assert r.status_code == 401
+    big = b"\0" * (40 * 2**20)  # beyond the upload limit too: refused for the token first
+    r = guarded.post("/api/jobs", files={"image": ("a.png", big, "image/png")}, data={"params": "{}"})
+    assert r.status_code == 401 and "bearer token" in r.json()["detail"]
+    r = guarded.post("/api/jobs", files={"image": ("a.png", b"x", "image/png")}, data={"params": "{}"},
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 400  # past the gate: the image is checked
 
 
 def test_schema_and_health_stay_open(guarded):

@@ -3,10 +3,12 @@
 GPU gauges follow dcgm-exporter's names and units (DCGM_FI_DEV_*; memory in MiB, energy in mJ), with the
 labels `gpu` (index), `uuid`, `hostname` and `model_name`. dcgm-exporter spells the last three `UUID`,
 `Hostname` and `modelName`: we keep i2vmon's lower-case style (and `modelName` fails promtool's lint); a
-relabel rule maps them back for dashboards built on dcgm-exporter (docs/SCALING.md). The energy counter is exposed as a gauge
-(dcgm-exporter calls it a counter, but a counter's name must end in _total). Engine metrics are i2vmon_*. Each host
-exports its own GPUs, alerts and runs; the queue depth is the queue's (shared by every host on
-PostgreSQL: every host reports the same numbers, so aggregate it with max, not sum).
+relabel rule maps them back for dashboards built on dcgm-exporter (docs/SCALING.md). The energy reading
+is a gauge here (dcgm-exporter calls it a counter, but a counter's name must end in _total).
+
+Engine metrics are i2vmon_*. Each host exports its own GPUs, alerts and runs; the queue depth is the
+queue's, which on PostgreSQL every host shares: every host reports the same numbers, so aggregate it with
+max, not sum.
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
 
     print()
-    print(f"| backend | phase | jobs | clients × workers | submits/s | claims/s | claimed twice | lost |")
+    print("| backend | phase | jobs | clients × workers | submits/s | claims/s | claimed twice | lost |")
     print("|---|---|---:|---|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r.backend} | {r.phase} | {r.jobs:,} | {args.clients} × {args.workers} | {r.submits_per_s:,.0f} | "

@@ -115,6 +115,8 @@ def _whole(name: str, value: object) -> int:
 def _number(name: str, value: object) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an integer beyond a float's range
+        raise InputError(f"{name} is out of range (an integer of {value.bit_length()} bits); give a number such as 9.0") from None
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a number, not {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(number):

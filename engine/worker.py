@@ -204,6 +204,12 @@ class Worker:
                 return self.queue.requeue(job.id, self.worker_id, "the worker stopped; the job waits for the next worker")
             except LeaseLost:
                 return self.queue.get(job.id)
+        if not self._still_holds(job):
+            # Frozen past its lease (SIGSTOP, a swapped-out host): another worker has the job now, and
+            # its outcome is theirs to record. Writing this run's record would overwrite theirs.
+            log.error("job %s is no longer held by %s (its lease expired while this worker was silent); "
+                      "this attempt's outcome (%s) is dropped", job.id, self.worker_id, state)
+            return self.queue.get(job.id)
         record = build_run_record(
             job, self.settings, clock, output, device_name=self.device.gpu_name, state=state, error_kind=error_kind,
             error_message=error_message, peaks=peaks, peak_nvml_bytes=beat.peak_nvml_bytes, worker_id=self.worker_id,
@@ -225,6 +231,15 @@ class Worker:
             return self.queue.get(job.id)
         log.info("job %s %s in %.2fs%s", job.id, state, record.total_s or 0, f": {error_message}" if error_message else "")
         return finished
+
+    def _still_holds(self, job: Job) -> bool:
+        try:
+            self.queue.heartbeat(job.id, self.worker_id, self.settings.engine.lease_s)
+        except LeaseLost:
+            return False
+        except Exception as exc:  # a busy queue: finish() below still refuses a lost lease
+            log.warning("lease check for %s failed: %s", job.id, exc)
+        return True
 
     def _classify(self, exc: Exception, job: Job, clock: StageClock) -> tuple[str, str]:
         import torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -15,6 +16,23 @@ log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 30.0
 _STOP_GRACE_S = 20.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent():
+    """A `preexec_fn` for Linux: the child gets SIGTERM (and stops cleanly) when the supervisor dies,
+    even by SIGKILL, so a killed `python -m app` leaves no orphans holding the ports and the GPUs."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: only the prctl call runs in the child
+    parent = os.getpid()
+
+    def in_child() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 @dataclass
@@ -44,6 +62,7 @@ class Supervisor:
         self.log_dir = log_dir
         self.cwd = cwd
         self.stopping = False
+        self._preexec = _die_with_parent()
 
     def _start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +70,7 @@ class Supervisor:
         child.proc = subprocess.Popen(
             child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the children in order
+            preexec_fn=self._preexec,  # and if the supervisor is killed, they stop too
         )
         child.started_at = time.monotonic()
         log.info("started %s (pid %d): %s", child.name, child.proc.pid, " ".join(child.argv[1:]))

@@ -18,6 +18,7 @@ from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths
 from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample
+from engine.faults import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Collector:
             self._buffers = {table: [] for table in self._buffers}
         written = 0
         for table, rows in pending.items():
+            failpoint("collector_flush")  # tests hold (or crash) a flush between two tables' files
             try:
                 parquet_store.write_rows(self.paths, table, rows, self.host)
                 written += len(rows)

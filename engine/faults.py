@@ -4,6 +4,7 @@
 start of that stage (or at every denoising step for `denoising_step`) the engine raises a CUDA
 out-of-memory error, sleeps, raises an error, exits the process (`crash`) or fills the disk
 error path (`disk_full`). `oom*3` fires three times, then never again in that process.
+The collector has one too: `collector_flush`, before each table's file of a flush.
 Unset, each failpoint costs one dict lookup.
 """
 

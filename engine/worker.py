@@ -27,7 +27,7 @@ from engine.eta import remaining_seconds
 from engine.pipelines.clock import JobCancelled, StageClock
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
-from engine.queue.models import Job
+from engine.queue.models import Job, QueueDiskFull
 from engine.run_record import build_run_record
 from engine.runner import PipelineCache, RunOutput, free_memory, run_job
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # The supervisor restarts a worker that exits with this code (3 consecutive OOMs).
 EXIT_RESTART_ME = 75
 STOPPING_REASON = "worker stopping"
+_DISK_FULL_RETRY_S = 2.0
+_MAX_UNWRITTEN_RECORDS = 1000
 
 
 @dataclass
@@ -114,6 +116,8 @@ class Worker:
         self.consecutive_ooms = 0
         self.stopping = threading.Event()
         self._nvml_handle = None
+        self._last_disk_full_log = -1e9
+        self._unwritten_records: list[object] = []
 
     # -- watching the GPU -----------------------------------------------------------------
     def critical_alert(self) -> str | None:
@@ -161,7 +165,11 @@ class Worker:
             if time.monotonic() - last_reap > self.settings.engine.lease_s / 2:
                 self.reap()
                 last_reap = time.monotonic()
-            job = self.queue.claim(self.worker_id, self.device.index, self.settings.engine.lease_s)
+            try:
+                job = self.queue.claim(self.worker_id, self.device.index, self.settings.engine.lease_s)
+            except QueueDiskFull as exc:
+                self._wait_for_space(exc)
+                continue
             if job is None:
                 self.stopping.wait(0.3)
                 continue
@@ -191,7 +199,7 @@ class Worker:
             state, error_kind, error_message = "cancelled", "cancelled", f"{exc.reason} (during {exc.stage})"
         except Exception as exc:  # every failure ends the job with a reason; the worker goes on
             state, error_kind, error_message = "failed", *self._classify(exc, job, clock)
-            if error_kind != "oom":
+            if error_kind not in ("oom", "disk_full"):  # expected conditions: the message says it all
                 log.error("job %s failed in %s:\n%s", job.id, clock.current, traceback.format_exc())
         finally:
             beat.stop()
@@ -225,12 +233,30 @@ class Worker:
             "peak_nvml_process_bytes": record.peak_nvml_process_bytes, "total_s": record.total_s, "gpu_name": self.device.gpu_name,
         }
         try:
-            finished = self.queue.finish(job.id, self.worker_id, state, error_kind=error_kind, error_message=error_message, result=result)
+            finished = self._finish(job, state, error_kind=error_kind, error_message=error_message, result=result)
         except LeaseLost as exc:
             log.error("job %s: %s", job.id, exc)
             return self.queue.get(job.id)
         log.info("job %s %s in %.2fs%s", job.id, state, record.total_s or 0, f": {error_message}" if error_message else "")
         return finished
+
+    def _finish(self, job: Job, state: str, **outcome: object) -> Job:
+        """Record the outcome; on a full disk keep it and try again until space returns (or the worker stops,
+        when the lease runs out and the job is requeued or failed as for a dead worker)."""
+        while True:
+            try:
+                return self.queue.finish(job.id, self.worker_id, state, **outcome)  # type: ignore[arg-type]
+            except QueueDiskFull as exc:
+                if self.stopping.is_set():
+                    raise
+                self._wait_for_space(exc, f"job {job.id} {state}; its outcome is kept until it can be recorded")
+
+    def _wait_for_space(self, exc: Exception, holding: str = "no job claimed") -> None:
+        now = time.monotonic()
+        if now - self._last_disk_full_log > 30:
+            log.error("%s: waiting for space (%s)", exc, holding)
+            self._last_disk_full_log = now
+        self.stopping.wait(_DISK_FULL_RETRY_S)
 
     def _still_holds(self, job: Job) -> bool:
         try:
@@ -259,11 +285,14 @@ class Worker:
         return "error", f"{type(exc).__name__} during {stage}: {str(exc).splitlines()[0][:500] if str(exc) else ''}"
 
     def _write_record(self, record: object) -> None:
+        rows = [*self._unwritten_records, record]
         try:
-            parquet_store.write_rows(self.paths, "runs", [record], self.settings.hostname)
+            parquet_store.write_rows(self.paths, "runs", rows, self.settings.hostname)
+            self._unwritten_records = []
         except DiskFullError as exc:
-            # The queue still holds the outcome; the record is written when the next job ends.
-            log.error("run record of %s not written: %s", getattr(record, "job_id", "?"), exc)
+            # The queue still holds the outcome; the record is kept and written with the next one.
+            self._unwritten_records = rows[-_MAX_UNWRITTEN_RECORDS:]
+            log.error("run record of %s not written yet (%d waiting): %s", getattr(record, "job_id", "?"), len(rows), exc)
 
     def _fire_oom_alert(self) -> None:
         rule = next((r for r in self.settings.alerts.rules if r.metric == "consecutive_ooms"), None)

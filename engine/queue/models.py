@@ -123,3 +123,7 @@ class LeaseLost(QueueError):
 
 class QueueUnavailable(QueueError):
     """The queue's database cannot be opened or is damaged."""
+
+
+class QueueDiskFull(QueueUnavailable):
+    """The queue's database cannot be written because its disk is full; it works again once space returns."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 from engine.queue.base import JobQueue
 from engine.queue.models import (
     CancelOutcome, Heartbeat, Job, JobNotFound, JobParams, LeaseLost, Progress, QueueError,
-    QueueUnavailable, ReapedJob,
+    QueueDiskFull, QueueUnavailable, ReapedJob,
 )
 
 _SCHEMA = """
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     predicted TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, position);
+CREATE INDEX IF NOT EXISTS jobs_position ON jobs (position);
 CREATE TABLE IF NOT EXISTS job_events (
     job_id TEXT NOT NULL,
     at REAL NOT NULL,
@@ -73,6 +75,31 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
+def _unavailable(path: Path, exc: sqlite3.DatabaseError) -> QueueUnavailable:
+    if "full" in str(exc):
+        return QueueDiskFull(f"the queue database {path} cannot be written: the disk is full ({exc}); free some space")
+    return QueueUnavailable(
+        f"the queue database {path} cannot be used ({exc}); if it is damaged, move it aside "
+        f"(e.g. `mv {path} {path}.damaged`) and restart: a new empty queue is created"
+    )
+
+
+def _damage_is_unavailable(method):
+    """A damaged database file ('file is not a database', 'database disk image is malformed') or a full
+    disk raises QueueUnavailable with what to do, not a bare sqlite3 error; a busy database does not."""
+
+    @functools.wraps(method)
+    def call(self: "SqliteJobQueue", *args: object, **kwargs: object):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise
+            raise _unavailable(self.path, exc) from exc
+
+    return call
+
+
 class SqliteJobQueue(JobQueue):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -80,10 +107,7 @@ class SqliteJobQueue(JobQueue):
         try:
             self._con().executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise QueueUnavailable(
-                f"the queue database {self.path} cannot be used ({exc}); if it is damaged, move it aside "
-                f"(e.g. `mv {self.path} {self.path}.damaged`) and restart: a new empty queue is created"
-            ) from exc
+            raise _unavailable(self.path, exc) from exc
 
     # -- connection -------------------------------------------------------------------------
     def _con(self) -> sqlite3.Connection:
@@ -122,6 +146,7 @@ class SqliteJobQueue(JobQueue):
         return _row_to_job(row)
 
     # -- submitting and reading -----------------------------------------------------------------
+    @_damage_is_unavailable
     def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
         with self._tx() as con:
             (last,) = con.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
@@ -133,9 +158,11 @@ class SqliteJobQueue(JobQueue):
             self._event(con, job_id, "queued")
             return self._get(con, job_id)
 
+    @_damage_is_unavailable
     def get(self, job_id: str) -> Job:
         return self._get(self._con(), job_id)
 
+    @_damage_is_unavailable
     def list(self, states: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
         where = f"WHERE state IN ({', '.join('?' for _ in states)})" if states else ""
         rows = self._con().execute(
@@ -146,17 +173,20 @@ class SqliteJobQueue(JobQueue):
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 
+    @_damage_is_unavailable
     def counts(self) -> dict[str, int]:
         counts = {s: 0 for s in ("queued", "running", "succeeded", "failed", "cancelled")}
         for state, n in self._con().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
             counts[state] = n
         return counts
 
+    @_damage_is_unavailable
     def events(self, job_id: str) -> list[dict]:
         rows = self._con().execute("SELECT at, state, message FROM job_events WHERE job_id = ? ORDER BY at, rowid", (job_id,))
         return [{"at": _ts(r["at"]), "state": r["state"], "message": r["message"]} for r in rows]
 
     # -- workers ---------------------------------------------------------------------------------
+    @_damage_is_unavailable
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float) -> Job | None:
         with self._tx() as con:
             row = con.execute(
@@ -174,6 +204,7 @@ class SqliteJobQueue(JobQueue):
             self._event(con, row["id"], "running", f"claimed by {worker_id}")
             return self._get(con, row["id"])
 
+    @_damage_is_unavailable
     def heartbeat(self, job_id: str, worker_id: str, lease_s: float, progress: Progress | None = None) -> Heartbeat:
         now = time.time()
         con = self._con()
@@ -193,6 +224,7 @@ class SqliteJobQueue(JobQueue):
         row = con.execute("SELECT cancel_requested, cancel_reason FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Heartbeat(bool(row["cancel_requested"]), row["cancel_reason"])
 
+    @_damage_is_unavailable
     def finish(self, job_id: str, worker_id: str, state: str, *, error_kind: str | None = None,
                error_message: str | None = None, result: dict | None = None) -> Job:
         if state not in ("succeeded", "failed", "cancelled"):
@@ -208,6 +240,7 @@ class SqliteJobQueue(JobQueue):
             self._event(con, job_id, state, error_message)
             return self._get(con, job_id)
 
+    @_damage_is_unavailable
     def requeue(self, job_id: str, worker_id: str, reason: str) -> Job:
         with self._tx() as con:
             cur = con.execute(
@@ -220,6 +253,7 @@ class SqliteJobQueue(JobQueue):
             self._event(con, job_id, "queued", reason)
             return self._get(con, job_id)
 
+    @_damage_is_unavailable
     def cancel(self, job_id: str, reason: str = "cancelled by user") -> CancelOutcome:
         with self._tx() as con:
             job = self._get(con, job_id)
@@ -237,12 +271,14 @@ class SqliteJobQueue(JobQueue):
                 return CancelOutcome(job_id, "running", f"job {job_id} stops at its next step")
             return CancelOutcome(job_id, job.state, f"job {job_id} already {job.state}; nothing to cancel")
 
+    @_damage_is_unavailable
     def set_priority(self, job_id: str, priority: int) -> Job:
         with self._tx() as con:
             self._require_queued(con, job_id)
             con.execute("UPDATE jobs SET priority = ? WHERE id = ?", (int(priority), job_id))
             return self._get(con, job_id)
 
+    @_damage_is_unavailable
     def move(self, job_id: str, *, before: str | None = None, to: str | None = None) -> Job:
         with self._tx() as con:
             job = self._require_queued(con, job_id)
@@ -270,6 +306,7 @@ class SqliteJobQueue(JobQueue):
             raise QueueError(f"job {job_id} is {job.state}; only queued jobs can be reordered")
         return job
 
+    @_damage_is_unavailable
     def reap_expired(self, *, now: datetime | None = None, on_death: str = "requeue", max_attempts: int = 2) -> list[ReapedJob]:
         at = (now or datetime.now(timezone.utc)).timestamp()
         reaped: list[ReapedJob] = []

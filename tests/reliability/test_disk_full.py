@@ -67,3 +67,35 @@ def test_the_collector_keeps_samples_while_the_disk_is_full_and_writes_them_when
     assert store.host_samples(t0 - timedelta(seconds=1), t0 + timedelta(minutes=1)).num_rows == 7
     assert store.gpu_samples(t0 - timedelta(seconds=1), t0 + timedelta(minutes=1)).num_rows == 14
     assert not list(paths.root.rglob("*.tmp")) and not list(paths.quarantine_dir.glob("*"))
+
+
+def test_a_video_that_cannot_be_written_fails_its_job_clearly_and_the_worker_takes_the_next_when_space_returns(small_fs, png_file, tmp_path):
+    from tests.conftest import start, wait_for
+    from tests.reliability.crash_checks import assert_no_job_running, job, stop, submit, wait_stage, wait_state
+
+    data_dir = small_fs / "data"
+    first, second = (submit(data_dir, png_file, frames=4, steps=2, fps=4) for _ in range(2))
+    # Each export is held 3 s: the disk fills during the first, space returns before the second.
+    worker = start(["engine", "serve"], data_dir, tmp_path / "w.log", I2VMON_FAILPOINTS="export_video=sleep:3*2")
+    try:
+        wait_stage(data_dir, first, "export_video")
+        ballast = _fill(small_fs)
+        log = tmp_path / "w.log"
+        # The job fails; the queue on the same disk cannot take the outcome yet: the worker keeps it and says so.
+        wait_for(lambda: "the disk is full" in log.read_text() and "waiting for space" in log.read_text(), 60,
+                 what="the worker to say it waits for space")
+        ballast.unlink()
+        failed = wait_state(data_dir, first, ("succeeded", "failed"), timeout=60)
+        done = wait_state(data_dir, second, ("succeeded", "failed"))
+    finally:
+        stop(worker)
+    log = (tmp_path / "w.log").read_text()
+    assert (failed["state"], failed["error_kind"]) == ("failed", "disk_full"), log[-3000:]
+    assert failed["error_message"] == f"no space left on the disk holding {data_dir} during export_video; free some space and resubmit"
+    assert done["state"] == "succeeded", log[-3000:]
+    assert not (data_dir / "jobs" / first / "video.mp4").exists()
+    records = {r["job_id"]: (r["state"], r["error_kind"]) for r in Store(DataPaths(data_dir)).runs().to_pylist()}
+    assert records == {first: ("failed", "disk_full"), second: ("succeeded", None)}  # the first kept until space returned
+    assert not list(data_dir.rglob("*.tmp"))
+    assert_no_job_running(data_dir)
+    assert "Traceback" not in log, log[-3000:]

@@ -45,6 +45,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--model", default="i2vgen-xl", help="tiny: a CPU dry run of this script")
     parser.add_argument("--worker-steps", type=int, default=0, help="also run one job through `engine serve` (D)")
+    parser.add_argument("--worker-size", default="512x512")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = Path("/tmp/i2vmon-gpu-bench")
@@ -152,6 +153,14 @@ def main() -> int:
                                  "allocated_after_gib": torch.cuda.memory_allocated() / GIB, "weights_gib": weights / GIB,
                                  "reserved_after_gib": torch.cuda.memory_reserved() / GIB})
 
+    if args.worker_steps:
+        # E needs weights on disk: the random full-size pipeline saved as a model folder, so the
+        # worker loads it through the real `from_pretrained` path (local folder, offline).
+        t = time.perf_counter()
+        cache.pipe.save_pretrained(MODELS_DIR / args.model)
+        log(args.out, "save_pretrained", {"seconds": time.perf_counter() - t, "bytes": sum(f.stat().st_size for f in (MODELS_DIR / args.model).rglob("*") if f.is_file())})
+    cache.drop()
+
     # C. the collector's own cost, then its rows
     from collector.sampler import Sampler
 
@@ -172,6 +181,8 @@ def main() -> int:
 
     if not (data_dir / "tables" / "gpu_samples").exists():
         log(args.out, "collector_rows", {"gpu_rows": 0, "note": "no GPU rows (no NVIDIA driver here)"})
+        if args.worker_steps:
+            worker_end_to_end(args, env)
         return 0
     import pyarrow.dataset as ds
 
@@ -197,21 +208,59 @@ def main() -> int:
     return 0
 
 
+MODELS_DIR = Path("/tmp/i2vmon-models")
+
+
 def worker_end_to_end(args: argparse.Namespace, env: dict) -> None:
-    """D. The product's own processes on the GPU: collector + `engine serve` + `engine submit --wait`."""
-    env = dict(env, I2VMON_ENGINE__RANDOM_WEIGHTS="1")
+    """D. The product's own processes on the GPU: collector + `engine serve` + `engine submit`, the
+    worker loading the saved model folder with `from_pretrained` (random weights inside). Progress and
+    ETA are polled as the UI would; a second job is cancelled mid-denoising through the CLI."""
+    from engine.queue.sqlite import SqliteJobQueue
+
+    env = dict(env, I2VMON_ENGINE__MODELS_DIR=str(MODELS_DIR))
+    queue = SqliteJobQueue(Path(env["I2VMON_DATA_DIR"]) / "queue.db")
     procs = [subprocess.Popen([sys.executable, "-m", name, *extra], env=env, stdout=(args.out / f"{name}-e2e.log").open("w"),
                               stderr=subprocess.STDOUT) for name, extra in (("collector", []), ("engine", ["serve"]))]
+
+    def submit(steps: int) -> str:
+        out = subprocess.run([sys.executable, "-m", "engine", "submit", "--image", str(Path(env["I2VMON_DATA_DIR"]) / "bench-input.png"),
+                              "--prompt", "a red panda walking through snow", "--model", args.model, "--height", args.worker_size.split("x")[0], "--width", args.worker_size.split("x")[1],
+                              "--frames", "16", "--steps", str(steps), "--json"], env=env, capture_output=True, text=True, timeout=120)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        return json.loads(out.stdout)["id"]
+
     try:
         time.sleep(3)
-        out = subprocess.run([sys.executable, "-m", "engine", "submit", "--image", str(Path(env["I2VMON_DATA_DIR"]) / "bench-input.png"),
-                              "--prompt", "a red panda walking through snow", "--model", "i2vgen-xl", "--height", "512", "--width", "512",
-                              "--frames", "16", "--steps", str(args.worker_steps), "--wait", "--json"],
-                             env=env, capture_output=True, text=True, timeout=300)
-        (args.out / "worker_e2e.json").write_text(out.stdout + out.stderr[-3000:])
-        record = json.loads(out.stdout)
-        log(args.out, "worker_e2e", {k: record.get(k) for k in ("state", "error_message", "stages", "total_s", "peak_allocated_bytes",
-                                                                 "peak_reserved_bytes", "gpu_name", "predicted", "smoke_test")})
+        job_id = submit(args.worker_steps)
+        samples = []
+        while not (job := queue.get(job_id)).is_final:
+            samples.append((time.monotonic(), job.progress.stage, job.progress.step, job.progress.eta_s))
+            time.sleep(0.25)
+        end = time.monotonic()
+        eta_errors = {}
+        for frac in (0.25, 0.5, 0.75):
+            target = int(args.worker_steps * frac)
+            hit = next((s for s in samples if s[2] >= target and s[3] is not None), None)
+            if hit:
+                eta_errors[f"at_step_{target}"] = {"eta_s": hit[3], "actual_remaining_s": end - hit[0]}
+        log(args.out, "worker_e2e", {"state": job.state, "error": job.error_message, "stages": job.result.get("stages"),
+                                     "s_per_step_median": statistics.median(job.result["step_times_s"]) if job.result.get("step_times_s") else None,
+                                     "peak_allocated_gib": (job.result.get("peak_allocated_bytes") or 0) / GIB,
+                                     "peak_reserved_gib": (job.result.get("peak_reserved_bytes") or 0) / GIB,
+                                     "peak_nvml_process_gib": (job.result.get("peak_nvml_process_bytes") or 0) / GIB,
+                                     "predicted": job.predicted, "eta": eta_errors, "smoke_test": job.result.get("smoke_test")})
+        # Cancel through the CLI while it denoises; time until the queue says cancelled.
+        job_id = submit(50)
+        while queue.get(job_id).progress.step < 10:
+            time.sleep(0.05)
+        asked = time.monotonic()
+        subprocess.run([sys.executable, "-m", "engine", "cancel", job_id], env=env, capture_output=True, timeout=60)
+        cli_done = time.monotonic()
+        while not (job := queue.get(job_id)).is_final:
+            time.sleep(0.02)
+        log(args.out, "worker_cancel", {"state": job.state, "step": job.progress.step, "cli_s": cli_done - asked,
+                                        "request_to_cancelled_s": time.monotonic() - asked, "message": job.error_message})
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

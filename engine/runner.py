@@ -113,8 +113,10 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         with clock.stage("quality_scoring"):
             from engine.quality import score_video
 
+            # The worker's GPU is idle once the video is written: score there, else on the CPU.
             report = score_video(
                 video_path, params.prompt or None, Path(job.input_image), clip_model=settings.quality.clip_model,
+                device=cache.device if cache.device.startswith("cuda") else "cpu",
                 low_quality_threshold=settings.quality.low_quality_threshold,
             )
             output.quality = report.flat()

@@ -2,13 +2,19 @@
 
 Each flush becomes one small `part-*.parquet` in its day/host partition. Compaction keeps
 the file count bounded: within a day, every `compact_after_parts` parts are merged into one
-`chunk-*.parquet`; a finished day is merged into a single `day-*.parquet`. A month of 1 s
-samples is then about one file per day per table.
+`chunk-*.parquet`, and once there are `compact_after_parts` chunks they are merged into one;
+a finished day is merged into a single `day-*.parquet`. A month of 1 s samples is then about
+one file per day per table, and today at most 2 × `compact_after_parts`.
+
+A merged file names its sources in its Parquet metadata; a merge interrupted (kill -9) after
+the merged file is in place but before every source is deleted is finished by the next
+compaction, so no row is counted twice for longer than one compaction interval.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -59,11 +65,16 @@ def write_rows(paths: DataPaths, table: str, rows: Iterable[object], host: str) 
     return written
 
 
+_MERGED_FROM = b"i2vmon.merged_from"
+
+
 def _merge(files: list[Path], target: Path) -> None:
     tables = [pq.read_table(f) for f in files]
     merged = pa.concat_tables(tables, promote_options="default")
     if "ts" in merged.column_names:
         merged = merged.sort_by("ts")
+    sources = json.dumps([f.name for f in files]).encode()
+    merged = merged.replace_schema_metadata({**(merged.schema.metadata or {}), _MERGED_FROM: sources})
     _write_parquet(target, merged)
     # The merged file is in place before its sources go; a reader in between may see a
     # row twice for a moment, never a row missing.
@@ -71,20 +82,47 @@ def _merge(files: list[Path], target: Path) -> None:
         f.unlink(missing_ok=True)
 
 
+def _finish_interrupted_merges(partition: Path, files: list[Path]) -> int:
+    """Delete the sources a merged file names that are still there (a merge killed half-way)."""
+    removed = 0
+    for merged in files:
+        if merged.name.startswith("part-"):
+            continue
+        metadata = pq.read_schema(merged).metadata or {}
+        for name in json.loads(metadata.get(_MERGED_FROM, b"[]")):
+            leftover = partition / name
+            if leftover != merged and leftover.exists() and merged.exists():
+                leftover.unlink(missing_ok=True)
+                removed += 1
+    if removed:
+        log.warning("finished an interrupted compaction in %s: %d merged file(s) removed", partition, removed)
+    return removed
+
+
 def compact_partition(partition: Path, *, today: date, max_parts: int) -> int:
     """Merge small files in one day/host partition; returns how many files were merged away."""
     day = date.fromisoformat(partition.parent.name.removeprefix("date="))
     files = sorted(p for p in partition.glob("*.parquet"))
+    if len(files) <= 1:
+        return 0
+    if _finish_interrupted_merges(partition, files):
+        files = sorted(p for p in partition.glob("*.parquet"))
     if day < today:
         if len(files) <= 1:
             return 0
         _merge(files, partition / f"day-{day.isoformat()}-{uuid.uuid4().hex[:8]}.parquet")
         return len(files) - 1
+    merged = 0
     parts = [f for f in files if f.name.startswith("part-")]
-    if len(parts) < max_parts:
-        return 0
-    _merge(parts, partition / f"chunk-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
-    return len(parts) - 1
+    if len(parts) >= max_parts:
+        _merge(parts, partition / f"chunk-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
+        merged += len(parts) - 1
+    # Chunks too, or a day of 1 s samples would end as a chunk a minute (1440 files per table).
+    chunks = sorted(partition.glob("chunk-*.parquet"))
+    if len(chunks) >= max_parts:
+        _merge(chunks, partition / f"chunk-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
+        merged += len(chunks) - 1
+    return merged
 
 
 def compact(paths: DataPaths, *, host: str, max_parts: int = 12, now: datetime | None = None) -> int:

@@ -4,7 +4,8 @@ Each flush becomes one small `part-*.parquet` in its day/host partition. Compact
 the file count bounded: within a day, every `compact_after_parts` parts are merged into one
 `chunk-*.parquet`, and once there are `compact_after_parts` chunks they are merged into one;
 a finished day is merged into a single `day-*.parquet`. A month of 1 s samples is then about
-one file per day per table, and today at most 2 × `compact_after_parts`.
+one file per day per table, and today at most 2 × `compact_after_parts`. A finished day of
+gpu_samples also gets a per-minute rollup (`gpu_minutes/`), which long-window charts read.
 
 A merged file names its sources in its Parquet metadata; a merge interrupted (kill -9) after
 the merged file is in place but before every source is deleted is finished by the next
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data.atomic import write_atomically
@@ -125,6 +127,49 @@ def compact_partition(partition: Path, *, today: date, max_parts: int) -> int:
     return merged
 
 
+# -- per-minute rollups of finished days (what long-window charts read) ----------------------------
+ROLLUP_DIR = "gpu_minutes"  # beside the tables; derived from gpu_samples, rebuilt whenever its day is
+ROLLUP_METRICS = ("gpu_util_percent", "memory_used_bytes", "temp_c", "power_w", "sm_clock_mhz", "mem_clock_mhz")
+
+
+def rollup_name(day_file: Path) -> str:
+    """A rollup is named for the one day file it was built from: valid while that file is its day's only file."""
+    return f"minutes-{day_file.stem}.parquet"
+
+
+def _rollup_partition(partition: Path) -> Path:
+    return partition.parents[2] / ROLLUP_DIR / partition.parent.name / partition.name
+
+
+def minute_rollup(samples: pa.Table) -> pa.Table:
+    """Per GPU per minute: the sample count, and each metric's sum and count of non-null values (so averages
+    over any longer bucket are exact sums of minutes), plus the largest memory_total_bytes."""
+    minute = pc.floor_temporal(samples["ts"], unit="minute")
+    table = samples.select(["host", "gpu_index", "gpu_name", "memory_total_bytes", *ROLLUP_METRICS]).append_column("ts", minute)
+    aggregations = [("gpu_name", "min"), ("gpu_index", "count"), ("memory_total_bytes", "max")]
+    for metric in ROLLUP_METRICS:
+        aggregations += [(metric, "sum"), (metric, "count")]
+    grouped = table.group_by(["ts", "host", "gpu_index"], use_threads=False).aggregate(aggregations)
+    renames = {"gpu_name_min": "gpu_name", "gpu_index_count": "samples", "memory_total_bytes_max": "memory_total_bytes"}
+    return grouped.rename_columns([renames.get(c, c) for c in grouped.column_names]).sort_by([("ts", "ascending"), ("gpu_index", "ascending")])
+
+
+def _ensure_rollup(partition: Path) -> bool:
+    """(Re)build the minute rollup of a finished gpu_samples day that has one file; returns whether it wrote one."""
+    files = sorted(partition.glob("*.parquet"))
+    if len(files) != 1:
+        return False
+    target_dir = _rollup_partition(partition)
+    target = target_dir / rollup_name(files[0])
+    if target.exists():
+        return False
+    _write_parquet(target, minute_rollup(pq.read_table(files[0])))
+    for stale in target_dir.glob("minutes-*.parquet"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
+    return True
+
+
 def compact(paths: DataPaths, *, host: str, max_parts: int = 12, now: datetime | None = None) -> int:
     """Compact every partition of this host; other hosts' partitions are theirs to compact."""
     today = (now or datetime.now(timezone.utc)).date()
@@ -133,6 +178,8 @@ def compact(paths: DataPaths, *, host: str, max_parts: int = 12, now: datetime |
         for partition in paths.table_dir(table).glob(f"date=*/host={host}"):
             try:
                 merged += compact_partition(partition, today=today, max_parts=max_parts)
+                if table == "gpu_samples" and date.fromisoformat(partition.parent.name.removeprefix("date=")) < today:
+                    _ensure_rollup(partition)
             except (OSError, pa.ArrowException) as exc:
                 log.warning("compaction of %s skipped: %s", partition, exc)
     return merged

@@ -19,12 +19,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from data.parquet_store import ROLLUP_DIR, ROLLUP_METRICS, rollup_name
 from data.paths import DataPaths
 from data.schemas import schema_for
 
 log = logging.getLogger(__name__)
 
 _MAX_QUARANTINE_RETRIES = 20
+_ROLLUP_MIN_BUCKET_S = 120  # shorter buckets average the 1 s samples themselves
 _RUN_FILTERS = ("model", "state", "gpu_name", "height", "width", "frames", "steps")
 
 
@@ -49,10 +51,7 @@ class Store:
 
     def _source(self, table: str) -> str | None:
         files = self._files(table)
-        if not files:
-            return None
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        return f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
+        return _read(files) if files else None
 
     def _quarantine(self, message: str) -> bool:
         tables_dir = str(self.paths.tables_dir)
@@ -71,21 +70,31 @@ class Store:
 
     def query(self, table: str, sql: str, params: list | None = None) -> pa.Table:
         """Run `sql` in which `{src}` stands for the table's files; empty result if none."""
-        for _ in range(_MAX_QUARANTINE_RETRIES):
+        def build() -> tuple[str, list | None] | None:
             source = self._source(table)
-            if source is None:
-                return schema_for(table).empty_table()
+            return (sql.format(src=source), params) if source else None
+
+        return self._run(build, empty=schema_for(table).empty_table(), where=self.paths.table_dir(table))
+
+    def _run(self, build, *, empty: pa.Table, where: Path) -> pa.Table:
+        """Run the (sql, params) `build()` gives (None: no files, `empty`), quarantining unreadable files
+        and building it again (the file lists change) until it reads."""
+        for _ in range(_MAX_QUARANTINE_RETRIES):
+            built = build()
+            if built is None:
+                return empty
+            sql, params = built
             try:
                 with self._lock:
                     cur = self._con.cursor()
                     try:
-                        return cur.sql(sql.format(src=source), params=params or None).to_arrow_table()
+                        return cur.sql(sql, params=params or None).to_arrow_table()
                     finally:
                         cur.close()
             except duckdb.Error as exc:
                 if not self._quarantine(str(exc)):
                     raise
-        raise RuntimeError(f"too many unreadable files in {self.paths.table_dir(table)}")
+        raise RuntimeError(f"too many unreadable files in {where}")
 
     # -- metrics ----------------------------------------------------------------------
     def gpu_samples(
@@ -116,7 +125,61 @@ class Store:
         return self.query("gpu_samples", sql + " ORDER BY ts, gpu_index", params)
 
     def gpu_samples_bucketed(self, since: datetime, until: datetime, *, bucket_s: int, host: str | None = None) -> pa.Table:
-        """Averages per GPU per bucket, for charts over long windows. Missing buckets stay missing."""
+        """Averages per GPU per bucket, for charts over long windows. Missing buckets stay missing.
+
+        Buckets of 2 minutes or more are summed from per-minute rollups (built by compaction for each
+        finished day; today's samples are rolled up on the fly), so a month reads ~350k rows, not 21 M.
+        A minute counts in the bucket where it starts."""
+        if bucket_s < _ROLLUP_MIN_BUCKET_S:
+            return self._bucketed_raw(since, until, bucket_s=bucket_s, host=host)
+        metrics = ", ".join(f"sum({m}_sum) / nullif(sum({m}_count), 0) AS {m}" for m in ROLLUP_METRICS)
+        outer = (
+            "SELECT time_bucket(INTERVAL (?) SECOND, ts) AS ts, host, gpu_index, any_value(gpu_name) AS gpu_name, "
+            f"{metrics}, max(memory_total_bytes) AS memory_total_bytes FROM ({{minutes}}) GROUP BY ALL ORDER BY ts, gpu_index"
+        )
+        raw_minutes = (
+            "SELECT time_bucket(INTERVAL 60 SECOND, ts) AS ts, host, gpu_index, any_value(gpu_name) AS gpu_name, "
+            "max(memory_total_bytes) AS memory_total_bytes, "
+            + ", ".join(f"sum({m}) AS {m}_sum, count({m}) AS {m}_count" for m in ROLLUP_METRICS)
+            + " FROM {src} WHERE date BETWEEN ?::DATE AND ?::DATE AND ts >= ? AND ts <= ?"
+            + (" AND host = ?" if host else "") + " GROUP BY ALL"
+        )
+        rolled_cols = "ts, host, gpu_index, gpu_name, memory_total_bytes, " + ", ".join(
+            f"{m}_sum, {m}_count" for m in ROLLUP_METRICS)
+        rolled = (
+            f"SELECT {rolled_cols} FROM {{src}} WHERE date BETWEEN ?::DATE AND ?::DATE AND ts >= ? AND ts <= ?"
+            + (" AND host = ?" if host else "")
+        )
+        window = [since.date(), until.date(), since, until] + ([host] if host else [])
+
+        def build() -> tuple[str, list] | None:
+            rollups, raw = self._rollups_and_raw()
+            parts, params = [], [bucket_s]
+            if rollups:
+                parts.append(rolled.format(src=_read(rollups)))
+                params += window
+            if raw:
+                parts.append(raw_minutes.format(src=_read(raw)))
+                params += window
+            if not parts:
+                return None
+            return outer.format(minutes=" UNION ALL BY NAME ".join(parts)), params
+
+        return self._run(build, empty=schema_for("gpu_samples").empty_table(), where=self.paths.tables_dir)
+
+    def _rollups_and_raw(self) -> tuple[list[str], list[str]]:
+        """Valid rollup files, and the gpu_samples files of the partitions they do not cover."""
+        rollups, covered = [], set()
+        for rollup in sorted(self.paths.tables_dir.glob(f"{ROLLUP_DIR}/date=*/host=*/minutes-*.parquet")):
+            partition = self.paths.table_dir("gpu_samples") / rollup.parent.parent.name / rollup.parent.name
+            files = sorted(p.name for p in partition.glob("*.parquet"))
+            if files and rollup.name == rollup_name(partition / files[0]) and len(files) == 1:
+                rollups.append(str(rollup))
+                covered.add(partition)
+        raw = [f for f in self._files("gpu_samples") if Path(f).parent not in covered]
+        return rollups, raw
+
+    def _bucketed_raw(self, since: datetime, until: datetime, *, bucket_s: int, host: str | None = None) -> pa.Table:
         sql = (
             "SELECT time_bucket(INTERVAL (?) SECOND, ts) AS ts, host, gpu_index, any_value(gpu_name) AS gpu_name, "
             "avg(gpu_util_percent) AS gpu_util_percent, avg(memory_used_bytes) AS memory_used_bytes, "
@@ -213,6 +276,11 @@ class Store:
             sql += " AND gpu_name = ?"
             params.append(gpu_name)
         return self.query("runs", sql + f" ORDER BY finished_at DESC LIMIT {int(limit)}", params).to_pylist()
+
+
+def _read(files: list[str]) -> str:
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], hive_partitioning=true, union_by_name=true)"
 
 
 def default_window(minutes: int) -> tuple[datetime, datetime]:

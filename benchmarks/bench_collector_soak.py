@@ -112,7 +112,8 @@ def main() -> int:
     args = parser.parse_args()
     shutil.rmtree(args.dir, ignore_errors=True)
     result = soak(args.dir, seconds=int(args.hours * 3600), gpus=args.gpus, fsync=args.fsync)
-    summary = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "fsync": args.fsync, **result.to_json()}
+    summary = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "fsync": args.fsync,
+               "load_average_1m_at_end": round(os.getloadavg()[0], 2), **result.to_json()}
     print(json.dumps(summary))
     if args.json_out:
         args.json_out.write_text(json.dumps(summary, indent=2))

@@ -196,8 +196,10 @@ def main() -> int:
     print(json.dumps({"built": built}), flush=True)
     size = store_size(paths)
     print(json.dumps({"store": size}), flush=True)
+    load_before = os.getloadavg()
     results = time_queries(paths, now, args.days, args.reps)
     summary = {
+        "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
         "days": args.days, "gpus": args.gpus, "built": built, "store": size, "queries": results,
         "slowest_page_p95_ms": max(r["p95_ms"] for r in results if not r["query"].startswith("(not the page)")),

@@ -158,6 +158,13 @@ def main() -> int:
         # worker loads it through the real `from_pretrained` path (local folder, offline).
         t = time.perf_counter()
         cache.pipe.save_pretrained(MODELS_DIR / args.model)
+        # The builder's text-encoder subclass is recorded under its own module; the published
+        # model_index names transformers' CLIPTextModel, which is what a downloaded folder has.
+        index_path = MODELS_DIR / args.model / "model_index.json"
+        index = json.loads(index_path.read_text())
+        if "text_encoder" in index:
+            index["text_encoder"] = ["transformers", "CLIPTextModel"]
+        index_path.write_text(json.dumps(index, indent=2))
         log(args.out, "save_pretrained", {"seconds": time.perf_counter() - t, "bytes": sum(f.stat().st_size for f in (MODELS_DIR / args.model).rglob("*") if f.is_file())})
     cache.drop()
 
@@ -252,7 +259,7 @@ def worker_end_to_end(args: argparse.Namespace, env: dict) -> None:
                                      "predicted": job.predicted, "eta": eta_errors, "smoke_test": job.result.get("smoke_test")})
         # Cancel through the CLI while it denoises; time until the queue says cancelled.
         job_id = submit(50)
-        while queue.get(job_id).progress.step < 10:
+        while (job := queue.get(job_id)).progress.step < 10 and not job.is_final:
             time.sleep(0.05)
         asked = time.monotonic()
         subprocess.run([sys.executable, "-m", "engine", "cancel", job_id], env=env, capture_output=True, timeout=60)

@@ -11,16 +11,20 @@ from engine.pipelines.clock import StageClock
 _AFTER_LOOP_FRACTION = 0.08
 
 
-def remaining_seconds(clock: StageClock, elapsed_s: float, predicted: dict) -> float | None:
+def remaining_seconds(clock: StageClock, elapsed_s: float, predicted: dict, tail_s: dict[str, float] | None = None) -> float | None:
+    """`tail_s`: how long export_video and quality_scoring took on this worker's last job — they
+    follow the loop and the decode, and the predictor does not cover them."""
     total = clock.total_steps
     done = clock.step
     decode_s = predicted.get("decode_s")
+    tail = tail_s or {}
+    after_decode = sum(tail.get(stage, 0.0) for stage in ("export_video", "quality_scoring") if stage not in clock.stages)
     if done:
         recent = statistics.median(clock.step_times[-5:])
-        after_loop = decode_s if decode_s is not None else _AFTER_LOOP_FRACTION * recent * total
+        decode = decode_s if decode_s is not None else _AFTER_LOOP_FRACTION * recent * total
         if clock.current in ("decode_video", "export_video", "quality_scoring"):
-            return max(0.0, (decode_s or 0.0) - clock.stages.get("decode_video", 0.0))
-        return max(0.0, (total - done) * recent + after_loop)
+            return max(0.0, decode - clock.stages.get("decode_video", 0.0)) + after_decode
+        return max(0.0, (total - done) * recent + decode + after_decode)
     seconds = predicted.get("seconds")
     if seconds is not None:
         return max(0.0, float(seconds) - elapsed_s)

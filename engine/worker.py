@@ -74,7 +74,7 @@ class Heartbeat(threading.Thread):
         elapsed = time.monotonic() - self.started
         return Progress(
             stage=self.clock.current, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
-            eta_s=remaining_seconds(self.clock, elapsed, self.job.predicted), elapsed_s=elapsed,
+            eta_s=remaining_seconds(self.clock, elapsed, self.job.predicted, self.worker.last_stages), elapsed_s=elapsed,
         )
 
     def beat(self) -> None:
@@ -114,6 +114,7 @@ class Worker:
         self.worker_id = f"{settings.hostname}:{os.getpid()}:{self.device.name}"
         self.cache = PipelineCache(settings, self.device.name, self.device.index)
         self.consecutive_ooms = 0
+        self.last_stages: dict[str, float] = {}  # the last succeeded job's stage times, for the ETA
         self.stopping = threading.Event()
         self._nvml_handle = None
         self._last_disk_full_log = -1e9
@@ -195,6 +196,7 @@ class Worker:
         try:
             output = run_job(job, cache=self.cache, clock=clock, job_dir=self.paths.job_dir(job.id), settings=self.settings)
             self.consecutive_ooms = 0
+            self.last_stages = dict(clock.stages)
         except JobCancelled as exc:
             state, error_kind, error_message = "cancelled", "cancelled", f"{exc.reason} (during {exc.stage})"
         except Exception as exc:  # every failure ends the job with a reason; the worker goes on

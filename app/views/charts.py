@@ -121,6 +121,10 @@ def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: 
     fig.update_layout(title=title, yaxis_title=unit, height=280, margin={"l": 40, "r": 10, "t": 40, "b": 30})
     if key != "day":
         fig.update_xaxes(type="category")
+    elif len(frame) == 1:  # one day alone: Plotly would zoom to a millisecond around it
+        day = pd.Timestamp(frame[key].iloc[0])
+        fig.update_xaxes(type="date", range=[day - pd.Timedelta(days=1), day + pd.Timedelta(days=1)],
+                         dtick=86_400_000, tickformat="%b %d")
     return fig
 
 

@@ -115,49 +115,45 @@ def store_size(paths: DataPaths) -> dict:
     return {"files": len(files), "bytes": sum(by_table.values()), "by_table_bytes": by_table}
 
 
-def queries(now: datetime, days: int) -> dict:
-    """Each query the Analytics page runs (pages/analytics.py), with the page's default windows."""
+def queries(now: datetime, days: int, window: RunWindow) -> dict:
+    """Each query the Analytics page runs (pages/analytics.py), with the page's default windows. The page loads
+    the 30-day runs window once per rerun (RunWindow.load, timed on its own) and asks the tabs' questions of it."""
     month = RunFilter(since=now - timedelta(days=days), until=now)
-
-    def window(store: Store) -> RunWindow:
-        return RunWindow.load(store, month)
-
-    def on_window(fn):
-        return lambda store: fn(window(store))
 
     def bucketed(span: timedelta):
         bucket = max(1, int(span.total_seconds() // MAX_CHART_POINTS))
         return lambda store: store.gpu_samples_bucketed(now - span, now, bucket_s=bucket)
 
-    first = {}
-
-    def compare(store: Store) -> object:
-        w = window(store)
-        seen = analytics.settings_seen(w, month)
-        first.setdefault("equals", {k: seen[0][k] for k in analytics.SETTING_KEYS if k in seen[0]} if seen else {})
-        return [analytics.setting_profile(w, RunFilter(since=month.since, until=month.until, equals=first["equals"]))]
+    def compare(_store: Store) -> object:
+        seen = analytics.settings_seen(window, month)
+        equals = {k: seen[0][k] for k in analytics.SETTING_KEYS if k in seen[0]} if seen else {}
+        return [analytics.setting_profile(window, RunFilter(since=month.since, until=month.until, equals=equals))
+                for _ in range(2)]
 
     return {
         "has_runs": analytics.has_runs,
-        "runs window load (30 d)": lambda store: window(store),
-        "distinct models + GPUs": on_window(lambda w: (analytics.distinct_values(w, "model"), analytics.distinct_values(w, "gpu_name"))),
-        "history: run_summary by model": on_window(lambda w: analytics.run_summary(w, month, "model")),
-        "stages: stage_breakdown by model": on_window(lambda w: analytics.stage_breakdown(w, month, "model")),
-        "fastest_per_setting": on_window(lambda w: analytics.fastest_per_setting(w, month)),
-        "prediction_pairs + prediction_error": on_window(lambda w: (analytics.prediction_pairs(w, month), analytics.prediction_error(w, month))),
-        "compare: settings_seen + setting_profile": compare,
+        "runs window load (RunWindow.load, 30 d)": lambda store: RunWindow.load(store, month),
+        "distinct models + GPUs": lambda _s: (analytics.distinct_values(window, "model"), analytics.distinct_values(window, "gpu_name")),
+        "history: run_summary by model": lambda _s: analytics.run_summary(window, month, "model"),
+        "stages: stage_breakdown by model": lambda _s: analytics.stage_breakdown(window, month, "model"),
+        "fastest_per_setting": lambda _s: analytics.fastest_per_setting(window, month),
+        "prediction_pairs + prediction_error": lambda _s: (analytics.prediction_pairs(window, month), analytics.prediction_error(window, month)),
+        "compare: settings_seen + 2 x setting_profile": compare,
         "GPU history 1 h (gpu_samples, 1 s)": lambda store: store.gpu_samples(now - timedelta(hours=1), now),
-        "GPU history 1 day (bucketed 57 s)": bucketed(timedelta(days=1)),
+        "GPU history 1 day (bucketed 57 s, raw samples)": bucketed(timedelta(days=1)),
+        "GPU history 7 days (bucketed 403 s, rollups)": bucketed(timedelta(days=7)),
+        f"GPU history {days} days (bucketed {int(timedelta(days=days).total_seconds() // MAX_CHART_POINTS)} s, rollups)": bucketed(timedelta(days=days)),
         "(not the page) Store.gpu_samples 1 day, 1 s, every column": lambda store: store.gpu_samples(now - timedelta(days=1), now),
-        f"GPU history {days} days (bucketed {int(timedelta(days=days).total_seconds() // MAX_CHART_POINTS)} s)": bucketed(timedelta(days=days)),
     }
 
 
 def time_queries(paths: DataPaths, now: datetime, days: int, reps: int) -> list[dict]:
     results = []
-    for name, fn in queries(now, days).items():
+    window = RunWindow.load(Store(paths), RunFilter(since=now - timedelta(days=days), until=now))
+    for name, fn in queries(now, days, window).items():
         times, rows = [], None
         store = Store(paths)  # the page keeps one Store (st.cache_resource)
+        store._con.execute(f"SET threads = {len(os.sched_getaffinity(0))}")  # the CPUs this process may use
         for _ in range(reps):
             t = time.perf_counter()
             out = fn(store)

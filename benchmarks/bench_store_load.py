@@ -115,7 +115,7 @@ def store_size(paths: DataPaths) -> dict:
     return {"files": len(files), "bytes": sum(by_table.values()), "by_table_bytes": by_table}
 
 
-def queries(now: datetime, days: int, window: RunWindow) -> dict:
+def queries(now: datetime, days: int, window: RunWindow, compare_raw: bool = False) -> dict:
     """Each query the Analytics page runs (pages/analytics.py), with the page's default windows. The page loads
     the 30-day runs window once per rerun (RunWindow.load, timed on its own) and asks the tabs' questions of it."""
     month = RunFilter(since=now - timedelta(days=days), until=now)
@@ -144,13 +144,16 @@ def queries(now: datetime, days: int, window: RunWindow) -> dict:
         "GPU history 7 days (bucketed 403 s, rollups)": bucketed(timedelta(days=7)),
         f"GPU history {days} days (bucketed {int(timedelta(days=days).total_seconds() // MAX_CHART_POINTS)} s, rollups)": bucketed(timedelta(days=days)),
         "(not the page) Store.gpu_samples 1 day, 1 s, every column": lambda store: store.gpu_samples(now - timedelta(days=1), now),
-    }
+    } | ({
+        f"(not the page) GPU history {days} days from the raw samples, as before the rollups":
+            lambda store: store._bucketed_raw(now - timedelta(days=days), now, bucket_s=int(timedelta(days=days).total_seconds() // MAX_CHART_POINTS)),
+    } if compare_raw else {})
 
 
-def time_queries(paths: DataPaths, now: datetime, days: int, reps: int) -> list[dict]:
+def time_queries(paths: DataPaths, now: datetime, days: int, reps: int, compare_raw: bool = False) -> list[dict]:
     results = []
     window = RunWindow.load(Store(paths), RunFilter(since=now - timedelta(days=days), until=now))
-    for name, fn in queries(now, days, window).items():
+    for name, fn in queries(now, days, window, compare_raw).items():
         times, rows = [], None
         store = Store(paths)  # the page keeps one Store (st.cache_resource)
         store._con.execute(f"SET threads = {len(os.sched_getaffinity(0))}")  # the CPUs this process may use
@@ -175,6 +178,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--reuse", action="store_true", help="keep a store built before (same --dir)")
+    parser.add_argument("--compare-raw", action="store_true", help="also time the longest chart from the raw samples")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
 
@@ -193,7 +197,7 @@ def main() -> int:
     size = store_size(paths)
     print(json.dumps({"store": size}), flush=True)
     load_before = os.getloadavg()
-    results = time_queries(paths, now, args.days, args.reps)
+    results = time_queries(paths, now, args.days, args.reps, args.compare_raw)
     summary = {
         "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),

@@ -56,19 +56,19 @@ def _check(raw: object) -> None:
     json.dumps(params.to_dict(), allow_nan=False)  # what the queue stores
 
 
-@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(params_dicts)
 def test_any_json_parameters_give_valid_params_or_an_input_error(raw):
     _check(raw)
 
 
-@hsettings(max_examples=400, deadline=None)
+@hsettings(max_examples=400, deadline=None, database=None)
 @given(likely_valid)
 def test_near_valid_parameters_give_valid_params_or_an_input_error(raw):
     _check(raw)
 
 
-@hsettings(max_examples=50, deadline=None)
+@hsettings(max_examples=50, deadline=None, database=None)
 @given(st.none() | st.integers() | st.text() | st.lists(st.integers()))
 def test_parameters_that_are_not_an_object_are_refused(raw):
     with pytest.raises(InputError):
@@ -81,7 +81,7 @@ def _png(size=(64, 64), mode="RGB") -> bytes:
     return buf.getvalue()
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(max_examples=300, deadline=None, database=None)
 @given(st.binary(max_size=2048) | st.builds(lambda cut, data: _png()[:cut] + data, st.integers(0, 200), st.binary(max_size=64)))
 def test_any_bytes_give_a_checked_image_or_an_input_error(data):
     try:

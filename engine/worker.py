@@ -75,6 +75,7 @@ class Heartbeat(threading.Thread):
         return Progress(
             stage=self.clock.current, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
             eta_s=remaining_seconds(self.clock, elapsed, self.job.predicted, self.worker.last_stages), elapsed_s=elapsed,
+            stages=dict(self.clock.stages),
         )
 
     def beat(self) -> None:

@@ -43,6 +43,7 @@ class Progress:
     total_steps: int = 0
     eta_s: float | None = None
     elapsed_s: float | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # seconds of each stage done so far
 
 
 @dataclass

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     total_steps INTEGER NOT NULL DEFAULT 0,
     eta_s DOUBLE PRECISION,
     elapsed_s DOUBLE PRECISION,
+    stage_times JSONB NOT NULL DEFAULT '{}',
     progress_at TIMESTAMPTZ,
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
     cancel_reason TEXT,
@@ -97,7 +98,8 @@ def _row_to_job(row: dict[str, Any]) -> Job:
         created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
         attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
         lease_expires_at=row["lease_expires_at"], heartbeat_at=row["heartbeat_at"],
-        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"]),
+        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"],
+                          stages=dict(row["stage_times"] or {})),
         progress_at=row["progress_at"], cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=row["result"] or {}, predicted=row["predicted"] or {},
@@ -113,6 +115,13 @@ class PostgresJobQueue(JobQueue):
         with con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))  # CREATE … IF NOT EXISTS races otherwise
             con.execute(_SCHEMA)
+            # A queue made before stage times were published. Checked first: ALTER takes an
+            # exclusive lock on the table even when the column exists, stalling every worker.
+            if not con.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'jobs' AND column_name = 'stage_times' "
+                "AND table_schema = current_schema()"
+            ).fetchone():
+                con.execute("ALTER TABLE jobs ADD COLUMN stage_times JSONB NOT NULL DEFAULT '{}'")
 
     # -- connection -------------------------------------------------------------------------
     def _con(self) -> psycopg.Connection:
@@ -192,7 +201,7 @@ class PostgresJobQueue(JobQueue):
             "               ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED), "
             "claimed AS (UPDATE jobs SET state = 'running', worker_id = %s, gpu_index = %s, started_at = next.now, "
             "    attempts = attempts + 1, lease_expires_at = next.now + make_interval(secs => %s), heartbeat_at = next.now, "
-            "    stage = NULL, step = 0, total_steps = 0, eta_s = NULL, elapsed_s = 0, progress_at = next.now "
+            "    stage = NULL, step = 0, total_steps = 0, eta_s = NULL, elapsed_s = 0, stage_times = '{}', progress_at = next.now "
             "    FROM next WHERE jobs.id = next.id RETURNING jobs.*), "
             "ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, 'running', %s FROM claimed) "
             "SELECT * FROM claimed",
@@ -205,9 +214,10 @@ class PostgresJobQueue(JobQueue):
         if progress is not None:
             row = self._con().execute(
                 f"UPDATE jobs SET lease_expires_at = {lease}, heartbeat_at = {_NOW}, stage = %s, step = %s, total_steps = %s, "
-                f"eta_s = %s, elapsed_s = %s, progress_at = {_NOW} WHERE id = %s AND worker_id = %s AND state = 'running' "
-                "RETURNING cancel_requested, cancel_reason",
-                (float(lease_s), progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s, job_id, worker_id),
+                f"eta_s = %s, elapsed_s = %s, stage_times = %s, progress_at = {_NOW} WHERE id = %s AND worker_id = %s "
+                "AND state = 'running' RETURNING cancel_requested, cancel_reason",
+                (float(lease_s), progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
+                 Jsonb(progress.stages), job_id, worker_id),
             ).fetchone()
         else:
             row = self._con().execute(

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     total_steps INTEGER NOT NULL DEFAULT 0,
     eta_s REAL,
     elapsed_s REAL,
+    stage_times TEXT NOT NULL DEFAULT '{}',
     progress_at REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     cancel_reason TEXT,
@@ -68,7 +69,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         created_at=_ts(row["created_at"]), started_at=_ts(row["started_at"]), finished_at=_ts(row["finished_at"]),
         attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
         lease_expires_at=_ts(row["lease_expires_at"]), heartbeat_at=_ts(row["heartbeat_at"]),
-        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"]),
+        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"],
+                          stages=json.loads(row["stage_times"] or "{}")),
         progress_at=_ts(row["progress_at"]), cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=json.loads(row["result"] or "{}"), predicted=json.loads(row["predicted"] or "{}"),
@@ -105,7 +107,11 @@ class SqliteJobQueue(JobQueue):
         self.path = Path(path)
         self._local = threading.local()
         try:
-            self._con().executescript(_SCHEMA)
+            con = self._con()
+            con.executescript(_SCHEMA)
+            columns = {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
+            if "stage_times" not in columns:  # a queue.db made before stage times were published
+                con.execute("ALTER TABLE jobs ADD COLUMN stage_times TEXT NOT NULL DEFAULT '{}'")
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.path, exc) from exc
 
@@ -198,7 +204,7 @@ class SqliteJobQueue(JobQueue):
             con.execute(
                 "UPDATE jobs SET state = 'running', worker_id = ?, gpu_index = ?, started_at = ?, attempts = attempts + 1, "
                 "lease_expires_at = ?, heartbeat_at = ?, stage = NULL, step = 0, total_steps = 0, eta_s = NULL, "
-                "elapsed_s = 0, progress_at = ? WHERE id = ?",
+                "elapsed_s = 0, stage_times = '{}', progress_at = ? WHERE id = ?",
                 (worker_id, gpu_index, now, now + lease_s, now, now, row["id"]),
             )
             self._event(con, row["id"], "running", f"claimed by {worker_id}")
@@ -211,8 +217,9 @@ class SqliteJobQueue(JobQueue):
         if progress is not None:
             cur = con.execute(
                 "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ?, stage = ?, step = ?, total_steps = ?, eta_s = ?, "
-                "elapsed_s = ?, progress_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'",
-                (now + lease_s, now, progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s, now, job_id, worker_id),
+                "elapsed_s = ?, stage_times = ?, progress_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'",
+                (now + lease_s, now, progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
+                 json.dumps(progress.stages), now, job_id, worker_id),
             )
         else:
             cur = con.execute(

@@ -58,6 +58,16 @@ def test_submit_claim_heartbeat_finish(queue):
     assert queue.counts() == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0, "cancelled": 0}
 
 
+def test_heartbeat_publishes_the_seconds_of_each_stage_done_so_far(queue):
+    submit(queue, "a")
+    queue.claim("w1", 0, 30)
+    stages = {"model_load": 7.5, "text_encoding": 0.25}
+    queue.heartbeat("a", "w1", 30, Progress(stage="denoising_loop", step=3, total_steps=50, stages=stages))
+    assert queue.get("a").progress.stages == stages
+    queue.requeue("a", "w1", "worker stopping")
+    assert queue.claim("w2", 0, 30).progress.stages == {}  # a new attempt starts from nothing
+
+
 def test_claim_order_follows_priority_then_position(queue):
     for job_id in ("a", "b", "c", "d"):
         submit(queue, job_id)

@@ -83,6 +83,12 @@ MODELS: dict[str, ModelSpec] = {
             description="smoke-test model: I2VGen-XL shaped, tiny random weights (no real video)",
         ),
         ModelSpec(
+            id="tiny-ltx", family="ltx", pipeline_class="LTXImageToVideoPipeline", hub_id=None, takes_prompt=True,
+            defaults=Defaults(64, 64, 9, 4, 3.0, 8, None), resolution_multiple=32, max_side=256, max_frames=33,
+            min_frames=9, frames_rule="8k+1", smoke_test=True, random_build="tiny-ltx", supports_decode_chunk=False,
+            presets=((64, 64), (64, 96)), description="smoke-test model: LTX-Video shaped (a DiT), tiny random weights (no real video)",
+        ),
+        ModelSpec(
             id="tiny-svd", family="svd", pipeline_class="StableVideoDiffusionPipeline", hub_id=None,
             takes_prompt=False, defaults=Defaults(64, 64, 4, 4, 3.0, 7, 4), resolution_multiple=32, max_side=256,
             max_frames=16, smoke_test=True, random_build="tiny-svd", presets=((64, 64), (128, 128)),

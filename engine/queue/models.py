@@ -109,6 +109,34 @@ class ReapedJob:
     message: str
 
 
+@dataclass(frozen=True)
+class DeathVerdict:
+    """What becomes of a running job whose worker stopped renewing its lease."""
+
+    state: JobState  # "queued" (requeued), "failed" or "cancelled"
+    error_kind: str
+    error_message: str
+    event: str  # the job_events message
+    message: str  # "worker died during <stage>"
+
+    @property
+    def outcome(self) -> Literal["requeued", "failed"]:
+        return "requeued" if self.state == "queued" else "failed"
+
+
+def verdict_for_dead_worker(job: Job, on_death: str, max_attempts: int) -> DeathVerdict:
+    """The same decision for every backend: a cancel in flight wins; else requeue while attempts
+    remain (on_death="requeue"); else fail, naming the stage the worker died in."""
+    message = f"worker died during {job.progress.stage or 'start-up'}"
+    if job.cancel_requested:
+        return DeathVerdict("cancelled", "cancelled", f"{job.cancel_reason or 'cancelled'} ({message})", message, message)
+    if on_death == "requeue" and job.attempts < max_attempts:
+        return DeathVerdict(
+            "queued", "worker_died", f"{message}; requeued (attempt {job.attempts} of {max_attempts})", f"{message}; requeued", message
+        )
+    return DeathVerdict("failed", "worker_died", message, message, message)
+
+
 class QueueError(Exception):
     pass
 

@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 from engine.queue.base import JobQueue
 from engine.queue.models import (
     CancelOutcome, Heartbeat, Job, JobNotFound, JobParams, LeaseLost, Progress, QueueError,
-    QueueUnavailable, ReapedJob,
+    QueueUnavailable, ReapedJob, verdict_for_dead_worker,
 )
 
 # Advisory lock keys (arbitrary constants, unique to i2vmon).
@@ -325,28 +325,18 @@ class PostgresJobQueue(JobQueue):
             ).fetchall()
             for row in rows:
                 job = _row_to_job(row)
-                stage = job.progress.stage or "start-up"
-                message = f"worker died during {stage}"
-                if job.cancel_requested:
-                    con.execute(
-                        "UPDATE jobs SET state = 'cancelled', finished_at = %s, error_kind = 'cancelled', error_message = %s WHERE id = %s",
-                        (at, f"{job.cancel_reason or 'cancelled'} ({message})", job.id),
-                    )
-                    self._event(con, job.id, "cancelled", message)
-                    reaped.append(ReapedJob(self._get(con, job.id), "failed", message))
-                elif on_death == "requeue" and job.attempts < max_attempts:
+                verdict = verdict_for_dead_worker(job, on_death, max_attempts)
+                if verdict.state == "queued":
                     con.execute(
                         "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
-                        "error_kind = 'worker_died', error_message = %s WHERE id = %s",
-                        (f"{message}; requeued (attempt {job.attempts} of {max_attempts})", job.id),
+                        "error_kind = %s, error_message = %s WHERE id = %s",
+                        (verdict.error_kind, verdict.error_message, job.id),
                     )
-                    self._event(con, job.id, "queued", f"{message}; requeued")
-                    reaped.append(ReapedJob(self._get(con, job.id), "requeued", message))
                 else:
                     con.execute(
-                        "UPDATE jobs SET state = 'failed', finished_at = %s, error_kind = 'worker_died', error_message = %s WHERE id = %s",
-                        (at, message, job.id),
+                        "UPDATE jobs SET state = %s, finished_at = %s, error_kind = %s, error_message = %s WHERE id = %s",
+                        (verdict.state, at, verdict.error_kind, verdict.error_message, job.id),
                     )
-                    self._event(con, job.id, "failed", message)
-                    reaped.append(ReapedJob(self._get(con, job.id), "failed", message))
+                self._event(con, job.id, verdict.state, verdict.event)
+                reaped.append(ReapedJob(self._get(con, job.id), verdict.outcome, verdict.message))
         return reaped

@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.queue.base import JobQueue
 from engine.queue.models import (
     CancelOutcome, Heartbeat, Job, JobNotFound, JobParams, LeaseLost, Progress, QueueError,
-    QueueDiskFull, QueueUnavailable, ReapedJob,
+    QueueDiskFull, QueueUnavailable, ReapedJob, verdict_for_dead_worker,
 )
 
 _SCHEMA = """
@@ -321,28 +321,18 @@ class SqliteJobQueue(JobQueue):
             rows = con.execute("SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at < ?", (at,)).fetchall()
             for row in rows:
                 job = _row_to_job(row)
-                stage = job.progress.stage or "start-up"
-                message = f"worker died during {stage}"
-                if job.cancel_requested:
-                    con.execute(
-                        "UPDATE jobs SET state = 'cancelled', finished_at = ?, error_kind = 'cancelled', error_message = ? WHERE id = ?",
-                        (at, f"{job.cancel_reason or 'cancelled'} ({message})", job.id),
-                    )
-                    self._event(con, job.id, "cancelled", message)
-                    reaped.append(ReapedJob(self._get(con, job.id), "failed", message))
-                elif on_death == "requeue" and job.attempts < max_attempts:
+                verdict = verdict_for_dead_worker(job, on_death, max_attempts)
+                if verdict.state == "queued":
                     con.execute(
                         "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
-                        "error_kind = 'worker_died', error_message = ? WHERE id = ?",
-                        (f"{message}; requeued (attempt {job.attempts} of {max_attempts})", job.id),
+                        "error_kind = ?, error_message = ? WHERE id = ?",
+                        (verdict.error_kind, verdict.error_message, job.id),
                     )
-                    self._event(con, job.id, "queued", f"{message}; requeued")
-                    reaped.append(ReapedJob(self._get(con, job.id), "requeued", message))
                 else:
                     con.execute(
-                        "UPDATE jobs SET state = 'failed', finished_at = ?, error_kind = 'worker_died', error_message = ? WHERE id = ?",
-                        (at, message, job.id),
+                        "UPDATE jobs SET state = ?, finished_at = ?, error_kind = ?, error_message = ? WHERE id = ?",
+                        (verdict.state, at, verdict.error_kind, verdict.error_message, job.id),
                     )
-                    self._event(con, job.id, "failed", message)
-                    reaped.append(ReapedJob(self._get(con, job.id), "failed", message))
+                self._event(con, job.id, verdict.state, verdict.event)
+                reaped.append(ReapedJob(self._get(con, job.id), verdict.outcome, verdict.message))
         return reaped

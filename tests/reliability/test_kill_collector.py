@@ -48,6 +48,7 @@ def test_a_collector_killed_at_any_moment_or_mid_flush_leaves_whole_files_and_a_
     first = wait_for(lambda: _latest_sample(data_dir), 60, what="a live sample")
     wait_for(lambda: (t := _latest_sample(data_dir)) and (t - first).total_seconds() >= 1.5, 30, what="sampling on")
     kill9(proc)
+    held_s = (_latest_sample(data_dir) - first).total_seconds()  # sampled, never flushed
     # 3. a clean run after the crashes
     before = _host_rows(data_dir)
     proc = start(["collector"], data_dir, log, **ENV)
@@ -65,8 +66,10 @@ def test_a_collector_killed_at_any_moment_or_mid_flush_leaves_whole_files_and_a_
     for gpu_index, gpu in samples.groupby("gpu_index"):
         charted = with_gaps(gpu, max_gap_s=3 * INTERVAL_S)
         breaks = charted[charted["gpu_util_percent"].isna()]
-        # Four restarts (each seconds long, on top of the rows lost in memory) and nothing drawn across them.
-        assert len(breaks) >= 4, f"GPU {gpu_index}: {len(breaks)} gaps"
+        # Four runs left rows (three killed, the clean one); the held run left none, so three gaps at least
+        # (a loaded machine can add more), the one around the held run as long as it sampled.
+        assert len(breaks) >= 3, f"GPU {gpu_index}: {len(breaks)} gaps"
         assert breaks.drop(columns=["ts"]).isna().all().all()  # a break carries no value to interpolate
         steps = gpu["ts"].sort_values().diff().dt.total_seconds().dropna()
         assert (steps[steps > 3 * INTERVAL_S].count()) == len(breaks)
+        assert steps.max() >= held_s

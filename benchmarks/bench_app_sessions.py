@@ -1,0 +1,98 @@
+"""Many app sessions at once over a loaded store: each page's script run time with N sessions rerunning together.
+
+    .venv/bin/python benchmarks/bench_app_sessions.py --dir /tmp/i2vmon-load --jobs 10000 --sessions 20
+
+The data directory is the one bench_store_load.py built (30 days of 8 GPUs' samples, 10,000 runs); this adds
+`--jobs` queued jobs to its queue and a collector's live files. Then `--sessions` processes start together,
+each a Streamlit AppTest session (the server-side run of a page script: every query, every chart built, what
+a rerun costs the server) that runs every page twice and times the second run. What a browser adds (network,
+drawing) is not here: benchmarks/bench_ui_render.py measures that in Chromium for one session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ("generate", "live_monitor", "quality_review", "analytics")
+
+
+def prepare(data_dir: Path, jobs: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests" / "app"))
+    import app_synthetic
+    from PIL import Image
+
+    from data.paths import DataPaths
+    from engine.queue import JobParams
+    from engine.queue.sqlite import SqliteJobQueue
+
+    paths = DataPaths(data_dir).ensure()
+    app_synthetic.write_live(paths, datetime.now(timezone.utc), gpus=8)
+    queue = SqliteJobQueue(paths.queue_db)
+    have = queue.counts()["queued"]
+    image = paths.jobs_dir / "bench-input.png"
+    Image.new("RGB", (64, 64)).save(image)
+    params = JobParams(model="tiny", prompt="a cat walking", height=64, width=64, frames=2, steps=2)
+    for i in range(have, jobs):
+        queue.submit(params, str(image), job_id=f"{i:032x}", priority=i % 3)
+
+
+def session(data_dir: Path, start_at: float) -> dict:
+    os.environ["I2VMON_DATA_DIR"] = str(data_dir)
+    from streamlit.testing.v1 import AppTest
+
+    while time.time() < start_at:
+        time.sleep(0.01)
+    out = {}
+    for page in PAGES:
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
+        at.run()  # first run: imports, caches
+        t = time.perf_counter()
+        at.run()
+        out[page] = time.perf_counter() - t
+        errors = [e.value for e in at.exception]
+        if errors:
+            out[f"{page}_error"] = errors[0][:200]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/i2vmon-load"))
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--session", type=float, help=argparse.SUPPRESS)  # internal: one session, start time
+    args = parser.parse_args()
+    if args.session is not None:
+        print(json.dumps(session(args.dir, args.session)))
+        return 0
+    prepare(args.dir, args.jobs)
+    start_at = time.time() + 45  # every process imported and waiting
+    procs = [subprocess.Popen([sys.executable, __file__, "--dir", str(args.dir), "--session", str(start_at)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+             for _ in range(args.sessions)]
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    summary = {"sessions": args.sessions, "queued_jobs": args.jobs, "load_average_1m": round(os.getloadavg()[0], 2), "pages": {}}
+    for page in PAGES:
+        times = sorted(r[page] for r in results)
+        summary["pages"][page] = {"p50_s": round(statistics.median(times), 2), "max_s": round(times[-1], 2),
+                                  "errors": sorted({r[f"{page}_error"] for r in results if f"{page}_error" in r})}
+    print(json.dumps(summary, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

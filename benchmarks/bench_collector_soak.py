@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -38,6 +39,7 @@ class SoakResult:
     gpus: int
     wall_s: float
     rss_mib: list[float] = field(default_factory=list)  # every `checkpoint_s` simulated seconds
+    arrow_mib: list[float] = field(default_factory=list)  # bytes Arrow holds allocated at those moments
     files: list[int] = field(default_factory=list)
     gpu_rows: int = 0
     host_rows: int = 0
@@ -52,6 +54,7 @@ class SoakResult:
         return {
             "ticks": self.ticks, "simulated_hours": round(self.ticks / 3600, 2), "gpus": self.gpus, "wall_s": round(self.wall_s, 1),
             "ticks_per_s": round(self.ticks / self.wall_s, 1), "rss_mib": [round(r, 1) for r in self.rss_mib],
+            "arrow_allocated_mib": [round(a, 1) for a in self.arrow_mib],
             "rss_growth_after_warmup_mib": round(self.rss_growth_after_warmup_mib, 1), "files": self.files,
             "max_files": max(self.files), "gpu_rows": self.gpu_rows, "host_rows": self.host_rows,
         }
@@ -91,6 +94,7 @@ def soak(data_dir: Path, *, seconds: int, gpus: int = 8, flush_every: int = 5, c
         if (i + 1) % checkpoint_s == 0:
             gc.collect()
             result.rss_mib.append(process.memory_info().rss / MIB)
+            result.arrow_mib.append(pa.total_allocated_bytes() / MIB)
             result.files.append(sum(1 for _ in paths.tables_dir.rglob("*.parquet")))
     collector.close()
     collector.compact()

@@ -2,9 +2,10 @@
 
 Each flush becomes one small `part-*.parquet` in its day/host partition. Compaction keeps
 the file count bounded: within a day, every `compact_after_parts` parts are merged into one
-`chunk-*.parquet`, and once there are `compact_after_parts` chunks they are merged into one;
-a finished day is merged into a single `day-*.parquet`. A month of 1 s samples is then about
-one file per day per table, and today at most 2 × `compact_after_parts`. A finished day of
+`chunk-*.parquet`, every `compact_after_parts` of those into a `chunk2-*`, and so on (a merge
+reads at most that many files of one size); a finished day is merged into a single
+`day-*.parquet`. A month of 1 s samples is then about one file per day per table, and today
+fewer than `compact_after_parts` files per level (4 levels hold a day of 5 s flushes at 12). A finished day of
 gpu_samples also gets a per-minute rollup (`gpu_minutes/`), which long-window charts read.
 
 A merged file names its sources in its Parquet metadata; a merge interrupted (kill -9) after
@@ -114,17 +115,28 @@ def compact_partition(partition: Path, *, today: date, max_parts: int) -> int:
             return 0
         _merge(files, partition / f"day-{day.isoformat()}-{uuid.uuid4().hex[:8]}.parquet")
         return len(files) - 1
+    # Levels: max_parts parts make a level-1 chunk, max_parts level-L chunks a level-(L+1) chunk. Without
+    # the levels a day of 1 s samples ends as a chunk a minute (1440 files a table); merging every chunk into
+    # one instead rewrites the whole day each time, its memory growing through the day.
     merged = 0
-    parts = [f for f in files if f.name.startswith("part-")]
-    if len(parts) >= max_parts:
-        _merge(parts, partition / f"chunk-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
-        merged += len(parts) - 1
-    # Chunks too, or a day of 1 s samples would end as a chunk a minute (1440 files per table).
-    chunks = sorted(partition.glob("chunk-*.parquet"))
-    if len(chunks) >= max_parts:
-        _merge(chunks, partition / f"chunk-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
-        merged += len(chunks) - 1
-    return merged
+    level = 0
+    while True:
+        inputs = [f for f in sorted(partition.glob("*.parquet")) if _chunk_level(f) == level]
+        if len(inputs) < max_parts:
+            return merged
+        _merge(inputs, partition / f"chunk{level + 1 if level else ''}-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
+        merged += len(inputs) - 1
+        level += 1
+
+
+def _chunk_level(path: Path) -> int | None:
+    """0 for a flush's part, L for a level-L chunk (`chunk-` is level 1, `chunk2-` level 2, …), None otherwise."""
+    prefix = path.name.split("-", 1)[0]
+    if prefix == "part":
+        return 0
+    if prefix.startswith("chunk"):
+        return int(prefix.removeprefix("chunk") or 1)
+    return None
 
 
 # -- per-minute rollups of finished days (what long-window charts read) ----------------------------
@@ -182,6 +194,8 @@ def compact(paths: DataPaths, *, host: str, max_parts: int = 12, now: datetime |
                     _ensure_rollup(partition)
             except (OSError, pa.ArrowException) as exc:
                 log.warning("compaction of %s skipped: %s", partition, exc)
+    if merged:
+        pa.default_memory_pool().release_unused()  # give the merge buffers back, or RSS keeps the largest
     return merged
 
 

@@ -49,11 +49,13 @@ def test_a_compaction_killed_between_writing_the_merged_file_and_deleting_its_so
     assert len(list(paths.table_dir("gpu_samples").rglob("*.parquet"))) == 1
 
 
-def test_a_day_of_flushes_stays_within_two_dozen_files(paths):
-    # 300 flushes (25 minutes at a flush every 5 s), compaction after every 12 as the collector does each minute
+def test_flushes_compact_level_by_level_and_the_file_count_stays_bounded(paths):
+    # 300 flushes (25 minutes at a flush every 5 s) with max_parts 4: four levels of chunks are reached
     for i in range(300):
         parquet_store.write_rows(paths, "gpu_samples", _rows(T0 + timedelta(seconds=5 * i), 5), host="h1")
-        if (i + 1) % 12 == 0:
-            parquet_store.compact(paths, host="h1", max_parts=12, now=T0)
-        assert len(list(paths.table_dir("gpu_samples").rglob("*.parquet"))) <= 2 * 12
+        if (i + 1) % 4 == 0:
+            parquet_store.compact(paths, host="h1", max_parts=4, now=T0)
+        assert len(list(paths.table_dir("gpu_samples").rglob("*.parquet"))) <= 3 * 5  # fewer than max_parts per level
+    names = [p.name for p in paths.table_dir("gpu_samples").rglob("*.parquet")]
+    assert any(n.startswith("chunk4-") for n in names), names  # 256 flushes made it
     assert _count(paths) == (3000, 3000)

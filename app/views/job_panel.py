@@ -71,6 +71,9 @@ def result(job: Job) -> None:
     r = job.result or {}
     stages = {k: v for k, v in (r.get("stages") or {}).items() if v is not None}
     if job.state == "succeeded":
+        # The live bar may last be drawn short of the end (it refreshes once a second); close it.
+        steps = len(r.get("step_times_s") or []) or job.params.steps
+        st.progress(1.0, text=f"step {steps}/{steps} · done · elapsed {fmt.seconds(r.get('total_s'))}")
         st.success(f"Job `{job.id}` finished in {fmt.seconds(r.get('total_s'))}.")
     elif job.state == "cancelled":
         st.warning(f"Job `{job.id}` was cancelled: {job.error_message or job.cancel_reason or 'by request'}.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import urllib.request
 import sys
 import time
 from pathlib import Path
@@ -83,3 +85,36 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "cond
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+LAUNCHER_CHILDREN = (("collector", "-m collector"), ("engine", "-m engine serve"), ("api", "-m api"), ("ui", "streamlit run"))
+
+
+def launcher_children(pid: int) -> dict:
+    """The processes `python -m app` (pid) started, by role; one that just died is skipped."""
+    import psutil
+
+    found = {}
+    for child in psutil.Process(pid).children():
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        for name, marker in LAUNCHER_CHILDREN:
+            if marker in cmd:
+                found[name] = child
+    return found

@@ -14,15 +14,13 @@ import io
 import os
 import shutil
 import signal
-import socket
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, start, wait_for
+from tests.conftest import ROOT, free_port, http_ok, start, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,28 +71,18 @@ PLAY_VIDEO = """async () => {
 NO_SAVE_PICKER = "delete window.showSaveFilePicker; window.showSaveFilePicker = undefined;"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def app_url(data_dir: Path, tmp_path: Path):
     """`python -m app` as a real process on free ports; its base URL. Stopped with SIGTERM, as Ctrl-C would."""
-    ui, api = _free_port(), _free_port()
+    ui, api = free_port(), free_port()
     log = tmp_path / "app.log"
     proc = start(["app", "--port", str(ui), "--api-port", str(api)], data_dir, log)
     try:
-        wait_for(lambda: proc.poll() is None and _http_ok(f"http://127.0.0.1:{ui}/_stcore/health"), 120, interval=0.5,
+        wait_for(lambda: proc.poll() is None and http_ok(f"http://127.0.0.1:{ui}/_stcore/health"), 120, interval=0.5,
                  what=f"the UI on port {ui} (log: {log})")
         yield f"http://127.0.0.1:{ui}"
     finally:

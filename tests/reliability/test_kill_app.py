@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import urllib.request
 
 import psutil
 
-from tests.conftest import start, wait_for
-
-MARKERS = (("collector", "-m collector"), ("engine", "-m engine serve"), ("api", "-m api"), ("ui", "streamlit run"))
+from tests.conftest import free_port, http_ok, launcher_children, start, wait_for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _children(pid: int) -> dict[str, psutil.Process]:
-    found = {}
-    for child in psutil.Process(pid).children():
-        try:
-            cmd = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        for name, marker in MARKERS:
-            if marker in cmd:
-                found[name] = child
-    return found
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -49,22 +24,22 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 def test_a_killed_ui_is_restarted_and_a_killed_launcher_leaves_no_orphans(data_dir, tmp_path):
-    ui_port, api_port = _free_port(), _free_port()
+    ui_port, api_port = free_port(), free_port()
     args = ["app", "--port", str(ui_port), "--api-port", str(api_port)]
     ui_health = f"http://127.0.0.1:{ui_port}/_stcore/health"
     app = start(args, data_dir, tmp_path / "app.log")
     try:
-        children = wait_for(lambda: len(c := _children(app.pid)) == 4 and c, 60, what="four children")
-        wait_for(lambda: _http_ok(ui_health), 120, interval=0.5, what="the UI")
+        children = wait_for(lambda: len(c := launcher_children(app.pid)) == 4 and c, 60, what="four children")
+        wait_for(lambda: http_ok(ui_health), 120, interval=0.5, what="the UI")
 
         # 1. kill -9 of the Streamlit server: the supervisor starts it again and the page serves
         os.kill(children["ui"].pid, signal.SIGKILL)
-        wait_for(lambda: (c := _children(app.pid).get("ui")) and c.pid != children["ui"].pid, 30, what="a new UI")
-        wait_for(lambda: _http_ok(ui_health) and _http_ok(f"http://127.0.0.1:{ui_port}/"), 120, interval=0.5, what="the UI again")
+        wait_for(lambda: (c := launcher_children(app.pid).get("ui")) and c.pid != children["ui"].pid, 30, what="a new UI")
+        wait_for(lambda: http_ok(ui_health) and http_ok(f"http://127.0.0.1:{ui_port}/"), 120, interval=0.5, what="the UI again")
         assert "ui stopped (killed by SIGKILL); restarting" in (tmp_path / "app.log").read_text()
 
         # 2. kill -9 of python -m app: every child stops by itself (none keeps a port or a GPU)
-        orphans = list(_children(app.pid).values())
+        orphans = list(launcher_children(app.pid).values())
         os.kill(app.pid, signal.SIGKILL)
         app.wait(timeout=10)
         wait_for(lambda: not any(_alive(p) for p in orphans), 60, interval=0.5,
@@ -77,8 +52,8 @@ def test_a_killed_ui_is_restarted_and_a_killed_launcher_leaves_no_orphans(data_d
     # 3. started again, everything comes back on the same ports
     again = start(args, data_dir, tmp_path / "app2.log")
     try:
-        wait_for(lambda: len(_children(again.pid)) == 4, 60, what="four children again")
-        wait_for(lambda: _http_ok(ui_health) and _http_ok(f"http://127.0.0.1:{api_port}/api/jobs"), 120, interval=0.5,
+        wait_for(lambda: len(launcher_children(again.pid)) == 4, 60, what="four children again")
+        wait_for(lambda: http_ok(ui_health) and http_ok(f"http://127.0.0.1:{api_port}/api/jobs"), 120, interval=0.5,
                  what="UI and API again")
     finally:
         again.send_signal(signal.SIGTERM)

@@ -94,6 +94,9 @@ class EngineSettings(BaseModel):
     max_image_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_consecutive_ooms: int = Field(3, ge=1)
     cpu_model: str = "tiny"
+    speed_mode: Literal["off", "compile"] = Field(
+        "off", description="compile: torch.compile the denoiser (GPU only; compiled code cached in the data dir)"
+    )
     random_weights: bool = Field(
         False, description="build full-size models from their configs with random weights (GPU measurements; output is noise)"
     )

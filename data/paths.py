@@ -8,6 +8,7 @@
       queue.db                     the job queue (SQLite, WAL)
       jobs/<job_id>/               input image, video, thumbnail of one job
       quarantine/                  files a query found unreadable, moved aside
+      compile-cache/               torch.compile's cache (speed mode)
       logs/                        one log file per process
 """
 
@@ -64,6 +65,11 @@ class DataPaths:
     @property
     def quarantine_dir(self) -> Path:
         return self.root / "quarantine"
+
+    @property
+    def compile_cache_dir(self) -> Path:
+        """torch.compile's on-disk cache: a model and shape compile once, not per process."""
+        return self.root / "compile-cache"
 
     @property
     def logs_dir(self) -> Path:

@@ -165,6 +165,7 @@ class RunRecord:
     quality_score: float | None = None
     low_quality: bool | None = None
     quality_reasons: str | None = None
+    speed_mode: str | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def build_run_record(
         predicted_peak_allocated_bytes=job.predicted.get("peak_allocated_bytes"),
         predicted_peak_reserved_bytes=job.predicted.get("peak_reserved_bytes"),
         predicted_seconds=job.predicted.get("seconds"),
+        speed_mode=output.speed_mode if output else None,
     )
     for stage in STAGES:
         if stage in stages:

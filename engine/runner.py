@@ -17,6 +17,8 @@ from engine.pipelines.clock import StageClock
 from engine.pipelines.loading import apply_memory_options, load_pipeline
 from engine.queue.models import Job
 from engine.registry import ModelSpec, get_model
+from engine.speed import apply_speed_mode
+from data.paths import data_paths
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class RunOutput:
     thumbnail_path: Path
     frames: int
     smoke_test: bool
+    speed_mode: str = "off"
     quality: dict | None = None
     quality_report: dict | None = None
 
@@ -41,6 +44,7 @@ class PipelineCache:
     key: tuple[str, str] | None = None
     pipe: Any = None
     loads: int = field(default=0)
+    speed_mode: str = "off"  # what applies to the loaded pipeline
 
     def get(self, spec: ModelSpec, offload: str) -> Any:
         key = (spec.id, offload)
@@ -56,6 +60,11 @@ class PipelineCache:
         )
         apply_memory_options(pipe, offload=offload, device=self.device, gpu_index=self.gpu_index)
         pipe.set_progress_bar_config(disable=True)
+        family = importlib.import_module(f"engine.pipelines.{spec.family}")
+        self.speed_mode = apply_speed_mode(
+            pipe, denoiser=family.DENOISER, mode=self.settings.engine.speed_mode if offload == "none" else "off",
+            device=self.device, cache_dir=data_paths(self.settings).compile_cache_dir,
+        )
         self.key, self.pipe = key, pipe
         self.loads += 1
         return pipe
@@ -107,7 +116,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         write_mp4(video_path, frames, params.fps)
         write_thumbnail(thumbnail_path, frames)
     del frames
-    output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)))
+    output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)), cache.speed_mode)
     # 9. quality_scoring
     if settings.quality.enabled:
         with clock.stage("quality_scoring"):

@@ -231,7 +231,7 @@ class Worker:
             "stages": clock.stages, "step_times_s": clock.step_times, "failed_stage": clock.current if state != "succeeded" else None,
             "video_path": str(output.video_path) if output else None,
             "thumbnail_path": str(output.thumbnail_path) if output else None,
-            "smoke_test": record.smoke_test, "quality": output.quality_report if output else None,
+            "smoke_test": record.smoke_test, "quality": output.quality_report if output else None, "speed_mode": record.speed_mode,
             "peak_allocated_bytes": record.peak_allocated_bytes, "peak_reserved_bytes": record.peak_reserved_bytes,
             "peak_nvml_process_bytes": record.peak_nvml_process_bytes, "total_s": record.total_s, "gpu_name": self.device.gpu_name,
         }

@@ -13,7 +13,7 @@ from config import load_settings
 from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
 from engine.queue.models import OFFLOAD_CHOICES
 from engine.registry import MODELS
-from engine.validation import InputError
+from engine.validation import InputError, read_image_file
 
 EXIT_BAD_INPUT = 2
 EXIT_JOB_NOT_SUCCEEDED = 3
@@ -45,17 +45,14 @@ def _submit(args: argparse.Namespace) -> int:
     settings = load_settings()
     queue = open_queue(settings)
     image = Path(args.image)
-    if not image.is_file():
-        raise InputError(f"image {image} does not exist" if not image.exists() else f"image {image} is not a file")
-    if image.stat().st_size > settings.engine.max_image_bytes:
-        raise InputError(f"image {image} is {image.stat().st_size / 2**20:.1f} MiB; the limit is {settings.engine.max_image_bytes / 2**20:.0f} MiB")
+    image_bytes = read_image_file(image, max_bytes=settings.engine.max_image_bytes)
     raw = {
         "model": args.model, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "height": args.height,
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
     }
     try:
-        submitted = submit(settings, queue, raw, image.read_bytes(), image_name=f"image {image.name}", force=args.force, priority=args.priority)
+        submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force, priority=args.priority)
     except PreflightRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         for s in exc.suggestions:

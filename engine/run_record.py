@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from datetime import datetime, timezone
@@ -60,11 +61,7 @@ def build_run_record(
         predicted_seconds=job.predicted.get("seconds"),
         speed_mode=output.speed_mode if output else None,
     )
-    for stage in STAGES:
-        if stage in stages:
-            setattr(record, f"stage_{stage}_s", stages[stage])
-    if output and output.quality:
-        for key, value in output.quality.items():
-            if hasattr(record, key):
-                setattr(record, key, value)
-    return record
+    # replace() refuses a name that is not a column, so a quality key the schema lost fails loudly.
+    stage_columns = {f"stage_{stage}_s": stages[stage] for stage in STAGES if stage in stages}
+    quality = output.quality if output and output.quality else {}
+    return dataclasses.replace(record, **stage_columns, **quality)

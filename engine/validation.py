@@ -83,7 +83,9 @@ def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, m
     return CheckedImage(image=image, format=fmt, original_mode=original_mode)
 
 
-def check_image_file(path: Path, *, max_bytes: int, max_pixels: int) -> CheckedImage:
+def read_image_file(path: Path, *, max_bytes: int) -> bytes:
+    """The bytes of an image file on disk, refused before reading when missing or too large;
+    `check_image_bytes` (through `engine.submission.submit`) checks what is inside."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"image {path} does not exist")
@@ -92,7 +94,7 @@ def check_image_file(path: Path, *, max_bytes: int, max_pixels: int) -> CheckedI
     size = path.stat().st_size
     if size > max_bytes:
         raise InputError(f"image {path} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
-    return check_image_bytes(path.read_bytes(), name=f"image {path.name}", max_bytes=max_bytes, max_pixels=max_pixels)
+    return path.read_bytes()
 
 
 def _whole(name: str, value: object) -> int:

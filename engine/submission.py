@@ -117,9 +117,14 @@ def submit(
     input_path = job_dir / "input.png"
     checked.image.save(input_path, format="PNG")
     on_gpu = gpu_name is not None  # a CPU job has no GPU memory to predict
+
+    def predicted_bytes(key: str) -> int | None:
+        gib = prediction.get(key)
+        return int(gib * 2**30) if on_gpu and gib is not None else None
+
     predicted = {
-        "peak_allocated_bytes": int(prediction["peak_allocated_gib"] * 2**30) if on_gpu and prediction.get("peak_allocated_gib") is not None else None,
-        "peak_reserved_bytes": int(prediction["peak_reserved_gib"] * 2**30) if on_gpu and prediction.get("peak_reserved_gib") is not None else None,
+        "peak_allocated_bytes": predicted_bytes("peak_allocated_gib"),
+        "peak_reserved_bytes": predicted_bytes("peak_reserved_gib"),
         "seconds": prediction.get("seconds"),
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),

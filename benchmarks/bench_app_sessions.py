@@ -1,12 +1,16 @@
 """Many app sessions at once over a loaded store: each page's script run time with N sessions rerunning together.
 
-    .venv/bin/python benchmarks/bench_app_sessions.py --dir /tmp/i2vmon-load --jobs 10000 --sessions 20
+    .venv/bin/python benchmarks/bench_app_sessions.py --dir /tmp/i2vmon-load --jobs 10000 --sessions 20 [--mode threads]
 
 The data directory is the one bench_store_load.py built (30 days of 8 GPUs' samples, 10,000 runs); this adds
-`--jobs` queued jobs to its queue and a collector's live files. Then `--sessions` processes start together,
-each a Streamlit AppTest session (the server-side run of a page script: every query, every chart built, what
-a rerun costs the server) that runs every page twice and times the second run. What a browser adds (network,
-drawing) is not here: benchmarks/bench_ui_render.py measures that in Chromium for one session.
+`--jobs` queued jobs to its queue and a collector's live files. Then `--sessions` sessions start together, each a
+Streamlit AppTest session (the server-side run of a page script: every query, every chart built, what a rerun
+costs the server) that runs every page twice and times the second run. What a browser adds (network, drawing) is
+not here: benchmarks/bench_ui_render.py measures that in Chromium for one session.
+
+--mode processes (the default, as first measured): one process per session, so no session shares another's
+caches, and 20 Python processes share the 2 cores without one GIL between them. --mode threads: every session a
+thread of one process, as `streamlit run` serves them: one GIL, and st.cache_data / st.cache_resource shared.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,11 +70,33 @@ def session(data_dir: Path, start_at: float) -> dict:
     return out
 
 
+def threaded_sessions(data_dir: Path, sessions: int) -> list[dict]:
+    """`sessions` sessions as threads of this process, started together (after one warm-up of each page)."""
+    os.environ["I2VMON_DATA_DIR"] = str(data_dir)
+    from streamlit.testing.v1 import AppTest
+
+    for page in PAGES:  # imports, as a server has them before its 20th user
+        AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120).run()
+    results: list[dict] = [{} for _ in range(sessions)]
+    start_at = time.time() + 2
+
+    def one(i: int) -> None:
+        results[i] = session(data_dir, start_at)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/i2vmon-load"))
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--mode", choices=("processes", "threads"), default="processes")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--session", type=float, help=argparse.SUPPRESS)  # internal: one session, start time
     args = parser.parse_args()
@@ -77,13 +104,18 @@ def main() -> int:
         print(json.dumps(session(args.dir, args.session)))
         return 0
     prepare(args.dir, args.jobs)
-    start_at = time.time() + 45  # every process imported and waiting
-    procs = [subprocess.Popen([sys.executable, __file__, "--dir", str(args.dir), "--session", str(start_at)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
-             for _ in range(args.sessions)]
-    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    summary = {"sessions": args.sessions, "queued_jobs": args.jobs, "load_average_1m": round(os.getloadavg()[0], 2), "pages": {}}
+    if args.mode == "threads":
+        sys.path.insert(0, str(ROOT))
+        results = threaded_sessions(args.dir, args.sessions)
+    else:
+        start_at = time.time() + 45  # every process imported and waiting
+        procs = [subprocess.Popen([sys.executable, __file__, "--dir", str(args.dir), "--session", str(start_at)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                 for _ in range(args.sessions)]
+        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    summary = {"sessions": args.sessions, "mode": args.mode, "queued_jobs": args.jobs,
+               "load_average_1m": round(os.getloadavg()[0], 2), "pages": {}}
     for page in PAGES:
         times = sorted(r[page] for r in results)
         summary["pages"][page] = {"p50_s": round(statistics.median(times), 2), "max_s": round(times[-1], 2),

@@ -74,10 +74,11 @@ PAGES: dict[str, tuple[str, str]] = {
     # a full page of 12 cards, each with its video and rating widget
     "quality_review": ("/quality", """() => document.querySelectorAll('video').length >= 12
         && [...document.querySelectorAll('button')].filter(b => b.innerText.trim() === 'Save rating').length >= 12"""),
-    # the six history charts drawn with data, and the last tab's download buttons (the script's last element)
+    # the open tab (History, the first; only the open tab runs): its six charts drawn with data and its table,
+    # the script's last element
     "analytics": ("/analytics", """() => [...document.querySelectorAll('.js-plotly-plot')]
         .filter(gd => (gd._fullData || []).some(t => t.x && t.x.length > 0)).length >= 6
-        && [...document.querySelectorAll('button')].some(b => b.innerText.includes('GPU metrics of the GPU-history window'))"""),
+        && !!document.querySelector('[data-testid=stDataFrame]')"""),
 }
 
 

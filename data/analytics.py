@@ -26,10 +26,16 @@ GROUPINGS: dict[str, str] = {
     "frames": "frames",
     "steps": "steps",
     "gpu": "coalesce(gpu_name, 'unknown')",
+    "speed_mode": "coalesce(speed_mode, 'not recorded')",
 }
 
-# The columns that make two runs 'the same setting'.
-SETTING_KEYS: tuple[str, ...] = ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload")
+# The columns that make two runs 'the same setting'. A speed mode is part of it: a compiled run is another setting.
+SETTING_KEYS: tuple[str, ...] = ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload",
+                                 "speed_mode")
+# What the speed-mode comparison holds equal: the work asked for, whatever GPU or speed mode ran it.
+WORK_KEYS: tuple[str, ...] = ("model", "height", "width", "frames", "steps")
+# A run without a speed-mode label: recorded before the column existed, or ended before its pipeline was ready.
+NO_SPEED_MODE = "not recorded"
 
 _LATEST = "(SELECT * FROM {src} WHERE {where} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)"
 
@@ -83,6 +89,8 @@ class RunWindow:
     def __init__(self, table: pa.Table) -> None:
         if "date" not in table.column_names:  # an empty store's table has no partition column
             table = table.append_column("date", pa.nulls(table.num_rows, pa.date32()))
+        if "speed_mode" not in table.column_names:  # a store written before runs recorded their speed mode
+            table = table.append_column("speed_mode", pa.nulls(table.num_rows, pa.string()))
         self.table = table
         self._con = duckdb.connect(":memory:")
         self._con.register(self.TABLE, table)
@@ -210,6 +218,38 @@ def setting_profile(store: Store | RunWindow, run_filter: RunFilter) -> dict:
     sql = f"SELECT {_measures()}, {stages} FROM {runs}"
     rows = store.query("runs", sql, params).to_pylist()
     return rows[0] if rows else {}
+
+
+def speed_mode_comparison(store: Store | RunWindow, run_filter: RunFilter, *, compared_only: bool = True) -> pa.Table:
+    """Per setting of the work (WORK_KEYS) and speed mode: count, median time and s/step, peak memory, quality,
+    and the speed-up of the median s/step against the same setting's "off" runs (null where it has none).
+
+    The speed mode is an opaque label ("off", "compile", …; NO_SPEED_MODE where none was recorded). With
+    `compared_only`, only settings that ran under two speed modes or more."""
+    runs, params = _runs(run_filter)
+    keys = ", ".join(WORK_KEYS)
+    mode = f"coalesce(speed_mode, '{NO_SPEED_MODE}')"
+    sql = (
+        f"WITH per_mode AS (SELECT {keys}, {mode} AS speed_mode, count(*) AS runs, "
+        "count(*) FILTER (WHERE state = 'succeeded') AS succeeded, "
+        "count(*) FILTER (WHERE state = 'failed') / count(*) AS failure_rate, "
+        "median(total_s) FILTER (WHERE state = 'succeeded') AS median_total_s, "
+        "median(s_per_step) FILTER (WHERE state = 'succeeded') AS median_s_per_step, "
+        "median(peak_allocated_bytes) FILTER (WHERE state = 'succeeded') AS median_peak_allocated_bytes, "
+        "max(peak_allocated_bytes) AS max_peak_allocated_bytes, "
+        "avg(quality_score) AS mean_quality_score "
+        f"FROM {runs} GROUP BY ALL) "
+        f"SELECT * EXCLUDE (modes, off_s_per_step, off_total_s), "
+        "off_s_per_step / nullif(median_s_per_step, 0) AS step_speedup_vs_off, "
+        "off_total_s / nullif(median_total_s, 0) AS total_speedup_vs_off FROM ("
+        f"SELECT *, count(*) OVER setting AS modes, "
+        "max(median_s_per_step) FILTER (WHERE speed_mode = 'off') OVER setting AS off_s_per_step, "
+        "max(median_total_s) FILTER (WHERE speed_mode = 'off') OVER setting AS off_total_s "
+        f"FROM per_mode WINDOW setting AS (PARTITION BY {keys})) "
+        f"{'WHERE modes >= 2 ' if compared_only else ''}"
+        "ORDER BY model, height, width, frames, steps, speed_mode != 'off', speed_mode"
+    )
+    return store.query("runs", sql, params)
 
 
 def distinct_values(store: Store | RunWindow, column: str) -> list:

@@ -1,6 +1,10 @@
-"""Analytics: the run history by day, model, resolution, frames and steps; stage breakdown; the fastest run
-of each setting; predicted against measured; two settings side by side; GPU history of any past window;
-CSV export of runs and metrics."""
+"""Analytics: the run history by day, model, resolution, frames, steps and speed mode; stage breakdown; the
+fastest run of each setting; runs with and without speed mode; predicted against measured; two settings side
+by side; GPU history of any past window; CSV export of runs and metrics.
+
+Only the open tab runs (st.tabs with on_change="rerun"). The window's runs and the answers asked of them are
+shared by every session for WINDOW_TTL_S (st.cache_resource / st.cache_data keyed by the window's days), so
+twenty sessions on the same month pay for one read and one query each, not twenty."""
 
 import sys
 from pathlib import Path
@@ -19,13 +23,17 @@ from app.views import charts, export, resources  # noqa: E402
 from app.views import formatting as fmt  # noqa: E402
 from app.views.frame import guarded  # noqa: E402
 from data import analytics  # noqa: E402
-from data.analytics import GROUPINGS, SETTING_KEYS, RunFilter, RunWindow  # noqa: E402
+from data.analytics import GROUPINGS, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow  # noqa: E402
 from data.schemas import STAGES  # noqa: E402
 from data.store import Store  # noqa: E402
 
 GIB = 2**30
 DEFAULT_DAYS = 30
 MAX_CHART_POINTS = 1500  # per GPU in the history chart; the bucket grows with the window
+WINDOW_TTL_S = 30  # how stale a shared window's runs and answers may be
+TAB_KEY = "an_tab"
+# Choices inside tabs that must survive while their tab is closed (Streamlit forgets an unrendered widget's state).
+KEPT = {"an_by": "day", "an_stage_by": "model", "an_speed_measure": "s/step"}
 
 NUMBER_COLUMNS = {
     "runs": st.column_config.NumberColumn("runs", format="%d"),
@@ -40,7 +48,33 @@ NUMBER_COLUMNS = {
     "max_peak_allocated_gib": st.column_config.NumberColumn("max peak", format="%.2f GiB"),
     "mean_peak_allocated_gib": st.column_config.NumberColumn("mean peak", format="%.2f GiB"),
     "mean_quality_score": st.column_config.NumberColumn("quality", format="%.3f"),
+    "median_peak_allocated_gib": st.column_config.NumberColumn("median peak", format="%.2f GiB"),
+    "step_speedup_vs_off": st.column_config.NumberColumn("s/step speed-up vs off", format="%.2f×"),
+    "total_speedup_vs_off": st.column_config.NumberColumn("time speed-up vs off", format="%.2f×"),
 }
+
+
+@st.cache_resource(ttl=WINDOW_TTL_S, max_entries=8, show_spinner=False)
+def _window(root: str, since: datetime, until: datetime) -> RunWindow:
+    """The runs of a window of whole days, read once for every session."""
+    return RunWindow.load(resources._store(root), RunFilter(since=since, until=until))
+
+
+@st.cache_data(ttl=WINDOW_TTL_S, max_entries=256, show_spinner=False)
+def _ask(question: str, root: str, since: datetime, until: datetime, run_filter: RunFilter, *args: object) -> object:
+    """analytics.<question>(window, run_filter, *args), answered once for every session asking the same."""
+    return getattr(analytics, question)(_window(root, since, until), run_filter, *args)
+
+
+class Window:
+    """The shared window's questions, as the tabs ask them."""
+
+    def __init__(self, root: str, run_filter: RunFilter) -> None:
+        self.root, self.run_filter = root, run_filter
+
+    def ask(self, question: str, *args: object, equals: dict | None = None):
+        run_filter = self.run_filter if equals is None else dataclasses.replace(self.run_filter, equals=equals)
+        return _ask(question, self.root, self.run_filter.since, self.run_filter.until, run_filter, *args)
 
 
 def _display(frame: pd.DataFrame) -> pd.DataFrame:
@@ -54,8 +88,8 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def window_controls(store: Store) -> tuple[RunFilter, RunWindow]:
-    """The window and filters; the window's runs are read once, every tab asks them in memory."""
+def window_controls(root: str) -> Window:
+    """The window and filters; the window's runs are read once (for every session), every tab asks them in memory."""
     today = datetime.now(timezone.utc).date()
     c1, c2, c3, c4 = st.columns([2, 3, 3, 1.3])
     picked = c1.date_input("Window (UTC days)", value=(today - timedelta(days=DEFAULT_DAYS - 1), today), key="an_window")
@@ -63,16 +97,25 @@ def window_controls(store: Store) -> tuple[RunFilter, RunWindow]:
     start, end = (days[0], days[-1]) if days else (today, today)
     since = datetime.combine(start, time(0), timezone.utc)
     until = datetime.combine(end, time(0), timezone.utc) + timedelta(days=1) - timedelta(microseconds=1)
-    window = RunWindow.load(store, RunFilter(since=since, until=until))
-    models = c2.multiselect("Models", analytics.distinct_values(window, "model"), key="an_models", placeholder="all models")
-    gpus = c3.multiselect("GPUs", analytics.distinct_values(window, "gpu_name"), key="an_gpus", placeholder="all GPUs")
+    whole = Window(root, RunFilter(since=since, until=until))
+    models = c2.multiselect("Models", _choices(whole, "model"), key="an_models", placeholder="all models")
+    gpus = c3.multiselect("GPUs", _choices(whole, "gpu_name"), key="an_gpus", placeholder="all GPUs")
     smoke = c4.checkbox("Smoke tests", value=True, key="an_smoke")
-    return RunFilter(since=since, until=until, models=tuple(models), gpu_names=tuple(gpus), include_smoke_test=smoke), window
+    return Window(root, RunFilter(since=since, until=until, models=tuple(models), gpu_names=tuple(gpus), include_smoke_test=smoke))
 
 
-def history(store: RunWindow, run_filter: RunFilter) -> None:
-    by = st.segmented_control("Group by", list(GROUPINGS), default="day", key="an_by") or "day"
-    summary = analytics.run_summary(store, run_filter, by).to_pandas()
+@st.cache_data(ttl=WINDOW_TTL_S, max_entries=64, show_spinner=False)
+def _distinct(root: str, since: datetime, until: datetime, column: str) -> list:
+    return analytics.distinct_values(_window(root, since, until), column)
+
+
+def _choices(whole: Window, column: str) -> list:
+    return _distinct(whole.root, whole.run_filter.since, whole.run_filter.until, column)
+
+
+def history(window: Window) -> None:
+    by = st.segmented_control("Group by", list(GROUPINGS), key="an_by") or "day"
+    summary = window.ask("run_summary", by).to_pandas()
     if summary.empty:
         st.info("No runs in this window.")
         return
@@ -88,9 +131,9 @@ def history(store: RunWindow, run_filter: RunFilter) -> None:
     st.dataframe(shown, hide_index=True, column_config=NUMBER_COLUMNS)
 
 
-def stages(store: RunWindow, run_filter: RunFilter) -> None:
-    by = st.segmented_control("Group by", list(GROUPINGS), default="model", key="an_stage_by") or "model"
-    table = analytics.stage_breakdown(store, run_filter, by).to_pandas()
+def stages(window: Window) -> None:
+    by = st.segmented_control("Group by", list(GROUPINGS), key="an_stage_by") or "model"
+    table = window.ask("stage_breakdown", by).to_pandas()
     if table.empty:
         st.info("No succeeded runs in this window.")
         return
@@ -98,20 +141,48 @@ def stages(store: RunWindow, run_filter: RunFilter) -> None:
     st.dataframe(table, hide_index=True, column_config={s: st.column_config.NumberColumn(s, format="%.2f s") for s in STAGES})
 
 
-def fastest(store: RunWindow, run_filter: RunFilter) -> None:
-    table = analytics.fastest_per_setting(store, run_filter).to_pandas()
+def fastest(window: Window) -> None:
+    table = window.ask("fastest_per_setting").to_pandas()
     if table.empty:
         st.info("No succeeded runs in this window.")
         return
     st.dataframe(_display(table), hide_index=True, column_config=NUMBER_COLUMNS)
 
 
-def predictions(store: RunWindow, run_filter: RunFilter) -> None:
-    pairs = analytics.prediction_pairs(store, run_filter).to_pandas()
+SPEED_MEASURES = {  # choice -> (column, chart title, unit)
+    "s/step": ("median_s_per_step", "Median seconds per step", "s/step"),
+    "time": ("median_total_s", "Median generation time", "s"),
+    "peak memory": ("median_peak_allocated_gib", "Median peak memory (allocated)", "GiB"),
+    "quality": ("mean_quality_score", "Mean quality score", "0..1"),
+}
+
+
+def speed_modes(window: Window) -> None:
+    table = window.ask("speed_mode_comparison").to_pandas()
+    if table.empty:
+        st.info("No setting (model, resolution, frames, steps) in this window ran under two speed modes. Each run "
+                "records its speed mode (`speed_mode` in the engine's settings); run a setting with it off and on "
+                "to compare them here.")
+        return
+    shown = _display(table)
+    shown.insert(0, "setting", [f"{m} · {fmt.resolution(h, w)} · {f} fr · {s} steps"
+                                for m, h, w, f, s in zip(shown["model"], shown["height"], shown["width"],
+                                                         shown["frames"], shown["steps"])])
+    measure = st.segmented_control("Measure", list(SPEED_MEASURES), key="an_speed_measure") or "s/step"
+    column, title, unit = SPEED_MEASURES[measure]
+    st.plotly_chart(charts.by_speed_mode(shown, column, f"{title} by speed mode", unit), key="an_speed_chart")
+    st.dataframe(shown.drop(columns=list(analytics.WORK_KEYS)), hide_index=True, column_config=NUMBER_COLUMNS)
+    st.caption(f"Settings that ran under two speed modes or more; succeeded runs for time, s/step and memory. "
+               f"'{NO_SPEED_MODE}': runs recorded before runs kept their speed mode, or that ended before their "
+               "pipeline was ready.")
+
+
+def predictions(window: Window) -> None:
+    pairs = window.ask("prediction_pairs").to_pandas()
     if pairs.empty:
         st.info("No run in this window has both a prediction and a measurement.")
         return
-    err = analytics.prediction_error(store, run_filter)
+    err = window.ask("prediction_error")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Memory: median error", fmt.ratio_percent(err.get("memory_median_rel_error")), help=f"{err.get('memory_pairs')} runs")
     c2.metric("Memory: 90th pct error", fmt.ratio_percent(err.get("memory_p90_rel_error")))
@@ -129,8 +200,8 @@ def predictions(store: RunWindow, run_filter: RunFilter) -> None:
 def _setting_label(s: dict) -> str:
     chunk = s.get("decode_chunk_size")
     return (f"{s['model']} · {fmt.resolution(s.get('height'), s.get('width'))} · {s.get('frames')} fr · {s.get('steps')} steps"
-            f" · chunk {chunk if chunk is not None else 'all'} · offload {s.get('offload')} · {s.get('gpu_name') or 'unknown GPU'}"
-            f" ({s['runs']} runs)")
+            f" · chunk {chunk if chunk is not None else 'all'} · offload {s.get('offload')}"
+            f" · speed {s.get('speed_mode') or NO_SPEED_MODE} · {s.get('gpu_name') or 'unknown GPU'} ({s['runs']} runs)")
 
 
 PROFILE_ROWS = (
@@ -145,8 +216,8 @@ PROFILE_ROWS = (
 )
 
 
-def compare(store: RunWindow, run_filter: RunFilter) -> None:
-    seen = analytics.settings_seen(store, run_filter)
+def compare(window: Window) -> None:
+    seen = window.ask("settings_seen")
     if len(seen) < 1:
         st.info("No runs in this window.")
         return
@@ -156,8 +227,7 @@ def compare(store: RunWindow, run_filter: RunFilter) -> None:
     b = c2.selectbox("Setting B", range(len(seen)), index=min(1, len(seen) - 1), format_func=labels.__getitem__, key="an_cmp_b")
     profiles = []
     for i in (a, b):
-        equals = {k: seen[i][k] for k in SETTING_KEYS}
-        profiles.append(analytics.setting_profile(store, dataclasses.replace(run_filter, equals=equals)))
+        profiles.append(window.ask("setting_profile", equals={k: seen[i][k] for k in SETTING_KEYS}))
     st.dataframe(pd.DataFrame([{"": name, "A": show(profiles[0].get(key)), "B": show(profiles[1].get(key))}
                                for name, key, show in PROFILE_ROWS]), hide_index=True)
     fig = go.Figure()
@@ -166,6 +236,15 @@ def compare(store: RunWindow, run_filter: RunFilter) -> None:
     fig.update_layout(barmode="group", title="Mean stage time", yaxis_title="seconds", height=340,
                       margin={"l": 40, "r": 10, "t": 40, "b": 40})
     st.plotly_chart(fig, key="an_cmp_stages")
+
+
+@st.cache_data(ttl=WINDOW_TTL_S, max_entries=32, show_spinner=False)
+def _gpu_history(root: str, since: datetime, until: datetime, bucket: int) -> pd.DataFrame:
+    """The GPU samples of a window for the chart, for every session asking the same minutes."""
+    store = resources._store(root)
+    if bucket <= 1:
+        return charts.gpu_frame(store.gpu_samples(since, until, fields=charts.GPU_FIELDS))
+    return charts.gpu_frame(store.gpu_samples_bucketed(since, until, bucket_s=bucket))
 
 
 def gpu_history(store: Store) -> None:
@@ -184,11 +263,7 @@ def gpu_history(store: Store) -> None:
     st.session_state["an_gpu_window"] = (since, until)
     span = (until - since).total_seconds()
     bucket = max(1, int(span // MAX_CHART_POINTS))
-    if bucket <= 1:
-        table = store.gpu_samples(since, until)
-    else:
-        table = store.gpu_samples_bucketed(since, until, bucket_s=bucket)
-    frame = charts.gpu_frame(table)
+    frame = _gpu_history(str(store.paths.root), since, until, bucket)
     if frame.empty:
         st.info("No GPU samples in this window (was the collector running, and does this host have a GPU?).")
         return
@@ -217,31 +292,28 @@ def export_panel(store: Store, run_filter: RunFilter) -> None:
     c2.caption(f"1 s samples {fmt.timestamp(gpu_since)} – {fmt.timestamp(gpu_until)} (set it in the GPU history tab)")
 
 
+TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Predicted vs measured", "Compare two settings",
+        "GPU history", "Export")
+
+
 def main() -> None:
     settings = resources.settings()
     store = resources.store(settings)
+    for key, default in KEPT.items():
+        st.session_state[key] = st.session_state.get(key, default)  # kept while its tab is closed
     st.title("Analytics")
     if not analytics.has_runs(store):
         st.info("No runs in the store yet. Generate a video on the **Generate** page (with an engine worker running: "
                 "`python -m engine serve`); its record lands here when it ends. GPU history needs the collector "
                 "(`python -m collector`).")
-    run_filter, window = window_controls(store)
-    tabs = st.tabs(["History", "Stages", "Fastest per setting", "Predicted vs measured", "Compare two settings",
-                    "GPU history", "Export"])
-    with tabs[0]:
-        history(window, run_filter)
-    with tabs[1]:
-        stages(window, run_filter)
-    with tabs[2]:
-        fastest(window, run_filter)
-    with tabs[3]:
-        predictions(window, run_filter)
-    with tabs[4]:
-        compare(window, run_filter)
-    with tabs[5]:
-        gpu_history(store)
-    with tabs[6]:
-        export_panel(store, run_filter)
+    window = window_controls(str(store.paths.root))
+    draw = (lambda: history(window), lambda: stages(window), lambda: fastest(window), lambda: speed_modes(window),
+            lambda: predictions(window), lambda: compare(window), lambda: gpu_history(store),
+            lambda: export_panel(store, window.run_filter))
+    for tab, body in zip(st.tabs(TABS, key=TAB_KEY, on_change="rerun"), draw):
+        if tab.open:  # only the open tab runs: the others would cost a query and their charts for nothing
+            with tab:
+                body()
 
 
 guarded(main)

@@ -23,8 +23,7 @@ from data.schemas import STAGES  # noqa: E402
 from engine.queue import QueueError  # noqa: E402
 
 REFRESH_S = 1
-CHART_FIELDS = ["gpu_util_percent", "memory_used_bytes", "memory_total_bytes", "temp_c", "power_w", "power_limit_w",
-                "sm_clock_mhz", "mem_clock_mhz"]
+CHART_FIELDS = charts.GPU_FIELDS
 
 
 @st.cache_data(ttl=15, show_spinner=False)

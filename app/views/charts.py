@@ -17,6 +17,9 @@ GPU_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ("Power", "W", (("power_w", "power"), ("power_limit_w", "limit"))),
     ("Clocks", "MHz", (("sm_clock_mhz", "SM"), ("mem_clock_mhz", "memory"))),
 )
+# The sample columns those panels need (memory comes in bytes and is drawn in GiB).
+GPU_FIELDS = ["gpu_util_percent", "memory_used_bytes", "memory_total_bytes", "temp_c", "power_w", "power_limit_w",
+              "sm_clock_mhz", "mem_clock_mhz"]
 
 
 def with_gaps(frame: pd.DataFrame, max_gap_s: float, ts: str = "ts") -> pd.DataFrame:
@@ -141,4 +144,15 @@ def predicted_vs_measured(frame: pd.DataFrame, predicted: str, measured: str, *,
                                  hoverinfo="skip", name="exact"))
     fig.update_layout(title=title, xaxis_title=f"measured ({unit})", yaxis_title=f"predicted ({unit})", showlegend=False,
                       height=380, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+def by_speed_mode(frame: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
+    """One bar per speed mode within each setting (column `setting`), side by side."""
+    fig = go.Figure()
+    for mode, rows in frame.groupby("speed_mode", sort=False):
+        fig.add_trace(go.Bar(x=rows["setting"], y=rows[column], name=str(mode),
+                             hovertemplate=f"%{{x}}<br>{mode}: %{{y:.3g}} {unit}<extra></extra>"))
+    fig.update_layout(barmode="group", title=title, yaxis_title=unit, height=380, legend_title_text="speed mode",
+                      margin={"l": 40, "r": 10, "t": 40, "b": 40}, xaxis={"type": "category"})
     return fig

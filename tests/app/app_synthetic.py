@@ -27,6 +27,8 @@ GPU_NAME = "NVIDIA H100 80GB HBM3"
 GIB = 2**30
 MODELS = ("i2vgen-xl", "svd", "ltx-video", "tiny")
 SIZES = {"i2vgen-xl": ((512, 512), (704, 1280)), "svd": ((576, 1024),), "ltx-video": ((480, 704),), "tiny": ((64, 64),)}
+# Speed-mode labels as the engine records them, with the step-time factor each gives here (the tiny CPU model: "off").
+SPEED_MODES = {"off": 1.0, "compile": 0.65, "compile+cudagraphs": 0.58}
 
 
 def gpu_sample(ts: datetime, gpu: int, *, host: str = HOST, util: float = 50.0, used_gib: float = 20.0) -> GpuSample:
@@ -88,8 +90,9 @@ def run_records(n: int, now: datetime, *, seed: int = 0, host: str = HOST, days:
         roll = rng.random()
         state, error_kind = ("succeeded", None) if roll < 0.85 else (
             ("failed", "oom") if roll < 0.90 else ("failed", "error") if roll < 0.93 else ("cancelled", "cancelled"))
+        speed_mode = "off" if model == "tiny" else list(SPEED_MODES)[(i // len(MODELS)) % len(SPEED_MODES)]
         scale = height * width * frames / (512 * 512 * 16)
-        s_per_step = 0.4 * scale * rng.uniform(0.9, 1.1)
+        s_per_step = 0.4 * scale * SPEED_MODES[speed_mode] * rng.uniform(0.9, 1.1)
         stages = {s: rng.uniform(0.05, 1.0) for s in STAGES}
         stages["denoising_loop"] = s_per_step * steps
         if state != "succeeded":
@@ -116,6 +119,7 @@ def run_records(n: int, now: datetime, *, seed: int = 0, host: str = HOST, days:
             clip_score=clip, smoothness_std=smooth, quality_score=quality,
             low_quality=None if quality is None else quality < 0.6,
             quality_reasons=json.dumps({"clip_score": "low"}) if quality is not None and quality < 0.6 else "{}",
+            speed_mode=speed_mode,
             **{f"stage_{s}_s": v for s, v in stages.items()},
         )
         out.append(record)

@@ -1,4 +1,5 @@
-"""Analytics: the page on an empty and a filled store, its SQL answers checked against the rows, CSV export."""
+"""Analytics: the page on an empty and a filled store (only the open tab runs), its SQL answers checked against
+the rows, the speed-mode comparison, CSV export."""
 
 from __future__ import annotations
 
@@ -11,20 +12,57 @@ import pytest
 
 from conftest import no_exception, texts
 
+TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Predicted vs measured", "Compare two settings",
+        "GPU history", "Export")
 
-def test_empty_store_says_what_to_do(page):
+
+def open_tab(at, name: str):
+    """Click a tab: its label is the tabs widget's value; on_change='rerun' runs the page again."""
+    at.session_state["an_tab"] = name
+    return at.run()
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_empty_store_says_what_to_do_on_every_tab(page, tab):
     at = page("analytics")
     at.run()
+    open_tab(at, tab)
     no_exception(at)
     assert "No runs in the store yet" in texts(at)
+
+
+def test_export_tab_offers_both_downloads_on_an_empty_store(page):
+    at = page("analytics")
+    at.run()
+    open_tab(at, "Export")
+    no_exception(at)
     assert len(at.get("download_button")) == 2
 
 
-def test_page_renders_every_tab(page, history):
+def test_first_run_draws_only_the_history_tab(page, history):
     at = page("analytics")
     at.run()
     no_exception(at)
-    assert len(at.get("plotly_chart")) >= 6 + 1 + 2 + 1 + 2  # history, stages, predicted×2, compare, gpu×2
+    assert len(at.get("plotly_chart")) == 6
+    assert not at.get("download_button")
+
+
+@pytest.mark.parametrize(("tab", "charts", "downloads"), [
+    ("Stages", 1, 0), ("Fastest per setting", 0, 0), ("Speed modes", 1, 0), ("Predicted vs measured", 2, 0),
+    ("Compare two settings", 1, 0), ("GPU history", 2, 0), ("Export", 0, 2),
+])
+def test_opening_a_tab_draws_that_tab_alone(page, history, tab, charts, downloads):
+    at = page("analytics")
+    at.run()
+    open_tab(at, tab)
+    no_exception(at)
+    assert len(at.get("plotly_chart")) == charts
+    assert len(at.get("download_button")) == downloads
+
+
+def test_history_groups_by_model(page, history):
+    at = page("analytics")
+    at.run()
     at.get("button_group")[0].set_value("model")
     at.run()
     no_exception(at)
@@ -32,18 +70,31 @@ def test_page_renders_every_tab(page, history):
     assert set(table["model"]) == {"i2vgen-xl", "svd", "ltx-video", "tiny"}
 
 
+def test_group_by_choice_survives_a_visit_to_another_tab(page, history):
+    at = page("analytics")
+    at.run()
+    at.get("button_group")[0].set_value("model")
+    at.run()
+    open_tab(at, "Stages")
+    open_tab(at, "History")
+    no_exception(at)
+    assert set(at.dataframe[0].value["model"]) == {"i2vgen-xl", "svd", "ltx-video", "tiny"}
+
+
 def test_model_filter_and_compare(page, history):
     at = page("analytics")
     at.run()
     at.multiselect(key="an_models").set_value(["svd"])
     at.run()
+    open_tab(at, "Compare two settings")
     no_exception(at)
     at.selectbox(key="an_cmp_b").set_value(0)
     at.run()
     no_exception(at)
     compare = next(d.value for d in at.dataframe if "A" in d.value.columns)
-    svd = [r for r in history if r.model == "svd"]
-    assert compare.iloc[0]["A"] == str(len(svd)) or compare.iloc[0]["A"].startswith(str(len(svd)))
+    most_run_mode = max({r.speed_mode for r in history}, key=lambda m: sum(r.model == "svd" and r.speed_mode == m for r in history))
+    svd = [r for r in history if r.model == "svd" and r.speed_mode == most_run_mode]
+    assert compare.iloc[0]["A"] == str(len(svd))
 
 
 def test_summary_matches_the_rows(store_and_history):

@@ -10,6 +10,7 @@ if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
 import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from app.views import charts, resources  # noqa: E402
@@ -47,6 +48,35 @@ def samples(paths: DataPaths, minutes: int, live_window_s: int, now: datetime) -
     if frame.empty:
         return frame
     return frame[frame["ts"] >= pd.Timestamp(now - timedelta(minutes=minutes))]
+
+
+@st.cache_resource(ttl=5, max_entries=16, show_spinner=False)
+def _gpu_charts(root: str, minutes: int, second: int, written: tuple, live_window_s: int,
+                max_gap_s: float) -> list[tuple[str, go.Figure]]:
+    """(key, figure) of every GPU over the window ending at `second`: built once for all the sessions that
+    refresh in that second with the same live files (`written`: their modification times), not once each."""
+    now = datetime.fromtimestamp(second, timezone.utc)
+    frame = samples(DataPaths(Path(root)), minutes, live_window_s, now)
+    if frame.empty:
+        return []
+    x_range = (now - timedelta(minutes=minutes), now)
+    out = []
+    for (host, gpu_index), gpu in frame.groupby(["host", "gpu_index"], sort=True):
+        name = gpu["gpu_name"].dropna().iloc[-1] if gpu["gpu_name"].notna().any() else "GPU"
+        out.append((f"live_{host}_{gpu_index}", charts.gpu_timeline(
+            gpu, max_gap_s=max_gap_s, title=f"{host} · GPU {gpu_index} · {name}", x_range=x_range)))
+    return out
+
+
+def _written(paths: DataPaths) -> tuple:
+    """The live sample files and when each was last written: a new sample makes a new cache key at once."""
+    out = []
+    for path in sorted(paths.live_dir.glob("*-recent.arrow")):
+        try:
+            out.append((path.name, path.stat().st_mtime_ns))
+        except FileNotFoundError:  # replaced between the listing and the stat
+            continue
+    return tuple(out)
 
 
 def host_row(snapshots: list[live.LiveSnapshot]) -> None:
@@ -117,23 +147,19 @@ def live_panel(minutes: int) -> None:
         st.caption("No alert is firing.")
     snapshots = [s for s in live.read_snapshots(paths)]
     host_row(snapshots)
-    frame = samples(paths, minutes, settings.collector.live_window_s, now)
-    if frame.empty:
+    gpu_charts = _gpu_charts(str(paths.root), minutes, int(now.timestamp()), _written(paths),
+                             settings.collector.live_window_s, 3 * settings.collector.interval_s)
+    if not gpu_charts:
         no_gpu = [s.host for s in snapshots if s.host.gpu_count == 0]
         if status.state == "up" and no_gpu:
             st.info(f"{', '.join(h.host for h in no_gpu)} has no NVIDIA GPU the collector can read "
                     f"({no_gpu[0].gpu_status}): host metrics only.")
         else:
             st.info(f"No GPU samples in the last {minutes} minutes.")
-    else:
-        max_gap = 3 * settings.collector.interval_s
-        x_range = (now - timedelta(minutes=minutes), now)
-        for (host, gpu_index), gpu in frame.groupby(["host", "gpu_index"], sort=True):
-            name = gpu["gpu_name"].dropna().iloc[-1] if gpu["gpu_name"].notna().any() else "GPU"
-            st.plotly_chart(
-                charts.gpu_timeline(gpu, max_gap_s=max_gap, title=f"{host} · GPU {gpu_index} · {name}", x_range=x_range),
-                key=f"live_{host}_{gpu_index}",
-            )
+    for key, figure in gpu_charts:
+        # A stable key, but Streamlit 1.67 still derives a chart's identity from its figure, so each refresh
+        # mounts the chart anew (streamlit/streamlit#16052 would update keyed charts in place).
+        st.plotly_chart(figure, key=key)
     st.subheader("GPU processes")
     process_table(snapshots)
     st.subheader("Running job")

@@ -30,6 +30,24 @@ SORTS = {
     "rating, best first": ("rating", False),
 }
 RATED = ("any", "rated", "not rated")
+GALLERY_TTL_S = 10  # a new video shows within this; the sessions opening the page meanwhile share one query
+
+
+@st.cache_data(ttl=GALLERY_TTL_S, max_entries=64, show_spinner=False)
+def _models(root: str) -> list:
+    return analytics.distinct_values(resources._store(root), "model")
+
+
+@st.cache_data(ttl=GALLERY_TTL_S, max_entries=64, show_spinner=False)
+def _gallery(root: str, models: tuple, smoke: bool, low_only: bool):
+    return analytics.gallery_index(resources._store(root), RunFilter(models=models, include_smoke_test=smoke),
+                                   low_quality_only=low_only).to_pandas()
+
+
+@st.cache_data(ttl=60, max_entries=256, show_spinner=False)
+def _runs(root: str, job_ids: tuple) -> dict:
+    """The shown cards' run records (written once, so a minute's cache is as good as a read)."""
+    return {r["job_id"]: r for r in resources._store(root).runs_for(list(job_ids))}
 
 
 def _present(value: object) -> bool:
@@ -94,7 +112,8 @@ def main() -> None:
     if notice:
         getattr(st, notice[0])(notice[1])
 
-    models = analytics.distinct_values(store, "model")
+    root = str(store.paths.root)
+    models = _models(root)
     if not models:
         st.info("No finished videos yet. Generate one on the **Generate** page; an engine worker must be running "
                 "(`python -m engine serve`, or `python -m app`).")
@@ -106,8 +125,7 @@ def main() -> None:
     low_only = c4.checkbox("Low quality only", key="qr_low")
     smoke = c5.checkbox("Smoke tests", value=True, key="qr_smoke", help="include videos of the random-weight test models")
 
-    index = analytics.gallery_index(store, RunFilter(models=tuple(chosen_models), include_smoke_test=smoke),
-                                    low_quality_only=low_only).to_pandas()
+    index = _gallery(root, tuple(chosen_models), smoke, low_only)
     ratings = analytics.latest_ratings(store)
     index["rating"] = [ratings.get(j, {}).get("rating") for j in index["job_id"]]
     if rated == "rated":
@@ -127,7 +145,7 @@ def main() -> None:
     low = int(index["low_quality"].fillna(False).astype(bool).sum())
     c2.caption(f"{len(index)} videos · {low} flagged low quality · page {page} of {pages}")
     shown = index.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    runs = {r["job_id"]: r for r in store.runs_for(list(shown["job_id"]))}
+    runs = _runs(root, tuple(shown["job_id"]))
     cols = st.columns(COLUMNS)
     for i, job_id in enumerate(shown["job_id"]):
         if job_id in runs:

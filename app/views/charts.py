@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from data.schemas import STAGES
 
 GIB = 2**30
+EPOCH = pd.Timestamp(0, tz="UTC")
 
 # (title, unit, [(column, trace name)]) of the live and history charts, top to bottom.
 GPU_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -46,12 +48,21 @@ def gpu_frame(table: object) -> pd.DataFrame:
     return frame
 
 
+def _epoch_ms(values: object) -> np.ndarray:
+    """Times as float milliseconds since the epoch (UTC): what a Plotly date axis reads, sent as a binary array."""
+    ts = pd.to_datetime(pd.Series(values), utc=True)  # naive times are UTC here
+    return ((ts - EPOCH) / pd.Timedelta(milliseconds=1)).to_numpy(dtype="float64")
+
+
 def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: int = 720,
                  x_range: tuple | None = None) -> go.Figure:
     """Utilisation, memory, temperature, power and clocks of one GPU, stacked on one shared time axis.
 
-    Built from plain dicts (stacked y-axis domains) rather than make_subplots: it is redrawn every second."""
+    Built from plain dicts (stacked y-axis domains) rather than make_subplots: it is redrawn every second. Times
+    go as epoch milliseconds and values as float32, both binary arrays: the ISO strings they replace were three
+    quarters of a 600-sample figure's 190 KB, sent and parsed again on every refresh."""
     frame = with_gaps(frame, max_gap_s)
+    x = _epoch_ms(frame["ts"]) if not frame.empty else np.array([], dtype="float64")
     rows = len(GPU_PANELS)
     gap = 0.035
     band = (1 - gap * (rows - 1)) / rows
@@ -59,7 +70,7 @@ def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: i
     layout: dict = {
         "title": {"text": title}, "height": height, "margin": {"l": 40, "r": 10, "t": 60, "b": 20},
         "uirevision": title, "hovermode": "x unified", "showlegend": False, "annotations": [],
-        "xaxis": {"type": "date", "anchor": f"y{rows}", "range": list(x_range) if x_range is not None else None},
+        "xaxis": {"type": "date", "anchor": f"y{rows}", "range": list(_epoch_ms(x_range)) if x_range is not None else None},
     }
     for row, (name, unit, traces) in enumerate(GPU_PANELS, start=1):
         axis = "y" if row == 1 else f"y{row}"
@@ -75,7 +86,8 @@ def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: i
                 continue
             dashed = trace in ("total", "limit")
             data.append({
-                "type": "scatter", "mode": "lines", "x": frame["ts"], "y": frame[col], "name": trace, "yaxis": axis,
+                "type": "scatter", "mode": "lines", "x": x, "y": frame[col].to_numpy(dtype="float32", na_value=np.nan),
+                "name": trace, "yaxis": axis,
                 "xaxis": "x", "connectgaps": False,
                 "line": {"width": 1 if dashed else 1.6, "dash": "dash" if dashed else "solid"},
                 "hovertemplate": f"%{{y:.1f}} {unit}<extra>{trace}</extra>",

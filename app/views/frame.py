@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 
 from app.views import formatting as fmt
 from app.views import resources
-from app.views.status import collector_status, engine_status
+from app.views.status import ServiceStatus, collector_status, engine_status
+from config import load_settings
 from data import live
 from data.paths import DataPaths
 from engine.queue import QueueError, QueueUnavailable
@@ -19,6 +21,7 @@ from engine.queue import QueueError, QueueUnavailable
 log = logging.getLogger(__name__)
 
 ALERT_MAX_AGE = timedelta(seconds=30)  # an alerts file not refreshed since belongs to a stopped collector
+SERVICES_TTL_S = 2  # the sidebar's status is read once per this for every session (it refreshes every 3 s)
 
 
 def guarded(main: Callable[[], None]) -> None:
@@ -62,18 +65,26 @@ def alert_banner(paths: DataPaths) -> int:
     return len(alerts)
 
 
+@st.cache_data(ttl=SERVICES_TTL_S, max_entries=8, show_spinner=False)
+def _services(root: str, queue_url: str, lease_s: float) -> tuple[list[ServiceStatus], dict, str | None]:
+    """Collector and engine status and the queue's counts, or why the queue cannot be read: read once for every
+    session (each sidebar asks every 3 s; twenty sessions would ask seven times a second)."""
+    status = [collector_status(DataPaths(Path(root)))]
+    try:
+        queue = resources.queue(load_settings(data_dir=root, queue_url=queue_url))
+        status.append(engine_status(queue, lease_s))
+        return status, queue.counts(), None
+    except QueueError as exc:
+        return status, {}, str(exc)
+
+
 def service_lines() -> None:
     """Collector and engine status with how to start what is down."""
     settings = resources.settings()
-    paths = resources.paths(settings)
-    status = [collector_status(paths)]
-    try:
-        queue = resources.queue(settings)
-        status.append(engine_status(queue, settings.engine.lease_s))
-        counts = queue.counts()
-    except QueueError as exc:
-        st.markdown(f"🔴 **Queue** — cannot be opened: {exc}")
-        counts = {}
+    status, counts, queue_error = _services(str(resources.paths(settings).root), settings.queue_url,
+                                            settings.engine.lease_s)
+    if queue_error is not None:
+        st.markdown(f"🔴 **Queue** — cannot be opened: {queue_error}")
     for s in status:
         st.markdown(f"{s.icon} **{s.name.capitalize()}** — {s.message}")
         if s.how_to_start:

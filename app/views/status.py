@@ -18,6 +18,7 @@ from engine.queue import JobQueue
 
 COLLECTOR_MAX_AGE_S = 10.0
 ENGINE_CLAIM_WINDOW_S = 30.0
+QUEUE_HEAD = 20
 START_COLLECTOR = "python -m collector"
 START_ENGINE = "python -m engine serve"
 
@@ -62,8 +63,10 @@ def engine_status(queue: JobQueue, lease_s: float, now: datetime | None = None) 
             f"{len(running)} job(s) marked running but the last heartbeat was {fmt.age(last_beat, now)}: its worker "
             "probably died; the lease expires and the job is requeued or failed", START_ENGINE,
         )
-    queued = queue.list(states=("queued",), limit=500)
-    if queued:
+    waiting = queue.counts().get("queued", 0)
+    if waiting:
+        # the head of the queue, the jobs a worker would claim next: has it waited long? (not all 10,000 of them)
+        queued = queue.list(states=("queued",), limit=QUEUE_HEAD)
         oldest = min((j.created_at for j in queued if j.created_at), default=now)
         recent = queue.list(states=("succeeded", "failed", "cancelled"), limit=20)
         claims = [j.started_at for j in recent if j.started_at is not None]
@@ -73,8 +76,8 @@ def engine_status(queue: JobQueue, lease_s: float, now: datetime | None = None) 
         if waited > ENGINE_CLAIM_WINDOW_S and (since_claim is None or since_claim > ENGINE_CLAIM_WINDOW_S):
             return ServiceStatus(
                 "engine", "down",
-                f"{len(queued)} job(s) waiting, and no engine worker has claimed a job in the last "
+                f"{waiting} job(s) waiting, and no engine worker has claimed a job in the last "
                 f"{int(min(waited, since_claim or waited))} s", START_ENGINE,
             )
-        return ServiceStatus("engine", "unknown", f"{len(queued)} job(s) waiting for a worker")
+        return ServiceStatus("engine", "unknown", f"{waiting} job(s) waiting for a worker")
     return ServiceStatus("engine", "unknown", "idle: no job queued or running (a worker shows itself when it claims one)")

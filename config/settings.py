@@ -95,7 +95,14 @@ class EngineSettings(BaseModel):
     max_consecutive_ooms: int = Field(3, ge=1)
     cpu_model: str = "tiny"
     speed_mode: Literal["off", "compile"] = Field(
-        "off", description="compile: torch.compile the denoiser (GPU only; compiled code cached in the data dir)"
+        "compile",
+        description="compile: torch.compile the denoiser (CUDA only; elsewhere off). The parts below apply with it.",
+    )
+    speed_frame_convs: bool = Field(True, description="run (k,1,1) Conv3d layers as Conv2d (same weights, same maths)")
+    speed_channels_last: bool = Field(True, description="have inductor lay every convolution out channels-last")
+    speed_cudnn_benchmark: bool = Field(True, description="let cuDNN time its algorithms per shape and keep the fastest")
+    speed_precompile: bool = Field(
+        True, description="save each compiled denoiser (per model and shape) so a new process loads it instead of tracing"
     )
     random_weights: bool = Field(
         False, description="build full-size models from their configs with random weights (GPU measurements; output is noise)"

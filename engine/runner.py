@@ -17,7 +17,7 @@ from engine.pipelines.clock import StageClock
 from engine.pipelines.loading import apply_memory_options, load_pipeline
 from engine.queue.models import Job
 from engine.registry import ModelSpec, get_model
-from engine.speed import apply_speed_mode
+from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode
 from data.paths import data_paths
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,12 @@ class PipelineCache:
     key: tuple[str, str] | None = None
     pipe: Any = None
     loads: int = field(default=0)
-    speed_mode: str = "off"  # what applies to the loaded pipeline
+    speed: AppliedSpeed = field(default_factory=lambda: AppliedSpeed(SpeedParts()))
+
+    @property
+    def speed_mode(self) -> str:
+        """What speed mode applies to the loaded pipeline now (a compile that failed shows here)."""
+        return self.speed.label
 
     def get(self, spec: ModelSpec, offload: str) -> Any:
         key = (spec.id, offload)
@@ -61,9 +66,10 @@ class PipelineCache:
         apply_memory_options(pipe, offload=offload, device=self.device, gpu_index=self.gpu_index)
         pipe.set_progress_bar_config(disable=True)
         family = importlib.import_module(f"engine.pipelines.{spec.family}")
-        self.speed_mode = apply_speed_mode(
-            pipe, denoiser=family.DENOISER, mode=self.settings.engine.speed_mode if offload == "none" else "off",
-            device=self.device, cache_dir=data_paths(self.settings).compile_cache_dir,
+        # Offloaded modules move between devices per call, which a compiled graph cannot follow.
+        parts = SpeedParts.from_settings(self.settings.engine, self.device if offload == "none" else "cpu")
+        self.speed = apply_speed_mode(
+            pipe, denoiser=family.DENOISER, parts=parts, cache_dir=data_paths(self.settings).compile_cache_dir
         )
         self.key, self.pipe = key, pipe
         self.loads += 1
@@ -71,6 +77,7 @@ class PipelineCache:
 
     def drop(self) -> None:
         self.key, self.pipe = None, None
+        self.speed = AppliedSpeed(SpeedParts())
         free_memory(self.device)
 
 

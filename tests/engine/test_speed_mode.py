@@ -1,20 +1,51 @@
-"""Speed mode applies only where it can (CUDA) and says what applied."""
+"""Speed mode applies only where it can (CUDA), each part is a setting, and the label says what applied."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from engine.speed import apply_speed_mode, speed_mode_label
+from config import Settings
+from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode, speed_mode_label
 
 
-def test_compile_applies_only_on_cuda():
-    assert speed_mode_label("compile", "cuda:0") == "compile"
+def test_every_part_is_on_by_default_on_cuda():
+    parts = SpeedParts.from_settings(Settings().engine, "cuda:0")
+    assert parts.label == "compile+frameconv+nhwc+cudnn+precompiled"
+
+
+def test_without_cuda_the_mode_is_off():
+    assert SpeedParts.from_settings(Settings().engine, "cpu").label == "off"
     assert speed_mode_label("compile", "cpu") == "off"
     assert speed_mode_label("off", "cuda:0") == "off"
+
+
+def test_a_part_switched_off_leaves_the_label():
+    engine = Settings(engine={"speed_frame_convs": False, "speed_precompile": False}).engine
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+cudnn"
+
+
+def test_speed_mode_off_turns_every_part_off():
+    engine = Settings(engine={"speed_mode": "off"}).engine
+    assert SpeedParts.from_settings(engine, "cuda:0") == SpeedParts()
 
 
 def test_on_cpu_the_pipeline_is_left_as_it_is(tmp_path):
     unet = object()
     pipe = SimpleNamespace(unet=unet)
-    assert apply_speed_mode(pipe, denoiser="unet", mode="compile", device="cpu", cache_dir=tmp_path / "cache") == "off"
+    applied = apply_speed_mode(pipe, denoiser="unet", parts=SpeedParts.from_settings(Settings().engine, "cpu"),
+                               cache_dir=tmp_path / "cache")
+    assert applied.label == "off"
     assert pipe.unet is unet and not (tmp_path / "cache").exists()
+
+
+def test_a_denoiser_that_fell_back_to_eager_is_labelled_so():
+    from engine.precompile import EAGER
+
+    denoiser = SimpleNamespace(forward=None)
+    applied = AppliedSpeed(SpeedParts(compile=True, precompile=True), denoiser)
+    from engine import precompile
+
+    fake = object.__new__(precompile.PrecompiledDenoiser)
+    fake.level = EAGER
+    denoiser.forward = fake
+    assert applied.label == "off (compile failed)"

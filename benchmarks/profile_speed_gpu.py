@@ -1,0 +1,179 @@
+"""Where a denoiser step goes, and what each speed change buys (issue 10): one process, one GPU.
+
+    python benchmarks/profile_speed_gpu.py --out $OUT [--model i2vgen-xl --height 512 --width 512 --frames 16]
+
+Full-size model, random weights, fp16. The denoiser's inputs are captured from a real pipeline call
+(one step), then the denoiser alone is timed (CUDA events, median of 10 calls after 3 warm-ups) as:
+eager; torch.compile; (k,1,1) Conv3d layers run as Conv2d (`engine.frame_conv.frame_convs`), eager and
+compiled; that with CUDA graphs; that with fused QKV projections. torch.profiler's kernel table for
+eager and compiled, the step's FLOPs (FlopCounterMode) and the fp16 matmul peak go with them.
+Each result is a JSON line in $OUT/profile.jsonl as soon as it is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("/tmp/profile-out"))
+    parser.add_argument("--model", default="i2vgen-xl")
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--variants", default="eager,compile,frameconv,frameconv_compile,frameconv_cudagraphs,fused_qkv")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.frame_conv import frame_convs
+    from engine.random_pipelines import build_random_pipeline
+    from engine.registry import get_model
+    from engine.queue.models import JobParams
+    import importlib
+
+    def log(name: str, **payload: object) -> None:
+        line = json.dumps({"name": name, "model": args.model, "shape": [args.height, args.width, args.frames], **payload},
+                          default=str)
+        print(line, flush=True)
+        with (args.out / "profile.jsonl").open("a") as fh:
+            fh.write(line + "\n")
+
+    spec = get_model(args.model)
+    family = importlib.import_module(f"engine.pipelines.{spec.family}")
+    t0 = time.perf_counter()
+    pipe = build_random_pipeline(args.model, torch_dtype=torch.float16, device="cuda")
+    log("built", seconds=time.perf_counter() - t0, gpu=torch.cuda.get_device_name(0), torch=torch.__version__)
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    torch.cuda.synchronize()
+    log("matmul peak fp16", tflops=20 * 2 * 8192**3 / (time.perf_counter() - t0) / 1e12)
+    del a, b
+
+    denoiser = getattr(pipe, family.DENOISER)
+    captured: dict = {}
+
+    def grab(module, a, k):
+        captured.setdefault("call", (tuple(x.clone() if torch.is_tensor(x) else x for x in a),
+                                     {n: v.clone() if torch.is_tensor(v) else v for n, v in k.items()}))
+
+    hook = denoiser.register_forward_pre_hook(grab, with_kwargs=True)
+    image = Image.fromarray((np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype("uint8"))
+    params = JobParams(model=args.model, prompt="a red panda walking through snow", height=args.height, width=args.width,
+                       frames=args.frames, steps=2, guidance=9.0, seed=0, fps=16, decode_chunk_size=1)
+    with torch.inference_mode():
+        pipe(**family.call_kwargs(params, image, torch.Generator("cpu").manual_seed(0)))
+    hook.remove()
+    call_args, call_kwargs = captured["call"]
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        reference = denoiser(*call_args, **call_kwargs)[0].float()
+    step_flops = counter.get_total_flops()
+    log("step flops", tflop=step_flops / 1e12)
+
+    def time_calls(fn, n: int = 10) -> float:
+        with torch.inference_mode():
+            for _ in range(3):
+                fn(*call_args, **call_kwargs)
+            times = []
+            for _ in range(n):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn(*call_args, **call_kwargs)
+                end.record()
+                torch.cuda.synchronize()
+                times.append(start.elapsed_time(end) / 1000)
+        return statistics.median(times)
+
+    def kernel_table(fn, label: str) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(2):
+                fn(*call_args, **call_kwargs)
+            torch.cuda.synchronize()
+        per_kernel: collections.Counter = collections.Counter()
+        for event in prof.events():
+            if event.device_type == torch.autograd.DeviceType.CUDA:
+                per_kernel[event.name[:90]] += event.device_time_total / 2 / 1e6
+        total = sum(per_kernel.values())
+
+        def category(name: str) -> str:
+            lowered = name.lower()
+            for key, words in (("attention", ("flash", "fmha", "attention", "sdpa")),
+                               ("conv", ("conv", "implicit", "cudnn", "xmma", "sm90_xmma", "dgrad", "wgrad")),
+                               ("gemm", ("gemm", "cutlass", "sm90", "nvjet", "ampere", "mm_"))):
+                if any(w in lowered for w in words):
+                    return key
+            return "other (norms, elementwise, copies)"
+
+        categories: collections.Counter = collections.Counter()
+        for name, seconds in per_kernel.items():
+            categories[category(name)] += seconds
+        log(f"kernels {label}", gpu_s_per_step=total,
+            categories={k: round(v, 5) for k, v in categories.most_common()},
+            top=[(n, round(s, 5)) for n, s in per_kernel.most_common(12)])
+
+    def fidelity(fn) -> float:
+        with torch.inference_mode():
+            out = fn(*call_args, **call_kwargs)[0].float()
+        return float((out - reference).abs().max())
+
+    def measure(label: str, fn, *, profile_it: bool = False) -> None:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            fn(*call_args, **call_kwargs)
+        torch.cuda.synchronize()
+        first = time.perf_counter() - t0
+        seconds = time_calls(fn)
+        log(label, first_call_s=first, s_per_step=seconds, tflops=step_flops / seconds / 1e12,
+            max_abs_diff_vs_eager=fidelity(fn))
+        if profile_it:
+            kernel_table(fn, label)
+
+    variants = args.variants.split(",")
+    if "eager" in variants:
+        measure("eager", denoiser, profile_it=True)
+    if "compile" in variants:
+        torch._dynamo.reset()
+        measure("compile", torch.compile(denoiser, fullgraph=True), profile_it=True)
+    swapped = frame_convs(denoiser)
+    log("frame convs swapped", count=swapped)
+    if "frameconv" in variants:
+        measure("frameconv eager", denoiser)
+    if "frameconv_compile" in variants:
+        torch._dynamo.reset()
+        measure("frameconv compile", torch.compile(denoiser, fullgraph=True), profile_it=True)
+    if "frameconv_cudagraphs" in variants:
+        torch._dynamo.reset()
+        measure("frameconv compile cudagraphs", torch.compile(denoiser, fullgraph=True, mode="reduce-overhead"))
+    if "fused_qkv" in variants and hasattr(denoiser, "fuse_qkv_projections"):
+        denoiser.fuse_qkv_projections()
+        torch._dynamo.reset()
+        measure("frameconv fused_qkv compile", torch.compile(denoiser, fullgraph=True))
+    log("peak memory", allocated_gib=torch.cuda.max_memory_allocated() / 2**30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""A compiled denoiser that is compiled once per model and shape on a machine, not once per process.
+
+torch.compile's own caches (FX graph, autotune) skip inductor's code generation in a new process but
+not Dynamo's tracing of the model, which for a video UNet is most of the half-minute a warm-cache
+process still spends before its first step. Dynamo's AOT precompile (`torch._dynamo.aot_compile`)
+serialises the traced graph, its guards and inductor's code together; loading that file replaces the
+tracing. It is experimental in PyTorch, so every step here falls back a level instead of failing the
+job: saved artefact → torch.compile (caches only) → the eager module, each fallback logged once and
+shown in the run record's speed label.
+
+Guards are not kept (`skip_all_guards_unsafe`): the artefact's key — model class and config, the
+argument shapes, dtypes and non-tensor values, the speed parts, the GPU's compute capability and the
+PyTorch version — is the guard. The engine always calls a denoiser under `torch.inference_mode()`
+with the same keyword arguments, so nothing a guard would check changes between calls of one key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PRECOMPILED = "precompiled"
+COMPILED = "compiled"
+EAGER = "eager"
+
+
+def artefact_key(module: torch.nn.Module, args: tuple, kwargs: dict, *, parts: str) -> str:
+    """A file-name-safe digest of everything the compiled code depends on."""
+
+    def describe(value: Any) -> Any:
+        if torch.is_tensor(value):
+            return ["tensor", list(value.shape), str(value.dtype), value.device.type]
+        if isinstance(value, (list, tuple)):
+            return [describe(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): describe(v) for k, v in sorted(value.items())}
+        return repr(value)
+
+    config = getattr(module, "config", None)
+    first_param = next(module.parameters(), None)
+    capability = torch.cuda.get_device_capability() if torch.cuda.is_available() else None
+    payload = {
+        "class": f"{type(module).__module__}.{type(module).__qualname__}",
+        "config": {k: repr(v) for k, v in sorted(dict(config).items())} if config is not None else None,
+        "param_dtype": str(first_param.dtype) if first_param is not None else None,
+        "args": describe(args),
+        "kwargs": describe(kwargs),
+        "parts": parts,
+        "torch": torch.__version__,
+        "capability": capability,
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    return f"{type(module).__name__}-{digest}"
+
+
+class PrecompiledDenoiser:
+    """Stands in for `OptimizedModule.forward`: per argument signature, load or compile, then call."""
+
+    def __init__(self, compiled: torch.nn.Module, *, cache_dir: Path, parts: str) -> None:
+        self.compiled = compiled
+        self.module: torch.nn.Module = compiled._orig_mod
+        self.fallback: torch.nn.Module | None = None  # torch.compile with guards and caches only, made on need
+        self.cache_dir = cache_dir
+        self.parts = parts
+        self.level = PRECOMPILED
+        self.entries: dict[str, Callable] = {}
+        self.last_event: dict[str, Any] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.level == EAGER:
+            return self.module(*args, **kwargs)
+        if self.level == COMPILED:
+            return self._call_compiled(args, kwargs)
+        key = artefact_key(self.module, args, kwargs, parts=self.parts)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self._load_or_compile(key, args, kwargs)
+            if entry is None:
+                return self._call_compiled(args, kwargs)
+            self.entries[key] = entry
+        return entry(*args, **kwargs)
+
+    def _call_compiled(self, args: tuple, kwargs: dict) -> Any:
+        if self.fallback is None:
+            self.fallback = torch.compile(self.module)
+        try:
+            return self.fallback(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 — a compiler failure must not fail the job
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
+            log.warning("torch.compile failed for %s (%s: %s); running it eagerly from now on",
+                        type(self.module).__name__, type(exc).__name__, exc)
+            self.level = EAGER
+            return self.module(*args, **kwargs)
+
+    def _load_or_compile(self, key: str, args: tuple, kwargs: dict) -> Callable | None:
+        from torch._dynamo.aot_compile import AOTCompiledModel
+
+        path = self.cache_dir / f"{key}.bin"
+        if path.exists():
+            started = time.perf_counter()
+            try:
+                entry = AOTCompiledModel.deserialize(self.module, path.read_bytes())
+                self.last_event = {"event": "loaded", "key": key, "seconds": time.perf_counter() - started}
+                log.info("loaded the precompiled %s (%s) in %.1f s", type(self.module).__name__, key,
+                         self.last_event["seconds"])
+                return entry
+            except Exception as exc:  # noqa: BLE001 — e.g. written by another PyTorch; compile again
+                log.warning("the precompiled %s could not be loaded (%s: %s); compiling it again",
+                            path.name, type(exc).__name__, exc)
+        started = time.perf_counter()
+        try:
+            entry = self._aot_compile(args, kwargs)
+            data = entry.serialize()
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
+            log.warning("precompiling %s failed (%s: %s); using torch.compile without a saved artefact",
+                        type(self.module).__name__, type(exc).__name__, exc)
+            self.level = COMPILED
+            return None
+        self.last_event = {"event": "compiled", "key": key, "seconds": time.perf_counter() - started}
+        log.info("compiled %s for %s in %.1f s", type(self.module).__name__, key, self.last_event["seconds"])
+        self._write(path, data)
+        return entry
+
+    def _aot_compile(self, args: tuple, kwargs: dict) -> Any:
+        from torch._dynamo.aot_compile import ModelInput, aot_compile_module
+        from torch._dynamo.eval_frame import innermost_backend
+
+        context = self.compiled.dynamo_ctx
+        return aot_compile_module(self.module, [ModelInput(args, kwargs, [])], context._hooks,
+                                  innermost_backend(context.callback))
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            scratch = path.with_suffix(f".{os.getpid()}.tmp")
+            scratch.write_bytes(data)
+            os.replace(scratch, path)
+        except OSError as exc:  # a full disk costs the next process a compile, not this job
+            log.warning("could not save the precompiled denoiser to %s: %s", path, exc)
+
+
+def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torch.nn.Module:
+    """`torch.compile(module, fullgraph=True)` whose forward loads or saves AOT-compiled code per signature."""
+    torch._dynamo.config.enable_aot_compile = True
+    compiled = torch.compile(module, fullgraph=True, options={"guard_filter_fn": torch.compiler.skip_all_guards_unsafe})
+    compiled.forward = PrecompiledDenoiser(compiled, cache_dir=cache_dir, parts=parts)
+    return compiled
+
+
+def compile_level(module: Any) -> str:
+    """How a denoiser speed mode wrapped runs now: precompiled, compiled or eager."""
+    forward = getattr(module, "forward", None)
+    return forward.level if isinstance(forward, PrecompiledDenoiser) else COMPILED

@@ -1,0 +1,123 @@
+"""A precompiled denoiser compiles once per signature, saves it, and a new process loads it instead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from engine.precompile import COMPILED, PRECOMPILED, artefact_key, precompiled
+
+MODEL = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    class Denoiser(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, sample, timestep, *, scale=1.0, return_dict=False):
+            return (torch.nn.functional.silu(self.conv(sample)) * scale + timestep,)
+
+    def build():
+        torch.manual_seed(0)
+        return Denoiser().eval()
+    """
+)
+
+
+@pytest.fixture()
+def model_module(tmp_path, monkeypatch):
+    (tmp_path / "tiny_denoiser.py").write_text(MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tiny_denoiser
+
+    return tiny_denoiser
+
+
+def call(model, sample, t=0.5):
+    with torch.inference_mode():
+        return model(sample, torch.tensor(t), scale=2.0, return_dict=False)[0]
+
+
+def test_the_first_call_compiles_and_saves_and_matches_eager(tmp_path, model_module):
+    eager = model_module.build()
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    sample = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(call(model, sample), call(eager, sample))
+    assert model.forward.last_event["event"] == "compiled"
+    assert len(list((tmp_path / "pc").glob("*.bin"))) == 1
+    torch.testing.assert_close(call(model, sample, 0.1), call(eager, sample, 0.1))  # new timestep, same code
+
+
+def test_a_new_process_loads_the_saved_code_instead_of_compiling(tmp_path, model_module):
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    sample = torch.randn(1, 4, 8, 8)
+    expected = call(model_module.build(), sample)
+    call(model, sample)
+    torch.save(sample, tmp_path / "sample.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys, torch
+        sys.path[:0] = [{str(tmp_path)!r}]
+        import tiny_denoiser
+        from engine.precompile import precompiled
+        model = precompiled(tiny_denoiser.build(), cache_dir=__import__('pathlib').Path({str(tmp_path / 'pc')!r}), parts="test")
+        sample = torch.load({str(tmp_path / 'sample.pt')!r})
+        with torch.inference_mode():
+            out = model(sample, torch.tensor(0.5), scale=2.0, return_dict=False)[0]
+        torch.save(out, {str(tmp_path / 'out.pt')!r})
+        print(model.forward.last_event["event"], model.forward.level)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["loaded", PRECOMPILED]
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
+
+
+def test_another_shape_gets_its_own_artefact(tmp_path, model_module):
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    call(model, torch.randn(1, 4, 8, 8))
+    out = call(model, torch.randn(1, 4, 16, 16))
+    assert out.shape == (1, 4, 16, 16)
+    assert len(list((tmp_path / "pc").glob("*.bin"))) == 2
+
+
+def test_an_unreadable_artefact_is_compiled_again(tmp_path, model_module):
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    sample = torch.randn(1, 4, 8, 8)
+    key = artefact_key(model_module.build(), (sample, torch.tensor(0.5)), {"scale": 2.0, "return_dict": False},
+                       parts="test")
+    (tmp_path / "pc").mkdir()
+    (tmp_path / "pc" / f"{key}.bin").write_bytes(b"not a compiled model")
+    torch.testing.assert_close(call(model, sample), call(model_module.build(), sample))
+    assert model.forward.last_event["event"] == "compiled"
+
+
+def test_a_failed_precompile_falls_back_to_torch_compile(tmp_path, model_module, monkeypatch):
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("this graph cannot be serialised")
+
+    monkeypatch.setattr(model.forward, "_aot_compile", broken)
+    sample = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(call(model, sample), call(model_module.build(), sample))
+    assert model.forward.level == COMPILED
+
+
+def test_the_key_changes_with_shape_dtype_values_and_parts(model_module):
+    module = model_module.build()
+    x = torch.randn(1, 4, 8, 8)
+    base = artefact_key(module, (x,), {"scale": 2.0}, parts="a")
+    assert artefact_key(module, (x,), {"scale": 2.0}, parts="a") == base
+    assert artefact_key(module, (torch.randn(1, 4, 8, 9),), {"scale": 2.0}, parts="a") != base
+    assert artefact_key(module, (x.half(),), {"scale": 2.0}, parts="a") != base
+    assert artefact_key(module, (x,), {"scale": 3.0}, parts="a") != base
+    assert artefact_key(module, (x,), {"scale": 2.0}, parts="b") != base

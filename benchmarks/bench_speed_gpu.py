@@ -1,16 +1,23 @@
-"""Speed mode on a GPU (issue 10, first step): stock eager against `engine.speed` compile.
+"""Speed mode against the stock diffusers pipeline, side by side in one process on one GPU (issue 10).
 
-    python benchmarks/bench_speed_gpu.py --out $OUT            # one process: eager, compile (cold), compiled
-    python benchmarks/bench_speed_gpu.py --out $OUT --warm     # a fresh process with the cache filled
+    python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl --height 512 --width 512 --frames 16 --steps 50
+    python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl ... --cold    # a new process, cache filled
 
-Full-size I2VGen-XL, random weights, fp16, 512×512×16. Times the pipeline call (CUDA-synchronised),
-s/step from the engine's stage clock, and the PSNR of the compiled frames against the eager ones
-for the same seed.
+Full-size model, random weights, fp16, the model's defaults for what is not given. Default run: the stock
+pipeline called directly (a 2-step warm-up, then `--repeats` timed calls), then the same pipeline with
+`engine.speed.apply_speed_mode` (every part on): its first call (the compile, or loading the saved
+artefact), then `--repeats` timed calls. Each call is CUDA-synchronised; s/step and the stages come from
+the engine's stage clock (hooks in both arms); the PSNR is of the speed-mode frames against the stock
+frames for the same seed; the step's FLOPs are counted once (FlopCounterMode) to give TFLOP/s against a
+measured 8192³ fp16 matmul. `--cold`: only the speed-mode arm, in a fresh process — its first job is the
+cold start the issue asks about. JSON lines go to $OUT/speed.jsonl as they are measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import statistics
 import sys
@@ -25,64 +32,120 @@ CACHE = Path("/tmp/i2vmon-speed-cache")
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("/tmp/speed-out"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warm", action="store_true", help="only: a fresh process, compile cache already filled")
+    parser.add_argument("--model", default="i2vgen-xl")
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--frames", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a smoke-test model")
+    parser.add_argument("--cold", action="store_true", help="only the speed-mode arm, in this (new) process")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+
     import numpy as np
     import torch
     from PIL import Image
+    from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.pipelines import i2vgen_xl
+    from config import Settings
     from engine.pipelines.clock import StageClock
-    from engine.random_pipelines import build_random_pipeline
     from engine.queue.models import JobParams
-    from engine.speed import apply_speed_mode
+    from engine.random_pipelines import build_random_pipeline
+    from engine.registry import get_model
+    from engine.speed import SpeedParts, apply_speed_mode
+
+    spec = get_model(args.model)
+    family = importlib.import_module(f"engine.pipelines.{spec.family}")
+    d = spec.defaults
+    params = JobParams(
+        model=args.model, prompt="a red panda walking through snow", height=args.height or d.height,
+        width=args.width or d.width, frames=args.frames or d.frames, steps=args.steps or d.steps,
+        guidance=d.guidance, seed=0, fps=d.fps, decode_chunk_size=d.decode_chunk_size or 8,
+    )
+    case = {"model": args.model, "shape": [params.height, params.width, params.frames], "steps": params.steps,
+            "decode_chunk_size": params.decode_chunk_size}
 
     def log(name: str, **payload: object) -> None:
-        line = json.dumps({"name": name, **payload}, default=str)
+        line = json.dumps({"name": name, **case, **payload}, default=str)
         print(line, flush=True)
         with (args.out / "speed.jsonl").open("a") as fh:
             fh.write(line + "\n")
 
-    pipe = build_random_pipeline("i2vgen-xl", torch_dtype=torch.float16, device="cuda")
-    pipe.set_progress_bar_config(disable=True)
-    image = Image.fromarray((np.random.default_rng(0).random((512, 512, 3)) * 255).astype("uint8"))
-    params = JobParams(model="i2vgen-xl", prompt="a red panda walking through snow", height=512, width=512, frames=16,
-                       steps=args.steps, guidance=9.0, seed=0, fps=16, decode_chunk_size=1)
+    started = time.perf_counter()
+    pipe = build_random_pipeline(args.model, torch_dtype=torch.float16 if args.device == "cuda" else torch.float32, device=args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    log("built", seconds=time.perf_counter() - started, gpu=torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", torch=torch.__version__)
+    image = Image.fromarray((np.random.default_rng(0).random((params.height, params.width, 3)) * 255).astype("uint8"))
 
-    def run() -> tuple[float, list[float], np.ndarray]:
-        clock = StageClock(sync=torch.cuda.synchronize)
-        clock.install(pipe, denoiser=i2vgen_xl.DENOISER, encoders=i2vgen_xl.ENCODERS)
-        torch.manual_seed(0)
-        generator = torch.Generator("cpu").manual_seed(0)
-        torch.cuda.synchronize()
+    def run(steps: int) -> dict:
+        clock = StageClock(sync=sync)
+        clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
+        call = dataclasses.replace(params, steps=steps)
+        sync()
         t0 = time.perf_counter()
         try:
-            with torch.inference_mode(), clock.pipeline_call(args.steps):
-                frames = pipe(**i2vgen_xl.call_kwargs(params, image, generator)).frames
+            with torch.inference_mode(), clock.pipeline_call(steps):
+                frames = pipe(**family.call_kwargs(call, image, torch.Generator("cpu").manual_seed(0))).frames
         finally:
             clock.remove()
-        torch.cuda.synchronize()
-        return time.perf_counter() - t0, clock.step_times, np.asarray(frames[0], dtype=np.float32)
+        sync()
+        return {"call_s": time.perf_counter() - t0, "s_per_step": statistics.median(clock.step_times),
+                "first_step_s": clock.step_times[0], "stages": {k: round(v, 3) for k, v in clock.stages.items()},
+                "frames": np.asarray(frames[0], dtype=np.float32)}
 
-    if not args.warm:
-        run()  # eager warm-up
-        eager_s, eager_steps, eager_frames = run()
-        np.save(args.out / "eager.npy", eager_frames)
-        log("eager", call_s=eager_s, s_per_step=statistics.median(eager_steps))
-    label = apply_speed_mode(pipe, denoiser="unet", mode="compile", device="cuda:0", cache_dir=CACHE)
-    first_s, first_steps, _ = run()
-    log("compile first call" + (" (warm cache, new process)" if args.warm else " (cold cache)"), speed_mode=label,
-        call_s=first_s, first_step_s=first_steps[0], s_per_step_rest=statistics.median(first_steps[1:]))
-    steady_s, steady_steps, frames = run()
-    entry = {"call_s": steady_s, "s_per_step": statistics.median(steady_steps)}
-    eager_path = args.out / "eager.npy"
-    if eager_path.exists():
-        ref = np.load(eager_path)
-        mse = float(np.mean((ref - frames) ** 2))
-        entry["psnr_db_vs_eager"] = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-    log("compile steady", **entry)
+    def summary(result: dict) -> dict:
+        return {k: v for k, v in result.items() if k != "frames"}
+
+    stock_frames = args.out / f"stock-{args.model}-{params.height}x{params.width}x{params.frames}.npy"
+    if not args.cold:
+        n = 8192 if args.device == "cuda" else 1024
+        a = torch.randn(n, n, device=args.device, dtype=torch.float16 if args.device == "cuda" else torch.float32)
+        for _ in range(3):
+            a @ a
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(20 if args.device == "cuda" else 1):
+            a @ a
+        sync()
+        peak = (20 if args.device == "cuda" else 1) * 2 * n**3 / (time.perf_counter() - t0) / 1e12
+        del a
+        captured: dict = {}
+        denoiser = getattr(pipe, family.DENOISER)
+        hook = denoiser.register_forward_pre_hook(
+            lambda m, a, k: captured.setdefault("call", (a, k)) and None, with_kwargs=True)
+        run(2)  # warm-up: cuDNN, allocator, kernels
+        hook.remove()
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            denoiser(*captured["call"][0], **captured["call"][1])
+        step_tflop = counter.get_total_flops() / 1e12
+        log("reference", matmul_peak_tflops=peak, step_tflop=step_tflop)
+        stock = [run(params.steps) for _ in range(args.repeats)]
+        np.save(stock_frames, stock[-1]["frames"])
+        for r in stock:
+            log("stock", **summary(r), step_tflops=step_tflop / r["s_per_step"],
+                percent_of_peak=100 * step_tflop / r["s_per_step"] / peak)
+
+    parts = SpeedParts.from_settings(Settings().engine, "cuda:0") if args.device == "cuda" else SpeedParts()
+    applied = apply_speed_mode(pipe, denoiser=family.DENOISER, parts=parts, cache_dir=CACHE)
+    first = run(params.steps)
+    forward = getattr(getattr(pipe, family.DENOISER), "forward", None)
+    log("speed first job" + (" (new process, cache filled)" if args.cold else " (cache as found)"),
+        label=applied.label, event=getattr(forward, "last_event", None), **summary(first))
+    warm = [run(params.steps) for _ in range(args.repeats)]
+    reference = np.load(stock_frames) if stock_frames.exists() else None
+    for r in warm:
+        extra = {}
+        if reference is not None:
+            mse = float(np.mean((reference - r["frames"]) ** 2))
+            extra["psnr_db_vs_stock"] = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+        if not args.cold:
+            extra["step_tflops"] = step_tflop / r["s_per_step"]
+            extra["percent_of_peak"] = 100 * step_tflop / r["s_per_step"] / peak
+            extra["speedup_vs_stock_call"] = statistics.median(s["call_s"] for s in stock) / r["call_s"]
+        log("speed warm job", label=applied.label, **summary(r), **extra)
+    log("speed cold/warm", first_over_warm=first["call_s"] / statistics.median(r["call_s"] for r in warm),
+        peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None)
     return 0
 
 

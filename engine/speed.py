@@ -103,7 +103,9 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     if parts.precompile:
         from engine.precompile import precompiled
 
-        compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=parts.label)
+        # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
+        graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc"))
+        compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=graph_parts)
     else:
         compiled = torch.compile(module)
     setattr(pipe, denoiser, compiled)

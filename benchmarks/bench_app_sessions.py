@@ -1,6 +1,6 @@
 """Many app sessions at once over a loaded store: each page's script run time with N sessions rerunning together.
 
-    .venv/bin/python benchmarks/bench_app_sessions.py --dir /tmp/i2vmon-load --jobs 10000 --sessions 20 [--mode threads]
+    .venv/bin/python benchmarks/bench_app_sessions.py --dir /tmp/i2vmon-load --jobs 10000 --sessions 20 [--mode server]
 
 The data directory is the one bench_store_load.py built (30 days of 8 GPUs' samples, 10,000 runs); this adds
 `--jobs` queued jobs to its queue and a collector's live files. Then `--sessions` sessions start together, each a
@@ -9,19 +9,22 @@ costs the server) that runs every page twice and times the second run. What a br
 not here: benchmarks/bench_ui_render.py measures that in Chromium for one session.
 
 --mode processes (the default, as first measured): one process per session, so no session shares another's
-caches, and 20 Python processes share the 2 cores without one GIL between them. --mode threads: every session a
-thread of one process, as `streamlit run` serves them: one GIL, and st.cache_data / st.cache_resource shared.
+caches, and the AppTest harness's own work (parsing every delta) is in the time. --mode server: one
+`streamlit run app/ui.py`, as users get it, and `--sessions` websocket clients speaking Streamlit's protocol: each
+opens its own session, asks for every page twice (a BackMsg rerun_script, as a browser's navigation does) and
+times the second from the request to `script_finished`. One process, one GIL, caches shared; no browser drawing.
+(AppTest sessions cannot run as threads of one process: each run swaps a process-wide runtime.)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,25 +73,69 @@ def session(data_dir: Path, start_at: float) -> dict:
     return out
 
 
-def threaded_sessions(data_dir: Path, sessions: int) -> list[dict]:
-    """`sessions` sessions as threads of this process, started together (after one warm-up of each page)."""
-    os.environ["I2VMON_DATA_DIR"] = str(data_dir)
-    from streamlit.testing.v1 import AppTest
+SERVER_PAGES = {"generate": "", "live_monitor": "live", "quality_review": "quality", "analytics": "analytics"}
 
-    for page in PAGES:  # imports, as a server has them before its 20th user
-        AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120).run()
-    results: list[dict] = [{} for _ in range(sessions)]
-    start_at = time.time() + 2
 
-    def one(i: int) -> None:
-        results[i] = session(data_dir, start_at)
+async def _ws_session(port: int, start_at: float) -> dict:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.asyncio.client import connect
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    out: dict = {}
+    async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+                       open_timeout=120) as ws:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        for page, url_path in SERVER_PAGES.items():
+            for run in range(2):
+                msg = BackMsg()
+                msg.rerun_script.query_string = ""
+                msg.rerun_script.page_name = url_path
+                t = time.perf_counter()
+                await ws.send(msg.SerializeToString())
+                while True:
+                    reply = ForwardMsg()
+                    reply.ParseFromString(await ws.recv())
+                    kind = reply.WhichOneof("type")
+                    if kind == "delta" and reply.delta.new_element.WhichOneof("type") == "exception":
+                        out[f"{page}_error"] = reply.delta.new_element.exception.message[:200]
+                    if kind == "script_finished" and reply.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                        break
+                out[page] = time.perf_counter() - t
+    return out
+
+
+def server_sessions(data_dir: Path, sessions: int) -> list[dict]:
+    """`sessions` websocket sessions of one `streamlit run` server, started together."""
+    import socket
+    import tempfile
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = Path(tempfile.mkdtemp(prefix="bench-sessions-")) / "streamlit.log"
+    env = dict(os.environ, I2VMON_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "ui.py"), "--server.port",
+                             str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        asyncio.run(_ws_session(port, time.time()))  # one visit first: modules imported, as a server has them
+
+        async def together() -> list[dict]:
+            start_at = time.time() + 5
+            return list(await asyncio.gather(*(_ws_session(port, start_at) for _ in range(sessions))))
+
+        return asyncio.run(together())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def main() -> int:
@@ -96,7 +143,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/i2vmon-load"))
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--mode", choices=("processes", "threads"), default="processes")
+    parser.add_argument("--mode", choices=("processes", "server"), default="processes")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--session", type=float, help=argparse.SUPPRESS)  # internal: one session, start time
     args = parser.parse_args()
@@ -104,9 +151,8 @@ def main() -> int:
         print(json.dumps(session(args.dir, args.session)))
         return 0
     prepare(args.dir, args.jobs)
-    if args.mode == "threads":
-        sys.path.insert(0, str(ROOT))
-        results = threaded_sessions(args.dir, args.sessions)
+    if args.mode == "server":
+        results = server_sessions(args.dir, args.sessions)
     else:
         start_at = time.time() + 45  # every process imported and waiting
         procs = [subprocess.Popen([sys.executable, __file__, "--dir", str(args.dir), "--session", str(start_at)],

@@ -8,7 +8,7 @@ from app.views import formatting as fmt
 from app.views.job_panel import progress_line
 from engine.queue import Job, JobQueue, QueueError
 
-SHOWN_QUEUED = 50
+SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless asked (each row is ~20 elements)
 SHOWN_ENDED = 10
 STATE_ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
 
@@ -63,18 +63,23 @@ def draw(queue: JobQueue) -> None:
     if notice:
         st.info(notice)
     running = queue.list(states=("running",), limit=20)
-    queued = queue.list(states=("queued",), limit=SHOWN_QUEUED + 1)
+    limit = st.session_state.get("q_shown", SHOWN_QUEUED[0])
+    queued = queue.list(states=("queued",), limit=limit + 1)
     ended = queue.list(states=("succeeded", "failed", "cancelled"), limit=SHOWN_ENDED)
     if not (running or queued or ended):
         st.caption("The queue is empty: upload an image above and press Generate.")
         return
     for job in running:
         _row(queue, job, position=None, previous=None, last=True)
-    shown = queued[:SHOWN_QUEUED]
+    shown = queued[:limit]
     for i, job in enumerate(shown):
         _row(queue, job, position=i + 1, previous=shown[i - 1].id if i else None, last=i == len(queued) - 1)
-    if len(queued) > SHOWN_QUEUED:
-        st.caption(f"… and more waiting (the first {SHOWN_QUEUED} are shown).")
+    if len(queued) > limit or limit != SHOWN_QUEUED[0]:
+        waiting = queue.counts().get("queued", len(queued))
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(f"{waiting} waiting; the first {min(limit, waiting)} are shown.")
+        c2.selectbox("Waiting jobs shown", SHOWN_QUEUED, key="q_shown", label_visibility="collapsed",
+                     format_func=lambda n: f"show {n}")
     if ended:
         st.caption("Latest ended")
         for job in ended:

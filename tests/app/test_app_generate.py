@@ -218,3 +218,21 @@ def test_queue_reorder_and_cancel(page, queue, png_file):
     at.button(key=f"q_follow_{ids[1]}").click()
     at.run()
     assert at.session_state["gen_job_id"] == ids[1]
+
+
+def test_a_long_queue_lists_the_first_ten_waiting_and_offers_more(page, queue, png_file):
+    from engine.queue import JobParams
+
+    for i in range(25):
+        queue.submit(JobParams(model="tiny", prompt=f"p{i}", height=64, width=64, frames=8, steps=4), str(png_file),
+                     job_id=f"{i:032x}")
+    at = page("generate")
+    at.run()
+    no_exception(at)
+    assert "25 waiting; the first 10 are shown." in texts(at)
+    assert len([b for b in at.button if b.key and b.key.startswith("q_cancel_")]) == 10
+    at.selectbox(key="q_shown").set_value(50)
+    at.run()
+    no_exception(at)
+    assert "25 waiting; the first 25 are shown." in texts(at)
+    assert len([b for b in at.button if b.key and b.key.startswith("q_cancel_")]) == 25

@@ -100,7 +100,9 @@ class EngineSettings(BaseModel):
     )
     speed_frame_convs: bool = Field(True, description="run (k,1,1) Conv3d layers as Conv2d (same weights, same maths)")
     speed_channels_last: bool = Field(True, description="have inductor lay every convolution out channels-last")
-    speed_cudnn_benchmark: bool = Field(True, description="let cuDNN time its algorithms per shape and keep the fastest")
+    speed_cudnn_benchmark: bool = Field(
+        False, description="let cuDNN time its algorithms per shape (1-3% faster steps, ~5 s more on a process's first job)"
+    )
     speed_precompile: bool = Field(
         True, description="save each compiled denoiser (per model and shape) so a new process loads it instead of tracing"
     )

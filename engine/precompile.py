@@ -34,18 +34,22 @@ COMPILED = "compiled"
 EAGER = "eager"
 
 
-def artefact_key(module: torch.nn.Module, args: tuple, kwargs: dict, *, parts: str) -> str:
-    """A file-name-safe digest of everything the compiled code depends on."""
+def _describe(value: Any) -> Any:
+    if torch.is_tensor(value):
+        return ["tensor", list(value.shape), str(value.dtype), value.device.type]
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _describe(v) for k, v in sorted(value.items())}
+    return repr(value)
 
-    def describe(value: Any) -> Any:
-        if torch.is_tensor(value):
-            return ["tensor", list(value.shape), str(value.dtype), value.device.type]
-        if isinstance(value, (list, tuple)):
-            return [describe(v) for v in value]
-        if isinstance(value, dict):
-            return {str(k): describe(v) for k, v in sorted(value.items())}
-        return repr(value)
 
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def module_key(module: torch.nn.Module, *, parts: str) -> str:
+    """What the compiled code depends on besides the call: the model, its dtype, the parts, torch, the GPU."""
     config = getattr(module, "config", None)
     first_param = next(module.parameters(), None)
     capability = torch.cuda.get_device_capability() if torch.cuda.is_available() else None
@@ -53,14 +57,17 @@ def artefact_key(module: torch.nn.Module, args: tuple, kwargs: dict, *, parts: s
         "class": f"{type(module).__module__}.{type(module).__qualname__}",
         "config": {k: repr(v) for k, v in sorted(dict(config).items())} if config is not None else None,
         "param_dtype": str(first_param.dtype) if first_param is not None else None,
-        "args": describe(args),
-        "kwargs": describe(kwargs),
         "parts": parts,
         "torch": torch.__version__,
         "capability": capability,
     }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
-    return f"{type(module).__name__}-{digest}"
+    return f"{type(module).__name__}-{_digest(payload)}"
+
+
+def artefact_key(module: torch.nn.Module, args: tuple, kwargs: dict, *, parts: str) -> str:
+    """A file-name-safe key of everything the compiled code depends on: the module's key, then the call's
+    argument shapes, dtypes and non-tensor values."""
+    return f"{module_key(module, parts=parts)}-{_digest({'args': _describe(args), 'kwargs': _describe(kwargs)})}"
 
 
 class PrecompiledDenoiser:
@@ -76,6 +83,22 @@ class PrecompiledDenoiser:
         self.entries: dict[str, Callable] = {}
         self.last_event: dict[str, Any] = {}
 
+    def preload(self, limit: int = 4) -> int:
+        """Load this model's most recently used artefacts now (during model_load), so the first job's
+        first step does not pay for it; returns how many loaded."""
+        from torch._dynamo.aot_compile import AOTCompiledModel
+
+        prefix = module_key(self.module, parts=self.parts)
+        paths = sorted(self.cache_dir.glob(f"{prefix}-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+        loaded = 0
+        for path in paths[:limit]:
+            try:
+                self.entries[path.stem] = AOTCompiledModel.deserialize(self.module, path.read_bytes())
+                loaded += 1
+            except Exception as exc:  # noqa: BLE001 — the call compiles it again if it is needed
+                log.warning("the precompiled %s could not be loaded (%s: %s)", path.name, type(exc).__name__, exc)
+        return loaded
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.level == EAGER:
             return self.module(*args, **kwargs)
@@ -88,7 +111,15 @@ class PrecompiledDenoiser:
             if entry is None:
                 return self._call_compiled(args, kwargs)
             self.entries[key] = entry
+            self._touch(self.cache_dir / f"{key}.bin")  # most recently used first at the next preload
         return entry(*args, **kwargs)
+
+    @staticmethod
+    def _touch(path: Path) -> None:
+        try:
+            os.utime(path)
+        except OSError:
+            pass
 
     def _call_compiled(self, args: tuple, kwargs: dict) -> Any:
         if self.fallback is None:

@@ -55,7 +55,7 @@ def test_the_first_call_compiles_and_saves_and_matches_eager(tmp_path, model_mod
     torch.testing.assert_close(call(model, sample, 0.1), call(eager, sample, 0.1))  # new timestep, same code
 
 
-def test_a_new_process_loads_the_saved_code_instead_of_compiling(tmp_path, model_module):
+def run_in_new_process(tmp_path, model_module, *, preload: bool) -> list[str]:
     model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
     sample = torch.randn(1, 4, 8, 8)
     expected = call(model_module.build(), sample)
@@ -68,17 +68,26 @@ def test_a_new_process_loads_the_saved_code_instead_of_compiling(tmp_path, model
         import tiny_denoiser
         from engine.precompile import precompiled
         model = precompiled(tiny_denoiser.build(), cache_dir=__import__('pathlib').Path({str(tmp_path / 'pc')!r}), parts="test")
+        preloaded = model.forward.preload() if {preload!r} else 0
         sample = torch.load({str(tmp_path / 'sample.pt')!r})
         with torch.inference_mode():
             out = model(sample, torch.tensor(0.5), scale=2.0, return_dict=False)[0]
         torch.save(out, {str(tmp_path / 'out.pt')!r})
-        print(model.forward.last_event["event"], model.forward.level)
+        print(preloaded, model.forward.last_event.get("event"), model.forward.level)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["loaded", PRECOMPILED]
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
+    return done.stdout.split()
+
+
+def test_a_new_process_loads_the_saved_code_instead_of_compiling(tmp_path, model_module):
+    assert run_in_new_process(tmp_path, model_module, preload=False) == ["0", "loaded", PRECOMPILED]
+
+
+def test_preloading_loads_the_saved_code_before_the_first_call(tmp_path, model_module):
+    assert run_in_new_process(tmp_path, model_module, preload=True) == ["1", "None", PRECOMPILED]
 
 
 def test_another_shape_gets_its_own_artefact(tmp_path, model_module):

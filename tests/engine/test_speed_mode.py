@@ -8,9 +8,14 @@ from config import Settings
 from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode, speed_mode_label
 
 
-def test_every_part_is_on_by_default_on_cuda():
+def test_by_default_on_cuda_every_part_but_cudnn_benchmark_is_on():
     parts = SpeedParts.from_settings(Settings().engine, "cuda:0")
-    assert parts.label == "compile+frameconv+nhwc+cudnn+precompiled"
+    assert parts.label == "compile+frameconv+nhwc+precompiled"
+
+
+def test_cudnn_benchmark_can_be_switched_on():
+    engine = Settings(engine={"speed_cudnn_benchmark": True}).engine
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+frameconv+nhwc+cudnn+precompiled"
 
 
 def test_without_cuda_the_mode_is_off():
@@ -21,7 +26,7 @@ def test_without_cuda_the_mode_is_off():
 
 def test_a_part_switched_off_leaves_the_label():
     engine = Settings(engine={"speed_frame_convs": False, "speed_precompile": False}).engine
-    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+cudnn"
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc"
 
 
 def test_speed_mode_off_turns_every_part_off():

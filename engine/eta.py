@@ -20,7 +20,7 @@ def remaining_seconds(clock: StageClock, elapsed_s: float, predicted: dict, tail
     tail = tail_s or {}
     after_decode = sum(tail.get(stage, 0.0) for stage in ("export_video", "quality_scoring") if stage not in clock.stages)
     if done:
-        recent = statistics.median(clock.step_times[-5:])
+        recent = _pace(clock, predicted)
         decode = decode_s if decode_s is not None else _AFTER_LOOP_FRACTION * recent * total
         if clock.current in ("decode_video", "export_video", "quality_scoring"):
             return max(0.0, decode - clock.stages.get("decode_video", 0.0)) + after_decode
@@ -29,3 +29,13 @@ def remaining_seconds(clock: StageClock, elapsed_s: float, predicted: dict, tail
     if seconds is not None:
         return max(0.0, float(seconds) - elapsed_s)
     return None
+
+
+def _pace(clock: StageClock, predicted: dict) -> float:
+    """Seconds per step from here on. The first step also pays one-time work — a compile of a new shape
+    in speed mode (minutes), CUDA's first kernel loads — so it is the pace only when nothing else is known."""
+    times = clock.step_times
+    if len(times) >= 2:
+        return statistics.median(times[1:][-5:])
+    s_per_step = predicted.get("s_per_step")
+    return float(s_per_step) if s_per_step is not None else times[0]

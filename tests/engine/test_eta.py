@@ -31,3 +31,14 @@ def test_during_decode_only_what_follows_is_left():
     clock = _clock(50, 50, 0.2, current="decode_video")
     clock.stages["decode_video"] = 0.1
     assert abs(remaining_seconds(clock, 12.0, {"decode_s": 0.4}, {"export_video": 0.7}) - 1.0) < 1e-9
+
+
+def test_a_slow_first_step_such_as_a_compile_does_not_set_the_pace():
+    clock = _clock(3, 50, 0.2)
+    clock.step_times[0] = 150.0
+    assert abs(remaining_seconds(clock, 151.0, {"decode_s": 0.4}) - (47 * 0.2 + 0.4)) < 1e-9
+
+
+def test_after_only_the_first_step_the_predicted_pace_is_used():
+    clock = _clock(1, 50, 150.0)
+    assert abs(remaining_seconds(clock, 151.0, {"decode_s": 0.4, "s_per_step": 0.2}) - (49 * 0.2 + 0.4)) < 1e-9

@@ -268,7 +268,7 @@ class Store:
         """Finished runs of a model (on a GPU), newest first: the history the ETA and predictor learn from."""
         sql = (
             "SELECT model, gpu_name, height, width, frames, steps, decode_chunk_size, offload, state, "
-            "s_per_step, stage_decode_video_s AS decode_s, total_s, peak_allocated_bytes, peak_reserved_bytes "
+            "s_per_step, stage_decode_video_s AS decode_s, total_s, peak_allocated_bytes, peak_reserved_bytes, speed_mode "
             "FROM {src} WHERE model = ? AND state = 'succeeded'"
         )
         params: list = [model]

@@ -137,9 +137,19 @@ def load_gpu_calibrations() -> dict[str, GpuCalibration]:
     return {normalise_gpu_name(g.gpu_name): g for g in gpus}
 
 
+@functools.lru_cache(maxsize=None)
+def load_speed_factors() -> dict[str, float]:
+    """Speed mode's s/step ÷ the stock pipeline's, per model, measured side by side (speed.json)."""
+    path = _directory / "speed.json"
+    if not path.is_file():
+        return {}
+    return {model: float(factor) for model, factor in json.loads(path.read_text()).get("step_factor", {}).items()}
+
+
 def clear_cache() -> None:
     """Forget loaded files (tests, and after the calibration script rewrote them)."""
     load_model_calibration.cache_clear()
     load_gpu_calibrations.cache_clear()
+    load_speed_factors.cache_clear()
     for cached in _dependent_caches:
         cached.cache_clear()

@@ -10,7 +10,7 @@ from typing import Any
 from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
 from engine.foresight.memory import coefficients_for, estimate_memory, history_correction
 from engine.foresight.structure import ModelStructure, structure_of
-from engine.foresight.timing import estimate_time, finished_rows
+from engine.foresight.timing import estimate_time, finished_rows, is_compiled
 
 
 
@@ -43,6 +43,7 @@ class Prediction:
     time_source: str  # 'history' | 'calibration' | 'scaled by matmul' | 'no estimate'
     confidence: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    speed_mode: str = "off"  # 'compile' when the time is predicted for a compiled denoiser
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats rounded for reading)."""
@@ -98,7 +99,7 @@ def near_points(structure: ModelStructure, rows: list[dict], height: int, width:
 def predict(model: str, height: int, width: int, frames: int, *, steps: int | None = None,
             decode_chunk_size: int | None = None, offload: str = "none", gpu_name: str | None = None,
             history: list[dict] | None = None, gpu_tflops: float | None = None,
-            include_holdout: bool = True) -> Prediction:
+            include_holdout: bool = True, speed_mode: str | None = None) -> Prediction:
     """Peak memory and time of one job of registry model `model`; ValueError on bad settings.
 
     `gpu_name` is the NVML name of the GPU the job runs on ('cpu' for none). Left out, full-size models
@@ -151,8 +152,15 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
             notes.append("sequential offload not measured for this model: about one layer resident, estimated")
 
     # Time
+    compiled = _runs_compiled(speed_mode, gpu_name, offload)
     t = estimate_time(structure, height, width, frames, chunk, steps, offload, gpu_name, history, gpu_tflops,
-                      include_holdout)
+                      include_holdout, compiled)
+    if compiled and t.source != "no estimate" and not t.history_points:
+        if t.speed_factor is not None:
+            notes.append(f"speed mode: the stock pace × {t.speed_factor:.2f}, as measured side by side for {model}")
+        else:
+            notes.append(f"speed mode's pace was never measured for {model}: predicted at the stock pace, "
+                         "likely too long until compiled runs are in the history")
     if t.source == "no estimate":
         notes.append(f"no estimate of time for {model} on {gpu_name or 'this GPU'}: no history, no "
                      "calibration and no matmul throughput for it")
@@ -164,7 +172,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         {"height": p.height, "width": p.width, "frames": p.frames, "decode_chunk_size": p.decode_chunk_size}
         for p in (cal.usable(include_holdout=include_holdout, offload=offload) if cal else [])
     ]
-    hist_rows = finished_rows(history, model, gpu_name)
+    hist_rows = finished_rows(history, model, gpu_name, compiled)
     near = near_points(structure, cal_rows + hist_rows, height, width, frames, chunk)
     level = "high" if near >= 3 else "medium" if near >= 1 else "low"
     confidence = {
@@ -186,5 +194,18 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         memory_source=memory_source,
         seconds=t.seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
         transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
-        confidence=confidence, notes=tuple(notes),
+        confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off",
     )
+
+
+def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str) -> bool:
+    if _is_cpu(gpu_name) or offload != "none":
+        return False
+    if speed_mode is None:
+        try:
+            from config import load_settings
+
+            speed_mode = load_settings().engine.speed_mode
+        except Exception:  # noqa: BLE001 — a broken settings file is reported where it is loaded, not here
+            speed_mode = "off"
+    return is_compiled(speed_mode)

@@ -23,6 +23,10 @@ Where the coefficients come from, for the GPU a job will run on (time_source):
   each) and the curve's own predictions at the calibration settings (weight 1 each). Without a curve, the
   history alone is fitted (a constant below 3 distinct settings);
 - 'no estimate': none of these.
+
+Speed mode (a compiled denoiser) runs at another pace: a job predicted for it learns only from runs that
+were compiled too, and while there are none its calibrated (stock) s/step is scaled by the factor measured
+side by side for the model (calibration/speed.json); a model without one is predicted at the stock pace.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from engine.foresight.calibration import (
     MeasuredPoint,
     load_gpu_calibrations,
     load_model_calibration,
+    load_speed_factors,
     normalise_gpu_name,
     register_cache,
 )
@@ -84,11 +89,19 @@ class TimeEstimate:
     source: str  # 'calibration' | 'history' | 'scaled by matmul' | 'no estimate'
     history_points: int
     calibration_gpu: str | None  # whose measured curve this is based on
+    speed_factor: float | None = None  # applied to the stock s/step for a compiled run without compiled history
 
 
-def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None) -> list[dict]:
+def is_compiled(speed_mode: str | None) -> bool:
+    """Whether a run record's speed-mode label means a compiled denoiser ran."""
+    return str(speed_mode or "off").startswith("compile")
+
+
+def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None,
+                  compiled: bool | None = None) -> list[dict]:
     """History rows of finished jobs of `model` on `gpu_name` that carry a step time (run records: decode
-    time as `decode_s` or the worker's `stage_decode_video_s`; sequential-offload runs left out)."""
+    time as `decode_s` or the worker's `stage_decode_video_s`; sequential-offload runs left out); with
+    `compiled`, only the runs whose denoiser was (or was not) compiled."""
     key = normalise_gpu_name(gpu_name)
     rows = []
     for row in history or []:
@@ -99,6 +112,8 @@ def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None) 
             continue
         if (row.get("offload") or "none") == "sequential":
             continue  # its step time is mostly weight transfer
+        if compiled is not None and is_compiled(row.get("speed_mode")) != compiled:
+            continue
         s = row.get("s_per_step")
         if not isinstance(s, (int, float)) or s <= 0:
             continue
@@ -321,10 +336,11 @@ def _offload_costs(structure: ModelStructure, base: TimeCurve | None, offload: s
 
 def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int | None, steps: int,
                   offload: str, gpu_name: str | None, history: list[dict] | None = None,
-                  gpu_tflops: float | None = None, include_holdout: bool = True) -> TimeEstimate:
+                  gpu_tflops: float | None = None, include_holdout: bool = True,
+                  compiled: bool = False) -> TimeEstimate:
     """Predicted seconds for one run; see the module docstring for where they come from."""
     base, source = _base_curve(structure.id, structure, gpu_name, history, gpu_tflops, include_holdout)
-    rows = finished_rows(history, structure.id, gpu_name)
+    rows = finished_rows(history, structure.id, gpu_name, compiled)
     curve = base
     if rows:
         curve = _learn_from_history(structure, base, rows, gpu_name)
@@ -333,7 +349,8 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
     costs = _offload_costs(structure, base or curve, offload, include_holdout)
     per_step, once = costs if costs is not None else (0.0, None)
-    s_step = curve.s_per_step(structure, h, w, f) + per_step
+    factor = load_speed_factors().get(structure.id) if compiled and not rows else None
+    s_step = curve.s_per_step(structure, h, w, f) * (factor or 1.0) + per_step
     decode = curve.decode_s(structure, h, w, f, chunk)
     encode = curve.encode_s(structure, h, w)
     seconds = encode + curve.warmup_s + steps * s_step + decode + (once or 0.0)
@@ -348,4 +365,5 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         source=source or "no estimate",
         history_points=len(rows),
         calibration_gpu=base.gpu_name if base is not None else None,
+        speed_factor=factor,
     )

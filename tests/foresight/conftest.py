@@ -107,6 +107,12 @@ def write_synthetic(directory: Path) -> None:
          "memory_total_bytes": 80 * GIB, "cuda_context_bytes": int(0.5 * GIB)}]}))
 
 
+@pytest.fixture(autouse=True)
+def stock_pace(monkeypatch):
+    """These tests are about the stock pipeline's pace; speed mode's are in test_speed_prediction.py."""
+    monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "off")
+
+
 @pytest.fixture
 def synthetic(tmp_path):
     """Point the predictor at a synthetic calibration; restore the committed one afterwards."""

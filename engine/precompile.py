@@ -80,6 +80,7 @@ class PrecompiledDenoiser:
         self.cache_dir = cache_dir
         self.parts = parts
         self.level = PRECOMPILED
+        self.compiling = False  # read by the worker's heartbeat: the job's progress says so meanwhile
         self.entries: dict[str, Callable] = {}
         self.last_event: dict[str, Any] = {}
 
@@ -150,6 +151,7 @@ class PrecompiledDenoiser:
                 log.warning("the precompiled %s could not be loaded (%s: %s); compiling it again",
                             path.name, type(exc).__name__, exc)
         started = time.perf_counter()
+        self.compiling = True
         try:
             entry = self._aot_compile(args, kwargs)
             data = entry.serialize()
@@ -160,6 +162,8 @@ class PrecompiledDenoiser:
                         type(self.module).__name__, type(exc).__name__, exc)
             self.level = COMPILED
             return None
+        finally:
+            self.compiling = False
         self.last_event = {"event": "compiled", "key": key, "seconds": time.perf_counter() - started}
         log.info("compiled %s for %s in %.1f s", type(self.module).__name__, key, self.last_event["seconds"])
         self._write(path, data)

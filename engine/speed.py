@@ -67,6 +67,11 @@ class AppliedSpeed:
     denoiser: Any = None
 
     @property
+    def compiling(self) -> bool:
+        """Whether the denoiser is being compiled for a new shape right now (minutes, once per machine)."""
+        return bool(getattr(getattr(self.denoiser, "forward", None), "compiling", False))
+
+    @property
     def label(self) -> str:
         if not self.parts.compile:
             return "off"

@@ -59,6 +59,9 @@ class Device:
         return cls("cpu", None, "cpu")
 
 
+COMPILING_STAGE = "compiling_denoiser"  # shown as a job's stage; not a timing key (it is inside denoising_loop)
+
+
 class Heartbeat(threading.Thread):
     """Renews the lease, publishes progress, watches for cancel requests and critical alerts."""
 
@@ -72,8 +75,10 @@ class Heartbeat(threading.Thread):
 
     def progress(self) -> Progress:
         elapsed = time.monotonic() - self.started
+        # A compile of a new shape happens inside the first step: say so, or the job looks stuck at step 0.
+        stage = COMPILING_STAGE if self.worker.cache.speed.compiling else self.clock.current
         return Progress(
-            stage=self.clock.current, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
+            stage=stage, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
             eta_s=remaining_seconds(self.clock, elapsed, self.job.predicted, self.worker.last_stages), elapsed_s=elapsed,
             stages=dict(self.clock.stages),
         )

@@ -130,3 +130,17 @@ def test_the_key_changes_with_shape_dtype_values_and_parts(model_module):
     assert artefact_key(module, (x.half(),), {"scale": 2.0}, parts="a") != base
     assert artefact_key(module, (x,), {"scale": 3.0}, parts="a") != base
     assert artefact_key(module, (x,), {"scale": 2.0}, parts="b") != base
+
+
+def test_the_denoiser_says_it_is_compiling_while_it_compiles(tmp_path, model_module):
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    seen = []
+    real = model.forward._aot_compile
+
+    def watching(args, kwargs):
+        seen.append(model.forward.compiling)
+        return real(args, kwargs)
+
+    model.forward._aot_compile = watching
+    call(model, torch.randn(1, 4, 8, 8))
+    assert seen == [True] and model.forward.compiling is False

@@ -54,3 +54,19 @@ def test_a_denoiser_that_fell_back_to_eager_is_labelled_so():
     fake.level = EAGER
     denoiser.forward = fake
     assert applied.label == "off (compile failed)"
+
+
+def test_a_job_whose_denoiser_is_compiling_says_so_in_its_progress():
+    from engine.pipelines.clock import StageClock
+    from engine.worker import COMPILING_STAGE, Heartbeat
+
+    compiling = SimpleNamespace(forward=SimpleNamespace(compiling=True))
+    worker = SimpleNamespace(cache=SimpleNamespace(speed=AppliedSpeed(SpeedParts(compile=True), compiling)),
+                             last_stages={})
+    job = SimpleNamespace(id="job-1", predicted={}, params=SimpleNamespace(steps=50))
+    clock = StageClock()
+    clock.current = "denoising_loop"
+    heartbeat = Heartbeat(worker, job, clock)
+    assert heartbeat.progress().stage == COMPILING_STAGE
+    compiling.forward.compiling = False
+    assert heartbeat.progress().stage == "denoising_loop"

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PRECOMPILED = "precompiled"
 COMPILED = "compiled"
 EAGER = "eager"
+KEEP_PER_MODEL = 8
 
 
 def _describe(value: Any) -> Any:
@@ -185,6 +186,15 @@ class PrecompiledDenoiser:
             os.replace(scratch, path)
         except OSError as exc:  # a full disk costs the next process a compile, not this job
             log.warning("could not save the precompiled denoiser to %s: %s", path, exc)
+            return
+        self._prune()
+
+    def _prune(self) -> None:
+        """Keep this model's `KEEP_PER_MODEL` most recently used artefacts (each is ~100 MB for a video UNet)."""
+        prefix = module_key(self.module, parts=self.parts)
+        paths = sorted(self.cache_dir.glob(f"{prefix}-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in paths[KEEP_PER_MODEL:]:
+            old.unlink(missing_ok=True)  # a process that loaded it keeps it in memory
 
 
 def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torch.nn.Module:

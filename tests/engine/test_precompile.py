@@ -144,3 +144,14 @@ def test_the_denoiser_says_it_is_compiling_while_it_compiles(tmp_path, model_mod
     model.forward._aot_compile = watching
     call(model, torch.randn(1, 4, 8, 8))
     assert seen == [True] and model.forward.compiling is False
+
+
+def test_only_the_most_recent_shapes_of_a_model_are_kept(tmp_path, model_module, monkeypatch):
+    import engine.precompile as precompile
+
+    monkeypatch.setattr(precompile, "KEEP_PER_MODEL", 1)
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    call(model, torch.randn(1, 4, 8, 8))
+    call(model, torch.randn(1, 4, 16, 16))
+    assert len(list((tmp_path / "pc").glob("*.bin"))) == 1
+    assert call(model, torch.randn(1, 4, 16, 16)).shape == (1, 4, 16, 16)

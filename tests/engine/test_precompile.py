@@ -155,3 +155,18 @@ def test_only_the_most_recent_shapes_of_a_model_are_kept(tmp_path, model_module,
     call(model, torch.randn(1, 4, 16, 16))
     assert len(list((tmp_path / "pc").glob("*.bin"))) == 1
     assert call(model, torch.randn(1, 4, 16, 16)).shape == (1, 4, 16, 16)
+
+
+def test_when_torch_compile_fails_too_the_denoiser_runs_eagerly(tmp_path, model_module, monkeypatch):
+    from engine.precompile import EAGER
+
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("inductor cannot build this graph")
+
+    monkeypatch.setattr(model.forward, "_aot_compile", broken)
+    model.forward.fallback = broken
+    sample = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(call(model, sample), call(model_module.build(), sample))
+    assert model.forward.level == EAGER

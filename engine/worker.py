@@ -27,7 +27,7 @@ from engine.eta import remaining_seconds
 from engine.pipelines.clock import JobCancelled, StageClock
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
-from engine.queue.models import Job, QueueDiskFull
+from engine.queue.models import COMPILING_STAGE, Job, QueueDiskFull
 from engine.run_record import build_run_record
 from engine.runner import PipelineCache, RunOutput, free_memory, run_job
 
@@ -57,9 +57,6 @@ class Device:
             torch.cuda.set_device(index)
             return cls(f"cuda:{index}", index, torch.cuda.get_device_name(index))
         return cls("cpu", None, "cpu")
-
-
-COMPILING_STAGE = "compiling_denoiser"  # shown as a job's stage; not a timing key (it is inside denoising_loop)
 
 
 class Heartbeat(threading.Thread):

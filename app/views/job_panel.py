@@ -11,6 +11,7 @@ from app.views import charts, video
 from app.views import formatting as fmt
 from app.views.frame import live_fragment
 from engine.queue import Job, JobNotFound, JobQueue
+from engine.queue.models import COMPILING_STAGE
 
 
 def progress_line(job: Job, now: datetime | None = None) -> tuple[float, str]:
@@ -24,6 +25,8 @@ def progress_line(job: Job, now: datetime | None = None) -> tuple[float, str]:
         (now - job.started_at).total_seconds() if job.started_at else None)
     fraction = min(1.0, p.step / total) if total else 0.0
     stage = p.stage or "starting"
+    if stage == COMPILING_STAGE:
+        stage = "compiling the model for this resolution (once per machine: 2–3 min on an H100)"
     cancelling = " · cancelling…" if job.cancel_requested else ""
     return fraction, f"step {p.step}/{total} · {stage} · elapsed {fmt.seconds(elapsed)} · ETA {fmt.seconds(p.eta_s)}{cancelling}"
 

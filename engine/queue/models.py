@@ -36,6 +36,11 @@ class JobParams:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
+# A running job's stage while speed mode compiles the denoiser for a new shape. It happens inside the first
+# denoising step, so it is shown, not timed.
+COMPILING_STAGE = "compiling_denoiser"
+
+
 @dataclass
 class Progress:
     stage: str | None = None

@@ -58,7 +58,8 @@ def test_a_denoiser_that_fell_back_to_eager_is_labelled_so():
 
 def test_a_job_whose_denoiser_is_compiling_says_so_in_its_progress():
     from engine.pipelines.clock import StageClock
-    from engine.worker import COMPILING_STAGE, Heartbeat
+    from engine.queue.models import COMPILING_STAGE
+    from engine.worker import Heartbeat
 
     compiling = SimpleNamespace(forward=SimpleNamespace(compiling=True))
     worker = SimpleNamespace(cache=SimpleNamespace(speed=AppliedSpeed(SpeedParts(compile=True), compiling)),

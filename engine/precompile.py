@@ -68,7 +68,11 @@ def module_key(module: torch.nn.Module, *, parts: str) -> str:
 def artefact_key(module: torch.nn.Module, args: tuple, kwargs: dict, *, parts: str) -> str:
     """A file-name-safe key of everything the compiled code depends on: the module's key, then the call's
     argument shapes, dtypes and non-tensor values."""
-    return f"{module_key(module, parts=parts)}-{_digest({'args': _describe(args), 'kwargs': _describe(kwargs)})}"
+    return f"{module_key(module, parts=parts)}-{call_digest(args, kwargs)}"
+
+
+def call_digest(args: tuple, kwargs: dict) -> str:
+    return _digest({"args": _describe(args), "kwargs": _describe(kwargs)})
 
 
 class PrecompiledDenoiser:
@@ -84,16 +88,26 @@ class PrecompiledDenoiser:
         self.compiling = False  # read by the worker's heartbeat: the job's progress says so meanwhile
         self.entries: dict[str, Callable] = {}
         self.last_event: dict[str, Any] = {}
+        self.prefix = module_key(self.module, parts=parts)  # computed once: it is part of every step's key
+
+    def _artefacts_newest_first(self) -> list[Path]:
+        """This model's artefacts on disk, most recently used first (another process may be pruning them)."""
+
+        def used_at(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        return sorted(self.cache_dir.glob(f"{self.prefix}-*.bin"), key=used_at, reverse=True)
 
     def preload(self, limit: int = 4) -> int:
         """Load this model's most recently used artefacts now (during model_load), so the first job's
         first step does not pay for it; returns how many loaded."""
         from torch._dynamo.aot_compile import AOTCompiledModel
 
-        prefix = module_key(self.module, parts=self.parts)
-        paths = sorted(self.cache_dir.glob(f"{prefix}-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
         loaded = 0
-        for path in paths[:limit]:
+        for path in self._artefacts_newest_first()[:limit]:
             try:
                 self.entries[path.stem] = AOTCompiledModel.deserialize(self.module, path.read_bytes())
                 loaded += 1
@@ -106,7 +120,7 @@ class PrecompiledDenoiser:
             return self.module(*args, **kwargs)
         if self.level == COMPILED:
             return self._call_compiled(args, kwargs)
-        key = artefact_key(self.module, args, kwargs, parts=self.parts)
+        key = f"{self.prefix}-{call_digest(args, kwargs)}"
         entry = self.entries.get(key)
         if entry is None:
             entry = self._load_or_compile(key, args, kwargs)
@@ -191,9 +205,7 @@ class PrecompiledDenoiser:
 
     def _prune(self) -> None:
         """Keep this model's `KEEP_PER_MODEL` most recently used artefacts (each is ~100 MB for a video UNet)."""
-        prefix = module_key(self.module, parts=self.parts)
-        paths = sorted(self.cache_dir.glob(f"{prefix}-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in paths[KEEP_PER_MODEL:]:
+        for old in self._artefacts_newest_first()[KEEP_PER_MODEL:]:
             old.unlink(missing_ok=True)  # a process that loaded it keeps it in memory
 
 

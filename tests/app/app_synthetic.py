@@ -28,7 +28,8 @@ GIB = 2**30
 MODELS = ("i2vgen-xl", "svd", "ltx-video", "tiny")
 SIZES = {"i2vgen-xl": ((512, 512), (704, 1280)), "svd": ((576, 1024),), "ltx-video": ((480, 704),), "tiny": ((64, 64),)}
 # Speed-mode labels as the engine records them, with the step-time factor each gives here (the tiny CPU model: "off").
-SPEED_MODES = {"off": 1.0, "compile": 0.65, "compile+cudagraphs": 0.58}
+# Factors as measured on an H100 (BENCHMARKS.md): plain compile 0.65, every part 0.60.
+SPEED_MODES = {"off": 1.0, "compile": 0.65, "compile+frameconv+nhwc+precompiled": 0.60}
 
 
 def gpu_sample(ts: datetime, gpu: int, *, host: str = HOST, util: float = 50.0, used_gib: float = 20.0) -> GpuSample:

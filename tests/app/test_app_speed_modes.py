@@ -100,7 +100,7 @@ def test_speed_modes_tab_shows_a_table_and_a_chart_of_every_mode(page, history):
     open_tab(at, "Speed modes")
     no_exception(at)
     table = at.dataframe[0].value
-    assert set(table["speed_mode"]) == {"off", "compile", "compile+cudagraphs"}
+    assert set(table["speed_mode"]) == {"off", "compile", "compile+frameconv+nhwc+precompiled"}
     assert {"setting", "runs", "median_total_s", "median_s_per_step", "median_peak_allocated_gib",
             "mean_quality_score", "step_speedup_vs_off"} <= set(table.columns)
     assert len(at.get("plotly_chart")) == 1
@@ -117,7 +117,7 @@ def test_speed_modes_tab_chart_follows_the_chosen_measure(page, history):
     no_exception(at)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "peak memory" in spec["layout"]["title"]["text"]
-    assert {t["name"] for t in spec["data"]} == {"off", "compile", "compile+cudagraphs"}
+    assert {t["name"] for t in spec["data"]} == {"off", "compile", "compile+frameconv+nhwc+precompiled"}
 
 
 def test_speed_modes_tab_says_how_to_compare_when_every_run_had_one_mode(paths, page, now):
@@ -152,7 +152,7 @@ def test_compare_two_settings_tells_speed_modes_apart(page, history):
     labels = at.selectbox(key="an_cmp_a").options
     assert len(labels) == 3
     assert {next(p for p in label.split(" · ") if p.startswith("speed ")) for label in labels} == {
-        "speed off", "speed compile", "speed compile+cudagraphs"}
+        "speed off", "speed compile", "speed compile+frameconv+nhwc+precompiled"}
 
 
 def test_fastest_per_setting_keeps_each_speed_mode_apart(page, history):
@@ -162,4 +162,4 @@ def test_fastest_per_setting_keeps_each_speed_mode_apart(page, history):
     no_exception(at)
     table = at.dataframe[0].value
     svd = table[table["model"] == "svd"]
-    assert sorted(svd["speed_mode"]) == ["compile", "compile+cudagraphs", "off"]
+    assert sorted(svd["speed_mode"]) == ["compile", "compile+frameconv+nhwc+precompiled", "off"]

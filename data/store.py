@@ -265,17 +265,23 @@ class Store:
         return self.query("ratings", "SELECT * EXCLUDE (date) FROM {src} ORDER BY ts")
 
     def similar_runs(self, model: str, gpu_name: str | None, limit: int = 200) -> list[dict]:
-        """Finished runs of a model (on a GPU), newest first: the history the ETA and predictor learn from."""
-        sql = (
-            "SELECT model, gpu_name, height, width, frames, steps, decode_chunk_size, offload, state, "
-            "s_per_step, stage_decode_video_s AS decode_s, total_s, peak_allocated_bytes, peak_reserved_bytes, speed_mode "
-            "FROM {src} WHERE model = ? AND state = 'succeeded'"
-        )
+        """Finished runs of a model (on a GPU), newest first: the history the ETA and predictor learn from.
+
+        Columns added to the runs table later (`speed_mode`) are None for stores written before them."""
+        sql = "SELECT * FROM {src} WHERE model = ? AND state = 'succeeded'"
         params: list = [model]
         if gpu_name is not None:
             sql += " AND gpu_name = ?"
             params.append(gpu_name)
-        return self.query("runs", sql + f" ORDER BY finished_at DESC LIMIT {int(limit)}", params).to_pylist()
+        rows = self.query("runs", sql + f" ORDER BY finished_at DESC LIMIT {int(limit)}", params).to_pylist()
+        return [{key: row.get(column) for key, column in _SIMILAR_RUN_COLUMNS.items()} for row in rows]
+
+
+_SIMILAR_RUN_COLUMNS = {  # key the predictor reads → runs column
+    **{c: c for c in ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload",
+                      "state", "s_per_step", "total_s", "peak_allocated_bytes", "peak_reserved_bytes", "speed_mode")},
+    "decode_s": "stage_decode_video_s",
+}
 
 
 def _read(files: list[str]) -> str:

@@ -1,0 +1,44 @@
+"""The run history the predictor learns from, also from stores written before a column existed."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from data.parquet_store import write_rows
+from data.paths import DataPaths
+from data.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+import app_synthetic  # noqa: E402
+
+
+def succeeded_runs(n: int) -> list:
+    records = app_synthetic.run_records(n, datetime.now(timezone.utc), days=1)
+    return [dataclasses.replace(r, state="succeeded", model="svd", gpu_name="NVIDIA H100 80GB HBM3") for r in records]
+
+
+def test_similar_runs_carry_the_step_time_decode_time_and_speed_mode(tmp_path):
+    paths = DataPaths(tmp_path).ensure()
+    records = succeeded_runs(6)
+    write_rows(paths, "runs", records, "h")
+    rows = Store(paths).similar_runs("svd", "NVIDIA H100 80GB HBM3")
+    assert len(rows) == 6
+    by_speed = {r["speed_mode"] for r in rows}
+    assert by_speed == {r.speed_mode for r in records}
+    assert {r["decode_s"] for r in rows} == {r.stage_decode_video_s for r in records}
+
+
+def test_a_store_written_before_speed_mode_existed_still_gives_history(tmp_path):
+    paths = DataPaths(tmp_path).ensure()
+    write_rows(paths, "runs", succeeded_runs(4), "h")
+    for file in paths.table_dir("runs").rglob("*.parquet"):
+        table = pq.read_table(file)
+        pq.write_table(table.drop_columns(["speed_mode"]), file)  # as an older engine wrote it
+    rows = Store(paths).similar_runs("svd", None)
+    assert len(rows) == 4
+    assert all(r["speed_mode"] is None and r["s_per_step"] is not None for r in rows)

@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from app.streamlit_server import streamlit_run_args
 from app.supervisor import Child, Supervisor, python_module
 from config import load_settings
 from data.paths import data_paths
@@ -38,10 +39,7 @@ def plan(port: int, api_port: int, gpus: int) -> list[Child]:
     else:
         children.append(Child("engine-cpu", python_module("engine", "serve")))
     children.append(Child("api", python_module("api", "--port", str(api_port))))
-    children.append(Child("ui", python_module(
-        "streamlit", "run", str(CHECKOUT / "app" / "ui.py"), "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    )))
+    children.append(Child("ui", python_module(*streamlit_run_args(port))))
     return children
 
 

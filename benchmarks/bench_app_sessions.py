@@ -115,9 +115,10 @@ def server_sessions(data_dir: Path, sessions: int) -> list[dict]:
         port = s.getsockname()[1]
     log = Path(tempfile.mkdtemp(prefix="bench-sessions-")) / "streamlit.log"
     env = dict(os.environ, I2VMON_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "ui.py"), "--server.port",
-                             str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log.open("ab"),
+    sys.path.insert(0, str(ROOT))
+    from app.streamlit_server import streamlit_run_args
+
+    proc = subprocess.Popen([sys.executable, "-m", *streamlit_run_args(port)], cwd=ROOT, env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         for _ in range(240):

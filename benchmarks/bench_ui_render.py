@@ -126,8 +126,10 @@ class Feeder(threading.Thread):
 
 def start_ui(store: Path, port: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ, I2VMON_DATA_DIR=str(store), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "ui.py"), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    sys.path.insert(0, str(ROOT))
+    from app.streamlit_server import streamlit_run_args
+
+    cmd = [sys.executable, "-m", *streamlit_run_args(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -179,6 +179,18 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def settings_source() -> tuple:
+    """What the settings are read from — the I2VMON_* environment, the settings file and its modification
+    time — so a long-running reader can tell when reading them again would give something new."""
+    path = _toml_file()
+    try:
+        modified = path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        modified = None
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("I2VMON_")))
+    return env, str(path) if path else None, modified
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise a clear error when the TOML file is malformed."""
     toml_path = _toml_file()

@@ -87,4 +87,9 @@ def data_paths(settings: object | None = None) -> DataPaths:
         from config import load_settings
 
         settings = load_settings()
-    return DataPaths(Path(settings.data_dir).expanduser().resolve()).ensure()  # type: ignore[attr-defined]
+    return paths_for(settings.data_dir)  # type: ignore[attr-defined]
+
+
+def paths_for(data_dir: Path | str) -> DataPaths:
+    """The data directory `data_dir`, created if missing."""
+    return DataPaths(Path(data_dir).expanduser().resolve()).ensure()

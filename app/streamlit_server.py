@@ -1,0 +1,22 @@
+"""How the Streamlit server is started: its one list of options, for the launcher and the benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
+
+OPTIONS = (
+    "--server.headless", "true",
+    "--browser.gatherUsageStats", "false",
+    "--server.fileWatcherType", "none",
+    # Streamlit forces a full gc.collect(2) after every script and fragment run. With pandas, pyarrow, duckdb
+    # and plotly loaded that was 38% of the server's CPU with 5 sessions (py-spy, BENCHMARKS.md); Python's
+    # own generational collection still runs.
+    "--runner.postScriptGC", "false",
+)
+
+
+def streamlit_run_args(port: int) -> list[str]:
+    """`python -m` arguments that serve the app on `port`."""
+    return ["streamlit", "run", str(UI_SCRIPT), "--server.port", str(port), *OPTIONS]

@@ -1,14 +1,16 @@
-"""The queue as a table: waiting jobs in run order with move and cancel, running jobs, the latest ended."""
+"""The queue as a table — running jobs, the waiting ones in run order, the latest ended — and one row of
+actions (move, cancel, show) on the job picked."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app.views import formatting as fmt
 from app.views.job_panel import progress_line
 from engine.queue import Job, JobQueue, QueueError
 
-SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless asked (each row is ~20 elements)
+SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless asked
 SHOWN_ENDED = 10
 STATE_ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
 
@@ -34,28 +36,47 @@ def _describe(job: Job) -> str:
     return f"{p.model} · {fmt.resolution(p.height, p.width)} · {p.frames} fr · {p.steps} steps"
 
 
-def _row(queue: JobQueue, job: Job, *, position: int | None, previous: str | None, last: bool) -> None:
-    cols = st.columns([0.4, 1.2, 2.6, 3.0, 0.6, 0.6, 0.6, 0.6, 0.6], vertical_alignment="center")
-    cols[0].write(STATE_ICONS.get(job.state, "?") if position is None else f"{position}.")
-    cols[1].markdown(f"`{job.id[:8]}`")
-    cols[2].write(_describe(job))
+def _status(job: Job) -> str:
     if job.state in ("queued", "running"):
-        cols[3].caption(progress_line(job)[1])
-    else:
-        cols[3].caption(f"{job.state} {fmt.age(job.finished_at)}"
-                        + (f" · {job.error_kind}" if job.state == "failed" and job.error_kind else ""))
-    key = job.id
-    if job.state == "queued":
-        cols[4].button("", icon=":material/vertical_align_top:", key=f"q_top_{key}", help="move to the top", on_click=_act, args=("top", queue, job.id),
-                       disabled=position == 1)
-        cols[5].button("", icon=":material/arrow_upward:", key=f"q_up_{key}", help="move up one", on_click=_act, args=("up", queue, job.id, previous),
-                       disabled=previous is None)
-        cols[6].button("", icon=":material/vertical_align_bottom:", key=f"q_bottom_{key}", help="move to the bottom", on_click=_act,
-                       args=("bottom", queue, job.id), disabled=last)
-    if job.state in ("queued", "running"):
-        cols[7].button("", icon=":material/close:", key=f"q_cancel_{key}", help="cancel", on_click=_act, args=("cancel", queue, job.id),
-                       disabled=job.cancel_requested)
-    cols[8].button("", icon=":material/visibility:", key=f"q_follow_{key}", help="show this job above", on_click=_act, args=("follow", queue, job.id))
+        return progress_line(job)[1]
+    return f"{job.state} {fmt.age(job.finished_at)}" + (
+        f" · {job.error_kind}" if job.state == "failed" and job.error_kind else "")
+
+
+def _table(running: list[Job], queued: list[Job], ended: list[Job]) -> pd.DataFrame:
+    rows = [(STATE_ICONS["running"], job) for job in running]
+    rows += [(f"{i + 1}.", job) for i, job in enumerate(queued)]
+    rows += [(STATE_ICONS.get(job.state, "?"), job) for job in ended]
+    return pd.DataFrame([{"": mark, "job": job.id[:8], "what": _describe(job), "status": _status(job)}
+                         for mark, job in rows])
+
+
+def _actions(queue: JobQueue, running: list[Job], queued: list[Job], ended: list[Job], *, more_waiting: bool) -> None:
+    """One row of actions on the job picked: a table plus one picker costs a rerun a handful of elements where
+    a row of buttons per job cost ~15 each (with 20 sessions the page missed 2 s on that alone)."""
+    jobs = {job.id: job for job in running + queued + ended}
+    position = {job.id: i for i, job in enumerate(queued)}
+
+    def label(job_id: str) -> str:  # not the job's place or state: a picked job's label would lag behind them
+        return f"{job_id[:8]} · {_describe(jobs[job_id])}"
+
+    cols = st.columns([4.4, 0.6, 0.6, 0.6, 0.6, 0.6], vertical_alignment="center")
+    picked = cols[0].selectbox("Job", list(jobs), format_func=label, key="q_pick", label_visibility="collapsed")
+    if picked is None:
+        return
+    job, i = jobs[picked], position.get(picked)
+    previous = queued[i - 1].id if i else None
+    last = i is not None and i == len(queued) - 1 and not more_waiting
+    cols[1].button("", icon=":material/vertical_align_top:", key="q_top", help="move to the top", on_click=_act,
+                   args=("top", queue, picked), disabled=i is None or i == 0)
+    cols[2].button("", icon=":material/arrow_upward:", key="q_up", help="move up one", on_click=_act,
+                   args=("up", queue, picked, previous), disabled=previous is None)
+    cols[3].button("", icon=":material/vertical_align_bottom:", key="q_bottom", help="move to the bottom", on_click=_act,
+                   args=("bottom", queue, picked), disabled=i is None or last)
+    cols[4].button("", icon=":material/close:", key="q_cancel", help="cancel", on_click=_act, args=("cancel", queue, picked),
+                   disabled=job.state not in ("queued", "running") or job.cancel_requested)
+    cols[5].button("", icon=":material/visibility:", key="q_follow", help="show this job above", on_click=_act,
+                   args=("follow", queue, picked))
 
 
 def draw(queue: JobQueue) -> None:
@@ -69,18 +90,12 @@ def draw(queue: JobQueue) -> None:
     if not (running or queued or ended):
         st.caption("The queue is empty: upload an image above and press Generate.")
         return
-    for job in running:
-        _row(queue, job, position=None, previous=None, last=True)
     shown = queued[:limit]
-    for i, job in enumerate(shown):
-        _row(queue, job, position=i + 1, previous=shown[i - 1].id if i else None, last=i == len(queued) - 1)
+    st.dataframe(_table(running, shown, ended), hide_index=True, use_container_width=True)
     if len(queued) > limit or limit != SHOWN_QUEUED[0]:
         waiting = queue.counts().get("queued", len(queued))
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.caption(f"{waiting} waiting; the first {min(limit, waiting)} are shown.")
         c2.selectbox("Waiting jobs shown", SHOWN_QUEUED, key="q_shown", label_visibility="collapsed",
                      format_func=lambda n: f"show {n}")
-    if ended:
-        st.caption("Latest ended")
-        for job in ended:
-            _row(queue, job, position=None, previous=None, last=True)
+    _actions(queue, running, shown, ended, more_waiting=len(queued) > limit)

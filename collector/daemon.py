@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections import deque
 from datetime import datetime, timezone
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.alerts import AlertEvaluator
 from collector.host import prime_cpu_counters
@@ -115,20 +116,27 @@ def run_daemon(settings: Settings, paths: DataPaths) -> None:
         settings.collector.interval_s, paths.root,
     )
     print(f"collector: {collector.sampler.gpu_status if collector.sampler.gpu_status != 'ok' else f'{len(collector.sampler.devices)} GPU(s)'}; data in {paths.root}", flush=True)
-    scheduler = BlockingScheduler(timezone=timezone.utc)
+    scheduler = BackgroundScheduler(timezone=timezone.utc)
     job_defaults = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     scheduler.add_job(collector.tick, "interval", seconds=settings.collector.interval_s, next_run_time=datetime.now(timezone.utc), **job_defaults)
     scheduler.add_job(collector.flush, "interval", seconds=settings.collector.flush_interval_s, **job_defaults)
     scheduler.add_job(collector.compact, "interval", seconds=60, **job_defaults)
 
+    signals: list[int] = []
+
     def stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping", signum)
-        scheduler.shutdown(wait=False)
+        # Only note it: a handler runs between two bytecodes of the main thread, which may hold a lock that
+        # stopping the scheduler needs (a shutdown called from here once hung the collector on SIGTERM).
+        signals.append(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    scheduler.start()
     try:
-        scheduler.start()
+        while not signals:
+            time.sleep(0.2)
+        log.info("signal %d: stopping", signals[0])
     finally:
+        scheduler.shutdown(wait=True)  # a tick or flush under way finishes; nothing starts after
         collector.close()
         log.info("collector stopped after %d samples", collector.samples_taken)

@@ -59,6 +59,26 @@ class Device:
         return cls("cpu", None, "cpu")
 
 
+class StopRequest:
+    """threading.Event's set / is_set / wait, without a lock in `set`: SIGTERM's handler sets it, and a handler
+    runs between two bytecodes of the main thread, which may be holding the very lock an Event's set takes."""
+
+    def __init__(self) -> None:
+        self._requested = False
+
+    def set(self) -> None:
+        self._requested = True
+
+    def is_set(self) -> bool:
+        return self._requested
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.1, left))
+        return self._requested
+
+
 class Heartbeat(threading.Thread):
     """Renews the lease, publishes progress, watches for cancel requests and critical alerts."""
 
@@ -118,7 +138,7 @@ class Worker:
         self.cache = PipelineCache(settings, self.device.name, self.device.index)
         self.consecutive_ooms = 0
         self.last_stages: dict[str, float] = {}  # the last succeeded job's stage times, for the ETA
-        self.stopping = threading.Event()
+        self.stopping = StopRequest()
         self._nvml_handle = None
         self._last_disk_full_log = -1e9
         self._unwritten_records: list[object] = []

@@ -166,3 +166,18 @@ def test_three_consecutive_ooms_fire_the_fatal_alert_and_the_worker_exits_to_be_
     events = Store(DataPaths(data_dir)).alert_events(datetime.now(timezone.utc) - timedelta(hours=1)).to_pylist()
     assert [(e["rule"], e["level"], e["state"]) for e in events] == [("repeated_oom", "fatal", "firing")]
     assert "lower decode_chunk_size" in _job(data_dir, jobs[0])["error_message"]
+
+
+def test_a_stop_request_is_seen_by_a_waiting_thread_without_locks():
+    import threading
+
+    from engine.worker import StopRequest
+
+    request = StopRequest()
+    seen = []
+    waiter = threading.Thread(target=lambda: seen.append(request.wait(5)))
+    waiter.start()
+    request.set()
+    waiter.join(2)
+    assert seen == [True] and request.is_set()
+    assert StopRequest().wait(0.05) is False

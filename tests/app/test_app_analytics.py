@@ -22,26 +22,30 @@ def open_tab(at, name: str):
     return at.run()
 
 
-@pytest.mark.parametrize("tab", TABS)
-def test_empty_store_says_what_to_do_on_every_tab(page, tab):
+def analytics_on(page, tab: str | None = None):
+    """The Analytics page after its first run, on `tab` when one is named."""
     at = page("analytics")
     at.run()
-    open_tab(at, tab)
+    if tab is not None:
+        open_tab(at, tab)
+    return at
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_empty_store_says_what_to_do_on_every_tab(page, tab):
+    at = analytics_on(page, tab)
     no_exception(at)
     assert "No runs in the store yet" in texts(at)
 
 
 def test_export_tab_offers_both_downloads_on_an_empty_store(page):
-    at = page("analytics")
-    at.run()
-    open_tab(at, "Export")
+    at = analytics_on(page, "Export")
     no_exception(at)
     assert len(at.get("download_button")) == 2
 
 
 def test_first_run_draws_only_the_history_tab(page, history):
-    at = page("analytics")
-    at.run()
+    at = analytics_on(page)
     no_exception(at)
     assert len(at.get("plotly_chart")) == 6
     assert not at.get("download_button")
@@ -52,17 +56,14 @@ def test_first_run_draws_only_the_history_tab(page, history):
     ("Compare two settings", 1, 0), ("GPU history", 2, 0), ("Export", 0, 2),
 ])
 def test_opening_a_tab_draws_that_tab_alone(page, history, tab, charts, downloads):
-    at = page("analytics")
-    at.run()
-    open_tab(at, tab)
+    at = analytics_on(page, tab)
     no_exception(at)
     assert len(at.get("plotly_chart")) == charts
     assert len(at.get("download_button")) == downloads
 
 
 def test_history_groups_by_model(page, history):
-    at = page("analytics")
-    at.run()
+    at = analytics_on(page)
     at.get("button_group")[0].set_value("model")
     at.run()
     no_exception(at)
@@ -71,8 +72,7 @@ def test_history_groups_by_model(page, history):
 
 
 def test_group_by_choice_survives_a_visit_to_another_tab(page, history):
-    at = page("analytics")
-    at.run()
+    at = analytics_on(page)
     at.get("button_group")[0].set_value("model")
     at.run()
     open_tab(at, "Stages")
@@ -82,8 +82,7 @@ def test_group_by_choice_survives_a_visit_to_another_tab(page, history):
 
 
 def test_model_filter_and_compare(page, history):
-    at = page("analytics")
-    at.run()
+    at = analytics_on(page)
     at.multiselect(key="an_models").set_value(["svd"])
     at.run()
     open_tab(at, "Compare two settings")

@@ -10,7 +10,7 @@ import pytest
 
 import app_synthetic
 from conftest import no_exception, texts
-from test_app_analytics import open_tab
+from test_app_analytics import analytics_on, open_tab
 
 
 def _setting(r) -> tuple:
@@ -95,9 +95,7 @@ def test_runs_of_a_store_older_than_the_speed_mode_column_count_as_not_recorded(
 
 
 def test_speed_modes_tab_shows_a_table_and_a_chart_of_every_mode(page, history):
-    at = page("analytics")
-    at.run()
-    open_tab(at, "Speed modes")
+    at = analytics_on(page, "Speed modes")
     no_exception(at)
     table = at.dataframe[0].value
     assert set(table["speed_mode"]) == {"off", "compile", "compile+frameconv+nhwc+precompiled"}
@@ -109,9 +107,7 @@ def test_speed_modes_tab_shows_a_table_and_a_chart_of_every_mode(page, history):
 def test_speed_modes_tab_chart_follows_the_chosen_measure(page, history):
     import json
 
-    at = page("analytics")
-    at.run()
-    open_tab(at, "Speed modes")
+    at = analytics_on(page, "Speed modes")
     at.get("button_group")[0].set_value("peak memory")
     at.run()
     no_exception(at)
@@ -123,17 +119,14 @@ def test_speed_modes_tab_chart_follows_the_chosen_measure(page, history):
 def test_speed_modes_tab_says_how_to_compare_when_every_run_had_one_mode(paths, page, now):
     records = [dataclasses.replace(r, speed_mode="off") for r in app_synthetic.run_records(12, now, days=1)]
     _write(paths, records)
-    at = page("analytics")
-    at.run()
-    open_tab(at, "Speed modes")
+    at = analytics_on(page, "Speed modes")
     no_exception(at)
     assert "ran under two speed modes" in texts(at)
     assert not at.get("plotly_chart")
 
 
 def test_history_groups_runs_by_speed_mode(page, history):
-    at = page("analytics")
-    at.run()
+    at = analytics_on(page)
     at.get("button_group")[0].set_value("speed_mode")
     at.run()
     no_exception(at)
@@ -143,8 +136,7 @@ def test_history_groups_runs_by_speed_mode(page, history):
 
 
 def test_compare_two_settings_tells_speed_modes_apart(page, history):
-    at = page("analytics")
-    at.run()
+    at = analytics_on(page)
     at.multiselect(key="an_models").set_value(["svd"])
     at.run()
     open_tab(at, "Compare two settings")
@@ -156,9 +148,7 @@ def test_compare_two_settings_tells_speed_modes_apart(page, history):
 
 
 def test_fastest_per_setting_keeps_each_speed_mode_apart(page, history):
-    at = page("analytics")
-    at.run()
-    open_tab(at, "Fastest per setting")
+    at = analytics_on(page, "Fastest per setting")
     no_exception(at)
     table = at.dataframe[0].value
     svd = table[table["model"] == "svd"]

@@ -53,12 +53,6 @@ class SpeedParts:
         return "+".join(self.words()) or "off"
 
 
-def speed_mode_label(mode: str, device: str) -> str:
-    """The label of `mode` with every part on, as it applies on `device` (off without CUDA)."""
-    return SpeedParts(compile=True, frame_convs=True, channels_last=True, cudnn_benchmark=True,
-                      precompile=True).label if mode == "compile" and device.startswith("cuda") else "off"
-
-
 @dataclass
 class AppliedSpeed:
     """What speed mode did to one loaded pipeline; `label` says what runs now, fallbacks included."""

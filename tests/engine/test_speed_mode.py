@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from config import Settings
-from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode, speed_mode_label
+from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode
 
 
 def test_by_default_on_cuda_every_part_but_cudnn_benchmark_is_on():
@@ -20,8 +20,8 @@ def test_cudnn_benchmark_can_be_switched_on():
 
 def test_without_cuda_the_mode_is_off():
     assert SpeedParts.from_settings(Settings().engine, "cpu").label == "off"
-    assert speed_mode_label("compile", "cpu") == "off"
-    assert speed_mode_label("off", "cuda:0") == "off"
+    assert SpeedParts.from_settings(Settings(engine={"speed_mode": "compile"}).engine, "cpu").label == "off"
+    assert SpeedParts.from_settings(Settings(engine={"speed_mode": "off"}).engine, "cuda:0").label == "off"
 
 
 def test_a_part_switched_off_leaves_the_label():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -202,10 +203,18 @@ def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str) -
     if _is_cpu(gpu_name) or offload != "none":
         return False
     if speed_mode is None:
-        try:
-            from config import load_settings
+        from config import settings_source
 
-            speed_mode = load_settings().engine.speed_mode
-        except Exception:  # noqa: BLE001 — a broken settings file is reported where it is loaded, not here
-            speed_mode = "off"
+        speed_mode = _engine_speed_mode(settings_source())
     return is_compiled(speed_mode)
+
+
+@functools.lru_cache(maxsize=4)
+def _engine_speed_mode(source: tuple) -> str:  # noqa: ARG001 — the cache key
+    """The engine's speed mode, read once per settings source: a recommendation predicts some thirty settings."""
+    from config import load_settings
+
+    try:
+        return load_settings().engine.speed_mode
+    except Exception:  # noqa: BLE001 — a broken settings file is reported where it is loaded, not here
+        return "off"

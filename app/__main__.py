@@ -32,10 +32,26 @@ def gpu_count() -> int:
         nvml_device.stop_nvml()
 
 
-def plan(port: int, api_port: int, gpus: int) -> list[Child]:
+def parse_gpus(text: str | None, available: int) -> list[int]:
+    """The GPU indices (NVML's, as `nvidia-smi` numbers them) that get a worker: `text` like "0,2", or every GPU."""
+    if text is None:
+        return list(range(available))
+    try:
+        picked = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise SystemExit(f"--gpus {text!r}: give GPU indices separated by commas, e.g. --gpus 0,1") from None
+    missing = [i for i in picked if not 0 <= i < available]
+    if missing or not picked:
+        seen = f"GPUs 0-{available - 1}" if available else "no NVIDIA GPU"
+        raise SystemExit(f"--gpus {text!r}: this machine has {seen} (nvidia-smi numbering); "
+                         f"leave --gpus out to use every GPU")
+    return picked
+
+
+def plan(port: int, api_port: int, gpus: list[int]) -> list[Child]:
     children = [Child("collector", python_module("collector"))]
     if gpus:
-        children += [Child(f"engine-gpu{i}", python_module("engine", "serve", "--gpu", str(i))) for i in range(gpus)]
+        children += [Child(f"engine-gpu{i}", python_module("engine", "serve", "--gpu", str(i))) for i in gpus]
     else:
         children.append(Child("engine-cpu", python_module("engine", "serve")))
     children.append(Child("api", python_module("api", "--port", str(api_port))))
@@ -48,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Start i2vmon: collector, engine, API and UI.")
     parser.add_argument("--port", type=int, default=settings.app.port, help=f"UI port (default {settings.app.port})")
     parser.add_argument("--api-port", type=int, default=settings.api.port, help=f"API port (default {settings.api.port})")
+    parser.add_argument("--gpus", help="GPU indices to run a worker on, e.g. 0,1 (default: one worker on every GPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s app %(levelname)s %(message)s")
     paths = data_paths(settings)
@@ -55,13 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     from engine.hub import go_offline_if_hub_unreachable
 
     go_offline_if_hub_unreachable()  # children inherit HF_HUB_OFFLINE
-    gpus = gpu_count()
+    gpus = parse_gpus(args.gpus, gpu_count())
     children = plan(args.port, args.api_port, gpus)
+    workers = (f"one worker on each of GPU {', '.join(map(str, gpus))}" if gpus
+               else "no NVIDIA GPU: one CPU worker; use the smoke-test model tiny")
     print(
         f"i2vmon: data in {paths.root}\n"
         f"  UI   http://localhost:{args.port}\n"
         f"  API  http://{settings.api.host}:{args.api_port}/docs   (Prometheus: /metrics)\n"
-        f"  engine: {f'{gpus} GPU worker(s)' if gpus else 'no NVIDIA GPU: one CPU worker; use the smoke-test model tiny'}\n"
+        f"  engine: {workers}\n"
         f"  logs in {paths.logs_dir}; Ctrl-C stops everything",
         flush=True,
     )

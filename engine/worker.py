@@ -48,6 +48,9 @@ class Device:
 
     @classmethod
     def pick(cls, gpu_index: int | None) -> "Device":
+        # CUDA's own order puts the fastest GPU first; NVML (the collector, alerts, nvidia-smi, `python -m app`)
+        # numbers by PCI bus. Bus order makes `--gpu N` the GPU the rest of i2vmon calls N on mixed machines too.
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         import torch
 
         if torch.cuda.is_available():

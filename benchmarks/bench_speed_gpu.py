@@ -2,6 +2,7 @@
 
     python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl --height 512 --width 512 --frames 16 --steps 50
     python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl ... --cold    # a new process, cache filled
+    python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl ... --fp8     # then the opt-in fp8 part too
 
 Full-size model, random weights, fp16, the model's defaults for what is not given. Default run: the stock
 pipeline called directly (a 2-step warm-up, then `--repeats` timed calls), then the same pipeline with
@@ -10,18 +11,23 @@ artefact), then `--repeats` timed calls. Each call is CUDA-synchronised; s/step 
 the engine's stage clock (hooks in both arms); the PSNR is of the speed-mode frames against the stock
 frames for the same seed; the step's FLOPs are counted once (FlopCounterMode) to give TFLOP/s against a
 measured 8192³ fp16 matmul. `--cold`: only the speed-mode arm, in a fresh process — its first job is the
-cold start the issue asks about. JSON lines go to $OUT/speed.jsonl as they are measured.
+cold start the issue asks about. `--fp8`: after the speed-mode arm, a fresh pipeline (same weights, the
+previous one freed) with speed mode and its opt-in `fp8` part, measured and logged the same way under
+"fp8 …" — a quality trade, so its PSNR against the stock frames is the number to read beside the speed;
+its percent_of_peak is still of the fp16 matmul peak. JSON lines go to $OUT/speed.jsonl as they are measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib
 import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,7 +46,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a smoke-test model")
     parser.add_argument("--cold", action="store_true", help="only the speed-mode arm, in this (new) process")
+    parser.add_argument("--fp8", action="store_true", help="then speed mode with its opt-in fp8 part, on a fresh pipeline")
     args = parser.parse_args()
+    if args.fp8 and args.cold:
+        parser.error("--fp8 compares against the stock arm of the same process; run it without --cold")
     args.out.mkdir(parents=True, exist_ok=True)
 
     import numpy as np
@@ -53,6 +62,7 @@ def main() -> int:
     from engine.queue.models import JobParams
     from engine.random_pipelines import build_random_pipeline
     from engine.registry import get_model
+    from engine.fp8_linear import fp8_linears
     from engine.speed import SpeedParts, apply_speed_mode
 
     spec = get_model(args.model)
@@ -73,7 +83,8 @@ def main() -> int:
             fh.write(line + "\n")
 
     started = time.perf_counter()
-    pipe = build_random_pipeline(args.model, torch_dtype=torch.float16 if args.device == "cuda" else torch.float32, device=args.device)
+    dtype = torch.float16 if args.device == "cuda" else torch.float32
+    pipe = build_random_pipeline(args.model, torch_dtype=dtype, device=args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     log("built", seconds=time.perf_counter() - started, gpu=torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", torch=torch.__version__)
     image = Image.fromarray((np.random.default_rng(0).random((params.height, params.width, 3)) * 255).astype("uint8"))
@@ -126,26 +137,55 @@ def main() -> int:
             log("stock", **summary(r), step_tflops=step_tflop / r["s_per_step"],
                 percent_of_peak=100 * step_tflop / r["s_per_step"] / peak)
 
+    def measure_arm(name: str, label: Callable[[], str]) -> None:
+        """The first job, then `--repeats` warm jobs of the pipeline as it is now, logged as "<name> …"."""
+        first = run(params.steps)
+        forward = getattr(getattr(pipe, family.DENOISER), "forward", None)
+        log(f"{name} first job" + (" (new process, cache filled)" if args.cold else " (cache as found)"),
+            label=label(), event=getattr(forward, "last_event", None), **summary(first))
+        warm = [run(params.steps) for _ in range(args.repeats)]
+        reference = np.load(stock_frames) if stock_frames.exists() else None
+        for r in warm:
+            extra = {}
+            if reference is not None:
+                mse = float(np.mean((reference - r["frames"]) ** 2))
+                extra["psnr_db_vs_stock"] = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+            if not args.cold:
+                extra["step_tflops"] = step_tflop / r["s_per_step"]
+                extra["percent_of_peak"] = 100 * step_tflop / r["s_per_step"] / peak
+                extra["speedup_vs_stock_call"] = statistics.median(s["call_s"] for s in stock) / r["call_s"]
+            log(f"{name} warm job", label=label(), **summary(r), **extra)
+        log(f"{name} cold/warm", first_over_warm=first["call_s"] / statistics.median(r["call_s"] for r in warm),
+            peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None)
+
     parts = SpeedParts.from_settings(Settings().engine, "cuda:0") if args.device == "cuda" else SpeedParts()
     applied = apply_speed_mode(pipe, denoiser=family.DENOISER, parts=parts, cache_dir=CACHE)
-    first = run(params.steps)
-    forward = getattr(getattr(pipe, family.DENOISER), "forward", None)
-    log("speed first job" + (" (new process, cache filled)" if args.cold else " (cache as found)"),
-        label=applied.label, event=getattr(forward, "last_event", None), **summary(first))
-    warm = [run(params.steps) for _ in range(args.repeats)]
-    reference = np.load(stock_frames) if stock_frames.exists() else None
-    for r in warm:
-        extra = {}
-        if reference is not None:
-            mse = float(np.mean((reference - r["frames"]) ** 2))
-            extra["psnr_db_vs_stock"] = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-        if not args.cold:
-            extra["step_tflops"] = step_tflop / r["s_per_step"]
-            extra["percent_of_peak"] = 100 * step_tflop / r["s_per_step"] / peak
-            extra["speedup_vs_stock_call"] = statistics.median(s["call_s"] for s in stock) / r["call_s"]
-        log("speed warm job", label=applied.label, **summary(r), **extra)
-    log("speed cold/warm", first_over_warm=first["call_s"] / statistics.median(r["call_s"] for r in warm),
-        peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None)
+    measure_arm("speed", lambda: applied.label)
+    if not args.fp8:
+        return 0
+
+    fp8_parts = SpeedParts.from_settings(Settings(engine={"speed_fp8": True}).engine, "cuda:0") \
+        if args.device == "cuda" else SpeedParts()
+    if args.device == "cuda" and not fp8_parts.fp8:
+        log("fp8 skipped", reason=f"compute capability {torch.cuda.get_device_capability()} has no fp8 matmuls "
+            "(8.9 or newer needed)")
+        return 0
+    # A fresh pipeline, the previous one freed first: fp8 swaps layers in place, and two full-size
+    # denoisers plus their compiled graphs would not be a fair peak_allocated_gib.
+    pipe = applied = denoiser = captured = counter = None
+    gc.collect()
+    torch._dynamo.reset()
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    pipe = build_random_pipeline(args.model, torch_dtype=dtype, device=args.device)
+    if args.device == "cuda":
+        applied = apply_speed_mode(pipe, denoiser=family.DENOISER, parts=fp8_parts, cache_dir=CACHE)
+        measure_arm("fp8", lambda: applied.label)
+    else:
+        # The CPU dry run: speed mode is CUDA-only, so the fp8 layers are swapped in and run eagerly.
+        swapped = fp8_linears(getattr(pipe, family.DENOISER))
+        measure_arm("fp8", lambda: f"fp8 (eager, cpu dry run, {swapped} layers)")
     return 0
 
 

@@ -106,6 +106,11 @@ class EngineSettings(BaseModel):
     speed_precompile: bool = Field(
         True, description="save each compiled denoiser (per model and shape) so a new process loads it instead of tracing"
     )
+    speed_fp8: bool = Field(
+        False,
+        description="opt-in quality trade: the denoiser's linear layers as fp8 matmuls (per-row scales) on GPUs with "
+        "fp8 tensor cores, Ada/Hopper, compute capability 8.9 and up (elsewhere off); frames differ slightly",
+    )
     random_weights: bool = Field(
         False, description="build full-size models from their configs with random weights (GPU measurements; output is noise)"
     )

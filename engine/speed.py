@@ -7,6 +7,9 @@ can compare runs with and without it:
 - `frameconv`: (k,1,1) Conv3d layers of the compiled denoiser run as Conv2d (`engine.frame_conv`).
 - `nhwc`: inductor lays out every convolution channels-last (its own heuristic declines for these
   models, whose graphs reshape between 5-D and 4-D, and then cuDNN transposes around each conv).
+- `fp8`: opt-in, off by default — the denoiser's Linear layers as fp8 matmuls with per-row scales
+  (`engine.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
+  and up (on older ones it stays off, with a warning).
 - `cudnn`: `torch.backends.cudnn.benchmark`, cuDNN times its algorithms once per shape.
 - `precompiled`: the compiled denoiser is saved per model and shape (`engine.precompile`) so a new
   process loads it instead of tracing again — while the model loads, for the shapes used last.
@@ -33,24 +36,37 @@ class SpeedParts:
     channels_last: bool = False
     cudnn_benchmark: bool = False
     precompile: bool = False
+    fp8: bool = False
 
     @classmethod
     def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
         if engine.speed_mode != "compile" or not device.startswith("cuda"):
             return cls()
         return cls(True, engine.speed_frame_convs, engine.speed_channels_last, engine.speed_cudnn_benchmark,
-                   engine.speed_precompile)
+                   engine.speed_precompile, engine.speed_fp8 and fp8_supported(device))
 
     def words(self) -> list[str]:
         if not self.compile:
             return []
-        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("cudnn", self.cudnn_benchmark),
-                 ("precompiled", self.precompile)]
+        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("fp8", self.fp8),
+                 ("cudnn", self.cudnn_benchmark), ("precompiled", self.precompile)]
         return ["compile"] + [word for word, on in named if on]
 
     @property
     def label(self) -> str:
         return "+".join(self.words()) or "off"
+
+
+def fp8_supported(device: str) -> bool:
+    """Whether `device` has fp8 tensor cores (compute capability 8.9 and up); warns when it has not."""
+    import torch
+
+    capability = torch.cuda.get_device_capability(device)
+    if capability < (8, 9):
+        log.warning("engine.speed_fp8 is on but %s has compute capability %d.%d (fp8 matmuls need 8.9 or "
+                    "newer); running without fp8", device, *capability)
+        return False
+    return True
 
 
 @dataclass
@@ -72,8 +88,8 @@ class AppliedSpeed:
         from engine.precompile import COMPILED, EAGER, compile_level
 
         level = compile_level(self.denoiser)
-        if level == EAGER:
-            return "off (compile failed)"
+        if level == EAGER:  # the fp8 layers were swapped in before the compile and run eagerly now
+            return "fp8 (compile failed)" if self.parts.fp8 else "off (compile failed)"
         words = self.parts.words()
         if level == COMPILED and "precompiled" in words:
             words.remove("precompiled")
@@ -100,11 +116,15 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
 
         # The denoiser only: eagerly (the VAE is not compiled) the swap measured 4% slower on an H100.
         log.info("frame convolutions in the %s: %d", denoiser, frame_convs(module))
+    if parts.fp8:
+        from engine.fp8_linear import fp8_linears
+
+        log.info("fp8 linear layers in the %s: %d", denoiser, fp8_linears(module))
     if parts.precompile:
         from engine.precompile import precompiled
 
         # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
-        graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc"))
+        graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc", "fp8"))
         compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=graph_parts)
         started = time.perf_counter()
         loaded = compiled.forward.preload()

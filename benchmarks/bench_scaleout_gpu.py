@@ -52,6 +52,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--jobs-per-gpu", type=int, default=6)
     parser.add_argument("--fake-gpus", type=int, default=0, help="dry run: pretend NVML has this many GPUs")
+    parser.add_argument("--gpus", help="the N-GPU phase's `python -m app --gpus` (default: every GPU, no --gpus)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     height, width = (int(v) for v in args.size.split("x"))
@@ -63,6 +64,8 @@ def main() -> int:
         env |= {"I2VMON_TEST_FAKE_NVML": json.dumps({"gpus": args.fake_gpus}),
                 "PYTHONPATH": f"{ROOT / 'tests' / 'fakes' / 'site'}:{ROOT}:{env.get('PYTHONPATH', '')}"}
     gpus = args.fake_gpus or _nvml_gpu_count()
+    picked = [int(i) for i in args.gpus.split(",")] if args.gpus else list(range(gpus))
+    gpus = len(picked)
     record(args.out, "machine", {"gpus": gpus, "gpu_names": _gpu_names(), "params": params,
                                  "jobs_per_gpu": args.jobs_per_gpu, "date": datetime.now(timezone.utc).isoformat()})
     if gpus < 2:
@@ -70,17 +73,18 @@ def main() -> int:
         return 2
 
     rates = {}
-    for phase, gpu_arg in (("1gpu", "0"), (f"{gpus}gpu", None)):
+    for phase, gpu_arg in (("1gpu", str(picked[0])), (f"{gpus}gpu", args.gpus)):
+        single = phase == "1gpu"
         with App(args.work / phase, env, gpu_arg) as app:
-            workers = app.wait_for_workers(1 if gpu_arg else gpus)
+            workers = app.wait_for_workers(1 if single else gpus)
             warm = app.warm_up(params, len(workers))
             record(args.out, f"{phase}.warm_up", warm)
             batch = app.timed_batch(params, args.jobs_per_gpu * len(workers),
-                                    while_running=(lambda: seen_everywhere(app, args.out, phase)) if not gpu_arg else None)
+                                    while_running=None if single else (lambda: seen_everywhere(app, args.out, phase)))
             rates[phase] = batch["jobs_per_hour"]
             record(args.out, f"{phase}.batch", batch)
-            if not gpu_arg:
-                record(args.out, f"{phase}.kill_worker", app.kill_one_worker(params, 3 * len(workers), victim_gpu=1))
+            if not single:
+                record(args.out, f"{phase}.kill_worker", app.kill_one_worker(params, 3 * len(workers), victim_gpu=picked[1]))
         record(args.out, f"{phase}.collector", collector_rows(app.data_dir))
         record(args.out, f"{phase}.app_exit", {"code": app.exit_code})
     one, many = rates["1gpu"], rates[f"{gpus}gpu"]

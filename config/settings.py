@@ -111,6 +111,10 @@ class EngineSettings(BaseModel):
         description="opt-in quality trade: the denoiser's linear layers as fp8 matmuls (per-row scales) on GPUs with "
         "fp8 tensor cores, Ada/Hopper, compute capability 8.9 and up (elsewhere off); frames differ slightly",
     )
+    warm_start: Literal["auto", "on", "off"] = Field(
+        "auto", description="at start, run this GPU's last setting for 2 steps before the first claim, so the first "
+        "job after a restart runs at a warm job's speed (auto: GPU workers only)",
+    )
     random_weights: bool = Field(
         False, description="build full-size models from their configs with random weights (GPU measurements; output is noise)"
     )

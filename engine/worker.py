@@ -30,6 +30,7 @@ from engine.queue import JobQueue, LeaseLost, Progress, open_queue
 from engine.queue.models import COMPILING_STAGE, Job, QueueDiskFull
 from engine.run_record import build_run_record
 from engine.runner import PipelineCache, RunOutput, free_memory, run_job
+from engine import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class Worker:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
+        self.warm_start()
         last_reap = 0.0
         while not self.stopping.is_set():
             if time.monotonic() - last_reap > self.settings.engine.lease_s / 2:
@@ -206,6 +208,22 @@ class Worker:
                 log.error("%d consecutive out-of-memory failures: exiting so the supervisor restarts this worker", self.consecutive_ooms)
                 return EXIT_RESTART_ME
         return 0
+
+    def warm_start(self) -> None:
+        """Run this GPU's last setting briefly before the first claim (engine.warm_start); never fatal."""
+        if not warm_start.wanted(self.settings.engine.warm_start, self.device.name) or self.stopping.is_set():
+            return
+        try:
+            params = warm_start.last_setting(self.queue, self.device.index)
+            if params is None:
+                return
+            done = warm_start.warm_up(self.cache, params)
+            log.info("warm start: %s %dx%dx%d loaded in %.1f s, %d steps run in %.1f s; taking jobs",
+                     params.model, params.height, params.width, params.frames, done.load_s,
+                     warm_start.WARM_UP_STEPS, done.run_s)
+        except Exception as exc:  # noqa: BLE001 — a job loads the model again if it needs it
+            log.warning("warm start skipped (%s: %s); the first job loads the model itself", type(exc).__name__, exc)
+            self.cache.drop()
 
     def queue_description(self) -> str:
         return str(getattr(self.queue, "path", type(self.queue).__name__))

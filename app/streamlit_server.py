@@ -10,6 +10,9 @@ OPTIONS = (
     "--server.headless", "true",
     "--browser.gatherUsageStats", "false",
     "--server.fileWatcherType", "none",
+    # Streamlit guesses "development mode" when it is not under a site-packages folder (a `pip --target`
+    # install) and then refuses --server.port.
+    "--global.developmentMode", "false",
     # Streamlit forces a full gc.collect(2) after every script and fragment run. With pandas, pyarrow, duckdb
     # and plotly loaded that was 38% of the server's CPU with 5 sessions (py-spy, BENCHMARKS.md); Python's
     # own generational collection still runs.

@@ -82,3 +82,4 @@ def test_a_failing_warm_up_leaves_the_worker_taking_jobs(settings, png_bytes, mo
     restarted = Worker(settings, None, queue)
     restarted.warm_start()
     assert restarted.cache.pipe is None
+

@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,10 @@ def call_digest(args: tuple, kwargs: dict) -> str:
     return _digest({"args": _describe(args), "kwargs": _describe(kwargs)})
 
 
+class NotCompiledYet(RuntimeError):
+    """Raised instead of compiling while compiling is forbidden (`compiling_forbidden`)."""
+
+
 class PrecompiledDenoiser:
     """Stands in for `OptimizedModule.forward`: per argument signature, load or compile, then call."""
 
@@ -86,6 +91,7 @@ class PrecompiledDenoiser:
         self.parts = parts
         self.level = PRECOMPILED
         self.compiling = False  # read by the worker's heartbeat: the job's progress says so meanwhile
+        self.may_compile = True  # off during a warm start: minutes of compiling are a job's to pay, not a warm-up's
         self.entries: dict[str, Callable] = {}
         self.last_event: dict[str, Any] = {}
         self.prefix = module_key(self.module, parts=parts)  # computed once: it is part of every step's key
@@ -119,6 +125,8 @@ class PrecompiledDenoiser:
         if self.level == EAGER:
             return self.module(*args, **kwargs)
         if self.level == COMPILED:
+            if self.fallback is None and not self.may_compile:
+                raise NotCompiledYet(f"{type(self.module).__name__} would be compiled by torch.compile first")
             return self._call_compiled(args, kwargs)
         key = f"{self.prefix}-{call_digest(args, kwargs)}"
         entry = self.entries.get(key)
@@ -165,6 +173,8 @@ class PrecompiledDenoiser:
             except Exception as exc:  # noqa: BLE001 — e.g. written by another PyTorch; compile again
                 log.warning("the precompiled %s could not be loaded (%s: %s); compiling it again",
                             path.name, type(exc).__name__, exc)
+        if not self.may_compile:
+            raise NotCompiledYet(f"no precompiled {type(self.module).__name__} for this shape on this machine yet")
         started = time.perf_counter()
         self.compiling = True
         try:
@@ -215,6 +225,21 @@ def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torc
     compiled = torch.compile(module, fullgraph=True, options={"guard_filter_fn": torch.compiler.skip_all_guards_unsafe})
     compiled.forward = PrecompiledDenoiser(compiled, cache_dir=cache_dir, parts=parts)
     return compiled
+
+
+@contextmanager
+def compiling_forbidden(module: Any) -> Iterator[None]:
+    """Within: a call of `module` (a `precompiled` denoiser) that would compile raises NotCompiledYet; a saved
+    artefact still loads. Other modules are left alone."""
+    forward = getattr(module, "forward", None)
+    if not isinstance(forward, PrecompiledDenoiser):
+        yield
+        return
+    forward.may_compile = False
+    try:
+        yield
+    finally:
+        forward.may_compile = True
 
 
 def compile_level(module: Any) -> str:

@@ -31,6 +31,7 @@ class WarmStart:
     params: JobParams
     load_s: float
     run_s: float
+    skipped: str | None = None  # why the steps were not run (the model is loaded all the same)
 
 
 def wanted(mode: str, device: str) -> bool:
@@ -49,11 +50,20 @@ def last_setting(queue: JobQueue, gpu_index: int | None) -> JobParams | None:
 
 def warm_up(cache, params: JobParams) -> WarmStart:
     """Load `params.model` into `cache` (a runner.PipelineCache) and run it briefly at the setting's size."""
+    from engine.precompile import NotCompiledYet, compiling_forbidden
+
     spec = get_model(params.model)
     started = time.perf_counter()
     pipe = cache.get(spec, params.offload)
     loaded = time.perf_counter()
-    run_briefly(pipe, importlib.import_module(f"engine.pipelines.{spec.family}"), params, cache.device)
+    family = importlib.import_module(f"engine.pipelines.{spec.family}")
+    try:
+        # A shape speed mode has not compiled on this machine would cost minutes before the first claim, for
+        # a job that may never come: the first job of that shape compiles it instead.
+        with compiling_forbidden(getattr(pipe, family.DENOISER)):
+            run_briefly(pipe, family, params, cache.device)
+    except NotCompiledYet as exc:
+        return WarmStart(params, loaded - started, time.perf_counter() - loaded, skipped=str(exc))
     return WarmStart(params, loaded - started, time.perf_counter() - loaded)
 
 

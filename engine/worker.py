@@ -218,9 +218,10 @@ class Worker:
             if params is None:
                 return
             done = warm_start.warm_up(self.cache, params)
-            log.info("warm start: %s %dx%dx%d loaded in %.1f s, %d steps run in %.1f s; taking jobs",
-                     params.model, params.height, params.width, params.frames, done.load_s,
-                     warm_start.WARM_UP_STEPS, done.run_s)
+            ran = f"steps not run: {done.skipped}" if done.skipped else \
+                f"{warm_start.WARM_UP_STEPS} steps run in {done.run_s:.1f} s"
+            log.info("warm start: %s %dx%dx%d loaded in %.1f s, %s; taking jobs",
+                     params.model, params.height, params.width, params.frames, done.load_s, ran)
         except Exception as exc:  # noqa: BLE001 — a job loads the model again if it needs it
             log.warning("warm start skipped (%s: %s); the first job loads the model itself", type(exc).__name__, exc)
             self.cache.drop()

@@ -170,3 +170,18 @@ def test_when_torch_compile_fails_too_the_denoiser_runs_eagerly(tmp_path, model_
     sample = torch.randn(1, 4, 8, 8)
     torch.testing.assert_close(call(model, sample), call(model_module.build(), sample))
     assert model.forward.level == EAGER
+
+
+def test_while_compiling_is_forbidden_a_new_shape_raises_and_a_saved_one_loads(tmp_path, model_module):
+    from engine.precompile import NotCompiledYet, compiling_forbidden
+
+    model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    saved = torch.randn(1, 4, 8, 8)
+    call(model, saved)  # compiles and saves this shape
+    fresh = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
+    with compiling_forbidden(fresh):
+        call(fresh, saved)
+        assert fresh.forward.last_event["event"] == "loaded"
+        with pytest.raises(NotCompiledYet, match="for this shape on this machine yet"):
+            call(fresh, torch.randn(1, 4, 16, 16))
+    assert fresh.forward.may_compile  # allowed again outside

@@ -83,3 +83,16 @@ def test_a_failing_warm_up_leaves_the_worker_taking_jobs(settings, png_bytes, mo
     restarted.warm_start()
     assert restarted.cache.pipe is None
 
+
+
+def test_a_warm_up_that_would_compile_keeps_the_model_loaded_and_skips_the_steps(settings, monkeypatch):
+    from engine.precompile import NotCompiledYet
+
+    def would_compile(pipe, family, params, device):
+        raise NotCompiledYet("no precompiled UNet for this shape on this machine yet")
+
+    monkeypatch.setattr(warm_start, "run_briefly", would_compile)
+    cache = PipelineCache(settings, "cpu", None)
+    done = warm_start.warm_up(cache, JobParams(model="tiny", height=64, width=64, frames=8, steps=4))
+    assert done.skipped and "this shape" in done.skipped
+    assert cache.key == ("tiny", "none")

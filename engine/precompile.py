@@ -159,24 +159,42 @@ class PrecompiledDenoiser:
             return self.module(*args, **kwargs)
 
     def _load_or_compile(self, key: str, args: tuple, kwargs: dict) -> Callable | None:
-        from torch._dynamo.aot_compile import AOTCompiledModel
-
         path = self.cache_dir / f"{key}.bin"
-        if path.exists():
-            started = time.perf_counter()
-            try:
-                entry = AOTCompiledModel.deserialize(self.module, path.read_bytes())
-                self.last_event = {"event": "loaded", "key": key, "seconds": time.perf_counter() - started}
-                log.info("loaded the precompiled %s (%s) in %.1f s", type(self.module).__name__, key,
-                         self.last_event["seconds"])
-                return entry
-            except Exception as exc:  # noqa: BLE001 — e.g. written by another PyTorch; compile again
-                log.warning("the precompiled %s could not be loaded (%s: %s); compiling it again",
-                            path.name, type(exc).__name__, exc)
+        entry = self._load(path, key)
+        if entry is not None:
+            return entry
         if not self.may_compile:
             raise NotCompiledYet(f"no precompiled {type(self.module).__name__} for this shape on this machine yet")
-        started = time.perf_counter()
         self.compiling = True
+        try:
+            # One compile per shape on a host: the workers of the other GPUs, whose first jobs are often the
+            # same setting, wait for it and load the artefact instead of compiling it again side by side.
+            with _exclusive(self.cache_dir / f"{key}.lock"):
+                entry = self._load(path, key)  # compiled by another process while this one waited
+                if entry is not None:
+                    return entry
+                return self._compile_and_save(path, key, args, kwargs)
+        finally:
+            self.compiling = False
+
+    def _load(self, path: Path, key: str) -> Callable | None:
+        from torch._dynamo.aot_compile import AOTCompiledModel
+
+        if not path.exists():
+            return None
+        started = time.perf_counter()
+        try:
+            entry = AOTCompiledModel.deserialize(self.module, path.read_bytes())
+        except Exception as exc:  # noqa: BLE001 — e.g. written by another PyTorch; compile again
+            log.warning("the precompiled %s could not be loaded (%s: %s); compiling it again",
+                        path.name, type(exc).__name__, exc)
+            return None
+        self.last_event = {"event": "loaded", "key": key, "seconds": time.perf_counter() - started}
+        log.info("loaded the precompiled %s (%s) in %.1f s", type(self.module).__name__, key, self.last_event["seconds"])
+        return entry
+
+    def _compile_and_save(self, path: Path, key: str, args: tuple, kwargs: dict) -> Callable | None:
+        started = time.perf_counter()
         try:
             entry = self._aot_compile(args, kwargs)
             data = entry.serialize()
@@ -187,8 +205,6 @@ class PrecompiledDenoiser:
                         type(self.module).__name__, type(exc).__name__, exc)
             self.level = COMPILED
             return None
-        finally:
-            self.compiling = False
         self.last_event = {"event": "compiled", "key": key, "seconds": time.perf_counter() - started}
         log.info("compiled %s for %s in %.1f s", type(self.module).__name__, key, self.last_event["seconds"])
         self._write(path, data)
@@ -217,6 +233,7 @@ class PrecompiledDenoiser:
         """Keep this model's `KEEP_PER_MODEL` most recently used artefacts (each is ~100 MB for a video UNet)."""
         for old in self._artefacts_newest_first()[KEEP_PER_MODEL:]:
             old.unlink(missing_ok=True)  # a process that loaded it keeps it in memory
+            old.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torch.nn.Module:
@@ -225,6 +242,26 @@ def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torc
     compiled = torch.compile(module, fullgraph=True, options={"guard_filter_fn": torch.compiler.skip_all_guards_unsafe})
     compiled.forward = PrecompiledDenoiser(compiled, cache_dir=cache_dir, parts=parts)
     return compiled
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An advisory lock between processes of this host (flock); where it cannot be taken (a file system
+    without locks), each process compiles on its own, as before."""
+    import fcntl
+
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a")
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield  # closing the file releases the lock, also when this process dies
 
 
 @contextmanager

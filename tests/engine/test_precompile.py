@@ -185,3 +185,29 @@ def test_while_compiling_is_forbidden_a_new_shape_raises_and_a_saved_one_loads(t
         with pytest.raises(NotCompiledYet, match="for this shape on this machine yet"):
             call(fresh, torch.randn(1, 4, 16, 16))
     assert fresh.forward.may_compile  # allowed again outside
+
+
+def test_two_processes_needing_the_same_shape_compile_it_once(tmp_path, model_module):
+    script = textwrap.dedent(
+        f"""
+        import sys, time, torch
+        sys.path[:0] = [{str(tmp_path)!r}]
+        import tiny_denoiser
+        from engine.precompile import precompiled
+        model = precompiled(tiny_denoiser.build(), cache_dir=__import__('pathlib').Path({str(tmp_path / 'pc')!r}), parts="test")
+        compile_now = model.forward._aot_compile
+        def slow_compile(args, kwargs):  # long enough that two unlocked compiles would overlap
+            time.sleep(3)
+            return compile_now(args, kwargs)
+        model.forward._aot_compile = slow_compile
+        with torch.inference_mode():
+            model(torch.ones(1, 4, 8, 8), torch.tensor(0.5), scale=2.0, return_dict=False)
+        print(model.forward.last_event["event"])
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    assert sorted(out.split()[-1] for out, _ in outs) == ["compiled", "loaded"]
+    assert len(list((tmp_path / "pc").glob("*.bin"))) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -187,7 +188,8 @@ def test_while_compiling_is_forbidden_a_new_shape_raises_and_a_saved_one_loads(t
     assert fresh.forward.may_compile  # allowed again outside
 
 
-def test_two_processes_needing_the_same_shape_compile_it_once(tmp_path, model_module):
+def _compiling_process(tmp_path, sleep_s: float) -> subprocess.Popen:
+    """A process that compiles the tiny denoiser for one shape, its compile slowed by `sleep_s`."""
     script = textwrap.dedent(
         f"""
         import sys, time, torch
@@ -196,8 +198,9 @@ def test_two_processes_needing_the_same_shape_compile_it_once(tmp_path, model_mo
         from engine.precompile import precompiled
         model = precompiled(tiny_denoiser.build(), cache_dir=__import__('pathlib').Path({str(tmp_path / 'pc')!r}), parts="test")
         compile_now = model.forward._aot_compile
-        def slow_compile(args, kwargs):  # long enough that two unlocked compiles would overlap
-            time.sleep(3)
+        def slow_compile(args, kwargs):
+            print("compiling", flush=True)
+            time.sleep({sleep_s})
             return compile_now(args, kwargs)
         model.forward._aot_compile = slow_compile
         with torch.inference_mode():
@@ -205,9 +208,24 @@ def test_two_processes_needing_the_same_shape_compile_it_once(tmp_path, model_mo
         print(model.forward.last_event["event"])
         """
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_needing_the_same_shape_compile_it_once(tmp_path, model_module):
+    procs = [_compiling_process(tmp_path, 3) for _ in range(2)]  # long enough that unlocked compiles overlap
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     assert sorted(out.split()[-1] for out, _ in outs) == ["compiled", "loaded"]
     assert len(list((tmp_path / "pc").glob("*.bin"))) == 1
+
+
+def test_a_process_killed_while_compiling_lets_the_waiting_one_compile(tmp_path, model_module):
+    first = _compiling_process(tmp_path, 600)
+    assert first.stdout.readline().strip() == "compiling"  # it holds the lock now
+    second = _compiling_process(tmp_path, 0)
+    time.sleep(1)
+    first.kill()
+    first.wait()
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-2000:]
+    assert out.split()[-1] == "compiled"

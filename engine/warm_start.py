@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import logging
 import time
 from dataclasses import dataclass
 
@@ -20,8 +19,6 @@ from PIL import Image
 from engine.queue.base import JobQueue
 from engine.queue.models import JobParams
 from engine.registry import get_model
-
-log = logging.getLogger(__name__)
 
 WARM_UP_STEPS = 2
 
@@ -57,14 +54,15 @@ def warm_up(cache, params: JobParams) -> WarmStart:
     pipe = cache.get(spec, params.offload)
     loaded = time.perf_counter()
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
+    skipped = None
     try:
         # A shape speed mode has not compiled on this machine would cost minutes before the first claim, for
         # a job that may never come: the first job of that shape compiles it instead.
         with compiling_forbidden(getattr(pipe, family.DENOISER)):
             run_briefly(pipe, family, params, cache.device)
     except NotCompiledYet as exc:
-        return WarmStart(params, loaded - started, time.perf_counter() - loaded, skipped=str(exc))
-    return WarmStart(params, loaded - started, time.perf_counter() - loaded)
+        skipped = str(exc)
+    return WarmStart(params, loaded - started, time.perf_counter() - loaded, skipped)
 
 
 def run_briefly(pipe, family, params: JobParams, device: str) -> None:

@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import free_port, http_ok, wait_for  # noqa: E402 — the harness the tests drive processes with
+
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -100,7 +102,7 @@ class App:
     def __init__(self, data_dir: Path, env: dict, gpus: str | None) -> None:
         self.data_dir = data_dir
         self.env = dict(env, I2VMON_DATA_DIR=str(data_dir))
-        self.ui_port, self.api_port = _free_port(), _free_port()
+        self.ui_port, self.api_port = free_port(), free_port()
         self.argv = [sys.executable, "-m", "app", "--port", str(self.ui_port), "--api-port", str(self.api_port)]
         if gpus is not None:
             self.argv += ["--gpus", gpus]
@@ -140,9 +142,9 @@ class App:
         return found
 
     def wait_for_workers(self, count: int) -> dict[str, int]:
-        workers = wait(lambda: len(w := self.workers()) == count and w, 120, f"{count} workers")
-        wait(lambda: _get(self.api("/api/health")) is not None and _status(f"http://127.0.0.1:{self.ui_port}/") == 200,
-             180, "API and UI")
+        workers = wait_for(lambda: len(w := self.workers()) == count and w, 120, 0.5, f"{count} workers")
+        wait_for(lambda: http_ok(self.api("/api/health")) and http_ok(f"http://127.0.0.1:{self.ui_port}/"), 180, 0.5,
+                 "API and UI")
         print("workers", workers, flush=True)
         return workers
 
@@ -163,7 +165,7 @@ class App:
         def done():
             jobs = [self.job(i) for i in ids]
             return all(j.get("state") in FINAL for j in jobs) and jobs
-        return wait(done, timeout, f"{len(ids)} jobs to finish", interval=0.5)
+        return wait_for(done, timeout, 0.5, f"{len(ids)} jobs to finish")
 
     def warm_up(self, params: dict, workers: int) -> dict:
         """Until every worker has run a job: its model is built and its first-job costs are paid."""
@@ -213,10 +215,11 @@ class App:
                 if j.get("state") == "running" and on_victim(j) and (j.get("step") or 0) >= 3:
                     return j
             return None
-        victim_job = wait(victim_denoising, 300, f"a job denoising on GPU {victim_gpu}", interval=0.2)
+        victim_job = wait_for(victim_denoising, 300, 0.2, f"a job denoising on GPU {victim_gpu}")
         killed_at = datetime.now(timezone.utc)
         os.kill(before[name], signal.SIGKILL)
-        restarted = wait(lambda: (pid := self.workers().get(name)) and pid != before[name] and pid, 120, f"{name} restarted")
+        restarted = wait_for(lambda: (pid := self.workers().get(name)) and pid != before[name] and pid, 120, 0.5,
+                             f"{name} restarted")
         restarted_after = (datetime.now(timezone.utc) - killed_at).total_seconds()
         victim_pids.add(str(restarted))
         jobs = self.wait_final(ids, 1800)
@@ -281,15 +284,6 @@ def record(out: Path, name: str, payload: dict) -> None:
     print(name, json.dumps(payload, default=str)[:1500], flush=True)
 
 
-def wait(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
 
 def _where(job: dict):
     return job.get("gpu_index") if job.get("gpu_index") is not None else job.get("worker_id")
@@ -313,20 +307,6 @@ def _text(url: str) -> str | None:
         return None
 
 
-def _status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status
-    except OSError:
-        return None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _png(params: dict) -> bytes:

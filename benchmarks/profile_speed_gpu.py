@@ -5,7 +5,9 @@
 Full-size model, random weights, fp16. The denoiser's inputs are captured from a real pipeline call
 (one step), then the denoiser alone is timed (CUDA events, median of 10 calls after 3 warm-ups) as:
 eager; torch.compile; (k,1,1) Conv3d layers run as Conv2d (`engine.frame_conv.frame_convs`), eager and
-compiled; that with CUDA graphs; that with fused QKV projections. torch.profiler's kernel table for
+compiled; with `engine.short_attention`'s processors and inductor's channels-last layout forced,
+without (`shortattn_compile`) and with the frame convs (`frameconv_shortattn_compile`), each timed with
+cudnn.benchmark off and on; with CUDA graphs; with fused QKV projections. torch.profiler's kernel table for
 eager and compiled, the step's FLOPs (FlopCounterMode) and the fp16 matmul peak go with them.
 Each result is a JSON line in $OUT/profile.jsonl as soon as it is measured.
 """
@@ -132,7 +134,7 @@ def main() -> int:
             categories[category(name)] += seconds
         log(f"kernels {label}", gpu_s_per_step=total,
             categories={k: round(v, 5) for k, v in categories.most_common()},
-            top=[(n, round(s, 5)) for n, s in per_kernel.most_common(12)])
+            top=[(n, round(s, 5)) for n, s in per_kernel.most_common(20)])
 
     def fidelity(fn) -> float:
         with torch.inference_mode():
@@ -157,8 +159,26 @@ def main() -> int:
     if "compile" in variants:
         torch._dynamo.reset()
         measure("compile", torch.compile(denoiser, fullgraph=True), profile_it=True)
+    def measure_cudnn_both(label: str, compiled) -> None:
+        measure(label, compiled, profile_it=True)
+        torch.backends.cudnn.benchmark = True
+        measure(label + " cudnn.benchmark", compiled, profile_it=True)
+        torch.backends.cudnn.benchmark = False
+
+    if "shortattn_compile" in variants:
+        from engine.short_attention import short_attention_processors
+
+        log("short attention processors", count=short_attention_processors(denoiser))
+        measure("shortattn eager", denoiser)
+        torch._dynamo.reset()
+        torch._inductor.config.force_layout_optimization = True
+        measure_cudnn_both("nhwc shortattn compile", torch.compile(denoiser, fullgraph=True))
     swapped = frame_convs(denoiser)
     log("frame convs swapped", count=swapped)
+    if "frameconv_shortattn_compile" in variants:
+        torch._dynamo.reset()
+        torch._inductor.config.force_layout_optimization = True
+        measure_cudnn_both("frameconv nhwc shortattn compile", torch.compile(denoiser, fullgraph=True))
     if "frameconv" in variants:
         measure("frameconv eager", denoiser)
     if "frameconv_compile" in variants:

@@ -100,6 +100,13 @@ class EngineSettings(BaseModel):
     )
     speed_frame_convs: bool = Field(True, description="run (k,1,1) Conv3d layers as Conv2d (same weights, same maths)")
     speed_channels_last: bool = Field(True, description="have inductor lay every convolution out channels-last")
+    speed_short_attention: bool = Field(
+        True, description="attention over a clip's frames (<= 64 tokens) by one Triton kernel; attention to one key "
+        "computed directly (same maths)"
+    )
+    speed_compile_vae_decoder: bool = Field(
+        True, description="compile the VAE's decoder as well (saved per decode-chunk shape, like the denoiser)"
+    )
     speed_cudnn_benchmark: bool = Field(
         False, description="let cuDNN time its algorithms per shape (1-3% faster steps, ~5 s more on a process's first job)"
     )

@@ -53,11 +53,13 @@ def _digest(payload: Any) -> str:
 def module_key(module: torch.nn.Module, *, parts: str) -> str:
     """What the compiled code depends on besides the call: the model, its dtype, the parts, torch, the GPU."""
     config = getattr(module, "config", None)
+    if config is None:  # a plain nn.Module (a VAE's decoder): its parameters' names and shapes say which one
+        config = {"parameters": _digest([[name, list(p.shape)] for name, p in module.named_parameters()])}
     first_param = next(module.parameters(), None)
     capability = torch.cuda.get_device_capability() if torch.cuda.is_available() else None
     payload = {
         "class": f"{type(module).__module__}.{type(module).__qualname__}",
-        "config": {k: repr(v) for k, v in sorted(dict(config).items())} if config is not None else None,
+        "config": {k: repr(v) for k, v in sorted(dict(config).items())},
         "param_dtype": str(first_param.dtype) if first_param is not None else None,
         "parts": parts,
         "torch": torch.__version__,

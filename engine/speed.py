@@ -7,6 +7,10 @@ can compare runs with and without it:
 - `frameconv`: (k,1,1) Conv3d layers of the compiled denoiser run as Conv2d (`engine.frame_conv`).
 - `nhwc`: inductor lays out every convolution channels-last (its own heuristic declines for these
   models, whose graphs reshape between 5-D and 4-D, and then cuDNN transposes around each conv).
+- `shortattn`: attention over a clip's frames (≤ 64 tokens) by one Triton kernel instead of
+  flash-attention kernels tiled for long sequences, and attention to a single key without attention
+  (`engine.short_attention`).
+- `vae`: the VAE's decoder compiled too (and saved per shape, like the denoiser).
 - `fp8`: opt-in, off by default — the denoiser's Linear layers as fp8 matmuls with per-row scales
   (`engine.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
   and up (on older ones it stays off, with a warning).
@@ -37,18 +41,23 @@ class SpeedParts:
     cudnn_benchmark: bool = False
     precompile: bool = False
     fp8: bool = False
+    short_attention: bool = False
+    vae_decoder: bool = False
 
     @classmethod
     def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
         if engine.speed_mode != "compile" or not device.startswith("cuda"):
             return cls()
-        return cls(True, engine.speed_frame_convs, engine.speed_channels_last, engine.speed_cudnn_benchmark,
-                   engine.speed_precompile, engine.speed_fp8 and fp8_supported(device))
+        return cls(compile=True, frame_convs=engine.speed_frame_convs, channels_last=engine.speed_channels_last,
+                   cudnn_benchmark=engine.speed_cudnn_benchmark, precompile=engine.speed_precompile,
+                   fp8=engine.speed_fp8 and fp8_supported(device), short_attention=engine.speed_short_attention,
+                   vae_decoder=engine.speed_compile_vae_decoder)
 
     def words(self) -> list[str]:
         if not self.compile:
             return []
-        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("fp8", self.fp8),
+        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("shortattn", self.short_attention),
+                 ("vae", self.vae_decoder), ("fp8", self.fp8),
                  ("cudnn", self.cudnn_benchmark), ("precompiled", self.precompile)]
         return ["compile"] + [word for word, on in named if on]
 
@@ -75,11 +84,14 @@ class AppliedSpeed:
 
     parts: SpeedParts
     denoiser: Any = None
+    decoder: Any = None  # the VAE's decoder, compiled, when the `vae` part applied
 
     @property
     def compiling(self) -> bool:
-        """Whether the denoiser is being compiled for a new shape right now (minutes, once per machine)."""
-        return bool(getattr(getattr(self.denoiser, "forward", None), "compiling", False))
+        """Whether the denoiser or the VAE decoder is being compiled for a new shape right now (minutes, once
+        per machine)."""
+        return any(getattr(getattr(module, "forward", None), "compiling", False)
+                   for module in (self.denoiser, self.decoder))
 
     @property
     def label(self) -> str:
@@ -91,6 +103,8 @@ class AppliedSpeed:
         if level == EAGER:  # the fp8 layers were swapped in before the compile and run eagerly now
             return "fp8 (compile failed)" if self.parts.fp8 else "off (compile failed)"
         words = self.parts.words()
+        if "vae" in words and (self.decoder is None or compile_level(self.decoder) == EAGER):
+            words.remove("vae")
         if level == COMPILED and "precompiled" in words:
             words.remove("precompiled")
         return "+".join(words)
@@ -116,21 +130,39 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
 
         # The denoiser only: eagerly (the VAE is not compiled) the swap measured 4% slower on an H100.
         log.info("frame convolutions in the %s: %d", denoiser, frame_convs(module))
+    if parts.short_attention:
+        from engine.short_attention import short_attention_processors
+
+        log.info("attention processors for short sequences in the %s: %d", denoiser, short_attention_processors(module))
     if parts.fp8:
         from engine.fp8_linear import fp8_linears
 
         log.info("fp8 linear layers in the %s: %d", denoiser, fp8_linears(module))
-    if parts.precompile:
-        from engine.precompile import precompiled
-
-        # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
-        graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc", "fp8"))
-        compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=graph_parts)
-        started = time.perf_counter()
-        loaded = compiled.forward.preload()
-        if loaded:
-            log.info("loaded %d precompiled %s artefact(s) in %.1f s", loaded, denoiser, time.perf_counter() - started)
-    else:
-        compiled = torch.compile(module)
+    # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
+    graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc", "shortattn", "fp8"))
+    compiled = _compiled(module, denoiser, parts=parts, graph_parts=graph_parts, cache_dir=cache_dir)
     setattr(pipe, denoiser, compiled)
-    return AppliedSpeed(parts, compiled)
+    decoder = None
+    vae = getattr(pipe, "vae", None)
+    if parts.vae_decoder and isinstance(getattr(vae, "decoder", None), torch.nn.Module):
+        # The decoder module, not `vae.decode`: the stage clock's hook on decode stays outside the graph, and
+        # tiling or slicing (chunks of one shape) keep working. The `nhwc` layout applies here too.
+        decoder = _compiled(vae.decoder, "VAE decoder", parts=parts, graph_parts="compile+nhwc" if parts.channels_last
+                            else "compile", cache_dir=cache_dir)
+        vae.decoder = decoder
+    return AppliedSpeed(parts, compiled, decoder)
+
+
+def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, cache_dir: Path) -> Any:
+    import torch
+
+    if not parts.precompile:
+        return torch.compile(module)
+    from engine.precompile import precompiled
+
+    compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=graph_parts)
+    started = time.perf_counter()
+    loaded = compiled.forward.preload()
+    if loaded:
+        log.info("loaded %d precompiled %s artefact(s) in %.1f s", loaded, name, time.perf_counter() - started)
+    return compiled

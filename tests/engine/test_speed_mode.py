@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import torch
+
 from config import Settings
 from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode
 
 
 def test_by_default_on_cuda_every_part_but_cudnn_benchmark_is_on():
     parts = SpeedParts.from_settings(Settings().engine, "cuda:0")
-    assert parts.label == "compile+frameconv+nhwc+precompiled"
+    assert parts.label == "compile+frameconv+nhwc+shortattn+vae+precompiled"
 
 
 def test_cudnn_benchmark_can_be_switched_on():
     engine = Settings(engine={"speed_cudnn_benchmark": True}).engine
-    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+frameconv+nhwc+cudnn+precompiled"
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+frameconv+nhwc+shortattn+vae+cudnn+precompiled"
 
 
 def test_without_cuda_the_mode_is_off():
@@ -26,7 +28,12 @@ def test_without_cuda_the_mode_is_off():
 
 def test_a_part_switched_off_leaves_the_label():
     engine = Settings(engine={"speed_frame_convs": False, "speed_precompile": False}).engine
-    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc"
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+shortattn+vae"
+
+
+def test_short_attention_can_be_switched_off():
+    engine = Settings(engine={"speed_short_attention": False}).engine
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+frameconv+nhwc+vae+precompiled"
 
 
 def test_speed_mode_off_turns_every_part_off():
@@ -71,3 +78,72 @@ def test_a_job_whose_denoiser_is_compiling_says_so_in_its_progress():
     assert heartbeat.progress().stage == COMPILING_STAGE
     compiling.forward.compiling = False
     assert heartbeat.progress().stage == "denoising_loop"
+
+
+class TinyDecoder(torch.nn.Module):
+    """Stands in for a VAE's decoder: a plain nn.Module without a diffusers config."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(channels, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(torch.nn.functional.silu(z)))
+
+
+class TinyVae(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoder = TinyDecoder()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
+def compile_parts(**changes) -> SpeedParts:
+    return SpeedParts(compile=True, precompile=True, vae_decoder=True, **changes)
+
+
+def test_the_vae_decoder_is_compiled_saved_per_shape_and_decodes_as_eager(tmp_path):
+    eager = TinyVae()
+    pipe = SimpleNamespace(unet=TinyDecoder(), vae=TinyVae())
+    applied = apply_speed_mode(pipe, denoiser="unet", parts=compile_parts(), cache_dir=tmp_path / "cache")
+    z = torch.randn(1, 4, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(pipe.vae.decode(z), eager.decode(z))
+        pipe.vae.decode(torch.randn(2, 4, 8, 8))
+    saved = sorted(p.name for p in (tmp_path / "cache" / "precompiled").glob("*.bin"))
+    assert len(saved) == 2 and all(name.startswith("TinyDecoder-") for name in saved)
+    assert applied.decoder is pipe.vae.decoder and applied.label == "compile+vae+precompiled"
+
+
+def test_a_decoder_that_fell_back_to_eager_leaves_vae_out_of_the_label(tmp_path):
+    from engine.precompile import EAGER
+
+    pipe = SimpleNamespace(unet=TinyDecoder(), vae=TinyVae())
+    applied = apply_speed_mode(pipe, denoiser="unet", parts=compile_parts(), cache_dir=tmp_path / "cache")
+    applied.decoder.forward.level = EAGER
+    assert applied.label == "compile+precompiled"
+
+
+def test_a_pipeline_whose_vae_has_no_decoder_module_keeps_its_vae(tmp_path):
+    vae = SimpleNamespace(decode=lambda z: z)
+    pipe = SimpleNamespace(unet=TinyDecoder(), vae=vae)
+    applied = apply_speed_mode(pipe, denoiser="unet", parts=compile_parts(), cache_dir=tmp_path / "cache")
+    assert pipe.vae is vae and applied.decoder is None and applied.label == "compile+precompiled"
+
+
+def test_the_job_shows_compiling_while_the_decoder_compiles():
+    decoder = SimpleNamespace(forward=SimpleNamespace(compiling=True))
+    applied = AppliedSpeed(compile_parts(), SimpleNamespace(forward=SimpleNamespace(compiling=False)), decoder)
+    assert applied.compiling
+    decoder.forward.compiling = False
+    assert not applied.compiling
+
+
+def test_decoders_of_different_sizes_get_different_artefact_keys():
+    from engine.precompile import module_key
+
+    assert module_key(TinyDecoder(4), parts="p") != module_key(TinyDecoder(8), parts="p")
+    assert module_key(TinyDecoder(4), parts="p") == module_key(TinyDecoder(4), parts="p")

@@ -1,0 +1,116 @@
+"""ShortAttnProcessor computes what diffusers' stock processor computes; the kernel matches SDPA on a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+from engine import short_attention
+from engine.short_attention import ShortAttnProcessor, short_attention_processors
+
+needs_cuda_and_triton = pytest.mark.skipif(not short_attention.available(), reason="needs a CUDA GPU and Triton")
+
+
+def attention(query_dim: int = 32, cross_dim: int | None = None, heads: int = 2, device: str = "cpu") -> Attention:
+    torch.manual_seed(0)
+    module = Attention(query_dim, cross_attention_dim=cross_dim, heads=heads, dim_head=query_dim // heads)
+    return module.to(device).eval()
+
+
+def both(module: Attention, *call_args, **call_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        module.set_processor(AttnProcessor2_0())
+        stock = module(*call_args, **call_kwargs)
+        module.set_processor(ShortAttnProcessor())
+        ours = module(*call_args, **call_kwargs)
+    return stock, ours
+
+
+def test_attention_to_a_single_key_gives_the_stock_output():
+    module = attention(cross_dim=16)
+    stock, ours = both(module, torch.randn(2, 300, 32), encoder_hidden_states=torch.randn(2, 1, 16))
+    assert ours.shape == stock.shape
+    torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-5)
+
+
+def test_self_attention_over_one_token_gives_the_stock_output():
+    stock, ours = both(attention(), torch.randn(3, 1, 32))
+    torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-5)
+
+
+def test_a_masked_call_goes_to_the_stock_processor():
+    module = attention()
+    hidden = torch.randn(2, 16, 32)
+    mask = torch.ones(2, 16, dtype=torch.bool)
+    mask[:, -4:] = False
+    stock, ours = both(module, hidden, attention_mask=mask)
+    assert torch.equal(ours, stock)
+
+
+def test_long_sequences_on_cpu_go_to_the_stock_processor():
+    stock, ours = both(attention(), torch.randn(2, 200, 32))
+    assert torch.equal(ours, stock)
+
+
+def test_every_stock_processor_of_a_video_unet_is_replaced_and_its_output_kept():
+    from engine.random_pipelines import build_random_pipeline
+
+    pipe = build_random_pipeline("tiny-svd", torch_dtype=torch.float32, device="cpu")
+    unet = pipe.unet
+    sample = torch.randn(2, 4, 8, 8, 8)
+    conditioning = torch.randn(2, 1, unet.config.cross_attention_dim)
+    time_ids = torch.tensor([[6.0, 127.0, 0.02]] * 2)
+    with torch.no_grad():
+        stock = unet(sample, 10.0, conditioning, time_ids).sample
+        swapped = short_attention_processors(unet)
+        ours = unet(sample, 10.0, conditioning, time_ids).sample
+    assert swapped == sum(isinstance(m, Attention) for m in unet.modules())
+    assert all(type(m.processor) is ShortAttnProcessor for m in unet.modules() if isinstance(m, Attention))
+    torch.testing.assert_close(ours, stock, rtol=1e-4, atol=1e-4)
+
+
+def test_a_processor_diffusers_did_not_set_is_left_alone():
+    from diffusers.models.attention_processor import AttnProcessor
+
+    module = attention()
+    module.set_processor(AttnProcessor())
+    wrapper = torch.nn.Sequential(module)
+    assert short_attention_processors(wrapper) == 0
+    assert type(module.processor) is AttnProcessor
+
+
+@needs_cuda_and_triton
+@pytest.mark.parametrize("frames", [14, 16, 25, 64])
+@pytest.mark.parametrize("head_dim", [32, 64, 128])
+def test_the_kernel_matches_sdpa_over_a_clips_frames(frames, head_dim):
+    torch.manual_seed(0)
+    pairs, heads = 1024, 5
+    q, k, v = (torch.randn(pairs, frames, heads, head_dim, device="cuda", dtype=torch.float16).transpose(1, 2)
+               for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    got = short_attention.short_attention(q, k, v)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got.float(), expected, rtol=0, atol=4e-3)
+
+
+@needs_cuda_and_triton
+def test_the_kernel_handles_cross_attention_of_another_length():
+    torch.manual_seed(0)
+    q = torch.randn(64, 16, 4, 64, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
+    k, v = (torch.randn(64, 7, 4, 64, device="cuda", dtype=torch.bfloat16).transpose(1, 2) for _ in range(2))
+    expected = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    torch.testing.assert_close(short_attention.short_attention(q, k, v).float(), expected, rtol=0, atol=3e-2)
+
+
+@needs_cuda_and_triton
+def test_the_processor_compiles_and_matches_stock_on_a_gpu():
+    module = attention(query_dim=320, heads=5, device="cuda").half()
+    hidden = torch.randn(4096, 16, 320, device="cuda", dtype=torch.float16)
+    with torch.no_grad():
+        module.set_processor(AttnProcessor2_0())
+        stock = module(hidden)
+        module.set_processor(ShortAttnProcessor())
+        compiled = torch.compile(module, fullgraph=True)
+        ours = compiled(hidden)
+    torch.testing.assert_close(ours, stock, rtol=0, atol=5e-3)

@@ -137,7 +137,7 @@ def main() -> int:
                                                              "max_diff": diff}
                 except RuntimeError as exc:
                     result[backend.split("_")[0].lower()] = {"error": str(exc)[:120]}
-            if short_attention.fits(q, k):
+            if short_attention.fits(q, k, v):
                 seconds = timed(lambda: short_attention.short_attention(q, k, v))
                 diff = float((short_attention.short_attention(q, k, v).float() - reference).abs().max())
                 result["short"] = {"s": seconds, "tflops": flops / seconds / 1e12, "max_diff": diff}

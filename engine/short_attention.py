@@ -2,8 +2,9 @@
 
 The UNet video models attend along time at every pixel: thousands of (pixel, head) pairs, each a
 16×16 attention over the clip's frames. Flash-attention kernels tile queries by 64 or 128 rows, so a
-16-row sequence leaves most of every tile empty, and the launch is sized for long sequences; on an
-H100 these temporal attentions took most of the step's attention time for a fraction of its FLOPs.
+16-row sequence leaves most of every tile empty, and the launch is sized for long sequences: on an
+H200 these temporal attentions took about 15 of the 25 ms an I2VGen-XL step (512×512×16) spends in
+attention, for under 1% of its attention FLOPs (BENCHMARKS.md; 4× faster here).
 Here one program handles a block of (pixel, head) pairs, each whole sequence in registers: read q, k,
 v once, softmax in fp32, write the output once — the same maths as `F.scaled_dot_product_attention`
 without a mask (default scale 1/√d), which is what diffusers' `AttnProcessor2_0` calls.
@@ -25,7 +26,7 @@ MAX_SEQUENCE = 64
 HEAD_DIMS = (16, 32, 64, 128)
 
 
-def fits(query: torch.Tensor, key: torch.Tensor) -> bool:
+def fits(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
     """Whether `short_attention` takes these (batch, heads, sequence, head_dim) tensors."""
     return (
         query.is_cuda
@@ -33,16 +34,16 @@ def fits(query: torch.Tensor, key: torch.Tensor) -> bool:
         and query.shape[-1] in HEAD_DIMS
         and query.shape[-2] <= MAX_SEQUENCE
         and key.shape[-2] <= MAX_SEQUENCE
-        and query.stride(-1) == 1
-        and key.stride(-1) == 1
+        and query.stride(-1) == key.stride(-1) == value.stride(-1) == 1
     )
 
 
 try:
     import triton
     import triton.language as tl
-except ImportError:  # CPU-only PyTorch builds ship without Triton; the processor then never takes this path
-    triton = None
+    from torch.library import triton_op, wrap_triton
+except ImportError:  # CPU-only PyTorch builds ship without Triton (and torch < 2.6 without triton_op): the
+    triton = None    # processor then leaves short sequences to SDPA
 
 if triton is not None:
     # Module-level, not built in a function: a saved compiled denoiser refers to the kernel by its
@@ -73,7 +74,7 @@ if triton is not None:
                 tl.store(O + b * so_b + h * so_h + rows_q[:, None] * so_s + cols[None, :],
                          out.to(O.dtype.element_ty), mask=rows_q[:, None] < len_q)
 
-    @torch.library.triton_op("i2vmon::short_attention", mutates_args=())
+    @triton_op("i2vmon::short_attention", mutates_args=())
     def short_attention_op(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         batch, heads, len_q, dim = query.shape
         len_k = key.shape[-2]
@@ -82,7 +83,7 @@ if triton is not None:
         out = torch.empty((batch, len_q, heads, dim), device=query.device, dtype=query.dtype).transpose(1, 2)
         pairs_per_program = 4
         n_pairs = batch * heads
-        torch.library.wrap_triton(short_attention_kernel)[(triton.cdiv(n_pairs, pairs_per_program),)](
+        wrap_triton(short_attention_kernel)[(triton.cdiv(n_pairs, pairs_per_program),)](
             query, key, value, out, n_pairs, heads, len_q, len_k, 1.0 / math.sqrt(dim),
             *query.stride()[:3], *key.stride()[:3], *value.stride()[:3], *out.stride()[:3],
             BLOCK_Q=max(16, triton.next_power_of_2(len_q)), BLOCK_K=max(16, triton.next_power_of_2(len_k)),
@@ -97,8 +98,9 @@ def short_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor)
 
 
 def available() -> bool:
-    """Whether the kernel can run here: a CUDA device and Triton."""
-    return triton is not None and torch.cuda.is_available()
+    """Whether the kernel can run here: Triton and a CUDA GPU of compute capability 8.0 or newer."""
+    # Measured and tested on Hopper; tl.dot in fp16/bf16 needs Ampere (8.0) or newer.
+    return triton is not None and torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
 
 
 class ShortAttnProcessor:
@@ -134,7 +136,7 @@ class ShortAttnProcessor:
             query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
             key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
             value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-            if fits(query, key):
+            if fits(query, key, value):
                 out = self.kernel(query, key, value)
             else:
                 out = F.scaled_dot_product_attention(query, key, value)

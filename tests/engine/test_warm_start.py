@@ -96,3 +96,23 @@ def test_a_warm_up_that_would_compile_keeps_the_model_loaded_and_skips_the_steps
     done = warm_start.warm_up(cache, JobParams(model="tiny", height=64, width=64, frames=8, steps=4))
     assert done.skipped and "this shape" in done.skipped
     assert cache.key == ("tiny", "none")
+
+
+def test_a_warm_up_may_compile_neither_the_denoiser_nor_the_vae_decoder(settings, monkeypatch, tmp_path):
+    from engine.precompile import precompiled
+
+    params = JobParams(model="tiny", height=64, width=64, frames=8, steps=4)
+    cache = PipelineCache(settings, "cpu", None)
+    warm_start.warm_up(cache, params)
+    pipe = cache.pipe
+    pipe.unet = precompiled(pipe.unet, cache_dir=tmp_path / "pc", parts="test")
+    pipe.vae.decoder = precompiled(pipe.vae.decoder, cache_dir=tmp_path / "pc", parts="test")
+    seen = {}
+
+    def record(pipe, family, params, device):
+        seen.update(denoiser=pipe.unet.forward.may_compile, decoder=pipe.vae.decoder.forward.may_compile)
+
+    monkeypatch.setattr(warm_start, "run_briefly", record)
+    warm_start.warm_up(cache, params)
+    assert seen == {"denoiser": False, "decoder": False}
+    assert pipe.unet.forward.may_compile and pipe.vae.decoder.forward.may_compile

@@ -145,8 +145,8 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     decoder = None
     vae = getattr(pipe, "vae", None)
     if parts.vae_decoder and isinstance(getattr(vae, "decoder", None), torch.nn.Module):
-        # The decoder module, not `vae.decode`: the stage clock's hook on decode stays outside the graph, and
-        # tiling or slicing (chunks of one shape) keep working. The `nhwc` layout applies here too.
+        # The decoder module, not `vae.decode`: the stage clock's hook on decode stays outside the graph. Each
+        # decode-chunk shape is its own artefact (a last chunk shorter than the others is a second one).
         decoder = _compiled(vae.decoder, "VAE decoder", parts=parts, graph_parts="compile+nhwc" if parts.channels_last
                             else "compile", cache_dir=cache_dir)
         vae.decoder = decoder

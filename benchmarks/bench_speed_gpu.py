@@ -19,7 +19,6 @@ its percent_of_peak is still of the fp16 matmul peak. JSON lines go to $OUT/spee
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import importlib
@@ -32,16 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.model_args import model_arguments  # noqa: E402
+
 CACHE = Path("/tmp/i2vmon-speed-cache")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path("/tmp/speed-out"))
-    parser.add_argument("--model", default="i2vgen-xl")
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--frames", type=int)
+    parser = model_arguments(__doc__, out="/tmp/speed-out")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a smoke-test model")

@@ -13,7 +13,6 @@ largest difference from the math backend. JSON lines in $OUT/ops.jsonl.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import importlib
 import json
@@ -23,14 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.model_args import model_arguments  # noqa: E402
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path("/tmp/ops-out"))
-    parser.add_argument("--model", default="i2vgen-xl")
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--frames", type=int)
+    parser = model_arguments(__doc__, out="/tmp/ops-out")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run on the smoke-test model (shapes only)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

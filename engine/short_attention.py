@@ -16,11 +16,15 @@ processor unchanged.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
 
 MAX_SEQUENCE = 64
 HEAD_DIMS = (16, 32, 64, 128)
@@ -103,6 +107,38 @@ def available() -> bool:
     return triton is not None and torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
 
 
+def working_kernel(device: torch.device) -> Callable | None:
+    """The kernel where it runs on `device` and matches SDPA (`checked`); else None: SDPA takes over."""
+    if device.type != "cuda" or not available():
+        return None
+    with torch.cuda.device(device):
+        return checked(torch.ops.i2vmon.short_attention, device)
+
+
+def checked(kernel: Callable, device: torch.device) -> Callable | None:
+    """`kernel` once it has run on a small case on `device` and matched SDPA; None (and a warning) otherwise.
+
+    Tried once, eagerly, before any compile: a Triton that cannot build or run it here (an old driver, a
+    ptxas it does not support) costs this part — SDPA then takes short sequences — not every job.
+    """
+    try:
+        with torch.inference_mode():
+            q, k, v = (torch.randn(4, 16, 2, 64, device=device, dtype=torch.float16).transpose(1, 2)
+                       for _ in range(3))
+            got = kernel(q, k, v).float()
+            expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+            difference = float((got - expected).abs().max())
+    except Exception as exc:  # noqa: BLE001 — any failure of the kernel here means: do not use it
+        log.warning("the short-sequence attention kernel does not run on %s (%s: %s); using SDPA instead",
+                    device, type(exc).__name__, exc)
+        return None
+    if not difference < 1e-2:
+        log.warning("the short-sequence attention kernel differs from SDPA by %.3g on %s; using SDPA instead",
+                    difference, device)
+        return None
+    return kernel
+
+
 class ShortAttnProcessor:
     """diffusers' `AttnProcessor2_0`, with two cases of its attention computed directly.
 
@@ -113,11 +149,11 @@ class ShortAttnProcessor:
     processor unchanged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kernel: Callable | None = None) -> None:
         from diffusers.models.attention_processor import AttnProcessor2_0
 
         self.stock = AttnProcessor2_0()
-        self.kernel = torch.ops.i2vmon.short_attention if available() else None
+        self.kernel = kernel  # `working_kernel(...)`; None: short sequences go to SDPA
 
     def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
@@ -150,12 +186,14 @@ class ShortAttnProcessor:
 
 
 def short_attention_processors(model: torch.nn.Module) -> int:
-    """Give every attention of `model` that runs diffusers' stock SDPA processor a `ShortAttnProcessor`."""
+    """Give every attention of `model` that runs diffusers' stock SDPA processor a `ShortAttnProcessor`
+    (with the kernel where it works on the model's device); returns how many."""
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-    swapped = 0
-    for module in model.modules():
-        if isinstance(module, Attention) and type(module.processor) is AttnProcessor2_0:
-            module.set_processor(ShortAttnProcessor())
-            swapped += 1
-    return swapped
+    targets = [m for m in model.modules() if isinstance(m, Attention) and type(m.processor) is AttnProcessor2_0]
+    if not targets:
+        return 0
+    kernel = working_kernel(next(model.parameters()).device)
+    for module in targets:
+        module.set_processor(ShortAttnProcessor(kernel))
+    return len(targets)

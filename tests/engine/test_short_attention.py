@@ -80,6 +80,36 @@ def test_a_processor_diffusers_did_not_set_is_left_alone():
     assert type(module.processor) is AttnProcessor
 
 
+def sdpa_in_fp32(q, k, v):
+    return torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
+
+
+def test_a_kernel_that_matches_sdpa_is_used():
+    assert short_attention.checked(sdpa_in_fp32, torch.device("cpu")) is sdpa_in_fp32
+
+
+def test_a_kernel_that_fails_to_run_is_not_used_and_says_why(caplog):
+    def broken(q, k, v):
+        raise RuntimeError("PTX .version 8.7 does not support .target sm_90a")
+
+    assert short_attention.checked(broken, torch.device("cpu")) is None
+    assert "does not run" in caplog.text and "PTX" in caplog.text
+
+
+def test_a_kernel_with_wrong_results_is_not_used(caplog):
+    assert short_attention.checked(lambda q, k, v: sdpa_in_fp32(q, k, v) + 0.5, torch.device("cpu")) is None
+    assert "differs from SDPA" in caplog.text
+
+
+def test_without_a_gpu_there_is_no_kernel():
+    assert short_attention.working_kernel(torch.device("cpu")) is None
+
+
+@needs_cuda_and_triton
+def test_the_kernel_passes_its_check_on_this_gpu():
+    assert short_attention.working_kernel(torch.device("cuda")) is not None
+
+
 @needs_cuda_and_triton
 @pytest.mark.parametrize("frames", [14, 16, 25, 64])
 @pytest.mark.parametrize("head_dim", [32, 64, 128])
@@ -110,7 +140,7 @@ def test_the_processor_compiles_and_matches_stock_on_a_gpu():
     with torch.no_grad():
         module.set_processor(AttnProcessor2_0())
         stock = module(hidden)
-        module.set_processor(ShortAttnProcessor())
+        module.set_processor(ShortAttnProcessor(short_attention.working_kernel(torch.device("cuda"))))
         compiled = torch.compile(module, fullgraph=True)
         ours = compiled(hidden)
     torch.testing.assert_close(ours, stock, rtol=0, atol=5e-3)

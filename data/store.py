@@ -3,7 +3,8 @@
 Every query reads the table's files through `read_parquet` with hive partitioning
 (date=…/host=…), so the date filter prunes whole days. A file that cannot be read (a
 truncated write from a crashed process that bypassed the atomic writer, a damaged disk)
-is moved to quarantine/ with a warning and the query is retried without it.
+is moved to quarantine/ with a warning and the query is retried without it. A column that no
+file has yet (all written by an older i2vmon) reads as null instead of failing the query.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from data.parquet_store import ROLLUP_DIR, ROLLUP_METRICS, rollup_name
 from data.paths import DataPaths
@@ -51,7 +53,35 @@ class Store:
 
     def _source(self, table: str) -> str | None:
         files = self._files(table)
-        return _read(files) if files else None
+        if not files:
+            return None
+        source = _read(files)
+        missing = self._missing_columns(table, files, source)
+        if missing:
+            nulls = ", ".join(f'CAST(NULL AS {_duckdb_type(f.type)}) AS "{f.name}"' for f in missing)
+            source = f"(SELECT *, {nulls} FROM {source})"
+        return source
+
+    def _missing_columns(self, table: str, files: list[str], source: str) -> list[pa.Field]:
+        """The table's columns that none of its files has: all written before the column was added (an older
+        i2vmon). `union_by_name` gives a column null in the files that lack it only once one file has it."""
+        schema = schema_for(table)
+        try:
+            newest = set(pq.read_schema(files[-1]).names)
+        except (OSError, pa.ArrowException):
+            newest = set()  # unreadable: the query itself quarantines it
+        if newest.issuperset(schema.names):
+            return []
+        try:
+            with self._lock:
+                cur = self._con.cursor()
+                try:
+                    present = {row[0] for row in cur.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+                finally:
+                    cur.close()
+        except duckdb.Error:
+            return []  # the query reads the files next and quarantines what it cannot read
+        return [f for f in schema if f.name not in present]
 
     def _quarantine(self, message: str) -> bool:
         tables_dir = str(self.paths.tables_dir)
@@ -282,6 +312,16 @@ _SIMILAR_RUN_COLUMNS = {  # key the predictor reads → runs column
                       "state", "s_per_step", "total_s", "peak_allocated_bytes", "peak_reserved_bytes", "speed_mode")},
     "decode_s": "stage_decode_video_s",
 }
+
+
+def _duckdb_type(arrow_type: pa.DataType) -> str:
+    """DuckDB's name for the Arrow types the schemas use (data.schemas._SCALARS, and lists of them)."""
+    if pa.types.is_list(arrow_type):
+        return f"{_duckdb_type(arrow_type.value_type)}[]"
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    names = {pa.bool_(): "BOOLEAN", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}
+    return names[arrow_type]
 
 
 def _read(files: list[str]) -> str:

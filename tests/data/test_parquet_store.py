@@ -97,3 +97,35 @@ def test_unknown_metric_fields_are_refused_with_the_known_ones(paths):
     parquet_store.write_rows(paths, "gpu_samples", _gpu_rows(1), host="h1")
     with pytest.raises(ValueError, match="unknown metric field.*bogus"):
         Store(paths).gpu_samples(T0, fields=["bogus"])
+
+
+def _as_written_by_an_older_version(files, *dropped: str) -> None:
+    for path in files:
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(list(dropped)), path)
+
+
+def test_columns_added_after_every_file_was_written_read_as_null(paths):
+    from data.schemas import RunRecord
+
+    record = RunRecord(job_id="old", host="h1", model="svd", state="succeeded", created_at=T0, finished_at=T0,
+                       speed_mode="off", s_per_step=0.3)
+    _as_written_by_an_older_version(parquet_store.write_rows(paths, "runs", [record], host="h1"),
+                                    "speed_mode", "step_times_s")
+    store = Store(paths)
+    (row,) = store.runs().to_pylist()
+    assert row["job_id"] == "old" and row["s_per_step"] == 0.3
+    assert row["speed_mode"] is None and row["step_times_s"] is None
+    assert store.query("runs", "SELECT count(*) AS n FROM {src} WHERE speed_mode IS NULL").column("n")[0].as_py() == 1
+
+
+def test_a_newer_file_beside_older_ones_keeps_its_values(paths):
+    from data.schemas import RunRecord
+
+    old = RunRecord(job_id="old", host="h1", model="svd", state="succeeded", created_at=T0, finished_at=T0)
+    _as_written_by_an_older_version(parquet_store.write_rows(paths, "runs", [old], host="h1"), "speed_mode")
+    new = RunRecord(job_id="new", host="h1", model="svd", state="succeeded", created_at=T0,
+                    finished_at=T0 + timedelta(minutes=1), speed_mode="compile")
+    parquet_store.write_rows(paths, "runs", [new], host="h1")
+    rows = {r["job_id"]: r["speed_mode"] for r in Store(paths).runs().to_pylist()}
+    assert rows == {"old": None, "new": "compile"}

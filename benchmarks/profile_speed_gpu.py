@@ -122,6 +122,13 @@ def main() -> int:
 
         def category(name: str) -> str:
             lowered = name.lower()
+            # Inductor names its fused kernels after the ops they follow ("triton_poi_fused_convolution_native_
+            # group_norm_silu"): by their words they would count as convolutions, but they are the norms and
+            # elementwise work. Its matmul/conv templates are "triton_tem_…".
+            if lowered.startswith("triton_tem"):
+                return "gemm"
+            if lowered.startswith(("triton_poi", "triton_per", "triton_red")):
+                return "other (norms, elementwise, copies)"
             for key, words in (("attention", ("flash", "fmha", "attention", "sdpa")),
                                ("conv", ("conv", "implicit", "cudnn", "xmma", "sm90_xmma", "dgrad", "wgrad")),
                                ("gemm", ("gemm", "cutlass", "sm90", "nvjet", "ampere", "mm_"))):

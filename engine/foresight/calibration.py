@@ -138,12 +138,14 @@ def load_gpu_calibrations() -> dict[str, GpuCalibration]:
 
 
 @functools.lru_cache(maxsize=None)
-def load_speed_factors() -> dict[str, float]:
-    """Speed mode's s/step ÷ the stock pipeline's, per model, measured side by side (speed.json)."""
+def load_speed_factors(of: str = "step") -> dict[str, float]:
+    """Speed mode's time ÷ the stock pipeline's, per model, measured side by side (speed.json): of a step
+    (`of="step"`) or of the VAE decode (`of="decode"`)."""
     path = _directory / "speed.json"
     if not path.is_file():
         return {}
-    return {model: float(factor) for model, factor in json.loads(path.read_text()).get("step_factor", {}).items()}
+    factors = json.loads(path.read_text()).get(f"{of}_factor", {})
+    return {model: float(factor) for model, factor in factors.items()}
 
 
 def clear_cache() -> None:

@@ -158,7 +158,9 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
                       include_holdout, compiled)
     if compiled and t.source != "no estimate" and not t.history_points:
         if t.speed_factor is not None:
-            notes.append(f"speed mode: the stock pace × {t.speed_factor:.2f}, as measured side by side for {model}")
+            decode = f", its decode × {t.decode_factor:.2f}" if t.decode_factor is not None else ""
+            notes.append(f"speed mode: the stock pace × {t.speed_factor:.2f}{decode}, as measured side by side "
+                         f"for {model}")
         else:
             notes.append(f"speed mode's pace was never measured for {model}: predicted at the stock pace, "
                          "likely too long until compiled runs are in the history")

@@ -24,9 +24,10 @@ Where the coefficients come from, for the GPU a job will run on (time_source):
   history alone is fitted (a constant below 3 distinct settings);
 - 'no estimate': none of these.
 
-Speed mode (a compiled denoiser) runs at another pace: a job predicted for it learns only from runs that
-were compiled too, and while there are none its calibrated (stock) s/step is scaled by the factor measured
-side by side for the model (calibration/speed.json); a model without one is predicted at the stock pace.
+Speed mode (a compiled denoiser and VAE decoder) runs at another pace: a job predicted for it learns only
+from runs that were compiled too, and while there are none its calibrated (stock) s/step and decode time
+are scaled by the factors measured side by side for the model (calibration/speed.json); a model without
+them is predicted at the stock pace.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class TimeEstimate:
     history_points: int
     calibration_gpu: str | None  # whose measured curve this is based on
     speed_factor: float | None = None  # applied to the stock s/step for a compiled run without compiled history
+    decode_factor: float | None = None  # likewise to the stock decode time
 
 
 def is_compiled(speed_mode: str | None) -> bool:
@@ -349,9 +351,10 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
     costs = _offload_costs(structure, base or curve, offload, include_holdout)
     per_step, once = costs if costs is not None else (0.0, None)
-    factor = load_speed_factors().get(structure.id) if compiled and not rows else None
+    factor = load_speed_factors("step").get(structure.id) if compiled and not rows else None
+    decode_factor = load_speed_factors("decode").get(structure.id) if compiled and not rows else None
     s_step = curve.s_per_step(structure, h, w, f) * (factor or 1.0) + per_step
-    decode = curve.decode_s(structure, h, w, f, chunk)
+    decode = curve.decode_s(structure, h, w, f, chunk) * (decode_factor or 1.0)
     encode = curve.encode_s(structure, h, w)
     seconds = encode + curve.warmup_s + steps * s_step + decode + (once or 0.0)
     return TimeEstimate(
@@ -366,4 +369,5 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         history_points=len(rows),
         calibration_gpu=base.gpu_name if base is not None else None,
         speed_factor=factor,
+        decode_factor=decode_factor,
     )

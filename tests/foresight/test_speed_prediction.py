@@ -18,7 +18,7 @@ def history_row(s_per_step: float, speed_mode: str | None, h: int = 576, w: int 
 
 @pytest.fixture
 def with_factor(synthetic):
-    (synthetic / "speed.json").write_text(json.dumps({"step_factor": {"svd": 0.75}}))
+    (synthetic / "speed.json").write_text(json.dumps({"step_factor": {"svd": 0.75}, "decode_factor": {"svd": 0.4}}))
     calibration.clear_cache()
     return synthetic
 
@@ -32,6 +32,12 @@ def test_a_compiled_run_is_predicted_at_the_stock_pace_times_the_measured_factor
     assert fast.s_per_step == pytest.approx(0.75 * stock.s_per_step)
     assert fast.speed_mode == "compile" and stock.speed_mode == "off"
     assert any("× 0.75" in note for note in fast.notes)
+
+
+def test_a_compiled_run_decodes_at_the_measured_decode_factor(with_factor):
+    stock, fast = run(speed_mode="off"), run(speed_mode="compile")
+    assert fast.decode_s == pytest.approx(0.4 * stock.decode_s)
+    assert any("decode × 0.40" in note for note in fast.notes)
 
 
 def test_without_a_measured_factor_the_stock_pace_is_predicted_and_said(synthetic):
@@ -68,6 +74,7 @@ def test_offloaded_and_cpu_runs_are_never_compiled(with_factor):
 
 def test_the_committed_factors_are_below_one():
     calibration.use_calibration_dir(None)
-    factors = calibration.load_speed_factors()
-    assert {"i2vgen-xl", "svd"} <= factors.keys()
-    assert all(0 < f < 1 for f in factors.values())
+    for of in ("step", "decode"):
+        factors = calibration.load_speed_factors(of)
+        assert {"i2vgen-xl", "svd"} <= factors.keys()
+        assert all(0 < f < 1 for f in factors.values())

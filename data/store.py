@@ -73,15 +73,18 @@ class Store:
         if newest.issuperset(schema.names):
             return []
         try:
-            with self._lock:
-                cur = self._con.cursor()
-                try:
-                    present = {row[0] for row in cur.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-                finally:
-                    cur.close()
+            present = set(self._execute(f"DESCRIBE SELECT * FROM {source}").column("column_name").to_pylist())
         except duckdb.Error:
             return []  # the query reads the files next and quarantines what it cannot read
         return [f for f in schema if f.name not in present]
+
+    def _execute(self, sql: str, params: list | None = None) -> pa.Table:
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                return cur.sql(sql, params=params or None).to_arrow_table()
+            finally:
+                cur.close()
 
     def _quarantine(self, message: str) -> bool:
         tables_dir = str(self.paths.tables_dir)
@@ -115,12 +118,7 @@ class Store:
                 return empty
             sql, params = built
             try:
-                with self._lock:
-                    cur = self._con.cursor()
-                    try:
-                        return cur.sql(sql, params=params or None).to_arrow_table()
-                    finally:
-                        cur.close()
+                return self._execute(sql, params)
             except duckdb.Error as exc:
                 if not self._quarantine(str(exc)):
                     raise

@@ -267,18 +267,17 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def compiling_forbidden(module: Any) -> Iterator[None]:
-    """Within: a call of `module` (a `precompiled` denoiser) that would compile raises NotCompiledYet; a saved
-    artefact still loads. Other modules are left alone."""
-    forward = getattr(module, "forward", None)
-    if not isinstance(forward, PrecompiledDenoiser):
-        yield
-        return
-    forward.may_compile = False
+def compiling_forbidden(*modules: Any) -> Iterator[None]:
+    """Within: a call of any of `modules` (`precompiled` ones: the denoiser, the VAE decoder) that would
+    compile raises NotCompiledYet; a saved artefact still loads. Other modules (and None) are left alone."""
+    forwards = [f for f in (getattr(m, "forward", None) for m in modules) if isinstance(f, PrecompiledDenoiser)]
+    for forward in forwards:
+        forward.may_compile = False
     try:
         yield
     finally:
-        forward.may_compile = True
+        for forward in forwards:
+            forward.may_compile = True
 
 
 def compile_level(module: Any) -> str:

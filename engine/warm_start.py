@@ -58,8 +58,7 @@ def warm_up(cache, params: JobParams) -> WarmStart:
     try:
         # A shape speed mode has not compiled on this machine would cost minutes before the first claim, for
         # a job that may never come: the first job of that shape compiles it instead.
-        with compiling_forbidden(getattr(pipe, family.DENOISER)), \
-                compiling_forbidden(getattr(getattr(pipe, "vae", None), "decoder", None)):
+        with compiling_forbidden(getattr(pipe, family.DENOISER), getattr(getattr(pipe, "vae", None), "decoder", None)):
             run_briefly(pipe, family, params, cache.device)
     except NotCompiledYet as exc:
         skipped = str(exc)

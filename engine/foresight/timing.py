@@ -351,8 +351,9 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
     costs = _offload_costs(structure, base or curve, offload, include_holdout)
     per_step, once = costs if costs is not None else (0.0, None)
-    factor = load_speed_factors("step").get(structure.id) if compiled and not rows else None
-    decode_factor = load_speed_factors("decode").get(structure.id) if compiled and not rows else None
+    at_measured_pace = compiled and not rows  # compiled runs in the history carry their own pace
+    factor = load_speed_factors("step").get(structure.id) if at_measured_pace else None
+    decode_factor = load_speed_factors("decode").get(structure.id) if at_measured_pace else None
     s_step = curve.s_per_step(structure, h, w, f) * (factor or 1.0) + per_step
     decode = curve.decode_s(structure, h, w, f, chunk) * (decode_factor or 1.0)
     encode = curve.encode_s(structure, h, w)

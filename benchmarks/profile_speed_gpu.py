@@ -6,8 +6,9 @@ Full-size model, random weights, fp16. The denoiser's inputs are captured from a
 (one step), then the denoiser alone is timed (CUDA events, median of 10 calls after 3 warm-ups) as:
 eager; torch.compile; (k,1,1) Conv3d layers run as Conv2d (`engine.frame_conv.frame_convs`), eager and
 compiled; with `engine.short_attention`'s processors and inductor's channels-last layout forced,
-without (`shortattn_compile`) and with the frame convs (`frameconv_shortattn_compile`), each timed with
-cudnn.benchmark off and on; with CUDA graphs; with fused QKV projections. torch.profiler's kernel table for
+without (`shortattn_compile`) and with the frame convs (`frameconv_shortattn_compile`), or with 5-D
+convolutions channels-last and fused q/k/v projections instead of the frame convs
+(`ndhwc_qkv_shortattn_compile`), each timed with cudnn.benchmark off and on; with CUDA graphs; with fused QKV projections. torch.profiler's kernel table for
 eager and compiled, the step's FLOPs (FlopCounterMode) and the fp16 matmul peak go with them.
 Each result is a JSON line in $OUT/profile.jsonl as soon as it is measured.
 """
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--top", type=int, default=20, help="kernels listed per kernel table")
     parser.add_argument("--variants", default="eager,compile,frameconv,frameconv_compile,frameconv_cudagraphs,fused_qkv")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,9 @@ def main() -> int:
             categories[category(name)] += seconds
         log(f"kernels {label}", gpu_s_per_step=total,
             categories={k: round(v, 5) for k, v in categories.most_common()},
-            top=[(n, round(s, 5)) for n, s in per_kernel.most_common(20)])
+            top=[(n, round(s, 5)) for n, s in per_kernel.most_common(args.top)],
+            top_memory_bound=[(n, round(s, 5)) for n, s in per_kernel.most_common()
+                              if category(n).startswith("other")][:args.top])
 
     def fidelity(fn) -> float:
         with torch.inference_mode():
@@ -180,6 +184,20 @@ def main() -> int:
         torch._dynamo.reset()
         torch._inductor.config.force_layout_optimization = True
         measure_cudnn_both("nhwc shortattn compile", torch.compile(denoiser, fullgraph=True))
+    if "ndhwc_qkv_shortattn_compile" in variants:
+        from engine.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
+        from engine.short_attention import short_attention_processors
+
+        log("fused attention modules", count=short_attention_processors(denoiser, fuse=True))
+        torch._dynamo.reset()
+        torch._inductor.config.force_layout_optimization = True
+        log("channels-last 5-D convolutions", on=conv3d_channels_last(True),
+            weights=conv3d_weights_channels_last(denoiser))
+        measure_cudnn_both("ndhwc qkv shortattn compile", torch.compile(denoiser, fullgraph=True))
+        conv3d_channels_last(False)
+        for module in denoiser.modules():
+            if getattr(module, "fused_projections", False):
+                module.fused_projections = False
     swapped = frame_convs(denoiser)
     log("frame convs swapped", count=swapped)
     if "frameconv_shortattn_compile" in variants:

@@ -98,8 +98,18 @@ class EngineSettings(BaseModel):
         "compile",
         description="compile: torch.compile the denoiser (CUDA only; elsewhere off). The parts below apply with it.",
     )
-    speed_frame_convs: bool = Field(True, description="run (k,1,1) Conv3d layers as Conv2d (same weights, same maths)")
+    speed_frame_convs: bool = Field(
+        False, description="run (k,1,1) Conv3d layers as Conv2d (same weights, same maths); ndhwc does better and "
+        "this is what runs where ndhwc cannot"
+    )
     speed_channels_last: bool = Field(True, description="have inductor lay every convolution out channels-last")
+    speed_conv3d_channels_last: bool = Field(
+        True, description="have inductor lay 5-D convolutions (the temporal (3,1,1) ones) out channels-last too "
+        "(same maths; where this PyTorch cannot, the frame convs run instead)"
+    )
+    speed_fused_qkv: bool = Field(
+        True, description="each attention's query/key/value projections as one matmul (same maths)"
+    )
     speed_short_attention: bool = Field(
         True, description="attention over a clip's frames (<= 64 tokens) by one Triton kernel; attention to one key "
         "computed directly (same maths)"

@@ -10,8 +10,9 @@ v once, softmax in fp32, write the output once — the same maths as `F.scaled_d
 without a mask (default scale 1/√d), which is what diffusers' `AttnProcessor2_0` calls.
 
 `ShortAttnProcessor` is diffusers' processor with the short-sequence case routed here (and attention to
-a single key, SVD's image embedding, computed without attention); every other call goes to the stock
-processor unchanged.
+a single key, SVD's image embedding, computed without attention); with the `qkv` part its query, key
+and value come from one fused projection (`fuse_projections`). Calls it does not handle (masks, norms
+inside the attention) go to the stock processor unchanged.
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ class ShortAttnProcessor:
     - Self- or cross-attention over ≤ 64 tokens (a clip's frames): `short_attention`'s kernel.
     - Attention to a single key (SVD's image embedding): softmax over one score is 1, so every query's
       output is that key's value — the output projection runs once per batch row and is broadcast.
-    Anything else (longer sequences, masks, a spatial or group norm, q/k norms …) goes to the stock
-    processor unchanged.
+    Where the module's projections were fused (`fuse_projections`, the `qkv` part), q, k and v come from
+    one matmul. Anything else (masks, a spatial or group norm, q/k norms …) goes to the stock processor
+    unchanged.
     """
 
     def __init__(self, kernel: Callable | None = None) -> None:
@@ -162,38 +164,74 @@ class ShortAttnProcessor:
         plain = not (attention_mask is not None or args or kwargs or hidden_states.ndim != 3
                      or attn.spatial_norm is not None or attn.group_norm is not None or attn.norm_q is not None
                      or attn.norm_k is not None or (encoder_hidden_states is not None and attn.norm_cross))
-        if plain and context.shape[1] == 1:
+        if not plain:
+            return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        if context.shape[1] == 1:
             out = attn.to_out[1](attn.to_out[0](attn.to_v(context)))
             out = out.expand(hidden_states.shape[0], hidden_states.shape[1], out.shape[-1])
-        elif plain and self.kernel is not None and max(hidden_states.shape[1], context.shape[1]) <= MAX_SEQUENCE:
+        else:
             batch = hidden_states.shape[0]
-            query, key, value = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+            query, key, value = projections(attn, hidden_states, encoder_hidden_states)
             head_dim = key.shape[-1] // attn.heads
             query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
             key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
             value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-            if fits(query, key, value):
+            short = max(query.shape[-2], key.shape[-2]) <= MAX_SEQUENCE
+            if short and self.kernel is not None and fits(query, key, value):
                 out = self.kernel(query, key, value)
             else:
                 out = F.scaled_dot_product_attention(query, key, value)
             out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
             out = attn.to_out[1](attn.to_out[0](out))
-        else:
-            return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         if attn.residual_connection:
             out = out + hidden_states
         return out / attn.rescale_output_factor
 
 
-def short_attention_processors(model: torch.nn.Module) -> int:
-    """Give every attention of `model` that runs diffusers' stock SDPA processor a `ShortAttnProcessor`
-    (with the kernel where it works on the model's device); returns how many."""
+def projections(attn: Any, hidden_states: torch.Tensor,
+                encoder_hidden_states: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query, key and value, from one matmul where `attn`'s projections are fused and the call allows it."""
+    context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+    if getattr(attn, "fused_projections", False):
+        # diffusers fuses q, k and v (`to_qkv`) in a module built for self-attention, k and v (`to_kv`) in
+        # one built for cross-attention — which may still be called without a context.
+        if encoder_hidden_states is None and hasattr(attn, "to_qkv"):
+            return attn.to_qkv(hidden_states).chunk(3, dim=-1)
+        if hasattr(attn, "to_kv"):
+            return (attn.to_q(hidden_states), *attn.to_kv(context).chunk(2, dim=-1))
+    return attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+
+
+def short_attention_processors(model: torch.nn.Module, *, kernel: bool = True, fuse: bool = False) -> int:
+    """Give every attention of `model` that runs diffusers' stock SDPA processor a `ShortAttnProcessor`;
+    returns how many. `kernel`: with the short-sequence kernel where it works on the model's device
+    (the `shortattn` part). `fuse`: with each module's q/k/v projections fused into one matmul (the `qkv`
+    part; the separate layers stay, so state dicts and LoRA loaders see the model unchanged)."""
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
     targets = [m for m in model.modules() if isinstance(m, Attention) and type(m.processor) is AttnProcessor2_0]
     if not targets:
         return 0
-    kernel = working_kernel(next(model.parameters()).device)
+    found = working_kernel(next(model.parameters()).device) if kernel else None
     for module in targets:
-        module.set_processor(ShortAttnProcessor(kernel))
+        if fuse:
+            fuse_projections(module)
+        module.set_processor(ShortAttnProcessor(found))
     return len(targets)
+
+
+def fuse_projections(attn: Any) -> None:
+    """diffusers' `Attention.fuse_projections`, then the separate q/k/v layers' parameters made views into
+    the fused layer's, so the weights are not held twice (~250 MiB for these UNets)."""
+    attn.fuse_projections()
+    if hasattr(attn, "to_qkv"):
+        fused, layers = attn.to_qkv, (attn.to_q, attn.to_k, attn.to_v)
+    else:
+        fused, layers = attn.to_kv, (attn.to_k, attn.to_v)
+    for name in ("weight", "bias"):
+        whole = getattr(fused, name)
+        if whole is None:
+            continue
+        pieces = whole.split([getattr(layer, name).shape[0] for layer in layers])
+        for layer, piece in zip(layers, pieces):
+            setattr(layer, name, torch.nn.Parameter(piece, requires_grad=False))

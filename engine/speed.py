@@ -7,9 +7,12 @@ can compare runs with and without it:
 - `frameconv`: (k,1,1) Conv3d layers of the compiled denoiser run as Conv2d (`engine.frame_conv`).
 - `nhwc`: inductor lays out every convolution channels-last (its own heuristic declines for these
   models, whose graphs reshape between 5-D and 4-D, and then cuDNN transposes around each conv).
+- `ndhwc`: inductor lays 5-D convolutions (the temporal (3,1,1) ones, where `frameconv` leaves them)
+  out channels-last as well (`engine.conv3d_layout`).
 - `shortattn`: attention over a clip's frames (≤ 64 tokens) by one Triton kernel instead of
   flash-attention kernels tiled for long sequences, and attention to a single key without attention
   (`engine.short_attention`).
+- `qkv`: each attention's query, key and value projections as one matmul (diffusers' `fuse_projections`).
 - `vae`: the VAE's decoder compiled too (and saved per shape, like the denoiser).
 - `fp8`: opt-in, off by default — the denoiser's Linear layers as fp8 matmuls with per-row scales
   (`engine.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
@@ -26,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,8 @@ class SpeedParts:
     fp8: bool = False
     short_attention: bool = False
     vae_decoder: bool = False
+    conv3d_channels_last: bool = False
+    fused_qkv: bool = False
 
     @classmethod
     def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
@@ -51,13 +56,14 @@ class SpeedParts:
         return cls(compile=True, frame_convs=engine.speed_frame_convs, channels_last=engine.speed_channels_last,
                    cudnn_benchmark=engine.speed_cudnn_benchmark, precompile=engine.speed_precompile,
                    fp8=engine.speed_fp8 and fp8_supported(device), short_attention=engine.speed_short_attention,
-                   vae_decoder=engine.speed_compile_vae_decoder)
+                   vae_decoder=engine.speed_compile_vae_decoder,
+                   conv3d_channels_last=engine.speed_conv3d_channels_last, fused_qkv=engine.speed_fused_qkv)
 
     def words(self) -> list[str]:
         if not self.compile:
             return []
-        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("shortattn", self.short_attention),
-                 ("vae", self.vae_decoder), ("fp8", self.fp8),
+        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("ndhwc", self.conv3d_channels_last),
+                 ("shortattn", self.short_attention), ("qkv", self.fused_qkv), ("vae", self.vae_decoder), ("fp8", self.fp8),
                  ("cudnn", self.cudnn_benchmark), ("precompiled", self.precompile)]
         return ["compile"] + [word for word, on in named if on]
 
@@ -125,21 +131,32 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     module = getattr(pipe, denoiser)
     if isinstance(module, torch._dynamo.eval_frame.OptimizedModule):
         return AppliedSpeed(parts, module)
+    from engine.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
+
+    # Process-wide (an inductor lowering): set either way, so a pipeline loaded earlier with it leaves nothing.
+    if conv3d_channels_last(parts.conv3d_channels_last):
+        conv3d_weights_channels_last(module)
+        if parts.vae_decoder and isinstance(getattr(getattr(pipe, "vae", None), "decoder", None), torch.nn.Module):
+            conv3d_weights_channels_last(pipe.vae.decoder)
+    elif parts.conv3d_channels_last:  # not with this PyTorch: the next best way to run the temporal convs
+        parts = replace(parts, conv3d_channels_last=False, frame_convs=True)
     if parts.frame_convs:
         from engine.frame_conv import frame_convs
 
         # The denoiser only: eagerly (the VAE is not compiled) the swap measured 4% slower on an H100.
         log.info("frame convolutions in the %s: %d", denoiser, frame_convs(module))
-    if parts.short_attention:
+    if parts.short_attention or parts.fused_qkv:
         from engine.short_attention import short_attention_processors
 
-        log.info("attention processors for short sequences in the %s: %d", denoiser, short_attention_processors(module))
+        log.info("attention processors (short sequences: %s, fused projections: %s) in the %s: %d",
+                 parts.short_attention, parts.fused_qkv, denoiser,
+                 short_attention_processors(module, kernel=parts.short_attention, fuse=parts.fused_qkv))
     if parts.fp8:
         from engine.fp8_linear import fp8_linears
 
         log.info("fp8 linear layers in the %s: %d", denoiser, fp8_linears(module))
     # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
-    graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc", "shortattn", "fp8"))
+    graph_parts = "+".join(word for word in parts.words() if word in ("compile", "frameconv", "nhwc", "ndhwc", "shortattn", "qkv", "fp8"))
     compiled = _compiled(module, denoiser, parts=parts, graph_parts=graph_parts, cache_dir=cache_dir)
     setattr(pipe, denoiser, compiled)
     decoder = None
@@ -147,8 +164,9 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     if parts.vae_decoder and isinstance(getattr(vae, "decoder", None), torch.nn.Module):
         # The decoder module, not `vae.decode`: the stage clock's hook on decode stays outside the graph. Each
         # decode-chunk shape is its own artefact (a last chunk shorter than the others is a second one).
-        decoder = _compiled(vae.decoder, "VAE decoder", parts=parts, graph_parts="compile+nhwc" if parts.channels_last
-                            else "compile", cache_dir=cache_dir)
+        decoder = _compiled(vae.decoder, "VAE decoder", parts=parts, graph_parts="+".join(
+                                word for word in parts.words() if word in ("compile", "nhwc", "ndhwc")),
+                            cache_dir=cache_dir)
         vae.decoder = decoder
     return AppliedSpeed(parts, compiled, decoder)
 

@@ -66,7 +66,7 @@ def test_an_all_zero_row_quantises_to_zeros():
 def test_the_label_says_fp8_only_when_the_part_is_on(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     on = Settings(engine={"speed_fp8": True}).engine
-    assert SpeedParts.from_settings(on, "cuda:0").label == "compile+frameconv+nhwc+shortattn+vae+fp8+precompiled"
+    assert SpeedParts.from_settings(on, "cuda:0").label == "compile+nhwc+ndhwc+shortattn+qkv+vae+fp8+precompiled"
     assert "fp8" not in SpeedParts.from_settings(Settings().engine, "cuda:0").label
 
 
@@ -78,7 +78,7 @@ def test_on_a_gpu_without_fp8_tensor_cores_fp8_stays_off_with_a_warning(monkeypa
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     with caplog.at_level(logging.WARNING, logger=speed.__name__):
         parts = SpeedParts.from_settings(Settings(engine={"speed_fp8": True}).engine, "cuda:0")
-    assert not parts.fp8 and parts.label == "compile+frameconv+nhwc+shortattn+vae+precompiled"
+    assert not parts.fp8 and parts.label == "compile+nhwc+ndhwc+shortattn+qkv+vae+precompiled"
     assert "compute capability 8.0" in caplog.text
 
 

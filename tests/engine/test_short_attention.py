@@ -7,7 +7,7 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from engine import short_attention
-from engine.short_attention import ShortAttnProcessor, short_attention_processors
+from engine.short_attention import ShortAttnProcessor, fuse_projections, short_attention_processors
 
 needs_cuda_and_triton = pytest.mark.skipif(not short_attention.available(), reason="needs a CUDA GPU and Triton")
 
@@ -48,7 +48,7 @@ def test_a_masked_call_goes_to_the_stock_processor():
     assert torch.equal(ours, stock)
 
 
-def test_long_sequences_on_cpu_go_to_the_stock_processor():
+def test_long_sequences_on_cpu_give_the_stock_output_exactly():
     stock, ours = both(attention(), torch.randn(2, 200, 32))
     assert torch.equal(ours, stock)
 
@@ -67,6 +67,66 @@ def test_every_stock_processor_of_a_video_unet_is_replaced_and_its_output_kept()
         ours = unet(sample, 10.0, conditioning, time_ids).sample
     assert swapped == sum(isinstance(m, Attention) for m in unet.modules())
     assert all(type(m.processor) is ShortAttnProcessor for m in unet.modules() if isinstance(m, Attention))
+    torch.testing.assert_close(ours, stock, rtol=1e-4, atol=1e-4)
+
+
+def fused_both(module: Attention, *call_args, **call_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        stock = module(*call_args, **call_kwargs)
+        fuse_projections(module)
+        module.set_processor(ShortAttnProcessor())
+        ours = module(*call_args, **call_kwargs)
+    return stock, ours
+
+
+def test_fused_self_attention_projections_give_the_stock_output():
+    module = attention()
+    stock, ours = fused_both(module, torch.randn(2, 40, 32))
+    assert module.fused_projections and hasattr(module, "to_qkv")
+    torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_cross_attention_projections_give_the_stock_output():
+    module = attention(cross_dim=16)
+    stock, ours = fused_both(module, torch.randn(2, 40, 32), encoder_hidden_states=torch.randn(2, 7, 16))
+    assert hasattr(module, "to_kv")
+    torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-5)
+
+
+def test_a_cross_attention_module_called_without_context_still_works_fused():
+    # diffusers' own FusedAttnProcessor2_0 looks for to_qkv here, which a cross-attention module lacks.
+    module = attention(cross_dim=32)
+    stock, ours = fused_both(module, torch.randn(2, 40, 32))
+    torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_projections_hold_the_weights_once_and_keep_the_state_dict():
+    module = attention()
+    before = {name: value.clone() for name, value in module.state_dict().items()}
+    fuse_projections(module)
+    fused = module.to_qkv.weight
+    assert module.to_q.weight.data_ptr() == fused.data_ptr()
+    assert module.to_v.weight.data_ptr() == fused.data_ptr() + 2 * module.to_q.weight.numel() * fused.element_size()
+    after = module.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+
+
+def test_a_whole_video_unet_with_fused_projections_keeps_its_output():
+    from engine.random_pipelines import build_random_pipeline
+
+    pipe = build_random_pipeline("tiny", torch_dtype=torch.float32, device="cpu")
+    unet = pipe.unet
+    sample = torch.randn(1, 4, 4, 8, 8)
+    context = torch.randn(1, 7, unet.config.cross_attention_dim)
+    image_latents = torch.randn(1, 4, 4, 8, 8)
+    image_embeds = torch.randn(1, unet.config.cross_attention_dim)
+    fps = torch.tensor([16])
+    call = dict(fps=fps, image_latents=image_latents, image_embeddings=image_embeds, encoder_hidden_states=context)
+    with torch.no_grad():
+        stock = unet(sample, 10, **call).sample
+        short_attention_processors(unet, fuse=True)
+        ours = unet(sample, 10, **call).sample
+    assert all(m.fused_projections for m in unet.modules() if isinstance(m, Attention))
     torch.testing.assert_close(ours, stock, rtol=1e-4, atol=1e-4)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from config import Settings
@@ -12,12 +13,12 @@ from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode
 
 def test_by_default_on_cuda_every_part_but_cudnn_benchmark_is_on():
     parts = SpeedParts.from_settings(Settings().engine, "cuda:0")
-    assert parts.label == "compile+frameconv+nhwc+shortattn+vae+precompiled"
+    assert parts.label == "compile+nhwc+ndhwc+shortattn+qkv+vae+precompiled"
 
 
 def test_cudnn_benchmark_can_be_switched_on():
     engine = Settings(engine={"speed_cudnn_benchmark": True}).engine
-    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+frameconv+nhwc+shortattn+vae+cudnn+precompiled"
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+ndhwc+shortattn+qkv+vae+cudnn+precompiled"
 
 
 def test_without_cuda_the_mode_is_off():
@@ -27,13 +28,13 @@ def test_without_cuda_the_mode_is_off():
 
 
 def test_a_part_switched_off_leaves_the_label():
-    engine = Settings(engine={"speed_frame_convs": False, "speed_precompile": False}).engine
-    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+shortattn+vae"
+    engine = Settings(engine={"speed_fused_qkv": False, "speed_precompile": False}).engine
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+ndhwc+shortattn+vae"
 
 
 def test_short_attention_can_be_switched_off():
     engine = Settings(engine={"speed_short_attention": False}).engine
-    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+frameconv+nhwc+vae+precompiled"
+    assert SpeedParts.from_settings(engine, "cuda:0").label == "compile+nhwc+ndhwc+qkv+vae+precompiled"
 
 
 def test_speed_mode_off_turns_every_part_off():
@@ -147,3 +148,55 @@ def test_decoders_of_different_sizes_get_different_artefact_keys():
 
     assert module_key(TinyDecoder(4), parts="p") != module_key(TinyDecoder(8), parts="p")
     assert module_key(TinyDecoder(4), parts="p") == module_key(TinyDecoder(4), parts="p")
+
+
+class TemporalDenoiser(torch.nn.Module):
+    """Stands in for a video UNet: a (3,1,1) Conv3d over a clip's frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.temporal = torch.nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0))
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.temporal(clip)
+
+
+@pytest.fixture
+def conv3d_part_off_afterwards():
+    yield
+    from engine.conv3d_layout import conv3d_channels_last
+
+    conv3d_channels_last(False)
+
+
+def test_with_ndhwc_the_temporal_convs_stay_conv3d_stored_channels_last(tmp_path, conv3d_part_off_afterwards):
+    denoiser = TemporalDenoiser()
+    pipe = SimpleNamespace(unet=denoiser)
+    clip = torch.randn(1, 4, 5, 6, 6)
+    with torch.inference_mode():
+        expected = denoiser(clip)
+    applied = apply_speed_mode(pipe, denoiser="unet", parts=compile_parts(conv3d_channels_last=True),
+                               cache_dir=tmp_path / "cache")
+    assert type(denoiser.temporal) is torch.nn.Conv3d
+    assert denoiser.temporal.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        torch.testing.assert_close(pipe.unet(clip), expected, rtol=1e-4, atol=1e-4)
+    assert applied.label == "compile+ndhwc+precompiled"
+
+
+def test_where_ndhwc_cannot_run_the_frame_convs_run_instead(tmp_path, monkeypatch, conv3d_part_off_afterwards):
+    from engine import conv3d_layout
+    from engine.frame_conv import FrameConv
+
+    def missing() -> None:
+        raise AttributeError("no NHWDC_STRIDE_ORDER here")
+
+    monkeypatch.setitem(conv3d_layout._state, "installed", False)
+    monkeypatch.setattr(conv3d_layout, "_install", missing)
+    denoiser = TemporalDenoiser()
+    pipe = SimpleNamespace(unet=denoiser)
+    applied = apply_speed_mode(pipe, denoiser="unet", parts=compile_parts(conv3d_channels_last=True),
+                               cache_dir=tmp_path / "cache")
+    assert type(denoiser.temporal) is FrameConv
+    assert applied.label == "compile+frameconv+precompiled"

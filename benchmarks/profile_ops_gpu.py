@@ -16,12 +16,12 @@ from __future__ import annotations
 import collections
 import importlib
 import json
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.gpu_timing import median_cuda_seconds as timed  # noqa: E402
 from benchmarks.model_args import model_arguments  # noqa: E402
 
 
@@ -96,19 +96,6 @@ def main() -> int:
         return 0
 
     torch.backends.cudnn.benchmark = True
-
-    def timed(fn, n: int = 20) -> float:
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(n):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1000)
-        return statistics.median(times)
 
     def strided(shape, stride):
         """Random data in the (batch, seq, heads, dim) memory order diffusers' processors hand to SDPA."""

@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.gpu_timing import median_cuda_seconds  # noqa: E402
 
 
 def main() -> int:
@@ -97,17 +98,7 @@ def main() -> int:
 
     def time_calls(fn, n: int = 10) -> float:
         with torch.inference_mode():
-            for _ in range(3):
-                fn(*call_args, **call_kwargs)
-            times = []
-            for _ in range(n):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn(*call_args, **call_kwargs)
-                end.record()
-                torch.cuda.synchronize()
-                times.append(start.elapsed_time(end) / 1000)
-        return statistics.median(times)
+            return median_cuda_seconds(lambda: fn(*call_args, **call_kwargs), n=n)
 
     def kernel_table(fn, label: str) -> None:
         from torch.profiler import ProfilerActivity, profile

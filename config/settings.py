@@ -110,10 +110,6 @@ class EngineSettings(BaseModel):
     speed_fused_qkv: bool = Field(
         True, description="each attention's query/key/value projections as one matmul (same maths)"
     )
-    speed_fused_geglu: bool = Field(
-        False, description="each feed-forward's projection and GEGLU gating as one Triton matmul (same maths, fp32 "
-        "until the store)"
-    )
     speed_short_attention: bool = Field(
         True, description="attention over a clip's frames (<= 64 tokens) by one Triton kernel; attention to one key "
         "computed directly (same maths)"

@@ -13,7 +13,6 @@ can compare runs with and without it:
   flash-attention kernels tiled for long sequences, and attention to a single key without attention
   (`engine.short_attention`).
 - `qkv`: each attention's query, key and value projections as one matmul (diffusers' `fuse_projections`).
-- `geglu`: each feed-forward's projection and GEGLU gating as one Triton matmul (`engine.geglu_matmul`).
 - `vae`: the VAE's decoder compiled too (and saved per shape, like the denoiser).
 - `fp8`: opt-in, off by default — the denoiser's Linear layers as fp8 matmuls with per-row scales
   (`engine.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
@@ -49,7 +48,6 @@ class SpeedParts:
     vae_decoder: bool = False
     conv3d_channels_last: bool = False
     fused_qkv: bool = False
-    fused_geglu: bool = False
 
     @classmethod
     def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
@@ -59,15 +57,15 @@ class SpeedParts:
                    cudnn_benchmark=engine.speed_cudnn_benchmark, precompile=engine.speed_precompile,
                    fp8=engine.speed_fp8 and fp8_supported(device), short_attention=engine.speed_short_attention,
                    vae_decoder=engine.speed_compile_vae_decoder,
-                   conv3d_channels_last=engine.speed_conv3d_channels_last, fused_qkv=engine.speed_fused_qkv,
-                   fused_geglu=engine.speed_fused_geglu and not engine.speed_fp8)  # fp8 swaps the projection
+                   conv3d_channels_last=engine.speed_conv3d_channels_last, fused_qkv=engine.speed_fused_qkv)
 
     def words(self) -> list[str]:
         if not self.compile:
             return []
-        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last), ("ndhwc", self.conv3d_channels_last),
-                 ("shortattn", self.short_attention), ("qkv", self.fused_qkv), ("geglu", self.fused_geglu), ("vae", self.vae_decoder), ("fp8", self.fp8),
-                 ("cudnn", self.cudnn_benchmark), ("precompiled", self.precompile)]
+        named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last),
+                 ("ndhwc", self.conv3d_channels_last), ("shortattn", self.short_attention), ("qkv", self.fused_qkv),
+                 ("vae", self.vae_decoder), ("fp8", self.fp8), ("cudnn", self.cudnn_benchmark),
+                 ("precompiled", self.precompile)]
         return ["compile"] + [word for word, on in named if on]
 
     @property
@@ -154,20 +152,13 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
         log.info("attention processors (short sequences: %s, fused projections: %s) in the %s: %d",
                  parts.short_attention, parts.fused_qkv, denoiser,
                  short_attention_processors(module, kernel=parts.short_attention, fuse=parts.fused_qkv))
-    if parts.fused_geglu:
-        from engine.geglu_matmul import fused_geglus
-
-        fused = fused_geglus(module)
-        log.info("fused GEGLU feed-forwards in the %s: %d", denoiser, fused)
-        if not fused:  # none in this model, or the kernel does not run here
-            parts = replace(parts, fused_geglu=False)
     if parts.fp8:
         from engine.fp8_linear import fp8_linears
 
         log.info("fp8 linear layers in the %s: %d", denoiser, fp8_linears(module))
     # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
     graph_parts = "+".join(word for word in parts.words()
-                           if word in ("compile", "frameconv", "nhwc", "ndhwc", "shortattn", "qkv", "geglu", "fp8"))
+                           if word in ("compile", "frameconv", "nhwc", "ndhwc", "shortattn", "qkv", "fp8"))
     compiled = _compiled(module, denoiser, parts=parts, graph_parts=graph_parts, cache_dir=cache_dir)
     setattr(pipe, denoiser, compiled)
     decoder = None

@@ -94,11 +94,13 @@ class AppliedSpeed:
     decoder: Any = None  # the VAE's decoder, compiled, when the `vae` part applied
 
     @property
-    def compiling(self) -> bool:
-        """Whether the denoiser or the VAE decoder is being compiled for a new shape right now (minutes, once
-        per machine)."""
-        return any(getattr(getattr(module, "forward", None), "compiling", False)
-                   for module in (self.denoiser, self.decoder))
+    def compiling(self) -> str | None:
+        """Which module is being compiled for a new shape right now — "denoiser" (minutes, once per machine)
+        or "decoder" (seconds) — or None."""
+        for name, module in (("denoiser", self.denoiser), ("decoder", self.decoder)):
+            if getattr(getattr(module, "forward", None), "compiling", False):
+                return name
+        return None
 
     @property
     def label(self) -> str:

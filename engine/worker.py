@@ -27,7 +27,7 @@ from engine.eta import remaining_seconds
 from engine.pipelines.clock import JobCancelled, StageClock
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
-from engine.queue.models import COMPILING_STAGE, Job, QueueDiskFull
+from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE, Job, QueueDiskFull
 from engine.run_record import build_run_record
 from engine.runner import PipelineCache, RunOutput, free_memory, run_job
 from engine import warm_start
@@ -96,12 +96,18 @@ class Heartbeat(threading.Thread):
 
     def progress(self) -> Progress:
         elapsed = time.monotonic() - self.started
-        # A compile of a new shape happens inside the first step: say so, or the job looks stuck at step 0.
-        stage = COMPILING_STAGE if self.worker.cache.speed.compiling else self.clock.current
+        # A compile of a new shape happens inside the first step (the denoiser) or the first decode (the VAE
+        # decoder): say so, or the job looks stuck, and give no ETA meanwhile — the prediction does not know
+        # how long a compile takes, and counting it down to zero would say the job is about to end.
+        compiling = self.worker.cache.speed.compiling
+        if compiling:
+            stage, eta = COMPILING_STAGE if compiling == "denoiser" else COMPILING_DECODER_STAGE, None
+        else:
+            stage = self.clock.current
+            eta = remaining_seconds(self.clock, elapsed, self.job.predicted, self.worker.last_stages)
         return Progress(
             stage=stage, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
-            eta_s=remaining_seconds(self.clock, elapsed, self.job.predicted, self.worker.last_stages), elapsed_s=elapsed,
-            stages=dict(self.clock.stages),
+            eta_s=eta, elapsed_s=elapsed, stages=dict(self.clock.stages),
         )
 
     def beat(self) -> None:

@@ -11,7 +11,7 @@ from app.views import charts, video
 from app.views import formatting as fmt
 from app.views.frame import live_fragment
 from engine.queue import Job, JobNotFound, JobQueue
-from engine.queue.models import COMPILING_STAGE
+from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE
 
 
 def progress_line(job: Job, now: datetime | None = None) -> tuple[float, str]:
@@ -27,6 +27,8 @@ def progress_line(job: Job, now: datetime | None = None) -> tuple[float, str]:
     stage = p.stage or "starting"
     if stage == COMPILING_STAGE:
         stage = "compiling the model for this resolution (once per machine: 2–3 min on an H100)"
+    elif stage == COMPILING_DECODER_STAGE:
+        stage = "compiling the VAE decoder for this resolution (once per machine: 15–30 s on an H200)"
     cancelling = " · cancelling…" if job.cancel_requested else ""
     return fraction, f"step {p.step}/{total} · {stage} · elapsed {fmt.seconds(elapsed)} · ETA {fmt.seconds(p.eta_s)}{cancelling}"
 

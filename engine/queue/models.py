@@ -40,6 +40,7 @@ class JobParams:
 # happens inside the first denoising step (or the first decode), so it is shown, not timed. The value is
 # relied on by API clients and kept although the decoder compiles under it too.
 COMPILING_STAGE = "compiling_denoiser"
+COMPILING_DECODER_STAGE = "compiling_decoder"
 
 
 @dataclass

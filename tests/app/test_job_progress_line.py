@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from app.views.job_panel import progress_line
-from engine.queue.models import COMPILING_STAGE, Job, JobParams, Progress
+from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE, Job, JobParams, Progress
 
 
 def running_job(stage: str) -> Job:
@@ -21,6 +21,12 @@ def test_a_compiling_job_says_it_is_compiling_and_that_it_happens_once():
     assert fraction == 0.0
     assert "compiling the model for this resolution" in line and "once per machine" in line
     assert COMPILING_STAGE not in line
+
+
+def test_a_job_compiling_its_vae_decoder_says_so_and_that_it_takes_seconds():
+    _, line = progress_line(running_job(COMPILING_DECODER_STAGE))
+    assert "compiling the VAE decoder" in line and "15–30 s" in line
+    assert COMPILING_DECODER_STAGE not in line
 
 
 def test_other_stages_are_shown_by_their_name():

@@ -64,21 +64,27 @@ def test_a_denoiser_that_fell_back_to_eager_is_labelled_so():
     assert applied.label == "off (compile failed)"
 
 
-def test_a_job_whose_denoiser_is_compiling_says_so_in_its_progress():
+def heartbeat_of(speed: AppliedSpeed, stage: str = "denoising_loop"):
     from engine.pipelines.clock import StageClock
-    from engine.queue.models import COMPILING_STAGE
     from engine.worker import Heartbeat
 
-    compiling = SimpleNamespace(forward=SimpleNamespace(compiling=True))
-    worker = SimpleNamespace(cache=SimpleNamespace(speed=AppliedSpeed(SpeedParts(compile=True), compiling)),
-                             last_stages={})
-    job = SimpleNamespace(id="job-1", predicted={}, params=SimpleNamespace(steps=50))
+    worker = SimpleNamespace(cache=SimpleNamespace(speed=speed), last_stages={})
+    job = SimpleNamespace(id="job-1", predicted={"seconds": 60.0, "s_per_step": 1.0}, params=SimpleNamespace(steps=50))
     clock = StageClock()
-    clock.current = "denoising_loop"
-    heartbeat = Heartbeat(worker, job, clock)
-    assert heartbeat.progress().stage == COMPILING_STAGE
+    clock.current = stage
+    return Heartbeat(worker, job, clock)
+
+
+def test_a_job_whose_denoiser_is_compiling_says_so_and_gives_no_eta():
+    from engine.queue.models import COMPILING_STAGE
+
+    compiling = SimpleNamespace(forward=SimpleNamespace(compiling=True))
+    heartbeat = heartbeat_of(AppliedSpeed(SpeedParts(compile=True), compiling))
+    progress = heartbeat.progress()
+    assert progress.stage == COMPILING_STAGE and progress.eta_s is None
     compiling.forward.compiling = False
-    assert heartbeat.progress().stage == "denoising_loop"
+    progress = heartbeat.progress()
+    assert progress.stage == "denoising_loop" and progress.eta_s is not None
 
 
 class TinyDecoder(torch.nn.Module):
@@ -135,12 +141,16 @@ def test_a_pipeline_whose_vae_has_no_decoder_module_keeps_its_vae(tmp_path):
     assert pipe.vae is vae and applied.decoder is None and applied.label == "compile+precompiled"
 
 
-def test_the_job_shows_compiling_while_the_decoder_compiles():
+def test_the_job_shows_the_decoder_compiling_with_no_eta():
+    from engine.queue.models import COMPILING_DECODER_STAGE
+
     decoder = SimpleNamespace(forward=SimpleNamespace(compiling=True))
     applied = AppliedSpeed(compile_parts(), SimpleNamespace(forward=SimpleNamespace(compiling=False)), decoder)
-    assert applied.compiling
+    assert applied.compiling == "decoder"
+    progress = heartbeat_of(applied, stage="decode_video").progress()
+    assert progress.stage == COMPILING_DECODER_STAGE and progress.eta_s is None
     decoder.forward.compiling = False
-    assert not applied.compiling
+    assert applied.compiling is None
 
 
 def test_decoders_of_different_sizes_get_different_artefact_keys():

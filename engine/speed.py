@@ -53,11 +53,14 @@ class SpeedParts:
     def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
         if engine.speed_mode != "compile" or not device.startswith("cuda"):
             return cls()
+        fp8 = engine.speed_fp8 and fp8_supported(device)
         return cls(compile=True, frame_convs=engine.speed_frame_convs, channels_last=engine.speed_channels_last,
                    cudnn_benchmark=engine.speed_cudnn_benchmark, precompile=engine.speed_precompile,
-                   fp8=engine.speed_fp8 and fp8_supported(device), short_attention=engine.speed_short_attention,
+                   fp8=fp8, short_attention=engine.speed_short_attention,
                    vae_decoder=engine.speed_compile_vae_decoder,
-                   conv3d_channels_last=engine.speed_conv3d_channels_last, fused_qkv=engine.speed_fused_qkv)
+                   conv3d_channels_last=engine.speed_conv3d_channels_last,
+                   # fp8 would quantise the separate q/k/v layers too, which fused projections leave unused
+                   fused_qkv=engine.speed_fused_qkv and not fp8)
 
     def words(self) -> list[str]:
         if not self.compile:

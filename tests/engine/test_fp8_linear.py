@@ -66,7 +66,7 @@ def test_an_all_zero_row_quantises_to_zeros():
 def test_the_label_says_fp8_only_when_the_part_is_on(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     on = Settings(engine={"speed_fp8": True}).engine
-    assert SpeedParts.from_settings(on, "cuda:0").label == "compile+nhwc+ndhwc+shortattn+qkv+vae+fp8+precompiled"
+    assert SpeedParts.from_settings(on, "cuda:0").label == "compile+nhwc+ndhwc+shortattn+vae+fp8+precompiled"
     assert "fp8" not in SpeedParts.from_settings(Settings().engine, "cuda:0").label
 
 

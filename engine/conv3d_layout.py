@@ -19,11 +19,11 @@ import logging
 from typing import Any
 
 import torch
-from torch._inductor.custom_graph_pass import CustomGraphPass
 
 log = logging.getLogger(__name__)
 
-_state = {"on": False, "installed": False}
+CACHE_KEY = "i2vmon-conv3d-channels-last-1"
+_state: dict[str, Any] = {"on": False, "installed": False, "cache_key": None}
 
 
 def conv3d_channels_last(on: bool) -> bool:
@@ -38,7 +38,7 @@ def conv3d_channels_last(on: bool) -> bool:
             return False
     _state["on"] = on and _state["installed"]
     if _state["installed"]:
-        torch._inductor.config.post_grad_custom_post_pass = _CacheKey() if _state["on"] else None
+        torch._inductor.config.post_grad_custom_post_pass = _state["cache_key"] if _state["on"] else None
     return _state["on"]
 
 
@@ -53,7 +53,17 @@ def conv3d_weights_channels_last(model: torch.nn.Module) -> int:
 
 def _install() -> None:
     from torch._inductor import ir
+    from torch._inductor.custom_graph_pass import CustomGraphPass
     from torch._inductor.lowering import lowerings
+
+    class CacheKey(CustomGraphPass):
+        """A post-grad pass that changes nothing; its uuid puts this part into inductor's FX-graph cache key."""
+
+        def __call__(self, graph: torch.fx.Graph) -> None:
+            return None
+
+        def uuid(self) -> str:
+            return CACHE_KEY
 
     stock = lowerings[torch.ops.aten.convolution.default]
 
@@ -65,16 +75,5 @@ def _install() -> None:
             weight = ir.ExternKernel.require_stride_order(weight, ir.NHWDC_STRIDE_ORDER)
         return stock(x, weight, *args, **kwargs)
 
-    for overload in (torch.ops.aten.convolution.default,):
-        lowerings[overload] = convolution
-    _state["installed"] = True
-
-
-class _CacheKey(CustomGraphPass):
-    """A post-grad pass that changes nothing; its uuid puts this part into inductor's FX-graph cache key."""
-
-    def __call__(self, graph: torch.fx.Graph) -> None:
-        return None
-
-    def uuid(self) -> str:
-        return "i2vmon-conv3d-channels-last-1"
+    lowerings[torch.ops.aten.convolution.default] = convolution
+    _state.update(installed=True, cache_key=CacheKey())

@@ -71,7 +71,7 @@ def test_with_the_part_off_inductor_keeps_its_contiguous_layout():
 def test_the_part_is_in_inductors_cache_key_only_while_on():
     conv3d_channels_last(True)
     key = torch._inductor.config.post_grad_custom_post_pass
-    assert key is not None and key.uuid() == conv3d_layout._CacheKey().uuid()
+    assert key is not None and key.uuid() == conv3d_layout.CACHE_KEY
     conv3d_channels_last(False)
     assert torch._inductor.config.post_grad_custom_post_pass is None
 

@@ -154,9 +154,11 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     if parts.short_attention or parts.fused_qkv:
         from engine.short_attention import short_attention_processors
 
+        swapped = short_attention_processors(module, kernel=parts.short_attention, fuse=parts.fused_qkv)
         log.info("attention processors (short sequences: %s, fused projections: %s) in the %s: %d",
-                 parts.short_attention, parts.fused_qkv, denoiser,
-                 short_attention_processors(module, kernel=parts.short_attention, fuse=parts.fused_qkv))
+                 parts.short_attention, parts.fused_qkv, denoiser, swapped)
+        if not swapped:  # a model with its own processors (LTX-Video's): neither part applies, nor is it labelled
+            parts = replace(parts, short_attention=False, fused_qkv=False)
     if parts.fp8:
         from engine.fp8_linear import fp8_linears
 

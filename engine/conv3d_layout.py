@@ -20,6 +20,11 @@ from typing import Any
 
 import torch
 
+try:
+    from torch._inductor.custom_graph_pass import CustomGraphPass
+except ImportError:  # an inductor without custom passes: `_install` refuses, and the part stays off
+    CustomGraphPass = object
+
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "i2vmon-conv3d-channels-last-1"
@@ -52,18 +57,10 @@ def conv3d_weights_channels_last(model: torch.nn.Module) -> int:
 
 
 def _install() -> None:
+    if CustomGraphPass is object:
+        raise ImportError("torch._inductor.custom_graph_pass is missing")
     from torch._inductor import ir
-    from torch._inductor.custom_graph_pass import CustomGraphPass
     from torch._inductor.lowering import lowerings
-
-    class CacheKey(CustomGraphPass):
-        """A post-grad pass that changes nothing; its uuid puts this part into inductor's FX-graph cache key."""
-
-        def __call__(self, graph: torch.fx.Graph) -> None:
-            return None
-
-        def uuid(self) -> str:
-            return CACHE_KEY
 
     stock = lowerings[torch.ops.aten.convolution.default]
 
@@ -77,3 +74,13 @@ def _install() -> None:
 
     lowerings[torch.ops.aten.convolution.default] = convolution
     _state.update(installed=True, cache_key=CacheKey())
+
+
+class CacheKey(CustomGraphPass):
+    """A post-grad pass that changes nothing; its uuid puts this part into inductor's FX-graph cache key."""
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        return None
+
+    def uuid(self) -> str:
+        return CACHE_KEY

@@ -176,8 +176,7 @@ class ShortAttnProcessor:
             query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
             key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
             value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-            short = max(query.shape[-2], key.shape[-2]) <= MAX_SEQUENCE
-            if short and self.kernel is not None and fits(query, key, value):
+            if self.kernel is not None and fits(query, key, value):  # `fits`: ≤ 64 tokens, among others
                 out = self.kernel(query, key, value)
             else:
                 out = F.scaled_dot_product_attention(query, key, value)
@@ -206,7 +205,7 @@ def short_attention_processors(model: torch.nn.Module, *, kernel: bool = True, f
     """Give every attention of `model` that runs diffusers' stock SDPA processor a `ShortAttnProcessor`;
     returns how many. `kernel`: with the short-sequence kernel where it works on the model's device
     (the `shortattn` part). `fuse`: with each module's q/k/v projections fused into one matmul (the `qkv`
-    part; the separate layers stay, so state dicts and LoRA loaders see the model unchanged)."""
+    part; the separate layers stay, as views of the fused one, so their state-dict entries keep their values)."""
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
     targets = [m for m in model.modules() if isinstance(m, Attention) and type(m.processor) is AttnProcessor2_0]

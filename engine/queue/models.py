@@ -36,9 +36,9 @@ class JobParams:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-# A running job's stage while speed mode compiles the denoiser (or the VAE decoder) for a new shape. It
-# happens inside the first denoising step (or the first decode), so it is shown, not timed. The value is
-# relied on by API clients and kept although the decoder compiles under it too.
+# A running job's stage while speed mode compiles the denoiser, or the VAE decoder, for a new shape. It
+# happens inside the first denoising step, or the first decode, so it is shown, not timed; API clients rely
+# on the values.
 COMPILING_STAGE = "compiling_denoiser"
 COMPILING_DECODER_STAGE = "compiling_decoder"
 

@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--top", type=int, default=20, help="kernels listed per kernel table")
     parser.add_argument("--variants", default="eager,compile,frameconv,frameconv_compile,frameconv_cudagraphs,fused_qkv")
+    parser.add_argument("--inductor", default="",
+                        help="inductor settings for every compile, e.g. coordinate_descent_tuning=True,conv_1x1_as_mm=True")
+    parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -56,6 +59,17 @@ def main() -> int:
         print(line, flush=True)
         with (args.out / "profile.jsonl").open("a") as fh:
             fh.write(line + "\n")
+
+    import ast
+
+    for setting in filter(None, args.inductor.split(",")):
+        key, _, value = setting.partition("=")
+        target, _, leaf = key.rpartition(".")
+        owner = torch._inductor.config
+        for part in filter(None, target.split(".")):
+            owner = getattr(owner, part)
+        setattr(owner, leaf, ast.literal_eval(value))
+    log("inductor settings", settings=args.inductor, mode=args.mode)
 
     spec = get_model(args.model)
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
@@ -184,7 +198,7 @@ def main() -> int:
         torch._inductor.config.force_layout_optimization = True
         log("channels-last 5-D convolutions", on=conv3d_channels_last(True),
             weights=conv3d_weights_channels_last(denoiser))
-        measure_cudnn_both("ndhwc qkv shortattn compile", torch.compile(denoiser, fullgraph=True))
+        measure_cudnn_both("ndhwc qkv shortattn compile", torch.compile(denoiser, fullgraph=True, mode=args.mode))
         conv3d_channels_last(False)
         for module in denoiser.modules():
             if getattr(module, "fused_projections", False):

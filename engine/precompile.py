@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,9 +242,26 @@ class PrecompiledDenoiser:
 def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torch.nn.Module:
     """`torch.compile(module, fullgraph=True)` whose forward loads or saves AOT-compiled code per signature."""
     torch._dynamo.config.enable_aot_compile = True
+    _unwrap_lora_scale(module)
     compiled = torch.compile(module, fullgraph=True, options={"guard_filter_fn": torch.compiler.skip_all_guards_unsafe})
     compiled.forward = PrecompiledDenoiser(compiled, cache_dir=cache_dir, parts=parts)
     return compiled
+
+
+def _unwrap_lora_scale(module: torch.nn.Module) -> None:
+    """Bind the module's own forward where diffusers wraps it in `apply_lora_scale` (LTX-Video's transformer).
+
+    Dynamo's AOT pickler saves the traced function by its qualified name and finds the wrapper there, so
+    saving failed (PicklingError) and every new process compiled LTX-Video again (152 s on an H100). Without
+    LoRA adapters, which the engine never loads, that wrapper only passes the call on; with adapters it is
+    left alone (no saved artefact, torch.compile's caches only, as before)."""
+    forward = type(module).forward
+    inner = getattr(forward, "__wrapped__", None)
+    if inner is None or getattr(module, "peft_config", None):
+        return
+    if not forward.__code__.co_qualname.startswith("apply_lora_scale."):
+        return
+    module.forward = types.MethodType(inner, module)
 
 
 @contextmanager

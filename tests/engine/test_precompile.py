@@ -229,3 +229,19 @@ def test_a_process_killed_while_compiling_lets_the_waiting_one_compile(tmp_path,
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err[-2000:]
     assert out.split()[-1] == "compiled"
+
+
+WRAPPED_MODEL = MODEL.replace("class Denoiser", "from diffusers.utils.peft_utils import apply_lora_scale\n\nclass Denoiser").replace(
+    "    def forward(", "    @apply_lora_scale(\"attention_kwargs\")\n    def forward(")
+
+
+def test_a_forward_wrapped_in_diffusers_lora_scale_is_saved_and_loaded(tmp_path, monkeypatch):
+    # LTX-Video's transformer: its forward is wrapped, and saving it used to fail with a PicklingError
+    (tmp_path / "tiny_denoiser.py").write_text(WRAPPED_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tiny_denoiser", raising=False)
+    import tiny_denoiser
+
+    assert hasattr(type(tiny_denoiser.build()).forward, "__wrapped__")
+    assert run_in_new_process(tmp_path, tiny_denoiser, preload=False) == ["0", "loaded", PRECOMPILED]
+

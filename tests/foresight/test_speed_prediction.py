@@ -72,9 +72,10 @@ def test_offloaded_and_cpu_runs_are_never_compiled(with_factor):
     assert predict("tiny", 64, 64, 8, speed_mode="compile").speed_mode == "off"
 
 
-def test_the_committed_factors_are_below_one():
+def test_the_committed_step_factors_are_below_one_and_every_factor_is_positive():
+    # A decode factor may be above one: LTX-Video's compiled VAE decode measured no faster than stock's.
     calibration.use_calibration_dir(None)
     for of in ("step", "decode"):
         factors = calibration.load_speed_factors(of)
-        assert {"i2vgen-xl", "svd"} <= factors.keys()
-        assert all(0 < f < 1 for f in factors.values())
+        assert {"i2vgen-xl", "svd", "ltx-video"} <= factors.keys()
+        assert all(0 < f < (1 if of == "step" else 2) for f in factors.values())

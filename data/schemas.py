@@ -166,6 +166,9 @@ class RunRecord:
     low_quality: bool | None = None
     quality_reasons: str | None = None
     speed_mode: str | None = None
+    # Seconds the job spent compiling its shape (the first at it on the machine; inside its first step and its
+    # decode). None: speed mode off or a record older than the column.
+    compile_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class PrecompiledDenoiser:
         self.parts = parts
         self.level = PRECOMPILED
         self.compiling = False  # read by the worker's heartbeat: the job's progress says so meanwhile
+        self.compile_seconds = 0.0  # spent compiling (or waiting on another process's compile) in this process
         self.may_compile = True  # off during a warm start: minutes of compiling are a job's to pay, not a warm-up's
         self.entries: dict[str, Callable] = {}
         self.last_event: dict[str, Any] = {}
@@ -169,6 +170,7 @@ class PrecompiledDenoiser:
         if not self.may_compile:
             raise NotCompiledYet(f"no precompiled {type(self.module).__name__} for this shape on this machine yet")
         self.compiling = True
+        started = time.perf_counter()
         try:
             # One compile per shape on a host: the workers of the other GPUs, whose first jobs are often the
             # same setting, wait for it and load the artefact instead of compiling it again side by side.
@@ -179,6 +181,7 @@ class PrecompiledDenoiser:
                 return self._compile_and_save(path, key, args, kwargs)
         finally:
             self.compiling = False
+            self.compile_seconds += time.perf_counter() - started
 
     def _load(self, path: Path, key: str) -> Callable | None:
         from torch._dynamo.aot_compile import AOTCompiledModel

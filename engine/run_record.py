@@ -60,6 +60,7 @@ def build_run_record(
         predicted_peak_reserved_bytes=job.predicted.get("peak_reserved_bytes"),
         predicted_seconds=job.predicted.get("seconds"),
         speed_mode=output.speed_mode if output else None,
+        compile_s=output.compile_s if output else None,
     )
     # replace() refuses a name that is not a column, so a quality key the schema lost fails loudly.
     stage_columns = {f"stage_{stage}_s": stages[stage] for stage in STAGES if stage in stages}

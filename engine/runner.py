@@ -30,6 +30,7 @@ class RunOutput:
     frames: int
     smoke_test: bool
     speed_mode: str = "off"
+    compile_s: float | None = None  # spent compiling a new shape in this job; None: speed mode off
     quality: dict | None = None
     quality_report: dict | None = None
 
@@ -111,6 +112,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         generator = torch.Generator(device="cpu").manual_seed(params.seed)
         torch.manual_seed(params.seed)  # I2VGen-XL draws its image latents from the global generator
     # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
+    compiled_before = cache.speed.compile_seconds
     clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
     try:
         with torch.inference_mode(), clock.pipeline_call(params.steps):
@@ -123,7 +125,9 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         write_mp4(video_path, frames, params.fps)
         write_thumbnail(thumbnail_path, frames)
     del frames
-    output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)), cache.speed_mode)
+    output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)),
+                       cache.speed_mode, compile_s=cache.speed.compile_seconds - compiled_before
+                       if cache.speed.parts.compile else None)
     # 9. quality_scoring
     if settings.quality.enabled:
         with clock.stage("quality_scoring"):

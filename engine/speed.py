@@ -106,6 +106,13 @@ class AppliedSpeed:
         return None
 
     @property
+    def compile_seconds(self) -> float:
+        """Seconds the denoiser and the decoder have spent compiling new shapes in this process (precompiled
+        ones; a torch.compile fallback's recompiles are not counted)."""
+        return sum(getattr(getattr(module, "forward", None), "compile_seconds", 0.0)
+                   for module in (self.denoiser, self.decoder))
+
+    @property
     def label(self) -> str:
         if not self.parts.compile:
             return "off"

@@ -177,7 +177,12 @@ def foresight_panel(spec: ModelSpec) -> None:
         c1, c2 = st.columns(2)
         c1.metric("Predicted peak memory", fmt.gib(p.required_free_gib * 2**30) if p.required_free_gib else fmt.NA,
                   help=f"peak reserved + CUDA context; {p.memory_source}")
-        c2.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}")
+        compile_note = (f"; includes {fmt.seconds(p.compile_s)} compiling: the first job at this resolution on this "
+                        "machine compiles the model for it once" if p.compile_s else "")
+        c2.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}{compile_note}")
+        if p.compile_s:
+            st.caption(f"⏱ First job at this resolution here: about {fmt.seconds(p.compile_s)} of it is compiling "
+                       "(once per machine; later jobs load the compiled model).")
         if free is not None and p.required_free_gib:
             need = (p.required_free_gib + margin) * 2**30
             st.progress(min(1.0, need / free) if free else 1.0,

@@ -148,10 +148,20 @@ def load_speed_factors(of: str = "step") -> dict[str, float]:
     return {model: float(factor) for model, factor in factors.items()}
 
 
+@functools.lru_cache(maxsize=None)
+def load_first_compile_seconds() -> dict[str, float]:
+    """Seconds a model's first job at a new shape spent compiling in speed mode, per model (speed.json)."""
+    path = _directory / "speed.json"
+    if not path.is_file():
+        return {}
+    return {model: float(s) for model, s in json.loads(path.read_text()).get("first_compile_s", {}).items()}
+
+
 def clear_cache() -> None:
     """Forget loaded files (tests, and after the calibration script rewrote them)."""
     load_model_calibration.cache_clear()
     load_gpu_calibrations.cache_clear()
     load_speed_factors.cache_clear()
+    load_first_compile_seconds.cache_clear()
     for cached in _dependent_caches:
         cached.cache_clear()

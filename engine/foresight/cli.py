@@ -64,6 +64,7 @@ def _describe(p: Prediction) -> str:
         f"{_fmt(p.warmup_s, 's')} + denoising {_fmt(p.denoising_s, 's')} ({_fmt(p.s_per_step, 's/step', 2)}) "
         f"+ decode {_fmt(p.decode_s, 's')}"
         + (f" + offload transfers {_fmt(p.transfer_s, 's')}" if p.offload != "none" else "")
+        + (f" + first compile {_fmt(p.compile_s, 's')}" if p.compile_s else "")
         + f" ({p.time_source})",
         f"  confidence: {p.confidence.get('level')} ({p.confidence.get('near_points')} measured points near)",
     ]

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
+from engine.foresight.compile_time import first_compile_seconds
 from engine.foresight.memory import coefficients_for, estimate_memory, history_correction
 from engine.foresight.structure import ModelStructure, structure_of
 from engine.foresight.timing import estimate_time, finished_rows, is_compiled
@@ -34,7 +35,7 @@ class Prediction:
     weights_resident_gib: float
     peak_phase: str  # 'encode' | 'denoise' | 'decode'
     memory_source: str  # 'calibration' | 'calibration+history' | 'not modelled: CPU smoke-test model' | ...
-    seconds: float | None  # encode_s + warmup_s + denoising_s + decode_s + transfer_s
+    seconds: float | None  # encode_s + warmup_s + denoising_s + decode_s + transfer_s + compile_s
     encode_s: float | None  # prompt and image encoding
     warmup_s: float | None  # the first step's extra cost at a new shape
     denoising_s: float | None
@@ -45,6 +46,7 @@ class Prediction:
     confidence: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     speed_mode: str = "off"  # 'compile' when the time is predicted for a compiled denoiser
+    compile_s: float | None = None  # speed mode's first compile at this shape on this machine; 0.0: compiled
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats rounded for reading)."""
@@ -164,6 +166,14 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         else:
             notes.append(f"speed mode's pace was never measured for {model}: predicted at the stock pace, "
                          "likely too long until compiled runs are in the history")
+    compile_s = None
+    seconds = t.seconds
+    if compiled and t.source != "no estimate":
+        compile_s, compile_source = first_compile_seconds(model, height, width, frames, gpu_name, history)
+        if compile_s:
+            seconds = (seconds or 0.0) + compile_s
+            notes.append(f"includes about {compile_s / 60:.1f} min compiling: the first job at {height}×{width}×"
+                         f"{frames} on this machine compiles the model for it once ({compile_source})")
     if t.source == "no estimate":
         notes.append(f"no estimate of time for {model} on {gpu_name or 'this GPU'}: no history, no "
                      "calibration and no matmul throughput for it")
@@ -195,9 +205,9 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         weights_resident_gib=resident / GIB,
         peak_phase=phase,
         memory_source=memory_source,
-        seconds=t.seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
+        seconds=seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
         transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
-        confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off",
+        confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off", compile_s=compile_s,
     )
 
 

@@ -25,3 +25,39 @@ def test_each_family_runs_with_every_stage_timed(model, encoders, data_dir, png_
     assert {"model_load", "image_preprocess", "prepare_latents", "denoising_loop", "decode_video", "export_video"} <= set(clock.stages)
     assert len(clock.step_times) == 2
     assert output.smoke_test and output.video_path.stat().st_size > 0
+
+
+def test_a_job_records_the_seconds_it_spent_compiling_and_the_next_job_at_its_shape_none(data_dir, png_file, tmp_path):
+    # Speed mode is GPU-only in the engine; here the tiny DiT is compiled on the CPU the same way, by hand.
+    import importlib
+
+    from engine.registry import get_model
+    from engine.run_record import build_run_record
+    from engine.speed import SpeedParts, apply_speed_mode
+
+    settings = load_settings(quality={"enabled": False})
+    params = check_params({"model": "tiny-ltx", "prompt": "a boat drifting", "steps": 2})
+    cache = PipelineCache(settings, "cpu", None)
+    pipe = cache.get(get_model("tiny-ltx"), "none")
+    family = importlib.import_module("engine.pipelines.ltx")
+    cache.speed = apply_speed_mode(pipe, denoiser=family.DENOISER, parts=SpeedParts(compile=True, precompile=True),
+                                   cache_dir=tmp_path / "cache")
+
+    def job_output(n: int):
+        job = Job(id=f"{n}" * 32, state="running", params=params, input_image=str(png_file))
+        output = run_job(job, cache=cache, clock=StageClock(), job_dir=tmp_path / str(n), settings=settings)
+        return job, output
+
+    job, first = job_output(1)
+    _, second = job_output(2)
+    assert first.compile_s > 1.0
+    assert second.compile_s == 0.0
+    assert build_run_record(job, settings, StageClock(), first, device_name="cpu").compile_s == first.compile_s
+
+
+def test_without_speed_mode_a_job_records_no_compile_time(data_dir, png_file, tmp_path):
+    settings = load_settings(quality={"enabled": False})
+    params = check_params({"model": "tiny", "prompt": "a boat drifting", "steps": 2})
+    job = Job(id="0" * 32, state="running", params=params, input_image=str(png_file))
+    output = run_job(job, cache=PipelineCache(settings, "cpu", None), clock=StageClock(), job_dir=tmp_path, settings=settings)
+    assert output.compile_s is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.foresight import cli
+from engine.foresight import calibration, cli
 from tests.foresight.conftest import GIB, H100
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,3 +130,13 @@ def test_committed_calibration_predicts_the_issue_reference_point():
     p = predict("i2vgen-xl", 704, 1280, 16, decode_chunk_size=1, gpu_name="NVIDIA H100 80GB HBM3")
     assert p.peak_allocated_gib == pytest.approx(13.59, rel=0.05)
     assert p.weights_resident_gib == pytest.approx(4.70, rel=0.02)
+
+
+def test_predict_text_names_the_first_compile_a_new_shape_pays_in_speed_mode(synthetic, capsys, monkeypatch):
+    (synthetic / "speed.json").write_text(json.dumps({"first_compile_s": {"svd": 140.0}}))
+    calibration.clear_cache()
+    monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "compile")
+    assert main(["predict", "--model", "svd", "--height", "576", "--width", "1024", "--frames", "14", "--gpu", H100],
+                history=lambda *a: []) == 0
+    out = capsys.readouterr().out
+    assert "+ first compile 140.0 s" in out and "compiling" in out

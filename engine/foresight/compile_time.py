@@ -1,0 +1,41 @@
+"""The compile a job in speed mode pays first: the first job of a model at a shape on a machine compiles the
+denoiser (1–3 minutes) and the VAE decoder (15–40 s) inside its first step and its decode; later jobs, in any
+process, load the saved code (engine.precompile).
+
+Whether a shape is compiled is read from the history: a finished compiled run of the model at that
+height × width × frames on that GPU type, among the model's `KEPT_SHAPES` most recent compiled shapes (older
+artefacts are pruned). How long a compile takes: the median `compile_s` the model's runs on that GPU recorded,
+else the first compile measured beside the stock pipeline (calibration/speed.json, `first_compile_s`).
+Not seen from here: a compile cache emptied by hand, a change of speed parts or of guidance on/off (each
+compiles again), and a shape compiled on another host of a shared queue (counted as compiled here).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from engine.foresight.calibration import load_first_compile_seconds
+from engine.foresight.timing import finished_rows
+
+KEPT_SHAPES = 8  # engine.precompile.KEEP_PER_MODEL, read here without importing torch
+
+
+def first_compile_seconds(model: str, height: int, width: int, frames: int, gpu_name: str | None,
+                          history: list[dict] | None) -> tuple[float | None, str]:
+    """Seconds a compiled job at this shape will spend compiling (0.0 when it is compiled already; None when
+    nothing is known), and where the figure comes from."""
+    rows = finished_rows(history, model, gpu_name, compiled=True)  # newest first, as the store returns them
+    recent: list[tuple[int, int, int]] = []
+    for row in rows:
+        shape = (int(row["height"]), int(row["width"]), int(row["frames"]))
+        if shape not in recent:
+            recent.append(shape)
+    if (height, width, frames) in recent[:KEPT_SHAPES]:
+        return 0.0, "compiled already"
+    measured = [float(r["compile_s"]) for r in rows if isinstance(r.get("compile_s"), (int, float)) and r["compile_s"] > 0]
+    if measured:
+        return statistics.median(measured), f"the median of {len(measured)} compile(s) in the history"
+    seconds = load_first_compile_seconds().get(model)
+    if seconds is None:
+        return None, "never measured"
+    return seconds, "as first measured beside the stock pipeline"

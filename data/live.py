@@ -126,3 +126,40 @@ def read_active_alerts(paths: DataPaths, *, max_age: timedelta | None = None) ->
         except (OSError, ValueError):
             continue
     return alerts
+
+
+@dataclass(frozen=True)
+class WorkerPresence:
+    """An engine worker serving one GPU of a host. The GPU memory its process holds (the cached model, the
+    allocator's reserve) is what its next job runs in, so pre-flight counts it as available on that GPU."""
+
+    host: str
+    gpu_index: int
+    pid: int
+    worker_id: str
+
+
+def write_worker(paths: DataPaths, worker: WorkerPresence) -> None:
+    paths.workers_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(paths.worker_file(worker.host, worker.gpu_index),
+                           json.dumps(dataclasses.asdict(worker)).encode())
+
+
+def remove_worker(paths: DataPaths, worker: WorkerPresence) -> None:
+    """Remove the worker's file unless a newer worker of that GPU (a restart) has replaced it."""
+    path = paths.worker_file(worker.host, worker.gpu_index)
+    if worker in read_workers(paths, worker.host):
+        path.unlink(missing_ok=True)
+
+
+def read_workers(paths: DataPaths, host: str) -> list[WorkerPresence]:
+    """The workers of `host` that announced themselves (one may have died since: match their pid with the
+    GPU's processes before trusting it)."""
+    workers = []
+    for path in sorted(paths.workers_dir.glob(f"{host}-gpu*.json")) if paths.workers_dir.is_dir() else []:
+        try:
+            workers.append(WorkerPresence(**_known(WorkerPresence, json.loads(path.read_text()))))
+        except (OSError, ValueError, TypeError):
+            continue  # being replaced, or a half-written file of a crashed writer: no presence
+    return [w for w in workers if w.host == host]
+

@@ -5,6 +5,7 @@
       live/<host>.json             latest sample of every GPU and the host (replaced each sample)
       live/<host>-recent.arrow     the last few minutes of samples, for the live charts
       live/<host>-alerts.json      the alerts firing now on that host
+      live/workers/<host>-gpu<i>.json  the engine worker serving GPU i of that host (its pid), while it runs
       queue.db                     the job queue (SQLite, WAL)
       jobs/<job_id>/               input image, video, thumbnail of one job
       quarantine/                  files a query found unreadable, moved aside
@@ -48,6 +49,13 @@ class DataPaths:
 
     def live_alerts(self, host: str) -> Path:
         return self.live_dir / f"{host}-alerts.json"
+
+    @property
+    def workers_dir(self) -> Path:
+        return self.live_dir / "workers"
+
+    def worker_file(self, host: str, gpu_index: int) -> Path:
+        return self.workers_dir / f"{host}-gpu{gpu_index}.json"
 
     @property
     def queue_db(self) -> Path:

@@ -40,19 +40,31 @@ class Submitted:
 
 
 def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int | None, str | None]:
-    """Free bytes and name of the GPU a job would run on: the collector's latest sample if fresh,
-    else NVML asked directly; (None, None) where there is no GPU."""
+    """Bytes a new job can have and the name of the GPU it would run on (the one with the most); (None, None)
+    where there is no GPU. From the collector's latest sample if fresh: the GPU's free memory plus what i2vmon's
+    own worker of that GPU holds — its cached model and its allocator's reserve, which its next job runs in (a
+    job queues behind the one running there). Else NVML asked directly: free memory only."""
     now = datetime.now(timezone.utc)
-    gpus = [g for snap in live.read_snapshots(paths) if snap.age_s(now) < LIVE_SAMPLE_MAX_AGE_S for g in snap.gpus]
+    gpus = [(g, _held_by_our_worker(paths, snap, g.gpu_index))
+            for snap in live.read_snapshots(paths) if snap.age_s(now) < LIVE_SAMPLE_MAX_AGE_S for g in snap.gpus]
     if not gpus:
-        gpus = _nvml_gpus()
+        gpus = [(g, 0) for g in _nvml_gpus()]
     if gpu_index is not None:
-        gpus = [g for g in gpus if g.gpu_index == gpu_index]
-    gpus = [g for g in gpus if g.memory_free_bytes is not None]
+        gpus = [(g, held) for g, held in gpus if g.gpu_index == gpu_index]
+    gpus = [(g, held) for g, held in gpus if g.memory_free_bytes is not None]
     if not gpus:
         return None, None
-    best = max(gpus, key=lambda g: g.memory_free_bytes or 0)
-    return best.memory_free_bytes, best.gpu_name
+    best, held = max(gpus, key=lambda pair: pair[0].memory_free_bytes + pair[1])
+    return best.memory_free_bytes + held, best.gpu_name
+
+
+def _held_by_our_worker(paths: DataPaths, snapshot: live.LiveSnapshot, gpu_index: int) -> int:
+    """GPU memory the engine worker serving `gpu_index` holds, by the collector's per-process reading (0 where
+    no worker announced itself, or its pid is not among the GPU's processes: dead, or another PID namespace)."""
+    host = snapshot.host.host
+    pids = {w.pid for w in live.read_workers(paths, host) if w.gpu_index == gpu_index}
+    return sum(p.used_memory_bytes or 0 for p in snapshot.processes
+               if p.gpu_index == gpu_index and p.pid in pids and p.host == host)
 
 
 def run_history(paths: DataPaths, model: str, gpu_name: str | None) -> list[dict]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from config import Settings
-from data import parquet_store
+from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.live import read_active_alerts
 from data.paths import DataPaths, data_paths
@@ -194,6 +194,21 @@ class Worker:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
+        presence = None
+        if self.device.index is not None:
+            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id)
+            try:
+                live.write_worker(self.paths, presence)
+            except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
+                log.warning("could not announce this worker in %s: %s", self.paths.workers_dir, exc)
+                presence = None
+        try:
+            return self._serve()
+        finally:
+            if presence is not None:
+                live.remove_worker(self.paths, presence)
+
+    def _serve(self) -> int:
         self.warm_start()
         last_reap = 0.0
         while not self.stopping.is_set():

@@ -163,7 +163,8 @@ def foresight_panel(spec: ModelSpec) -> None:
     root = str(resources.paths(settings).root)
     free, gpu_name = _free_memory(root)
     margin = settings.engine.safety_margin_gib
-    st.markdown(f"**GPU:** {gpu_name or 'none found'} · **free:** {fmt.gib(free)}")
+    st.markdown(f"**GPU:** {gpu_name or 'none found'} · **free for a job:** {fmt.gib(free)}",
+                help="free memory plus what i2vmon's own worker on that GPU holds (its next job runs there)")
     raw = _raw_params(spec)
     try:  # the prediction needs the settings only; a missing prompt is reported on Generate
         params = check_params({**raw, "prompt": raw["prompt"] or "-"}).to_dict()

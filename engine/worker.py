@@ -46,6 +46,7 @@ class Device:
     name: str  # "cuda:0" or "cpu"
     index: int | None
     gpu_name: str
+    total_memory_bytes: int | None = None
 
     @classmethod
     def pick(cls, gpu_index: int | None) -> "Device":
@@ -59,7 +60,8 @@ class Device:
             if index >= torch.cuda.device_count():
                 raise SystemExit(f"--gpu {index}: this machine has {torch.cuda.device_count()} CUDA device(s)")
             torch.cuda.set_device(index)
-            return cls(f"cuda:{index}", index, torch.cuda.get_device_name(index))
+            return cls(f"cuda:{index}", index, torch.cuda.get_device_name(index),
+                       torch.cuda.get_device_properties(index).total_memory)
         return cls("cpu", None, "cpu")
 
 
@@ -153,6 +155,14 @@ class Worker:
         self._last_disk_full_log = -1e9
         self._unwritten_records: list[object] = []
 
+    def max_reserved_bytes(self) -> int | None:
+        """The largest predicted reserve this worker takes a job with: its GPU's memory less the pre-flight's
+        safety margin (CUDA's context lives in it). On a host of unlike GPUs a job that only fits the larger
+        one is left to that GPU's worker instead of running out of memory here. None: no limit (the CPU)."""
+        if self.device.total_memory_bytes is None:
+            return None
+        return self.device.total_memory_bytes - int(self.settings.engine.safety_margin_gib * 2**30)
+
     # -- watching the GPU -----------------------------------------------------------------
     def critical_alert(self) -> str | None:
         if self.device.index is None:
@@ -216,7 +226,8 @@ class Worker:
                 self.reap()
                 last_reap = time.monotonic()
             try:
-                job = self.queue.claim(self.worker_id, self.device.index, self.settings.engine.lease_s)
+                job = self.queue.claim(self.worker_id, self.device.index, self.settings.engine.lease_s,
+                                       max_reserved_bytes=self.max_reserved_bytes())
             except QueueDiskFull as exc:
                 self._wait_for_space(exc)
                 continue

@@ -26,8 +26,11 @@ class JobQueue(ABC):
         """Number of jobs in each state."""
 
     @abstractmethod
-    def claim(self, worker_id: str, gpu_index: int | None, lease_s: float) -> Job | None:
-        """Atomically take the next queued job (highest priority, then earliest position)."""
+    def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
+              max_reserved_bytes: int | None = None) -> Job | None:
+        """Atomically take the next queued job (highest priority, then earliest position). With
+        `max_reserved_bytes` (what the worker's GPU can hold), jobs predicted to need more are left for a
+        larger GPU's worker, unless they were forced past the pre-flight."""
 
     @abstractmethod
     def heartbeat(self, job_id: str, worker_id: str, lease_s: float, progress: Progress | None = None) -> Heartbeat:

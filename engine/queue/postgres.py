@@ -194,10 +194,14 @@ class PostgresJobQueue(JobQueue):
         return [{"at": r["at"], "state": r["state"], "message": r["message"]} for r in rows]
 
     # -- workers ---------------------------------------------------------------------------------
-    def claim(self, worker_id: str, gpu_index: int | None, lease_s: float) -> Job | None:
+    def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
+              max_reserved_bytes: int | None = None) -> Job | None:
         # One statement: lock the next queued row no other claim holds (SKIP LOCKED), run it, log the event.
         row = self._con().execute(
             f"WITH next AS (SELECT id, {_NOW} AS now FROM jobs WHERE state = 'queued' "
+            "               AND (%s::bigint IS NULL OR (predicted->>'forced')::boolean IS TRUE "
+            "                    OR predicted->>'peak_reserved_bytes' IS NULL "
+            "                    OR (predicted->>'peak_reserved_bytes')::bigint <= %s::bigint) "
             "               ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED), "
             "claimed AS (UPDATE jobs SET state = 'running', worker_id = %s, gpu_index = %s, started_at = next.now, "
             "    attempts = attempts + 1, lease_expires_at = next.now + make_interval(secs => %s), heartbeat_at = next.now, "
@@ -205,7 +209,7 @@ class PostgresJobQueue(JobQueue):
             "    FROM next WHERE jobs.id = next.id RETURNING jobs.*), "
             "ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, 'running', %s FROM claimed) "
             "SELECT * FROM claimed",
-            (worker_id, gpu_index, float(lease_s), f"claimed by {worker_id}"),
+            (max_reserved_bytes, max_reserved_bytes, worker_id, gpu_index, float(lease_s), f"claimed by {worker_id}"),
         ).fetchone()
         return _row_to_job(row) if row is not None else None
 

@@ -97,3 +97,14 @@ def test_a_serving_worker_announces_its_gpu_and_pid_and_withdraws_them_on_exit(d
         signal.signal(signal.SIGINT, handlers[1])
     assert seen == [live.WorkerPresence(settings.hostname, 0, os.getpid(), w.worker_id)]
     assert live.read_workers(w.paths, settings.hostname) == []
+
+
+def test_a_worker_takes_jobs_up_to_its_gpu_s_memory_less_the_safety_margin(data_dir, monkeypatch):
+    from config import load_settings
+    from engine.worker import Device, Worker
+
+    monkeypatch.setenv("I2VMON_ENGINE__SAFETY_MARGIN_GIB", "1.5")
+    w = Worker(load_settings())
+    assert w.max_reserved_bytes() is None  # the CPU: no limit
+    w.device = Device("cuda:1", 1, "NVIDIA GeForce RTX 4090", 24 * GIB)
+    assert w.max_reserved_bytes() == int(22.5 * GIB)

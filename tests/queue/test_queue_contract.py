@@ -68,6 +68,21 @@ def test_heartbeat_publishes_the_seconds_of_each_stage_done_so_far(queue):
     assert queue.claim("w2", 0, 30).progress.stages == {}  # a new attempt starts from nothing
 
 
+def test_a_worker_leaves_a_job_predicted_too_large_for_its_gpu_to_a_larger_one(queue):
+    gib = 2**30
+    queue.submit(PARAMS, "/in/big.png", job_id="big", predicted={"peak_reserved_bytes": 60 * gib})
+    queue.submit(PARAMS, "/in/small.png", job_id="small", predicted={"peak_reserved_bytes": 10 * gib})
+    assert queue.claim("w24", 1, 30, max_reserved_bytes=23 * gib).id == "small"
+    assert queue.claim("w24", 1, 30, max_reserved_bytes=23 * gib) is None
+    assert queue.claim("w80", 0, 30, max_reserved_bytes=79 * gib).id == "big"
+
+
+def test_a_forced_or_unpredicted_job_is_taken_by_any_worker(queue):
+    queue.submit(PARAMS, "/in/f.png", job_id="forced", predicted={"peak_reserved_bytes": 2**40, "forced": True})
+    queue.submit(PARAMS, "/in/u.png", job_id="unpredicted", predicted={"peak_reserved_bytes": None, "seconds": 3.0})
+    assert [queue.claim("w", 0, 30, max_reserved_bytes=2**30).id for _ in range(2)] == ["forced", "unpredicted"]
+
+
 def test_claim_order_follows_priority_then_position(queue):
     for job_id in ("a", "b", "c", "d"):
         submit(queue, job_id)

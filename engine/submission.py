@@ -45,8 +45,13 @@ def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int
     own worker of that GPU holds — its cached model and its allocator's reserve, which its next job runs in (a
     job queues behind the one running there). Else NVML asked directly: free memory only."""
     now = datetime.now(timezone.utc)
-    gpus = [(g, _held_by_our_worker(paths, snap, g.gpu_index))
-            for snap in live.read_snapshots(paths) if snap.age_s(now) < LIVE_SAMPLE_MAX_AGE_S for g in snap.gpus]
+    snapshots = [snap for snap in live.read_snapshots(paths) if snap.age_s(now) < LIVE_SAMPLE_MAX_AGE_S]
+    gpus = [(g, _held_by_our_worker(paths, snap, g.gpu_index)) for snap in snapshots for g in snap.gpus]
+    # Where workers serve only some GPUs (`python -m app --gpus 1`), a job runs on one of those: a larger idle
+    # GPU without a worker must not pass it (its workers would leave it queued as too large for them).
+    served = {(w.host, w.gpu_index) for snap in snapshots for w in live.read_workers(paths, snap.host.host)}
+    if gpu_index is None and any((g.host, g.gpu_index) in served for g, _ in gpus):
+        gpus = [(g, held) for g, held in gpus if (g.host, g.gpu_index) in served]
     if not gpus:
         gpus = [(g, 0) for g in _nvml_gpus()]
     if gpu_index is not None:

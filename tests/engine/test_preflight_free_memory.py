@@ -56,6 +56,17 @@ def test_a_worker_of_another_gpu_does_not_free_memory_on_this_one(paths):
     assert free_gpu_memory(paths, gpu_index=0)[0] == 10 * GIB
 
 
+def test_only_gpus_a_worker_serves_count_when_workers_serve_some(paths):
+    sampled(paths, {0: 70, 1: 20}, {})
+    worker(paths, 1, 4242)
+    assert free_gpu_memory(paths)[0] == 20 * GIB
+
+
+def test_without_any_worker_every_gpu_counts(paths):
+    sampled(paths, {0: 70, 1: 20}, {})
+    assert free_gpu_memory(paths)[0] == 70 * GIB
+
+
 def test_a_stopped_worker_takes_its_announcement_with_it(paths):
     sampled(paths, {0: 10}, {4242: (0, 30)})
     presence = worker(paths, 0, 4242)

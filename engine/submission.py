@@ -63,6 +63,20 @@ def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int
     return best.memory_free_bytes + held, best.gpu_name
 
 
+def largest_served_gpu_bytes(paths: DataPaths, margin_gib: float) -> int | None:
+    """The largest job reserve (GPU memory less the safety margin) any announced engine worker's GPU can take, by
+    the collector's fresh samples; None when unknown (no sample, no worker announced). Workers leave larger jobs
+    queued (`JobQueue.claim`'s `max_reserved_bytes`)."""
+    now = datetime.now(timezone.utc)
+    sizes = []
+    for snap in live.read_snapshots(paths):
+        if snap.age_s(now) >= LIVE_SAMPLE_MAX_AGE_S:
+            continue
+        served = {w.gpu_index for w in live.read_workers(paths, snap.host.host)}
+        sizes += [g.memory_total_bytes for g in snap.gpus if g.gpu_index in served and g.memory_total_bytes]
+    return max(sizes) - int(margin_gib * 2**30) if sizes else None
+
+
 def _held_by_our_worker(paths: DataPaths, snapshot: live.LiveSnapshot, gpu_index: int) -> int:
     """GPU memory the engine worker serving `gpu_index` holds, by the collector's per-process reading (0 where
     no worker announced itself, or its pid is not among the GPU's processes: dead, or another PID namespace)."""

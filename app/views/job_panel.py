@@ -7,17 +7,24 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from app.views import charts, video
+from app.views import charts, resources, video
 from app.views import formatting as fmt
 from app.views.frame import live_fragment
 from engine.queue import Job, JobNotFound, JobQueue
 from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE
+from engine.submission import largest_served_gpu_bytes
 
 
-def progress_line(job: Job, now: datetime | None = None) -> tuple[float, str]:
-    """(fraction done, 'step i/N · stage · elapsed · ETA') of a queued or running job."""
+def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int | None = None) -> tuple[float, str]:
+    """(fraction done, 'step i/N · stage · elapsed · ETA') of a queued or running job. `largest_gpu_bytes`: the
+    largest reserve a serving worker's GPU takes (a queued job predicted larger waits for a larger GPU's worker)."""
     now = now or datetime.now(timezone.utc)
     if job.state == "queued":
+        need = job.predicted.get("peak_reserved_bytes")
+        if largest_gpu_bytes is not None and need and need > largest_gpu_bytes and not job.predicted.get("forced"):
+            return 0.0, (f"queued {fmt.age(job.created_at, now)} · waiting for a GPU that holds {fmt.gib(need, 1)}: "
+                         f"the engine workers running now take up to {fmt.gib(largest_gpu_bytes, 1)} — start one on "
+                         "a larger GPU, or cancel and submit smaller settings")
         return 0.0, f"queued {fmt.age(job.created_at, now)} · waiting for an engine worker"
     p = job.progress
     total = p.total_steps or job.params.steps
@@ -47,7 +54,11 @@ def live_progress(queue: JobQueue, job_id: str) -> None:
         return
     if job.is_final:
         st.rerun()
-    fraction, text = progress_line(job)
+    largest = None
+    if job.state == "queued" and job.predicted.get("peak_reserved_bytes"):
+        settings = resources.settings()
+        largest = largest_served_gpu_bytes(resources.paths(settings), settings.engine.safety_margin_gib)
+    fraction, text = progress_line(job, largest_gpu_bytes=largest)
     st.progress(fraction, text=text)
     left, right = st.columns([4, 1])
     left.caption(f"job `{job.id}` · {job.model} · {fmt.resolution(job.params.height, job.params.width)} · "

@@ -31,3 +31,24 @@ def test_a_job_compiling_its_vae_decoder_says_so_and_that_it_takes_seconds():
 
 def test_other_stages_are_shown_by_their_name():
     assert "denoising_loop" in progress_line(running_job("denoising_loop"))[1]
+
+
+GIB = 2**30
+
+
+def queued_job(predicted: dict) -> Job:
+    params = JobParams(model="svd", prompt="", height=576, width=1024, frames=14, steps=25, guidance=3.0,
+                       seed=0, fps=7, decode_chunk_size=14)
+    return Job(id="q", state="queued", params=params, input_image="x.png", predicted=predicted,
+               created_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+def test_a_queued_job_too_large_for_every_serving_gpu_says_what_it_waits_for():
+    _, line = progress_line(queued_job({"peak_reserved_bytes": 40 * GIB}), largest_gpu_bytes=23 * GIB)
+    assert "waiting for a GPU that holds 40.0 GiB" in line and "up to 23.0 GiB" in line
+
+
+def test_a_queued_job_that_fits_or_was_forced_just_waits_for_a_worker():
+    for predicted in ({"peak_reserved_bytes": 20 * GIB}, {"peak_reserved_bytes": 40 * GIB, "forced": True}, {}):
+        _, line = progress_line(queued_job(predicted), largest_gpu_bytes=23 * GIB)
+        assert line.endswith("waiting for an engine worker"), line

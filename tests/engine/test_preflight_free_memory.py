@@ -119,3 +119,12 @@ def test_a_worker_takes_jobs_up_to_its_gpu_s_memory_less_the_safety_margin(data_
     assert w.max_reserved_bytes() is None  # the CPU: no limit
     w.device = Device("cuda:1", 1, "NVIDIA GeForce RTX 4090", 24 * GIB)
     assert w.max_reserved_bytes() == int(22.5 * GIB)
+
+
+def test_the_largest_job_a_serving_worker_takes_is_its_gpu_less_the_margin(paths):
+    from engine.submission import largest_served_gpu_bytes
+
+    sampled(paths, {0: 70, 1: 20}, {})
+    assert largest_served_gpu_bytes(paths, 1.0) is None  # no worker announced: unknown
+    worker(paths, 1, 4242)
+    assert largest_served_gpu_bytes(paths, 1.0) == 79 * GIB  # both GPUs are 80 GiB cards in this sample

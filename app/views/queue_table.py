@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from app.views import formatting as fmt
+from app.views import resources
 from app.views.job_panel import progress_line
 from engine.queue import Job, JobQueue, QueueError
+from engine.submission import largest_served_gpu_bytes
 
 SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless asked
 SHOWN_ENDED = 10
@@ -36,19 +38,20 @@ def _describe(job: Job) -> str:
     return f"{p.model} · {fmt.resolution(p.height, p.width)} · {p.frames} fr · {p.steps} steps"
 
 
-def _status(job: Job) -> str:
+def _status(job: Job, largest_gpu_bytes: int | None = None) -> str:
     if job.state in ("queued", "running"):
-        return progress_line(job)[1]
+        return progress_line(job, largest_gpu_bytes=largest_gpu_bytes)[1]
     return f"{job.state} {fmt.age(job.finished_at)}" + (
         f" · {job.error_kind}" if job.state == "failed" and job.error_kind else "")
 
 
-def _table(running: list[Job], queued: list[Job], ended: list[Job]) -> pd.DataFrame:
+def _table(running: list[Job], queued: list[Job], ended: list[Job], largest_gpu_bytes: int | None = None) -> pd.DataFrame:
+    """`largest_gpu_bytes`: the largest reserve a serving worker takes (a waiting job predicted larger says so)."""
     rows = [(STATE_ICONS["running"], job) for job in running]
     rows += [(f"{i + 1}.", job) for i, job in enumerate(queued)]
     rows += [(STATE_ICONS.get(job.state, "?"), job) for job in ended]
-    return pd.DataFrame([{"": mark, "job": job.id[:8], "what": _describe(job), "status": _status(job)}
-                         for mark, job in rows])
+    return pd.DataFrame([{"": mark, "job": job.id[:8], "what": _describe(job),
+                          "status": _status(job, largest_gpu_bytes)} for mark, job in rows])
 
 
 def _actions(queue: JobQueue, running: list[Job], queued: list[Job], ended: list[Job], *, more_waiting: bool) -> None:
@@ -91,7 +94,11 @@ def draw(queue: JobQueue) -> None:
         st.caption("The queue is empty: upload an image above and press Generate.")
         return
     shown = queued[:limit]
-    st.dataframe(_table(running, shown, ended), hide_index=True, use_container_width=True)
+    largest = None
+    if any(job.predicted.get("peak_reserved_bytes") for job in shown):
+        settings = resources.settings()
+        largest = largest_served_gpu_bytes(resources.paths(settings), settings.engine.safety_margin_gib)
+    st.dataframe(_table(running, shown, ended, largest), hide_index=True, use_container_width=True)
     if len(queued) > limit or limit != SHOWN_QUEUED[0]:
         waiting = queue.counts().get("queued", len(queued))
         c1, c2 = st.columns([3, 1], vertical_alignment="center")

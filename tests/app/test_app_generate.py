@@ -264,3 +264,25 @@ def test_a_long_queue_lists_the_first_ten_waiting_and_offers_more(page, queue, p
     no_exception(at)
     assert "25 waiting; the first 25 are shown." in texts(at)
     assert len(at.dataframe[-1].value) == 25
+
+
+def test_a_waiting_job_too_large_for_every_serving_gpu_says_so_in_the_queue(page, queue, paths, settings, png_file):
+    from datetime import datetime, timezone
+
+    from data import live
+    from data.schemas import GpuSample, HostSample
+    from engine.queue import JobParams
+
+    now = datetime.now(timezone.utc)
+    host = settings.hostname
+    live.write_snapshot(paths, live.LiveSnapshot(HostSample(ts=now, host=host), [GpuSample(
+        ts=now, host=host, gpu_index=0, gpu_uuid="GPU-0", gpu_name="NVIDIA GeForce RTX 4090",
+        memory_free_bytes=20 * 2**30, memory_total_bytes=24 * 2**30)], []))
+    live.write_worker(paths, live.WorkerPresence(host, 0, 4242, f"{host}:4242:cuda:0"))
+    queue.submit(JobParams(model="tiny", prompt="p", height=64, width=64, frames=8, steps=4), str(png_file),
+                 job_id="ab" * 16, predicted={"peak_reserved_bytes": 40 * 2**30})
+    at = page("generate")
+    at.run()
+    no_exception(at)
+    status = at.dataframe[0].value["status"].tolist()
+    assert any("waiting for a GPU that holds 40.0 GiB" in s and "up to 23.0 GiB" in s for s in status), status

@@ -52,3 +52,11 @@ def test_a_queued_job_that_fits_or_was_forced_just_waits_for_a_worker():
     for predicted in ({"peak_reserved_bytes": 20 * GIB}, {"peak_reserved_bytes": 40 * GIB, "forced": True}, {}):
         _, line = progress_line(queued_job(predicted), largest_gpu_bytes=23 * GIB)
         assert line.endswith("waiting for an engine worker"), line
+
+
+def test_the_queue_table_shows_why_a_waiting_job_waits():
+    from app.views.queue_table import _table
+
+    table = _table([], [queued_job({"peak_reserved_bytes": 40 * GIB}), queued_job({})], [], largest_gpu_bytes=23 * GIB)
+    assert "waiting for a GPU that holds 40.0 GiB" in table["status"][0]
+    assert table["status"][1].endswith("waiting for an engine worker")

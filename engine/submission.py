@@ -15,6 +15,7 @@ from pathlib import Path
 from config import Settings
 from data import live
 from data.paths import DataPaths, data_paths
+from data.schemas import GpuSample
 from engine.queue import Job, JobQueue
 from engine.validation import InputError, check_image_bytes, check_params
 
@@ -44,16 +45,12 @@ def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int
     where there is no GPU. From the collector's latest sample if fresh: the GPU's free memory plus what i2vmon's
     own worker of that GPU holds — its cached model and its allocator's reserve, which its next job runs in (a
     job queues behind the one running there). Else NVML asked directly: free memory only."""
-    now = datetime.now(timezone.utc)
-    snapshots = [snap for snap in live.read_snapshots(paths) if snap.age_s(now) < LIVE_SAMPLE_MAX_AGE_S]
-    gpus = [(g, _held_by_our_worker(paths, snap, g.gpu_index)) for snap in snapshots for g in snap.gpus]
+    sampled = _sampled_gpus(paths)
     # Where workers serve only some GPUs (`python -m app --gpus 1`), a job runs on one of those: a larger idle
     # GPU without a worker must not pass it (its workers would leave it queued as too large for them).
-    served = {(w.host, w.gpu_index) for snap in snapshots for w in live.read_workers(paths, snap.host.host)}
-    if gpu_index is None and any((g.host, g.gpu_index) in served for g, _ in gpus):
-        gpus = [(g, held) for g, held in gpus if (g.host, g.gpu_index) in served]
-    if not gpus:
-        gpus = [(g, 0) for g in _nvml_gpus()]
+    if gpu_index is None and any(s.served for s in sampled):
+        sampled = [s for s in sampled if s.served]
+    gpus = [(s.gpu, s.held_bytes) for s in sampled] or [(g, 0) for g in _nvml_gpus()]
     if gpu_index is not None:
         gpus = [(g, held) for g, held in gpus if g.gpu_index == gpu_index]
     gpus = [(g, held) for g, held in gpus if g.memory_free_bytes is not None]
@@ -67,23 +64,33 @@ def largest_served_gpu_bytes(paths: DataPaths, margin_gib: float) -> int | None:
     """The largest job reserve (GPU memory less the safety margin) any announced engine worker's GPU can take, by
     the collector's fresh samples; None when unknown (no sample, no worker announced). Workers leave larger jobs
     queued (`JobQueue.claim`'s `max_reserved_bytes`)."""
-    now = datetime.now(timezone.utc)
-    sizes = []
-    for snap in live.read_snapshots(paths):
-        if snap.age_s(now) >= LIVE_SAMPLE_MAX_AGE_S:
-            continue
-        served = {w.gpu_index for w in live.read_workers(paths, snap.host.host)}
-        sizes += [g.memory_total_bytes for g in snap.gpus if g.gpu_index in served and g.memory_total_bytes]
+    sizes = [s.gpu.memory_total_bytes for s in _sampled_gpus(paths) if s.served and s.gpu.memory_total_bytes]
     return max(sizes) - int(margin_gib * 2**30) if sizes else None
 
 
-def _held_by_our_worker(paths: DataPaths, snapshot: live.LiveSnapshot, gpu_index: int) -> int:
-    """GPU memory the engine worker serving `gpu_index` holds, by the collector's per-process reading (0 where
-    no worker announced itself, or its pid is not among the GPU's processes: dead, or another PID namespace)."""
-    host = snapshot.host.host
-    pids = {w.pid for w in live.read_workers(paths, host) if w.gpu_index == gpu_index}
-    return sum(p.used_memory_bytes or 0 for p in snapshot.processes
-               if p.gpu_index == gpu_index and p.pid in pids and p.host == host)
+@dataclass(frozen=True)
+class _SampledGpu:
+    gpu: GpuSample
+    served: bool  # an engine worker announced itself for this GPU
+    # What that worker's process holds there by the collector's per-process reading (0 where its pid is not
+    # among the GPU's processes: dead, or another PID namespace).
+    held_bytes: int
+
+
+def _sampled_gpus(paths: DataPaths) -> list[_SampledGpu]:
+    """Every GPU in the collector's fresh samples, with its engine worker's share (files read once per host)."""
+    now = datetime.now(timezone.utc)
+    sampled = []
+    for snap in live.read_snapshots(paths):
+        if snap.age_s(now) >= LIVE_SAMPLE_MAX_AGE_S:
+            continue
+        host = snap.host.host
+        pids = {w.gpu_index: w.pid for w in live.read_workers(paths, host)}
+        for g in snap.gpus:
+            held = sum(p.used_memory_bytes or 0 for p in snap.processes
+                       if p.gpu_index == g.gpu_index and p.pid == pids.get(g.gpu_index) and p.host == host)
+            sampled.append(_SampledGpu(g, g.gpu_index in pids, held))
+    return sampled
 
 
 def run_history(paths: DataPaths, model: str, gpu_name: str | None) -> list[dict]:

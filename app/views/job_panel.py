@@ -40,6 +40,12 @@ def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int 
     return fraction, f"step {p.step}/{total} · {stage} · elapsed {fmt.seconds(elapsed)} · ETA {fmt.seconds(p.eta_s)}{cancelling}"
 
 
+def largest_job_reserve() -> int | None:
+    """The largest reserve a serving engine worker's GPU takes now (None: unknown), for `progress_line`."""
+    current = resources.settings()
+    return largest_served_gpu_bytes(resources.paths(current), current.engine.safety_margin_gib)
+
+
 def _cancel(queue: JobQueue, job_id: str) -> None:
     outcome = queue.cancel(job_id)
     st.session_state["job_panel_notice"] = outcome.message
@@ -54,11 +60,8 @@ def live_progress(queue: JobQueue, job_id: str) -> None:
         return
     if job.is_final:
         st.rerun()
-    largest = None
-    if job.state == "queued" and job.predicted.get("peak_reserved_bytes"):
-        settings = resources.settings()
-        largest = largest_served_gpu_bytes(resources.paths(settings), settings.engine.safety_margin_gib)
-    fraction, text = progress_line(job, largest_gpu_bytes=largest)
+    waits_on_size = job.state == "queued" and job.predicted.get("peak_reserved_bytes")
+    fraction, text = progress_line(job, largest_gpu_bytes=largest_job_reserve() if waits_on_size else None)
     st.progress(fraction, text=text)
     left, right = st.columns([4, 1])
     left.caption(f"job `{job.id}` · {job.model} · {fmt.resolution(job.params.height, job.params.width)} · "

@@ -7,10 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from app.views import formatting as fmt
-from app.views import resources
-from app.views.job_panel import progress_line
+from app.views.job_panel import largest_job_reserve, progress_line
 from engine.queue import Job, JobQueue, QueueError
-from engine.submission import largest_served_gpu_bytes
 
 SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless asked
 SHOWN_ENDED = 10
@@ -94,10 +92,7 @@ def draw(queue: JobQueue) -> None:
         st.caption("The queue is empty: upload an image above and press Generate.")
         return
     shown = queued[:limit]
-    largest = None
-    if any(job.predicted.get("peak_reserved_bytes") for job in shown):
-        settings = resources.settings()
-        largest = largest_served_gpu_bytes(resources.paths(settings), settings.engine.safety_margin_gib)
+    largest = largest_job_reserve() if any(job.predicted.get("peak_reserved_bytes") for job in shown) else None
     st.dataframe(_table(running, shown, ended, largest), hide_index=True, use_container_width=True)
     if len(queued) > limit or limit != SHOWN_QUEUED[0]:
         waiting = queue.counts().get("queued", len(queued))

@@ -138,30 +138,27 @@ def load_gpu_calibrations() -> dict[str, GpuCalibration]:
 
 
 @functools.lru_cache(maxsize=None)
+def _speed_calibration() -> dict:
+    """speed.json: speed mode measured beside the stock pipeline; empty when never measured."""
+    path = _directory / "speed.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_speed_factors(of: str = "step") -> dict[str, float]:
     """Speed mode's time ÷ the stock pipeline's, per model, measured side by side (speed.json): of a step
     (`of="step"`) or of the VAE decode (`of="decode"`)."""
-    path = _directory / "speed.json"
-    if not path.is_file():
-        return {}
-    factors = json.loads(path.read_text()).get(f"{of}_factor", {})
-    return {model: float(factor) for model, factor in factors.items()}
+    return {model: float(factor) for model, factor in _speed_calibration().get(f"{of}_factor", {}).items()}
 
 
-@functools.lru_cache(maxsize=None)
 def load_first_compile_seconds() -> dict[str, float]:
     """Seconds a model's first job at a new shape spent compiling in speed mode, per model (speed.json)."""
-    path = _directory / "speed.json"
-    if not path.is_file():
-        return {}
-    return {model: float(s) for model, s in json.loads(path.read_text()).get("first_compile_s", {}).items()}
+    return {model: float(s) for model, s in _speed_calibration().get("first_compile_s", {}).items()}
 
 
 def clear_cache() -> None:
     """Forget loaded files (tests, and after the calibration script rewrote them)."""
     load_model_calibration.cache_clear()
     load_gpu_calibrations.cache_clear()
-    load_speed_factors.cache_clear()
-    load_first_compile_seconds.cache_clear()
+    _speed_calibration.cache_clear()
     for cached in _dependent_caches:
         cached.cache_clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 
 from engine.foresight.calibration import load_first_compile_seconds
-from engine.foresight.timing import finished_rows
+from engine.foresight.timing import compile_seconds, finished_rows
 
 KEPT_SHAPES = 8  # engine.precompile.KEEP_PER_MODEL, read here without importing torch
 
@@ -32,7 +32,7 @@ def first_compile_seconds(model: str, height: int, width: int, frames: int, gpu_
             recent.append(shape)
     if (height, width, frames) in recent[:KEPT_SHAPES]:
         return 0.0, "compiled already"
-    measured = [float(r["compile_s"]) for r in rows if isinstance(r.get("compile_s"), (int, float)) and r["compile_s"] > 0]
+    measured = [seconds for seconds in map(compile_seconds, rows) if seconds > 0]
     if measured:
         return statistics.median(measured), f"the median of {len(measured)} compile(s) in the history"
     seconds = load_first_compile_seconds().get(model)

@@ -99,6 +99,12 @@ def is_compiled(speed_mode: str | None) -> bool:
     return str(speed_mode or "off").startswith("compile")
 
 
+def compile_seconds(row: dict) -> float:
+    """What a run record says its job spent compiling its shape in speed mode (0.0: nothing, or not recorded)."""
+    value = row.get("compile_s")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
 def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None,
                   compiled: bool | None = None) -> list[dict]:
     """History rows of finished jobs of `model` on `gpu_name` that carry a step time (run records: decode
@@ -125,7 +131,7 @@ def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None,
             continue
         if row.get("decode_s") is None and row.get("stage_decode_video_s") is not None:
             row = {**row, "decode_s": row["stage_decode_video_s"]}  # the worker's RunRecord names it so
-        if isinstance(row.get("compile_s"), (int, float)) and row["compile_s"] > 0:
+        if compile_seconds(row) > 0:
             # A shape's first compiled job: its decode holds the VAE decoder's compile (15–40 s against a
             # decode of ~0.5 s), so it says nothing of the decode's pace. Its s/step is a median: still good.
             row = {**row, "decode_s": None}

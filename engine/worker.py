@@ -20,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from config import Settings
 from data import live, parquet_store
 from data.atomic import DiskFullError
-from data.live import read_active_alerts
 from data.paths import DataPaths, data_paths
 from data.schemas import AlertEvent
 from engine.eta import remaining_seconds
@@ -168,7 +167,7 @@ class Worker:
         if self.device.index is None:
             return None
         max_age = timedelta(seconds=max(10.0, 5 * self.settings.collector.interval_s))
-        for alert in read_active_alerts(self.paths, max_age=max_age):
+        for alert in live.read_active_alerts(self.paths, max_age=max_age):
             if alert.get("level") == "critical" and alert.get("host") == self.settings.hostname and alert.get("gpu_index") == self.device.index:
                 return f"critical alert: {alert.get('message')} ({alert.get('rule')}, value {alert.get('value')})"
         return None

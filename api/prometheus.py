@@ -8,7 +8,8 @@ is a gauge here (dcgm-exporter calls it a counter, but a counter's name must end
 
 Engine metrics are i2vmon_*. Each host exports its own GPUs, alerts and runs; the queue depth is the
 queue's, which on PostgreSQL every host shares: every host reports the same numbers, so aggregate it with
-max, not sum.
+max, not sum. `i2vmon_queue_jobs_too_large` counts the queued jobs larger than the largest GPU served by the
+workers this host's data directory knows of (absent while no worker or no fresh sample is known).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from data import live
+from engine.submission import largest_served_gpu_bytes
 
 if TYPE_CHECKING:
     from api.app import ApiContext
@@ -142,6 +144,15 @@ class I2vmonCollector(Collector):
         for state, n in sorted(self.ctx.queue.counts().items()):
             family.add_metric([state], n)
         yield family
+        largest = largest_served_gpu_bytes(self.ctx.paths, self.ctx.settings.engine.safety_margin_gib)
+        if largest is None:  # no fresh sample or no worker announced: nothing to measure the jobs against
+            return
+        waiting = GaugeMetricFamily(
+            "i2vmon_queue_jobs_too_large",
+            "Queued jobs predicted to need more GPU memory than the largest GPU an engine worker serves can take: "
+            "they wait for a larger GPU's worker.")
+        waiting.add_metric([], self.ctx.queue.queued_larger_than(largest))
+        yield waiting
 
     def _aggregates(self) -> RunAggregates:
         with self._lock:

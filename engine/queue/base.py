@@ -26,6 +26,11 @@ class JobQueue(ABC):
         """Number of jobs in each state."""
 
     @abstractmethod
+    def queued_larger_than(self, reserved_bytes: int) -> int:
+        """Number of queued jobs no worker whose GPU holds `reserved_bytes` would claim: predicted to need
+        more, and not forced past the pre-flight (`claim`'s rule, the other way round)."""
+
+    @abstractmethod
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
               max_reserved_bytes: int | None = None) -> Job | None:
         """Atomically take the next queued job (highest priority, then earliest position). With

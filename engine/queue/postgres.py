@@ -189,6 +189,13 @@ class PostgresJobQueue(JobQueue):
             counts[row["state"]] = row["n"]
         return counts
 
+    def queued_larger_than(self, reserved_bytes: int) -> int:
+        row = self._con().execute(
+            "SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND (predicted->>'forced')::boolean IS NOT TRUE "
+            "AND (predicted->>'peak_reserved_bytes')::bigint > %s::bigint", (reserved_bytes,),
+        ).fetchone()
+        return int(row["n"])
+
     def events(self, job_id: str) -> list[dict]:
         rows = self._con().execute("SELECT at, state, message FROM job_events WHERE job_id = %s ORDER BY at, seq", (job_id,))
         return [{"at": r["at"], "state": r["state"], "message": r["message"]} for r in rows]

@@ -187,6 +187,14 @@ class SqliteJobQueue(JobQueue):
         return counts
 
     @_damage_is_unavailable
+    def queued_larger_than(self, reserved_bytes: int) -> int:
+        row = self._con().execute(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND COALESCE(json_extract(predicted, '$.forced'), 0) != 1 "
+            "AND json_extract(predicted, '$.peak_reserved_bytes') > ?", (reserved_bytes,),
+        ).fetchone()
+        return int(row[0])
+
+    @_damage_is_unavailable
     def events(self, job_id: str) -> list[dict]:
         rows = self._con().execute("SELECT at, state, message FROM job_events WHERE job_id = ? ORDER BY at, rowid", (job_id,))
         return [{"at": _ts(r["at"]), "state": r["state"], "message": r["message"]} for r in rows]

@@ -17,6 +17,7 @@ import uvicorn
 
 from api.app import create_app
 from data import live, parquet_store
+from engine.queue import JobParams, open_queue
 from synthetic_host import HOST, UUID0, free_port, png_bytes, run_record, write_live, write_runs
 
 GPU0 = f'gpu="0",hostname="{HOST}",model_name="NVIDIA H100 80GB HBM3",uuid="{UUID0}"'
@@ -87,6 +88,21 @@ def test_a_stale_sample_exports_no_gpu_gauges(client, paths):
     text = scrape(client)
     assert "DCGM_FI_DEV_GPU_UTIL{" not in text
     assert f'i2vmon_collector_last_sample_timestamp_seconds{{hostname="{HOST}"}}' in text
+
+
+def test_jobs_too_large_for_every_served_gpu_are_counted(client, settings, paths):
+    write_live(paths, gpus=2)  # two 80 GiB GPUs; a worker serves only GPU 1
+    live.write_worker(paths, live.WorkerPresence(host=HOST, gpu_index=1, pid=4242, worker_id="w1"))
+    queue = open_queue(settings)
+    gib = 2**30
+    queue.submit(JobParams(model="tiny", prompt="a cat"), "/in/a.png", job_id="huge", predicted={"peak_reserved_bytes": 90 * gib})
+    queue.submit(JobParams(model="tiny", prompt="a cat"), "/in/b.png", job_id="fits", predicted={"peak_reserved_bytes": 9 * gib})
+    assert "i2vmon_queue_jobs_too_large 1.0" in scrape(client)
+
+
+def test_no_too_large_count_without_a_serving_worker(client, paths):
+    write_live(paths, gpus=1)  # a sample, but no engine worker announced: nothing to measure jobs against
+    assert "i2vmon_queue_jobs_too_large" not in scrape(client)
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package `prometheus`)")

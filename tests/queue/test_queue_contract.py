@@ -83,6 +83,19 @@ def test_a_forced_or_unpredicted_job_is_taken_by_any_worker(queue):
     assert [queue.claim("w", 0, 30, max_reserved_bytes=2**30).id for _ in range(2)] == ["forced", "unpredicted"]
 
 
+def test_the_queue_counts_the_jobs_no_worker_of_a_gpu_size_would_take(queue):
+    gib = 2**30
+    queue.submit(PARAMS, "/in/big.png", job_id="big", predicted={"peak_reserved_bytes": 60 * gib})
+    queue.submit(PARAMS, "/in/small.png", job_id="small", predicted={"peak_reserved_bytes": 10 * gib})
+    queue.submit(PARAMS, "/in/f.png", job_id="forced", predicted={"peak_reserved_bytes": 90 * gib, "forced": True})
+    queue.submit(PARAMS, "/in/u.png", job_id="unpredicted", predicted={"peak_reserved_bytes": None})
+    assert queue.queued_larger_than(23 * gib) == 1
+    assert queue.queued_larger_than(5 * gib) == 2
+    assert queue.queued_larger_than(79 * gib) == 0
+    queue.claim("w80", 0, 30, max_reserved_bytes=79 * gib)  # the big one (first in line) runs: no longer waiting
+    assert queue.queued_larger_than(5 * gib) == 1
+
+
 def test_claim_order_follows_priority_then_position(queue):
     for job_id in ("a", "b", "c", "d"):
         submit(queue, job_id)

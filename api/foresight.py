@@ -11,7 +11,7 @@ from api.encode import plain
 from api.errors import responses
 from engine.foresight import predict, recommend
 from engine.submission import free_gpu_memory, run_history
-from engine.validation import InputError
+from engine.validation import MAX_GUIDANCE, InputError
 
 router = APIRouter(tags=["foresight"])
 
@@ -28,12 +28,14 @@ def predict_job(
     decode_chunk_size: int | None = Query(None, ge=1, le=10000),
     offload: Offload = Query("none"),
     gpu_name: str | None = Query(None, max_length=200, description="NVML name, or 'cpu' (default: the GPU here)"),
+    guidance: float | None = Query(None, ge=0, le=MAX_GUIDANCE,
+                                   description="guidance scale (default: the model's); 1 or less: no classifier-free guidance"),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     name = gpu_name if gpu_name is not None else free_gpu_memory(ctx.paths)[1]
     try:
         p = predict(model, height, width, frames, steps=steps, decode_chunk_size=decode_chunk_size, offload=offload,
-                    gpu_name=name, history=run_history(ctx.paths, model, name))
+                    gpu_name=name, history=run_history(ctx.paths, model, name), guidance=guidance)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return plain(p.to_dict())

@@ -172,7 +172,8 @@ def foresight_panel(spec: ModelSpec) -> None:
         st.warning(str(exc))
         params = None
     if params is not None:
-        key = tuple(sorted((k, params[k]) for k in ("height", "width", "frames", "steps", "decode_chunk_size", "offload")))
+        key = tuple(sorted((k, params[k]) for k in ("height", "width", "frames", "steps", "decode_chunk_size", "offload",
+                                                     "guidance")))
         decision = _preflight(root, spec.id, key, free, gpu_name, margin)
         p = decision.prediction
         c1, c2 = st.columns(2)

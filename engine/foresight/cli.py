@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryL
     p.add_argument("--decode-chunk-size", type=int, default=None, help="frames the VAE decodes at once")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     p.add_argument("--offload", choices=OFFLOAD_MODES, default="none")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="guidance scale (default: the model's); 1 or less runs without classifier-free guidance")
     p.add_argument("--gpu", metavar="NAME", default=None,
                    help="GPU name as NVML reports it, or 'cpu' (default: GPU 0 here, else the calibrated GPU)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -77,7 +79,7 @@ def handle_predict(args: argparse.Namespace) -> int:
     try:
         p = predict(args.model, args.height, args.width, args.frames, steps=args.steps,
                     decode_chunk_size=args.decode_chunk_size, offload=args.offload, gpu_name=name,
-                    history=_history(args))
+                    history=_history(args), guidance=args.guidance)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

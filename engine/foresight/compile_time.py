@@ -3,11 +3,11 @@ denoiser (1–3 minutes) and the VAE decoder (15–40 s) inside its first step a
 process, load the saved code (engine.precompile).
 
 Whether a shape is compiled is read from the history: a finished compiled run of the model at that
-height × width × frames on that GPU type, among the model's `KEPT_SHAPES` most recent compiled shapes (older
-artefacts are pruned). How long a compile takes: the median `compile_s` the model's runs on that GPU recorded,
+height × width × frames and denoiser batch (guidance on or off) on that GPU type, among the model's
+`KEPT_SHAPES` most recent compiled shapes (older artefacts are pruned). How long a compile takes: the median `compile_s` the model's runs on that GPU recorded,
 else the first compile measured beside the stock pipeline (calibration/speed.json, `first_compile_s`).
-Not seen from here: a compile cache emptied by hand, a change of speed parts or of guidance on/off (each
-compiles again), and a shape compiled on another host of a shared queue (counted as compiled here).
+Not seen from here: a compile cache emptied by hand, a change of speed parts (compiles again), and a shape
+compiled on another host of a shared queue (counted as compiled here).
 """
 
 from __future__ import annotations
@@ -15,22 +15,25 @@ from __future__ import annotations
 import statistics
 
 from engine.foresight.calibration import load_first_compile_seconds
+from engine.foresight.structure import structure_of
 from engine.foresight.timing import compile_seconds, finished_rows
 
 KEPT_SHAPES = 8  # engine.precompile.KEEP_PER_MODEL, read here without importing torch
 
 
 def first_compile_seconds(model: str, height: int, width: int, frames: int, gpu_name: str | None,
-                          history: list[dict] | None) -> tuple[float | None, str]:
-    """Seconds a compiled job at this shape will spend compiling (0.0 when it is compiled already; None when
-    nothing is known), and where the figure comes from."""
+                          history: list[dict] | None, batch: int | None = None) -> tuple[float | None, str]:
+    """Seconds a compiled job at this shape (and denoiser `batch`, the model's guided one unless given) will
+    spend compiling (0.0 when it is compiled already; None when nothing is known), and where the figure comes
+    from."""
+    structure = structure_of(model)
     rows = finished_rows(history, model, gpu_name, compiled=True)  # newest first, as the store returns them
-    recent: list[tuple[int, int, int]] = []
+    recent: list[tuple[int, int, int, int]] = []
     for row in rows:
-        shape = (int(row["height"]), int(row["width"]), int(row["frames"]))
+        shape = (int(row["height"]), int(row["width"]), int(row["frames"]), structure.batch_for(row.get("guidance")))
         if shape not in recent:
             recent.append(shape)
-    if (height, width, frames) in recent[:KEPT_SHAPES]:
+    if (height, width, frames, batch or structure.guidance_batch) in recent[:KEPT_SHAPES]:
         return 0.0, "compiled already"
     measured = [seconds for seconds in map(compile_seconds, rows) if seconds > 0]
     if measured:

@@ -159,9 +159,10 @@ register_cache(coefficients_for)
 
 
 def estimate_memory(structure: ModelStructure, coef: MemoryCoefficients, height: int, width: int, frames: int,
-                    chunk: int | None, offload: str = "none") -> MemoryEstimate:
-    """Peak allocated and reserved bytes of one run with these settings."""
-    den_f = np.array(structure.denoise_memory_features(height, width, frames))
+                    chunk: int | None, offload: str = "none", batch: int | None = None) -> MemoryEstimate:
+    """Peak allocated and reserved bytes of one run with these settings (`batch`: the denoiser's, see
+    `ModelStructure.batch_for`)."""
+    den_f = np.array(structure.denoise_memory_features(height, width, frames, batch))
     dec_f = np.array(structure.decode_memory_features(height, width, frames, chunk))
     den_a, den_r = float(den_f @ coef.denoise_allocated), float(den_f @ coef.denoise_reserved)
     dec_a, dec_r = float(dec_f @ coef.decode_allocated), float(dec_f @ coef.decode_reserved)
@@ -222,7 +223,7 @@ def history_correction(structure: ModelStructure, coef: MemoryCoefficients, hist
         if not alloc or not res:
             continue
         chunk = structure.effective_decode_chunk(f, row.get("decode_chunk_size"))
-        est = estimate_memory(structure, coef, h, w, f, chunk, offload)
+        est = estimate_memory(structure, coef, h, w, f, chunk, offload, structure.batch_for(row.get("guidance")))
         act_a = est.peak_allocated_bytes - est.weights_resident_bytes
         act_r = est.peak_reserved_bytes - est.weights_resident_bytes
         if act_a <= 0 or act_r <= 0:

@@ -47,6 +47,7 @@ class Prediction:
     notes: tuple[str, ...] = ()
     speed_mode: str = "off"  # 'compile' when the time is predicted for a compiled denoiser
     compile_s: float | None = None  # speed mode's first compile at this shape on this machine; 0.0: compiled
+    batch: int = 2  # the denoiser's batch: 2 with classifier-free guidance, 1 without (guidance ≤ 1)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats rounded for reading)."""
@@ -102,20 +103,25 @@ def near_points(structure: ModelStructure, rows: list[dict], height: int, width:
 def predict(model: str, height: int, width: int, frames: int, *, steps: int | None = None,
             decode_chunk_size: int | None = None, offload: str = "none", gpu_name: str | None = None,
             history: list[dict] | None = None, gpu_tflops: float | None = None,
-            include_holdout: bool = True, speed_mode: str | None = None) -> Prediction:
+            include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None) -> Prediction:
     """Peak memory and time of one job of registry model `model`; ValueError on bad settings.
 
     `gpu_name` is the NVML name of the GPU the job runs on ('cpu' for none). Left out, full-size models
     are predicted for the GPU they were calibrated on (noted), smoke-test models for the CPU.
     `history`: past run records (see timing.finished_rows); `gpu_tflops`: the GPU's measured fp16 matmul
     throughput, for a GPU never seen before. `include_holdout=False` leaves the held-out calibration points
-    out of the fit (the accuracy table in BENCHMARKS.md).
+    out of the fit (the accuracy table in BENCHMARKS.md). `guidance`: the job's guidance scale (None: the
+    model's default); at 1 or less the pipeline runs without classifier-free guidance, a batch of one.
     """
     structure = structure_of(model)
     structure.check(height, width, frames, steps, decode_chunk_size, offload)
     steps = steps or structure.default_steps
     chunk = structure.effective_decode_chunk(frames, decode_chunk_size)
+    batch = structure.batch_for(guidance)
     notes: list[str] = []
+    if batch < structure.guidance_batch:
+        notes.append(f"guidance {guidance:g}: no classifier-free guidance, so the denoiser runs a batch of one "
+                     f"instead of {structure.guidance_batch} (about half the activations and of each step's work)")
     if decode_chunk_size is not None and not structure.supports_decode_chunk:
         notes.append(f"{model} decodes the whole video in one VAE call; decode_chunk_size is ignored")
     if gpu_name is None:
@@ -141,7 +147,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         alloc = reserved = context = resident = 0.0
         phase = "denoise"
     else:
-        est = estimate_memory(structure, coef, height, width, frames, chunk, offload)
+        est = estimate_memory(structure, coef, height, width, frames, chunk, offload, batch)
         fa, fr, n_hist = history_correction(structure, coef, history or [], offload)
         resident = est.weights_resident_bytes
         alloc = resident + (est.peak_allocated_bytes - resident) * fa
@@ -157,7 +163,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     # Time
     compiled = _runs_compiled(speed_mode, gpu_name, offload)
     t = estimate_time(structure, height, width, frames, chunk, steps, offload, gpu_name, history, gpu_tflops,
-                      include_holdout, compiled)
+                      include_holdout, compiled, batch)
     if compiled and t.source != "no estimate" and not t.history_points:
         if t.speed_factor is not None:
             decode = f", its decode × {t.decode_factor:.2f}" if t.decode_factor is not None else ""
@@ -169,7 +175,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     compile_s = None
     seconds = t.seconds
     if compiled and t.source != "no estimate":
-        compile_s, compile_source = first_compile_seconds(model, height, width, frames, gpu_name, history)
+        compile_s, compile_source = first_compile_seconds(model, height, width, frames, gpu_name, history, batch)
         if compile_s:
             seconds = (seconds or 0.0) + compile_s
             notes.append(f"includes about {compile_s / 60:.1f} min compiling: the first job at {height}×{width}×"
@@ -208,6 +214,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         seconds=seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
         transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
         confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off", compile_s=compile_s,
+        batch=batch,
     )
 
 

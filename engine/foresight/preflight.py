@@ -158,7 +158,9 @@ def preflight(model: str, params: dict[str, Any], free_bytes: int | None, *, saf
     structure = structure_of(model)
     settings = job_params(structure, params)
     gpu_name = gpu_name or params.get("gpu_name")
-    kwargs = {"gpu_name": gpu_name, "history": history, "gpu_tflops": gpu_tflops}
+    guidance = params.get("guidance")
+    kwargs = {"gpu_name": gpu_name, "history": history, "gpu_tflops": gpu_tflops,
+              "guidance": None if guidance is None else float(guidance)}
     p = predict(model, settings["height"], settings["width"], settings["frames"], steps=settings["steps"],
                 decode_chunk_size=settings["decode_chunk_size"], offload=settings["offload"], **kwargs)
     required = p.required_free_gib + safety_margin_gib

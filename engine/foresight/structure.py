@@ -9,7 +9,8 @@ full-size pipelines are built from):
   uses patch size 1, so a video of F = 8k+1 frames is (k+1) × (H/32) × (W/32) tokens.
 
 All four run classifier-free guidance as one batch of two (`torch.cat([latents] * 2)` in the stock
-pipelines), which doubles every activation of the denoiser.
+pipelines), which doubles every activation of the denoiser and the work of every step — where it runs: the
+stock pipelines skip it for a guidance scale of 1 or less (SVD: its largest), and then the batch is one.
 
 Features are the quantities the formula is linear in (memory.py, timing.py); they live here because they
 are the structure.
@@ -98,14 +99,20 @@ class ModelStructure:
     def latent_area(self, height: int, width: int) -> int:
         return (height // self.spatial_factor) * (width // self.spatial_factor)
 
-    def denoise_elements(self, height: int, width: int, frames: int) -> int:
-        """Latent positions the denoiser processes per step: guidance batch × latent frames × latent area."""
-        return self.guidance_batch * self.latent_frames(frames) * self.latent_area(height, width)
+    def batch_for(self, guidance: float | None) -> int:
+        """The denoiser's batch for a job of this guidance scale (None: the model's default, guided): the stock
+        pipelines run classifier-free guidance, a batch of `guidance_batch`, only for a scale above 1."""
+        return self.guidance_batch if guidance is None or guidance > 1 else 1
 
-    def denoise_memory_features(self, height: int, width: int, frames: int) -> list[float]:
+    def denoise_elements(self, height: int, width: int, frames: int, batch: int | None = None) -> int:
+        """Latent positions the denoiser processes per step: batch (`guidance_batch` unless given) × latent
+        frames × latent area."""
+        return (batch or self.guidance_batch) * self.latent_frames(frames) * self.latent_area(height, width)
+
+    def denoise_memory_features(self, height: int, width: int, frames: int, batch: int | None = None) -> list[float]:
         """Activations of one denoiser call grow linearly with the positions it processes (attention runs
         through PyTorch's fused SDPA, which keeps no seq×seq matrix)."""
-        return [1.0, float(self.denoise_elements(height, width, frames))]
+        return [1.0, float(self.denoise_elements(height, width, frames, batch))]
 
     def decode_memory_features(self, height: int, width: int, frames: int, chunk: int | None) -> list[float]:
         """VAE decode: activations for the frames decoded at once (chunk × frame area; the whole video for
@@ -115,11 +122,11 @@ class ModelStructure:
             return [1.0, float(frames * pixels), 0.0]
         return [1.0, float(chunk * pixels), float(frames * pixels)]
 
-    def step_time_features(self, height: int, width: int, frames: int) -> list[float]:
+    def step_time_features(self, height: int, width: int, frames: int, batch: int | None = None) -> list[float]:
         """One denoising step: a fixed cost, work linear in positions, and attention, whose cost per position
         grows with the sequence it attends over (latent area per frame for the UNets, the whole video's
         tokens for the DiT)."""
-        n = float(self.denoise_elements(height, width, frames))
+        n = float(self.denoise_elements(height, width, frames, batch))
         sequence = self.latent_area(height, width)
         if self.family == "dit":
             sequence *= self.latent_frames(frames)

@@ -68,8 +68,8 @@ class TimeCurve:
     encode_scale: float = 1.0
     warmup_s: float = 0.0
 
-    def s_per_step(self, structure: ModelStructure, h: int, w: int, f: int) -> float:
-        return self.step_scale * float(np.dot(structure.step_time_features(h, w, f), self.step))
+    def s_per_step(self, structure: ModelStructure, h: int, w: int, f: int, batch: int | None = None) -> float:
+        return self.step_scale * float(np.dot(structure.step_time_features(h, w, f, batch), self.step))
 
     def decode_s(self, structure: ModelStructure, h: int, w: int, f: int, chunk: int | None) -> float:
         return self.decode_scale * float(np.dot(structure.decode_time_features(h, w, f, chunk), self.decode))
@@ -218,9 +218,12 @@ def _learn_from_history(structure: ModelStructure, base: TimeCurve | None, rows:
         f = int(row["frames"])
         return int(row["height"]), int(row["width"]), f, structure.effective_decode_chunk(f, row.get("decode_chunk_size"))
 
+    def step_dims(row: dict) -> tuple[int, int, int, int]:  # a run without guidance stepped a batch of one
+        return *dims(row)[:3], structure.batch_for(row.get("guidance"))
+
     dec_rows = [r for r in rows if isinstance(r.get("decode_s"), (int, float)) and r["decode_s"] > 0]
     if base is not None and len(rows) < HISTORY_REFIT_MIN:
-        step_r = [r["s_per_step"] / max(base.s_per_step(structure, *dims(r)[:3]), 1e-9) for r in rows]
+        step_r = [r["s_per_step"] / max(base.s_per_step(structure, *step_dims(r)), 1e-9) for r in rows]
         dec_r = [r["decode_s"] / max(base.decode_s(structure, *dims(r)), 1e-9) for r in dec_rows]
         return dataclasses.replace(
             base,
@@ -228,7 +231,7 @@ def _learn_from_history(structure: ModelStructure, base: TimeCurve | None, rows:
             decode_scale=base.decode_scale * (1.0 + sum(dec_r)) / (1.0 + len(dec_r)),
         )
 
-    step_x = [structure.step_time_features(*dims(r)[:3]) for r in rows]
+    step_x = [structure.step_time_features(*step_dims(r)) for r in rows]
     step_y = [float(r["s_per_step"]) for r in rows]
     dec_x = [structure.decode_time_features(*dims(r)) for r in dec_rows]
     dec_y = [float(r["decode_s"]) for r in dec_rows]
@@ -349,8 +352,9 @@ def _offload_costs(structure: ModelStructure, base: TimeCurve | None, offload: s
 def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int | None, steps: int,
                   offload: str, gpu_name: str | None, history: list[dict] | None = None,
                   gpu_tflops: float | None = None, include_holdout: bool = True,
-                  compiled: bool = False) -> TimeEstimate:
-    """Predicted seconds for one run; see the module docstring for where they come from."""
+                  compiled: bool = False, batch: int | None = None) -> TimeEstimate:
+    """Predicted seconds for one run (`batch`: the denoiser's, see `ModelStructure.batch_for`); see the module
+    docstring for where they come from."""
     base, source = _base_curve(structure.id, structure, gpu_name, history, gpu_tflops, include_holdout)
     rows = finished_rows(history, structure.id, gpu_name, compiled)
     curve = base
@@ -364,7 +368,7 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
     at_measured_pace = compiled and not rows  # compiled runs in the history carry their own pace
     factor = load_speed_factors("step").get(structure.id) if at_measured_pace else None
     decode_factor = load_speed_factors("decode").get(structure.id) if at_measured_pace else None
-    s_step = curve.s_per_step(structure, h, w, f) * (factor or 1.0) + per_step
+    s_step = curve.s_per_step(structure, h, w, f, batch) * (factor or 1.0) + per_step
     decode = curve.decode_s(structure, h, w, f, chunk) * (decode_factor or 1.0)
     encode = curve.encode_s(structure, h, w)
     seconds = encode + curve.warmup_s + steps * s_step + decode + (once or 0.0)

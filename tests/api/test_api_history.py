@@ -80,6 +80,9 @@ def test_predict_and_recommend(client, paths):
     assert p["gpu_name"] == H100 and p["peak_reserved_gib"] > 1 and p["memory_source"].startswith("calibration")
     r = client.get("/api/predict", params={"model": "nope", "height": 64, "width": 64, "frames": 2})
     assert r.status_code == 400 and "unknown model 'nope'" in r.json()["detail"]
+    plain = client.get("/api/predict", params={"model": "svd", "height": 576, "width": 1024, "frames": 14,
+                                               "guidance": 1.0}).json()
+    assert (p["batch"], plain["batch"]) == (2, 1) and plain["s_per_step"] < p["s_per_step"]
 
     rec = client.get("/api/recommend", params={"model": "svd"}).json()
     assert rec["fits"] and rec["free_gib"] == 20.0 and rec["prediction"]["required_free_gib"] + 1.0 <= 20.0

@@ -42,3 +42,11 @@ def test_a_store_written_before_speed_mode_existed_still_gives_history(tmp_path)
     rows = Store(paths).similar_runs("svd", None)
     assert len(rows) == 4
     assert all(r["speed_mode"] is None and r["s_per_step"] is not None for r in rows)
+
+
+def test_similar_runs_carry_each_run_s_guidance(tmp_path):
+    # A run without classifier-free guidance (scale ≤ 1) stepped half the batch: the predictor must know which.
+    paths = DataPaths(tmp_path).ensure()
+    records = [dataclasses.replace(r, guidance=g) for r, g in zip(succeeded_runs(2), (1.0, 7.5))]
+    write_rows(paths, "runs", records, "h")
+    assert sorted(r["guidance"] for r in Store(paths).similar_runs("svd", None)) == [1.0, 7.5]

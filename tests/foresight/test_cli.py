@@ -140,3 +140,12 @@ def test_predict_text_names_the_first_compile_a_new_shape_pays_in_speed_mode(syn
                 history=lambda *a: []) == 0
     out = capsys.readouterr().out
     assert "+ first compile 140.0 s" in out and "compiling" in out
+
+
+def test_predict_takes_the_guidance_scale(synthetic, capsys):
+    argv = ["predict", "--model", "svd", "--height", "576", "--width", "1024", "--frames", "14", "--gpu", H100, "--json"]
+    assert main(argv) == 0
+    guided = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--guidance", "1"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert (guided["batch"], plain["batch"]) == (2, 1) and plain["seconds"] < guided["seconds"]

@@ -45,9 +45,6 @@ def main() -> int:
     parser.add_argument("--warm-start", action="store_true",
                         help="with --cold: run the setting briefly first, as a starting worker does (engine.warm_start)")
     parser.add_argument("--fp8", action="store_true", help="then speed mode with its opt-in fp8 part, on a fresh pipeline")
-    parser.add_argument("--compare-step-sync", action="store_true",
-                        help="also time each arm with every step CUDA-synchronised (how the engine timed steps before "
-                             "its CUDA-event marks), logged as \"… (steps synchronised)\"")
     args = parser.parse_args()
     if args.fp8 and args.cold:
         parser.error("--fp8 compares against the stock arm of the same process; run it without --cold")
@@ -59,7 +56,7 @@ def main() -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from config import Settings
-    from engine.pipelines.clock import HostMarks, StageClock, step_marks
+    from engine.pipelines.clock import StageClock
     from engine.queue.models import JobParams
     from engine.random_pipelines import build_random_pipeline
     from engine.registry import get_model
@@ -90,8 +87,8 @@ def main() -> int:
     log("built", seconds=time.perf_counter() - started, gpu=torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", torch=torch.__version__)
     image = Image.fromarray((np.random.default_rng(0).random((params.height, params.width, 3)) * 255).astype("uint8"))
 
-    def run(steps: int, synced: bool = False) -> dict:
-        clock = StageClock(sync=sync, marks=HostMarks(sync) if synced else step_marks(args.device))
+    def run(steps: int) -> dict:
+        clock = StageClock(sync=sync)
         clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
         call = dataclasses.replace(params, steps=steps)
         sync()
@@ -137,9 +134,6 @@ def main() -> int:
         for r in stock:
             log("stock", **summary(r), step_tflops=step_tflop / r["s_per_step"],
                 percent_of_peak=100 * step_tflop / r["s_per_step"] / peak)
-        if args.compare_step_sync:
-            for _ in range(args.repeats):
-                log("stock (steps synchronised)", **summary(run(params.steps, synced=True)))
 
     def measure_arm(name: str, label: Callable[[], str]) -> None:
         """The first job, then `--repeats` warm jobs of the pipeline as it is now, logged as "<name> …"."""
@@ -161,11 +155,6 @@ def main() -> int:
             log(f"{name} warm job", label=label(), **summary(r), **extra)
         log(f"{name} cold/warm", first_over_warm=first["call_s"] / statistics.median(r["call_s"] for r in warm),
             peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None)
-        if args.compare_step_sync and not args.cold:
-            for _ in range(args.repeats):
-                r = run(params.steps, synced=True)
-                log(f"{name} warm job (steps synchronised)", label=label(), **summary(r),
-                    speedup_vs_synchronised_stock_call=statistics.median(s["call_s"] for s in stock) / r["call_s"])
 
     parts = SpeedParts.from_settings(Settings().engine, "cuda:0") if args.device == "cuda" else SpeedParts()
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from data.atomic import DiskFullError
 from data.paths import DataPaths, data_paths
 from data.schemas import AlertEvent
 from engine.eta import remaining_seconds
-from engine.pipelines.clock import JobCancelled, StageClock, step_marks
+from engine.pipelines.clock import JobCancelled, StageClock
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
 from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE, Job, QueueDiskFull
@@ -263,7 +263,7 @@ class Worker:
     def process(self, job: Job) -> Job:
         log.info("job %s: %s %dx%dx%d, %d steps", job.id, job.model, job.params.height, job.params.width, job.params.frames, job.params.steps)
         sync = _cuda_sync(self.device.name)
-        clock = StageClock(sync=sync, marks=step_marks(self.device.name))
+        clock = StageClock(sync=sync)
         beat = Heartbeat(self, job, clock)
         clock.should_cancel = lambda: STOPPING_REASON if self.stopping.is_set() else beat.cancel_reason
         _reset_peak_memory(self.device.name)

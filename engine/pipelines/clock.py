@@ -7,20 +7,16 @@ pipeline call the stages partition the time exactly:
     call start ── encoders (text_encoding, image_encoding) + gaps (prepare_latents) ──
     first denoiser call ── denoising_loop ── last denoiser call ends ── decode_video ── call end
 
-A stage's time is the GPU's time, not the time to queue kernels. The stages around the loop are
-CUDA-synchronised at their boundaries (a few per job). The steps are not: a synchronisation drains the
-GPU's queue, and until the host has run the scheduler, Dynamo's guards and the first launches of the next
-step the GPU idles — measured at 7–10 ms a step on an H100/H200, 4–6% of a compiled step. Each step's start
-and end are marks in the GPU's stream instead (`step_marks`: CUDA events), read a step late: when a step
-ends on the host, the previous step is measured by waiting for this step's start mark, while this step's
-work stays queued. Progress therefore trails the GPU by at most the step being queued.
+On a GPU each boundary is CUDA-synchronised, so a stage's time is the GPU's time, not the
+time to queue kernels: one synchronisation per step, which costs microseconds against a
+step of tenths of a second.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator
 
 from engine.faults import failpoint
 
@@ -32,64 +28,15 @@ class JobCancelled(Exception):
         self.stage = stage
 
 
-class Marks(Protocol):
-    """Points in the work queued on the device, and the device's seconds between two of them."""
-
-    def mark(self) -> Any: ...
-
-    def seconds(self, start: Any, end: Any) -> float:
-        """Waits until the work queued before `end` has run."""
-
-
-class HostMarks:
-    """The host's clock after `sync`: exact where work runs as it is called (the CPU); on a GPU each mark
-    drains the queue (how steps were timed before `CudaMarks`)."""
-
-    def __init__(self, sync: Callable[[], None] = lambda: None) -> None:
-        self.sync = sync
-
-    def mark(self) -> float:
-        self.sync()
-        return time.perf_counter()
-
-    def seconds(self, start: float, end: float) -> float:
-        return end - start
-
-
-class CudaMarks:
-    """CUDA events recorded in the current stream: marking does not wait for the GPU."""
-
-    def __init__(self) -> None:
-        import torch
-
-        self._event = lambda: torch.cuda.Event(enable_timing=True)
-
-    def mark(self) -> Any:
-        event = self._event()
-        event.record()
-        return event
-
-    def seconds(self, start: Any, end: Any) -> float:
-        end.synchronize()
-        return start.elapsed_time(end) / 1000.0
-
-
-def step_marks(device: str) -> Marks:
-    """`CudaMarks` on a CUDA device, the host's clock elsewhere."""
-    return CudaMarks() if device.startswith("cuda") else HostMarks()
-
-
 class StageClock:
     def __init__(
         self,
         *,
         sync: Callable[[], None] = lambda: None,
-        marks: Marks | None = None,
         should_cancel: Callable[[], str | None] = lambda: None,
         on_progress: Callable[["StageClock"], None] = lambda clock: None,
     ) -> None:
         self.sync = sync
-        self.marks = marks or HostMarks(sync)
         self.should_cancel = should_cancel
         self.on_progress = on_progress
         self.stages: dict[str, float] = {}
@@ -101,8 +48,9 @@ class StageClock:
         self._in_call = False
         self._call_start = 0.0
         self._encoder_time_in_call = 0.0
-        self._step_starts: list[Any] = []  # one mark per denoiser call; the first is the loop's start
-        self._loop_end: Any = None  # a mark: the last denoiser call's end
+        self._loop_start: float | None = None
+        self._loop_end: float | None = None
+        self._step_start: float | None = None
         self._active: str | None = None
         self._active_start = 0.0
 
@@ -136,23 +84,15 @@ class StageClock:
         try:
             yield
         finally:
-            final = self.marks.mark()
             self.sync()
             end = time.perf_counter()
             self._in_call = False
-            before_loop = end - self._call_start - self._encoder_time_in_call
-            try:
-                if self._step_starts:
-                    loop_end = self._loop_end if self._loop_end is not None else final
-                    self._measure_steps(until=loop_end)
-                    loop = self.marks.seconds(self._step_starts[0], loop_end)
-                    decode = self.marks.seconds(loop_end, final)
-                    self._add("denoising_loop", loop)
-                    self._add("decode_video", decode)
-                    before_loop -= loop + decode
-            except Exception:  # noqa: BLE001 — a broken CUDA context: the call's own error is the one to raise
-                pass
-            self._add("prepare_latents", max(0.0, before_loop))
+            loop_start = self._loop_start if self._loop_start is not None else end
+            loop_end = self._loop_end if self._loop_end is not None else end
+            self._add("prepare_latents", max(0.0, loop_start - self._call_start - self._encoder_time_in_call))
+            if self._loop_start is not None:
+                self._add("denoising_loop", loop_end - loop_start)
+                self._add("decode_video", end - loop_end)
 
     def _add(self, name: str, seconds: float) -> None:
         self.stages[name] = self.stages.get(name, 0.0) + seconds
@@ -194,7 +134,7 @@ class StageClock:
         self._restore.clear()
 
     def _encoder_start(self, stage: str) -> None:
-        if not self._in_call or self._step_starts or self._active is not None:
+        if not self._in_call or self._loop_start is not None or self._active is not None:
             return
         self._enter(stage)
         failpoint(stage)
@@ -214,27 +154,27 @@ class StageClock:
     def _step_begin(self) -> None:
         if (reason := self.should_cancel()) is not None:
             raise JobCancelled(reason, "denoising_loop")
-        if not self._step_starts:
+        self.sync()
+        now = time.perf_counter()
+        if self._step_start is not None and self.step_times:
+            # The previous step's full iteration: denoiser, guidance and scheduler update.
+            self.step_times[-1] = now - self._step_start
+        if self._loop_start is None:
             self._enter("denoising_loop")
             failpoint("denoising_loop")
+            self.sync()
+            now = time.perf_counter()
+            self._loop_start = now
         failpoint("denoising_step")
-        self._step_starts.append(self.marks.mark())
+        self._step_start = now
 
     def _step_end(self) -> None:
-        self._loop_end = self.marks.mark()
-        # Every step before this one, each its full iteration (denoiser, guidance, scheduler update) up to the
-        # next one's start; waiting for this step's start leaves its queued work running.
-        self._measure_steps(until=None)
+        self.sync()
+        now = time.perf_counter()
+        if self._step_start is not None:
+            self.step_times.append(now - self._step_start)
+        self._loop_end = now
         self.on_progress(self)
-
-    def _measure_steps(self, *, until: Any) -> None:
-        """Step times for the calls begun so far but the last; with `until` (the loop's end), the last too."""
-        starts = self._step_starts
-        while len(self.step_times) < len(starts) - 1:
-            i = len(self.step_times)
-            self.step_times.append(self.marks.seconds(starts[i], starts[i + 1]))
-        if until is not None and len(self.step_times) < len(starts):
-            self.step_times.append(self.marks.seconds(starts[-1], until))
 
     def _decode_start(self, _stage: str) -> None:
         if self.current != "decode_video":

@@ -47,13 +47,15 @@ def recommend_settings(
     gpu: int = Query(0, ge=0, le=1023, description="GPU index"),
     time_budget_s: float | None = Query(None, gt=0, le=1e6, description="seconds the job may take"),
     safety_margin_gib: float | None = Query(None, ge=0, le=1024, description="GiB left free (default: the engine setting)"),
+    guidance: float | None = Query(None, ge=0, le=MAX_GUIDANCE,
+                                   description="guidance scale (default: the model's); 1 or less: no classifier-free guidance"),
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     free, name = free_gpu_memory(ctx.paths, gpu)
     margin = ctx.settings.engine.safety_margin_gib if safety_margin_gib is None else safety_margin_gib
     try:
         rec = recommend(model, free, gpu_name=name, time_budget_s=time_budget_s, safety_margin_gib=margin,
-                        history=run_history(ctx.paths, model, name))
+                        history=run_history(ctx.paths, model, name), guidance=guidance)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return plain(rec.to_dict() | {"gpu_index": gpu, "free_gib": None if free is None else round(free / 2**30, 3)})

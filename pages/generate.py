@@ -93,11 +93,12 @@ def _preflight(root: str, model: str, params: tuple, free: int | None, gpu_name:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _recommend(root: str, model: str, free: int | None, gpu_name: str | None, margin: float):
+def _recommend(root: str, model: str, free: int | None, gpu_name: str | None, margin: float,
+               guidance: float | None):
     from engine.foresight import recommend
 
     return recommend(model, free, gpu_name=gpu_name, time_budget_s=None, safety_margin_gib=margin,
-                     history=_history(root, model, gpu_name))
+                     history=_history(root, model, gpu_name), guidance=guidance)
 
 
 def _raw_params(spec: ModelSpec) -> dict:
@@ -193,7 +194,7 @@ def foresight_panel(spec: ModelSpec) -> None:
             st.caption(decision.message)
         else:
             st.error(decision.message)
-    rec = _recommend(root, spec.id, free, gpu_name, margin)
+    rec = _recommend(root, spec.id, free, gpu_name, margin, params["guidance"] if params is not None else None)
     same = params is not None and all(params.get(k) == v for k, v in rec.params.items())
     st.info(f"**Recommended:** {_params_text(rec.params)} — {rec.reason}", icon="💡")
     st.button("Apply recommendation", key="gen_apply_rec", on_click=_apply, args=(dict(rec.params),),

@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryL
     r.add_argument("--time-budget", metavar="S", type=float, default=None, help="seconds the job may take")
     r.add_argument("--safety-margin", metavar="GIB", type=float, default=1.0,
                    help="GiB left free beyond the prediction (default 1.0)")
+    r.add_argument("--guidance", type=float, default=None,
+                   help="guidance scale (default: the model's); 1 or less runs without classifier-free guidance")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(func=handle_recommend, foresight_history=history_loader)
 
@@ -98,7 +100,7 @@ def handle_recommend(args: argparse.Namespace) -> int:
     name = gpu_name(args.gpu) if free is not None else None
     try:
         rec = recommend(args.model, free, gpu_name=name, time_budget_s=args.time_budget,
-                        safety_margin_gib=args.safety_margin, history=_history(args))
+                        safety_margin_gib=args.safety_margin, history=_history(args), guidance=args.guidance)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -43,12 +43,14 @@ def _predict(model: str, params: dict[str, Any], kwargs: dict[str, Any]) -> Pred
 
 def recommend(model: str, free_bytes: int | None, *, gpu_name: str | None = None,
               time_budget_s: float | None = None, safety_margin_gib: float = 1.0,
-              history: list[dict] | None = None, gpu_tflops: float | None = None) -> Recommendation:
-    """The best settings of `model` for `free_bytes` free on the GPU (None: no reading, the defaults)."""
+              history: list[dict] | None = None, gpu_tflops: float | None = None,
+              guidance: float | None = None) -> Recommendation:
+    """The best settings of `model` for `free_bytes` free on the GPU (None: no reading, the defaults), for a job
+    of guidance scale `guidance` (None: the model's default; 1 or less runs a batch of one, see `predict`)."""
     structure = structure_of(model)
     if time_budget_s is not None and time_budget_s <= 0:
         raise ValueError(f"time budget {time_budget_s} s must be positive")
-    kwargs = {"gpu_name": gpu_name, "history": history, "gpu_tflops": gpu_tflops}
+    kwargs = {"gpu_name": gpu_name, "history": history, "gpu_tflops": gpu_tflops, "guidance": guidance}
     defaults = {
         "height": structure.default_height, "width": structure.default_width,
         "frames": structure.default_frames, "steps": structure.default_steps,

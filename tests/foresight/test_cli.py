@@ -142,6 +142,17 @@ def test_predict_text_names_the_first_compile_a_new_shape_pays_in_speed_mode(syn
     assert "+ first compile 140.0 s" in out and "compiling" in out
 
 
+def test_recommend_takes_the_guidance_scale(synthetic, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "free_memory_bytes", lambda index: 10 * 2**30)
+    monkeypatch.setattr(cli, "gpu_name", lambda index: H100)
+    argv = ["recommend", "--model", "i2vgen-xl", "--json"]
+    assert main(argv) == 0
+    guided = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--guidance", "1"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert (guided["prediction"]["batch"], plain["prediction"]["batch"]) == (2, 1)
+
+
 def test_predict_takes_the_guidance_scale(synthetic, capsys):
     argv = ["predict", "--model", "svd", "--height", "576", "--width", "1024", "--frames", "14", "--gpu", H100, "--json"]
     assert main(argv) == 0

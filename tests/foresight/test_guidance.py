@@ -87,3 +87,15 @@ def test_preflight_checks_a_job_at_its_guidance(synthetic):
     plain = preflight("svd", {**params, "guidance": 1.0}, 80 * GIB, gpu_name=H100)
     assert plain.prediction.batch == 1 and guided.prediction.batch == 2
     assert plain.required_gib < guided.required_gib
+
+
+def test_the_recommendation_for_a_job_without_guidance_is_sized_for_its_batch(synthetic):
+    from engine.foresight import recommend
+
+    frames = {}
+    for guidance in (None, 1.0):
+        r = recommend("i2vgen-xl", int(10 * GIB), gpu_name=H100, guidance=guidance)
+        assert r.fits and r.prediction.batch == (1 if guidance else 2)
+        assert (r.params["height"], r.params["width"]) == (704, 1280)
+        frames[guidance] = r.params["frames"]
+    assert frames[1.0] > frames[None]  # half the activations a frame: more frames fit

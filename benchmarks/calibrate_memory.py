@@ -201,7 +201,10 @@ def module_bytes(module) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: int | None, steps: int):
+def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: int | None, steps: int,
+                guidance: float | None = None):
+    """The stock pipeline's arguments for one point; `guidance` (None: the pipeline's default) as the engine
+    passes it (SVD: the largest scale of its ramp)."""
     import numpy as np
     from PIL import Image
 
@@ -218,11 +221,16 @@ def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: i
         kwargs.update(prompt=PROMPT)
     else:
         raise ValueError(f"no call recipe for {pipeline}")
+    if guidance is not None:
+        if pipeline == "StableVideoDiffusionPipeline":
+            kwargs.update(min_guidance_scale=min(1.0, guidance), max_guidance_scale=guidance)
+        else:
+            kwargs.update(guidance_scale=guidance)
     return kwargs
 
 
 def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chunk: int | None, steps: int,
-              cuda: bool, nvml: Nvml, nvml_baseline: int | None) -> dict:
+              cuda: bool, nvml: Nvml, nvml_baseline: int | None, guidance: float | None = None) -> dict:
     """Run the pipeline once; phase-split peaks and timings."""
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -248,7 +256,7 @@ def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chu
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     handles = [denoiser.register_forward_pre_hook(pre_hook), denoiser.register_forward_hook(post_hook)]
-    kwargs = call_kwargs(model, pipe, height, width, frames, chunk, steps)
+    kwargs = call_kwargs(model, pipe, height, width, frames, chunk, steps, guidance)
     generator = torch.Generator("cpu").manual_seed(0)
     row: dict = {}
     sync()

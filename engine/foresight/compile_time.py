@@ -4,8 +4,9 @@ process, load the saved code (engine.precompile).
 
 Whether a shape is compiled is read from the history: a finished compiled run of the model at that
 height × width × frames and denoiser batch (guidance on or off) on that GPU type, among the model's
-`KEPT_SHAPES` most recent compiled shapes (older artefacts are pruned). How long a compile takes: the median `compile_s` the model's runs on that GPU recorded,
-else the first compile measured beside the stock pipeline (calibration/speed.json, `first_compile_s`).
+`KEPT_SHAPES` most recent compiled shapes (older artefacts are pruned). How long a compile takes: the median
+`compile_s` the model's runs on that GPU recorded, else the first compile measured beside the stock pipeline
+(calibration/speed.json, `first_compile_s`).
 Not seen from here: a compile cache emptied by hand, a change of speed parts (compiles again), and a shape
 compiled on another host of a shared queue (counted as compiled here).
 """

@@ -186,6 +186,10 @@ def foresight_panel(spec: ModelSpec) -> None:
         if p.compile_s:
             st.caption(f"⏱ First job at this resolution here: about {fmt.seconds(p.compile_s)} of it is compiling "
                        "(once per machine; later jobs load the compiled model).")
+        if p.batch == 1:
+            st.caption(f"Guidance {params['guidance']:g}: no classifier-free guidance, so the model runs once per "
+                       "step instead of twice — about half the time and activation memory, and the video follows "
+                       "the prompt and image conditioning less strongly. Above 1 turns it on.")
         if free is not None and p.required_free_gib:
             need = (p.required_free_gib + margin) * 2**30
             st.progress(min(1.0, need / free) if free else 1.0,

@@ -73,6 +73,20 @@ def test_a_full_size_model_s_prediction_says_its_first_job_here_compiles(page, m
         [c.value for c in at.caption]
 
 
+def test_guidance_of_one_or_less_is_predicted_and_explained_as_a_single_pass(page):
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("svd")
+    at.run()
+    guided_time = next(m.value for m in at.metric if m.label == "Predicted time")
+    assert not any("no classifier-free guidance" in c.value for c in at.caption)
+    at.number_input(key="gen_guidance").set_value(1.0)
+    at.run()
+    no_exception(at)
+    assert any("no classifier-free guidance" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert next(m.value for m in at.metric if m.label == "Predicted time") != guided_time
+
+
 def test_custom_resolution_and_validation_message(page):
     at = page("generate")
     at.run()

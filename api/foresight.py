@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -16,6 +16,8 @@ from engine.validation import MAX_GUIDANCE, InputError
 router = APIRouter(tags=["foresight"])
 
 Offload = Literal["none", "model", "sequential"]
+Guidance = Annotated[float | None, Query(ge=0, le=MAX_GUIDANCE, description="guidance scale (default: the model's); "
+                                         "1 or less: no classifier-free guidance")]
 
 
 @router.get("/api/predict", responses=responses(400), summary="predict a job's peak GPU memory and time")
@@ -28,8 +30,7 @@ def predict_job(
     decode_chunk_size: int | None = Query(None, ge=1, le=10000),
     offload: Offload = Query("none"),
     gpu_name: str | None = Query(None, max_length=200, description="NVML name, or 'cpu' (default: the GPU here)"),
-    guidance: float | None = Query(None, ge=0, le=MAX_GUIDANCE,
-                                   description="guidance scale (default: the model's); 1 or less: no classifier-free guidance"),
+    guidance: Guidance = None,
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     name = gpu_name if gpu_name is not None else free_gpu_memory(ctx.paths)[1]
@@ -47,8 +48,7 @@ def recommend_settings(
     gpu: int = Query(0, ge=0, le=1023, description="GPU index"),
     time_budget_s: float | None = Query(None, gt=0, le=1e6, description="seconds the job may take"),
     safety_margin_gib: float | None = Query(None, ge=0, le=1024, description="GiB left free (default: the engine setting)"),
-    guidance: float | None = Query(None, ge=0, le=MAX_GUIDANCE,
-                                   description="guidance scale (default: the model's); 1 or less: no classifier-free guidance"),
+    guidance: Guidance = None,
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     free, name = free_gpu_memory(ctx.paths, gpu)

@@ -96,21 +96,21 @@ class AppliedSpeed:
     denoiser: Any = None
     decoder: Any = None  # the VAE's decoder, compiled, when the `vae` part applied
 
+    def _forwards(self) -> list[tuple[str, Any]]:
+        """The compiled modules' forwards by name: `PrecompiledDenoiser`s where saved artefacts are on."""
+        return [("denoiser", getattr(self.denoiser, "forward", None)), ("decoder", getattr(self.decoder, "forward", None))]
+
     @property
     def compiling(self) -> str | None:
         """Which module is being compiled for a new shape right now — "denoiser" (minutes, once per machine)
         or "decoder" (seconds) — or None."""
-        for name, module in (("denoiser", self.denoiser), ("decoder", self.decoder)):
-            if getattr(getattr(module, "forward", None), "compiling", False):
-                return name
-        return None
+        return next((name for name, forward in self._forwards() if getattr(forward, "compiling", False)), None)
 
     @property
     def compile_seconds(self) -> float:
         """Seconds the denoiser and the decoder have spent compiling new shapes in this process (precompiled
         ones; a torch.compile fallback's recompiles are not counted)."""
-        return sum(getattr(getattr(module, "forward", None), "compile_seconds", 0.0)
-                   for module in (self.denoiser, self.decoder))
+        return sum(getattr(forward, "compile_seconds", 0.0) for _, forward in self._forwards())
 
     @property
     def label(self) -> str:

@@ -60,12 +60,18 @@ def free_gpu_memory(paths: DataPaths, gpu_index: int | None = None) -> tuple[int
     return best.memory_free_bytes + held, best.gpu_name
 
 
+def job_reserve_limit(total_memory_bytes: int, margin_gib: float) -> int:
+    """The largest predicted reserve a worker takes a job with on a GPU of this much memory: all of it less the
+    pre-flight's safety margin (CUDA's context lives in it). `JobQueue.claim`'s `max_reserved_bytes`."""
+    return total_memory_bytes - int(margin_gib * 2**30)
+
+
 def largest_served_gpu_bytes(paths: DataPaths, margin_gib: float) -> int | None:
-    """The largest job reserve (GPU memory less the safety margin) any announced engine worker's GPU can take, by
-    the collector's fresh samples; None when unknown (no sample, no worker announced). Workers leave larger jobs
-    queued (`JobQueue.claim`'s `max_reserved_bytes`)."""
+    """The largest job reserve (`job_reserve_limit`) any announced engine worker's GPU can take, by the
+    collector's fresh samples; None when unknown (no sample, no worker announced). Workers leave larger jobs
+    queued."""
     sizes = [s.gpu.memory_total_bytes for s in _sampled_gpus(paths) if s.served and s.gpu.memory_total_bytes]
-    return max(sizes) - int(margin_gib * 2**30) if sizes else None
+    return job_reserve_limit(max(sizes), margin_gib) if sizes else None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from engine.queue import JobQueue, LeaseLost, Progress, open_queue
 from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE, Job, QueueDiskFull
 from engine.run_record import build_run_record
 from engine.runner import PipelineCache, RunOutput, free_memory, run_job
+from engine.submission import job_reserve_limit
 from engine import warm_start
 
 log = logging.getLogger(__name__)
@@ -155,12 +156,12 @@ class Worker:
         self._unwritten_records: list[object] = []
 
     def max_reserved_bytes(self) -> int | None:
-        """The largest predicted reserve this worker takes a job with: its GPU's memory less the pre-flight's
-        safety margin (CUDA's context lives in it). On a host of unlike GPUs a job that only fits the larger
-        one is left to that GPU's worker instead of running out of memory here. None: no limit (the CPU)."""
+        """The largest predicted reserve this worker takes a job with (`job_reserve_limit` of its GPU). On a host
+        of unlike GPUs a job that only fits the larger one is left to that GPU's worker instead of running out of
+        memory here. None: no limit (the CPU)."""
         if self.device.total_memory_bytes is None:
             return None
-        return self.device.total_memory_bytes - int(self.settings.engine.safety_margin_gib * 2**30)
+        return job_reserve_limit(self.device.total_memory_bytes, self.settings.engine.safety_margin_gib)
 
     # -- watching the GPU -----------------------------------------------------------------
     def critical_alert(self) -> str | None:

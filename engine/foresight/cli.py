@@ -14,6 +14,7 @@ from engine.foresight.recommend import recommend
 from engine.foresight.structure import MODEL_IDS, OFFLOAD_MODES
 
 HistoryLoader = Callable[[], list[dict]]
+GUIDANCE_HELP = "guidance scale (default: the model's); 1 or less runs without classifier-free guidance"
 
 
 def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryLoader | None = None) -> None:
@@ -27,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryL
     p.add_argument("--decode-chunk-size", type=int, default=None, help="frames the VAE decodes at once")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     p.add_argument("--offload", choices=OFFLOAD_MODES, default="none")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="guidance scale (default: the model's); 1 or less runs without classifier-free guidance")
+    p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     p.add_argument("--gpu", metavar="NAME", default=None,
                    help="GPU name as NVML reports it, or 'cpu' (default: GPU 0 here, else the calibrated GPU)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -40,8 +40,7 @@ def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryL
     r.add_argument("--time-budget", metavar="S", type=float, default=None, help="seconds the job may take")
     r.add_argument("--safety-margin", metavar="GIB", type=float, default=1.0,
                    help="GiB left free beyond the prediction (default 1.0)")
-    r.add_argument("--guidance", type=float, default=None,
-                   help="guidance scale (default: the model's); 1 or less runs without classifier-free guidance")
+    r.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(func=handle_recommend, foresight_history=history_loader)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.queue import JobNotFound, QueueError, QueueUnavailable
-from engine.validation import InputError
+from engine.intake.validation import InputError
 
 log = logging.getLogger("api")
 

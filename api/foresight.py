@@ -10,8 +10,8 @@ from api.app import ApiContext, context
 from api.encode import plain
 from api.errors import responses
 from engine.foresight import predict, recommend
-from engine.submission import free_gpu_memory, run_history
-from engine.validation import MAX_GUIDANCE, InputError
+from engine.intake.submission import free_gpu_memory, run_history
+from engine.intake.validation import MAX_GUIDANCE, InputError
 
 router = APIRouter(tags=["foresight"])
 

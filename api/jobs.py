@@ -15,8 +15,8 @@ from api.app import ApiContext, context
 from api.encode import plain
 from api.errors import responses
 from engine.queue import Job
-from engine.submission import PreflightRefused, submit
-from engine.validation import InputError
+from engine.intake.submission import PreflightRefused, submit
+from engine.intake.validation import InputError
 
 router = APIRouter(tags=["jobs"])
 

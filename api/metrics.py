@@ -14,7 +14,7 @@ from api.errors import responses
 from api.window import window
 from data import live
 from data.schemas import schema_for
-from engine.validation import InputError
+from engine.intake.validation import InputError
 
 router = APIRouter(tags=["metrics"])
 

@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from data import live
-from engine.submission import largest_served_gpu_bytes
+from engine.intake.submission import largest_served_gpu_bytes
 
 if TYPE_CHECKING:
     from api.app import ApiContext

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s app %(levelname)s %(message)s")
     paths = data_paths(settings)
 
-    from engine.hub import go_offline_if_hub_unreachable
+    from engine.pipelines.hub import go_offline_if_hub_unreachable
 
     go_offline_if_hub_unreachable()  # children inherit HF_HUB_OFFLINE
     gpus = parse_gpus(args.gpus, gpu_count())

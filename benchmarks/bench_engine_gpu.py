@@ -66,10 +66,10 @@ def main() -> int:
             setattr(torch.cuda, name, lambda *a, **k: 0)
 
     from config import load_settings
-    from engine.pipelines.clock import JobCancelled, StageClock
+    from engine.worker.clock import JobCancelled, StageClock
     from engine.queue.models import Job, JobParams
     from engine.registry import get_model
-    from engine.runner import PipelineCache, free_memory, run_job
+    from engine.worker.runner import PipelineCache, free_memory, run_job
 
     settings = load_settings(engine={"random_weights": True}, quality={"enabled": False})
     spec = get_model(args.model)
@@ -97,7 +97,7 @@ def main() -> int:
 
     def stock(job: Job) -> float:
         from engine.pipelines import i2vgen_xl
-        from engine.runner import fit_image
+        from engine.worker.runner import fit_image
 
         with Image.open(job.input_image) as raw:
             image = fit_image(raw, job.params.width, job.params.height)

@@ -42,7 +42,7 @@ def main() -> int:
     import torch
 
     from engine.foresight import predict
-    from engine.random_pipelines import build_random_pipeline
+    from engine.pipelines.random_weights import build_random_pipeline
     from engine.registry import get_model
 
     cuda = args.device == "cuda"

@@ -55,7 +55,7 @@ def save_random_clip(folder: Path, *, full_size: bool) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
-    from engine.random_pipelines import CLIPImageProcessor, build_clip_tokenizer
+    from engine.pipelines.random_weights import CLIPImageProcessor, build_clip_tokenizer
 
     tokens = dict(bos_token_id=0, eos_token_id=1, pad_token_id=1)  # build_clip_tokenizer's special tokens
     if full_size:

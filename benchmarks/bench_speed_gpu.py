@@ -6,7 +6,7 @@
 
 Full-size model, random weights, fp16, the model's defaults for what is not given. Default run: the stock
 pipeline called directly (a 2-step warm-up, then `--repeats` timed calls), then the same pipeline with
-`engine.speed.apply_speed_mode` (every part on): its first call (the compile, or loading the saved
+`engine.speed.mode.apply_speed_mode` (every part on): its first call (the compile, or loading the saved
 artefact), then `--repeats` timed calls. Each call is CUDA-synchronised; s/step and the stages come from
 the engine's stage clock (hooks in both arms); the PSNR is of the speed-mode frames against the stock
 frames for the same seed; the step's FLOPs are counted once (FlopCounterMode) to give TFLOP/s against a
@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a smoke-test model")
     parser.add_argument("--cold", action="store_true", help="only the speed-mode arm, in this (new) process")
     parser.add_argument("--warm-start", action="store_true",
-                        help="with --cold: run the setting briefly first, as a starting worker does (engine.warm_start)")
+                        help="with --cold: run the setting briefly first, as a starting worker does (engine.worker.warm_start)")
     parser.add_argument("--fp8", action="store_true", help="then speed mode with its opt-in fp8 part, on a fresh pipeline")
     args = parser.parse_args()
     if args.fp8 and args.cold:
@@ -56,12 +56,12 @@ def main() -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from config import Settings
-    from engine.pipelines.clock import StageClock
+    from engine.worker.clock import StageClock
     from engine.queue.models import JobParams
-    from engine.random_pipelines import build_random_pipeline
+    from engine.pipelines.random_weights import build_random_pipeline
     from engine.registry import get_model
-    from engine.fp8_linear import fp8_linears
-    from engine.speed import SpeedParts, apply_speed_mode
+    from engine.speed.fp8_linear import fp8_linears
+    from engine.speed.mode import SpeedParts, apply_speed_mode
 
     spec = get_model(args.model)
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
@@ -162,7 +162,7 @@ def main() -> int:
     if args.cold:
         log("speed mode applied (artefacts preloaded)", seconds=time.perf_counter() - t0)
     if args.cold and args.warm_start:
-        from engine.warm_start import run_briefly
+        from engine.worker.warm_start import run_briefly
 
         t0 = time.perf_counter()
         run_briefly(pipe, family, params, args.device)  # what the worker does before its first claim

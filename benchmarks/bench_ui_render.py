@@ -198,7 +198,7 @@ def ensure_video(paths: DataPaths) -> None:
     if not target.exists():
         import numpy as np
 
-        from engine.export import write_mp4
+        from engine.worker.export import write_mp4
 
         frames = np.linspace(0, 1, 16 * 64 * 64 * 3, dtype=np.float32).reshape(16, 64, 64, 3)
         write_mp4(target, frames, fps=8)

@@ -311,7 +311,7 @@ def measure(args: argparse.Namespace) -> int:
     import torch
     import diffusers
 
-    from engine.random_pipelines import build_random_pipeline
+    from engine.pipelines.random_weights import build_random_pipeline
     from engine.foresight.gpu import measure_matmul_tflops
 
     cuda = args.device == "cuda"

@@ -6,8 +6,8 @@ Full-size model, random weights, fp16. One real denoiser call (inputs from a 1-s
 run eagerly with every `F.scaled_dot_product_attention` and convolution recorded (shapes, strides,
 how often). Each distinct call is then rebuilt with random data of the same layout and timed alone
 (CUDA events, median of 20 after 3 warm-ups): attention on each SDPA backend (cuDNN, flash, efficient,
-math) and on `engine.short_attention` where it fits; convolutions channels-last with cudnn.benchmark on,
-and a (k,1,1) Conv3d also as `engine.frame_conv`'s Conv2d. Per call: seconds × count, TFLOP/s, the
+math) and on `engine.speed.short_attention` where it fits; convolutions channels-last with cudnn.benchmark on,
+and a (k,1,1) Conv3d also as `engine.speed.frame_conv`'s Conv2d. Per call: seconds × count, TFLOP/s, the
 largest difference from the math backend. JSON lines in $OUT/ops.jsonl.
 """
 
@@ -38,10 +38,10 @@ def main() -> int:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.overrides import TorchFunctionMode
 
-    from engine import short_attention
-    from engine.frame_conv import FrameConv
+    from engine.speed import short_attention
+    from engine.speed.frame_conv import FrameConv
     from engine.queue.models import JobParams
-    from engine.random_pipelines import build_random_pipeline
+    from engine.pipelines.random_weights import build_random_pipeline
     from engine.registry import get_model
 
     def log(name: str, **payload: object) -> None:

@@ -4,8 +4,8 @@
 
 Full-size model, random weights, fp16. The denoiser's inputs are captured from a real pipeline call
 (one step), then the denoiser alone is timed (CUDA events, median of 10 calls after 3 warm-ups) as:
-eager; torch.compile; (k,1,1) Conv3d layers run as Conv2d (`engine.frame_conv.frame_convs`), eager and
-compiled; with `engine.short_attention`'s processors and inductor's channels-last layout forced,
+eager; torch.compile; (k,1,1) Conv3d layers run as Conv2d (`engine.speed.frame_conv.frame_convs`), eager and
+compiled; with `engine.speed.short_attention`'s processors and inductor's channels-last layout forced,
 without (`shortattn_compile`) and with the frame convs (`frameconv_shortattn_compile`), or with 5-D
 convolutions channels-last and fused q/k/v projections instead of the frame convs
 (`ndhwc_qkv_shortattn_compile`), each timed with cudnn.benchmark off and on; with CUDA graphs; with fused QKV projections. torch.profiler's kernel table for
@@ -47,8 +47,8 @@ def main() -> int:
     from PIL import Image
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.frame_conv import frame_convs
-    from engine.random_pipelines import build_random_pipeline
+    from engine.speed.frame_conv import frame_convs
+    from engine.pipelines.random_weights import build_random_pipeline
     from engine.registry import get_model
     from engine.queue.models import JobParams
     import importlib
@@ -182,7 +182,7 @@ def main() -> int:
         torch.backends.cudnn.benchmark = False
 
     if "shortattn_compile" in variants:
-        from engine.short_attention import short_attention_processors
+        from engine.speed.short_attention import short_attention_processors
 
         log("short attention processors", count=short_attention_processors(denoiser))
         measure("shortattn eager", denoiser)
@@ -190,8 +190,8 @@ def main() -> int:
         torch._inductor.config.force_layout_optimization = True
         measure_cudnn_both("nhwc shortattn compile", torch.compile(denoiser, fullgraph=True))
     if "ndhwc_qkv_shortattn_compile" in variants:
-        from engine.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
-        from engine.short_attention import short_attention_processors
+        from engine.speed.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
+        from engine.speed.short_attention import short_attention_processors
 
         log("fused attention modules", count=short_attention_processors(denoiser, fuse=True))
         torch._dynamo.reset()

@@ -19,7 +19,7 @@ from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths
 from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample
-from engine.faults import failpoint
+from config.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

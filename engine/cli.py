@@ -13,7 +13,7 @@ from config import load_settings
 from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
 from engine.queue.models import OFFLOAD_CHOICES
 from engine.registry import MODELS
-from engine.validation import InputError, read_image_file
+from engine.intake.validation import InputError, read_image_file
 
 EXIT_BAD_INPUT = 2
 EXIT_JOB_NOT_SUCCEEDED = 3
@@ -34,13 +34,13 @@ def _print_job(job: Job, as_json: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from engine.worker import serve
+    from engine.worker.worker import serve
 
     return serve(args.gpu)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from engine.submission import PreflightRefused, submit
+    from engine.intake.submission import PreflightRefused, submit
 
     settings = load_settings()
     queue = open_queue(settings)
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     if args.command in ("serve", "score"):
-        from engine.hub import go_offline_if_hub_unreachable
+        from engine.pipelines.hub import go_offline_if_hub_unreachable
 
         go_offline_if_hub_unreachable()
     try:

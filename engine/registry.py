@@ -33,7 +33,7 @@ class ModelSpec:
     min_frames: int = 2
     frames_rule: str = "any"  # "any" or "8k+1" (LTX's temporal compression)
     smoke_test: bool = False  # random weights built offline; output is not a real video
-    random_build: str | None = None  # name for engine.random_pipelines.build_random_pipeline
+    random_build: str | None = None  # name for engine.pipelines.random_weights.build_random_pipeline
     supports_decode_chunk: bool = True
     presets: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     description: str = ""

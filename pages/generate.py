@@ -14,7 +14,7 @@ from app.views import job_panel, queue_table, resources  # noqa: E402
 from app.views.frame import guarded  # noqa: E402
 from engine.queue.models import OFFLOAD_CHOICES  # noqa: E402
 from engine.registry import MODELS, ModelSpec  # noqa: E402
-from engine.validation import InputError, check_image_bytes, check_params  # noqa: E402
+from engine.intake.validation import InputError, check_image_bytes, check_params  # noqa: E402
 
 CUSTOM = "custom"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
@@ -70,7 +70,7 @@ def _on_resolution() -> None:
 @st.cache_data(ttl=FREE_MEMORY_TTL_S, show_spinner=False)
 def _free_memory(root: str) -> tuple[int | None, str | None]:
     from data.paths import DataPaths
-    from engine.submission import free_gpu_memory
+    from engine.intake.submission import free_gpu_memory
 
     free, name = free_gpu_memory(DataPaths(Path(root)))
     return (None if free is None else free // FREE_MEMORY_STEP * FREE_MEMORY_STEP), name
@@ -79,7 +79,7 @@ def _free_memory(root: str) -> tuple[int | None, str | None]:
 @st.cache_data(ttl=60, show_spinner=False)
 def _history(root: str, model: str, gpu_name: str | None) -> list[dict]:
     from data.paths import DataPaths
-    from engine.submission import run_history
+    from engine.intake.submission import run_history
 
     return run_history(DataPaths(Path(root)), model, gpu_name)
 
@@ -239,7 +239,7 @@ def refused_panel() -> None:
 
 
 def submit_job(settings, spec: ModelSpec, image: bytes, image_name: str) -> None:
-    from engine.submission import PreflightRefused, submit
+    from engine.intake.submission import PreflightRefused, submit
 
     queue = resources.queue(settings)
     try:

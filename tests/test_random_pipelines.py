@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.random_pipelines import (
+from engine.pipelines.random_weights import (
     FULL_SIZE_NAMES,
     RANDOM_PIPELINE_NAMES,
     TINY_NAMES,
@@ -136,7 +136,7 @@ def test_offline_tokenizers_fit_their_text_encoders(no_network):
 # ---------------------------------------------------------------------------------------------------------
 
 # Parameter counts of the released checkpoints, from their file sizes on the hub (bytes / bytes-per-param);
-# sources in engine/model_configs/README.md.
+# sources in engine/pipelines/model_configs/README.md.
 PUBLISHED_PARAMS = {
     ("i2vgen-xl", "unet"): 1.42e9,  # unet/diffusion_pytorch_model.fp16.safetensors, 2.84 GB
     ("svd", "unet"): 1.525e9,  # unet/diffusion_pytorch_model.safetensors, 6.1 GB fp32 (3.05 GB fp16)
@@ -152,7 +152,7 @@ def model_class(name, component):
     import diffusers
     import transformers
 
-    from engine.random_pipelines import I2VGenXLCLIPTextModel, load_model_config
+    from engine.pipelines.random_weights import I2VGenXLCLIPTextModel, load_model_config
 
     library, class_name = load_model_config(name, "", "model_index.json")[component]
     if class_name == "CLIPTextModel":
@@ -161,7 +161,7 @@ def model_class(name, component):
 
 
 def build_on_meta(name, component):
-    from engine.random_pipelines import load_model_config
+    from engine.pipelines.random_weights import load_model_config
 
     cls = model_class(name, component)
     config = load_model_config(name, component)
@@ -180,7 +180,7 @@ def test_published_config_gives_published_parameter_count(name, component):
 
 @pytest.mark.parametrize("name", FULL_SIZE_NAMES)
 def test_every_published_config_loads_into_its_class(name):
-    from engine.random_pipelines import MODEL_CONFIGS_DIR, load_model_config
+    from engine.pipelines.random_weights import MODEL_CONFIGS_DIR, load_model_config
 
     model_index = load_model_config(name, "", "model_index.json")
     components = {k: v for k, v in model_index.items() if not k.startswith("_")}

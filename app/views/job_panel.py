@@ -12,7 +12,7 @@ from app.views import formatting as fmt
 from app.views.frame import live_fragment
 from engine.queue import Job, JobNotFound, JobQueue
 from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE
-from engine.submission import largest_served_gpu_bytes
+from engine.intake.submission import largest_served_gpu_bytes
 
 
 def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int | None = None) -> tuple[float, str]:

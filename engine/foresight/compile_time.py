@@ -1,6 +1,6 @@
 """The compile a job in speed mode pays first: the first job of a model at a shape on a machine compiles the
 denoiser (1–3 minutes) and the VAE decoder (15–40 s) inside its first step and its decode; later jobs, in any
-process, load the saved code (engine.precompile).
+process, load the saved code (engine.speed.precompile).
 
 Whether a shape is compiled is read from the history: a finished compiled run of the model at that
 height × width × frames and denoiser batch (guidance on or off) on that GPU type, among the model's
@@ -19,7 +19,7 @@ from engine.foresight.calibration import load_first_compile_seconds
 from engine.foresight.structure import structure_of
 from engine.foresight.timing import compile_seconds, finished_rows
 
-KEPT_SHAPES = 8  # engine.precompile.KEEP_PER_MODEL, read here without importing torch
+KEPT_SHAPES = 8  # engine.speed.precompile.KEEP_PER_MODEL, read here without importing torch
 
 
 def first_compile_seconds(model: str, height: int, width: int, frames: int, gpu_name: str | None,

@@ -1,6 +1,6 @@
 """The structure of each registry model that its memory and time depend on.
 
-Numbers come from the published configs under engine/model_configs/<name>/ (the same configs the random
+Numbers come from the published configs under engine/pipelines/model_configs/<name>/ (the same configs the random
 full-size pipelines are built from):
 
 - UNet models (i2vgen-xl, svd, svd-xt): VAE `block_out_channels` has 4 entries, so latents are 1/8 of the
@@ -177,7 +177,7 @@ _OWN: tuple[ModelStructure, ...] = (
         resolutions=_LTX_LADDER, frame_options=(161, 121, 97, 65, 41), step_options=(50, 30, 20),
         components=("text_encoder", "vae", "transformer"),
     ),
-    # Smoke-test models: tiny diffusers test configs (engine/random_pipelines.py) that run on a CPU.
+    # Smoke-test models: tiny diffusers test configs (engine/pipelines/random_weights.py) that run on a CPU.
     ModelStructure(
         id="tiny", family="unet", pipeline="I2VGenXLPipeline", spatial_factor=2, temporal_factor=1,
         size_multiple=32, guidance_batch=2, default_height=64, default_width=64, default_frames=8,

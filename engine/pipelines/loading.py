@@ -30,7 +30,7 @@ def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path 
     """Build the pipeline of `spec` on `device`. Smoke-test models (and full-size models when
     `random_weights` is set, for measurements) get random weights built offline from configs."""
     if spec.smoke_test or random_weights:
-        from engine.random_pipelines import build_random_pipeline
+        from engine.pipelines.random_weights import build_random_pipeline
 
         pipe = build_random_pipeline(spec.random_build or spec.id, torch_dtype=dtype, device=device)
         pipe._i2vmon_smoke_test = True

@@ -137,7 +137,7 @@ def test_submit_shows_input_error(page, monkeypatch):
 
 
 def test_preflight_refusal_offers_suggestions_and_force(page, monkeypatch):
-    import engine.submission as submission
+    import engine.intake.submission as submission
 
     calls = []
     real_submit = submission.submit

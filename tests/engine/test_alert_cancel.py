@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 from data import live
-from engine import faults
+from config import failpoints
 from engine.queue import open_queue
-from engine.submission import submit
-from engine.worker import Device, Worker
+from engine.intake.submission import submit
+from engine.worker.worker import Device, Worker
 
 
 def test_a_critical_alert_on_its_gpu_cancels_the_running_job(settings, paths, png_bytes, monkeypatch):

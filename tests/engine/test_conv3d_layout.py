@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch._inductor.utils import run_and_get_code
 
-from engine import conv3d_layout
-from engine.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
+from engine.speed import conv3d_layout
+from engine.speed.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
 
 FRAMES, CHANNELS, SIZE = 4, 16, 8
 

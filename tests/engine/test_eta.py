@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.eta import remaining_seconds
-from engine.pipelines.clock import StageClock
+from engine.worker.eta import remaining_seconds
+from engine.worker.clock import StageClock
 
 
 def _clock(steps_done: int, total: int, step_s: float, current: str = "denoising_loop") -> StageClock:

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from config import Settings
-from engine import precompile, speed
-from engine.fp8_linear import FP8, Fp8Linear, fp8_linears, quantise_rows
-from engine.speed import SpeedParts, apply_speed_mode
+from engine.speed import precompile
+from engine.speed import mode as speed
+from engine.speed.fp8_linear import FP8, Fp8Linear, fp8_linears, quantise_rows
+from engine.speed.mode import SpeedParts, apply_speed_mode
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.frame_conv import FrameConv, frame_convs
+from engine.speed.frame_conv import FrameConv, frame_convs
 
 
 def test_a_frame_conv_computes_what_the_conv3d_computes():

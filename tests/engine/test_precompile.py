@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from engine.precompile import COMPILED, PRECOMPILED, artefact_key, precompiled
+from engine.speed.precompile import COMPILED, PRECOMPILED, artefact_key, precompiled
 
 MODEL = textwrap.dedent(
     """
@@ -67,7 +67,7 @@ def run_in_new_process(tmp_path, model_module, *, preload: bool) -> list[str]:
         import sys, torch
         sys.path[:0] = [{str(tmp_path)!r}]
         import tiny_denoiser
-        from engine.precompile import precompiled
+        from engine.speed.precompile import precompiled
         model = precompiled(tiny_denoiser.build(), cache_dir=__import__('pathlib').Path({str(tmp_path / 'pc')!r}), parts="test")
         preloaded = model.forward.preload() if {preload!r} else 0
         sample = torch.load({str(tmp_path / 'sample.pt')!r})
@@ -148,7 +148,7 @@ def test_the_denoiser_says_it_is_compiling_while_it_compiles(tmp_path, model_mod
 
 
 def test_only_the_most_recent_shapes_of_a_model_are_kept(tmp_path, model_module, monkeypatch):
-    import engine.precompile as precompile
+    import engine.speed.precompile as precompile
 
     monkeypatch.setattr(precompile, "KEEP_PER_MODEL", 1)
     model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
@@ -159,7 +159,7 @@ def test_only_the_most_recent_shapes_of_a_model_are_kept(tmp_path, model_module,
 
 
 def test_when_torch_compile_fails_too_the_denoiser_runs_eagerly(tmp_path, model_module, monkeypatch):
-    from engine.precompile import EAGER
+    from engine.speed.precompile import EAGER
 
     model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
 
@@ -174,7 +174,7 @@ def test_when_torch_compile_fails_too_the_denoiser_runs_eagerly(tmp_path, model_
 
 
 def test_while_compiling_is_forbidden_a_new_shape_raises_and_a_saved_one_loads(tmp_path, model_module):
-    from engine.precompile import NotCompiledYet, compiling_forbidden
+    from engine.speed.precompile import NotCompiledYet, compiling_forbidden
 
     model = precompiled(model_module.build(), cache_dir=tmp_path / "pc", parts="test")
     saved = torch.randn(1, 4, 8, 8)
@@ -195,7 +195,7 @@ def _compiling_process(tmp_path, sleep_s: float) -> subprocess.Popen:
         import sys, time, torch
         sys.path[:0] = [{str(tmp_path)!r}]
         import tiny_denoiser
-        from engine.precompile import precompiled
+        from engine.speed.precompile import precompiled
         model = precompiled(tiny_denoiser.build(), cache_dir=__import__('pathlib').Path({str(tmp_path / 'pc')!r}), parts="test")
         compile_now = model.forward._aot_compile
         def slow_compile(args, kwargs):

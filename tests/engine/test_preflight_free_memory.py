@@ -10,7 +10,7 @@ import pytest
 from data import live
 from data.paths import paths_for
 from data.schemas import GpuProcessSample, GpuSample, HostSample
-from engine.submission import free_gpu_memory
+from engine.intake.submission import free_gpu_memory
 
 GIB = 2**30
 HOST = "gpu-host"
@@ -93,7 +93,7 @@ def test_a_serving_worker_announces_its_gpu_and_pid_and_withdraws_them_on_exit(d
     import signal
 
     from config import load_settings
-    from engine.worker import Device, Worker
+    from engine.worker.worker import Device, Worker
 
     settings = load_settings()
     w = Worker(settings)
@@ -112,7 +112,7 @@ def test_a_serving_worker_announces_its_gpu_and_pid_and_withdraws_them_on_exit(d
 
 def test_a_worker_takes_jobs_up_to_its_gpu_s_memory_less_the_safety_margin(data_dir, monkeypatch):
     from config import load_settings
-    from engine.worker import Device, Worker
+    from engine.worker.worker import Device, Worker
 
     monkeypatch.setenv("I2VMON_ENGINE__SAFETY_MARGIN_GIB", "1.5")
     w = Worker(load_settings())
@@ -122,7 +122,7 @@ def test_a_worker_takes_jobs_up_to_its_gpu_s_memory_less_the_safety_margin(data_
 
 
 def test_the_largest_job_a_serving_worker_takes_is_its_gpu_less_the_margin(paths):
-    from engine.submission import largest_served_gpu_bytes
+    from engine.intake.submission import largest_served_gpu_bytes
 
     sampled(paths, {0: 70, 1: 20}, {})
     assert largest_served_gpu_bytes(paths, 1.0) is None  # no worker announced: unknown

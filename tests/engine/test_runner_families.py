@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from config import load_settings
-from engine.pipelines.clock import StageClock
+from engine.worker.clock import StageClock
 from engine.queue.models import Job
-from engine.runner import PipelineCache, run_job
-from engine.validation import check_params
+from engine.worker.runner import PipelineCache, run_job
+from engine.intake.validation import check_params
 
 
 @pytest.mark.parametrize("model, encoders", [
@@ -32,8 +32,8 @@ def test_a_job_records_the_seconds_it_spent_compiling_and_the_next_job_at_its_sh
     import importlib
 
     from engine.registry import get_model
-    from engine.run_record import build_run_record
-    from engine.speed import SpeedParts, apply_speed_mode
+    from engine.worker.run_record import build_run_record
+    from engine.speed.mode import SpeedParts, apply_speed_mode
 
     settings = load_settings(quality={"enabled": False})
     params = check_params({"model": "tiny-ltx", "prompt": "a boat drifting", "steps": 2})

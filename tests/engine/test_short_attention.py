@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from engine import short_attention
-from engine.short_attention import ShortAttnProcessor, fuse_projections, short_attention_processors
+from engine.speed import short_attention
+from engine.speed.short_attention import ShortAttnProcessor, fuse_projections, short_attention_processors
 
 needs_cuda_and_triton = pytest.mark.skipif(not short_attention.available(), reason="needs a CUDA GPU and Triton")
 
@@ -54,7 +54,7 @@ def test_long_sequences_on_cpu_give_the_stock_output_exactly():
 
 
 def test_every_stock_processor_of_a_video_unet_is_replaced_and_its_output_kept():
-    from engine.random_pipelines import build_random_pipeline
+    from engine.pipelines.random_weights import build_random_pipeline
 
     pipe = build_random_pipeline("tiny-svd", torch_dtype=torch.float32, device="cpu")
     unet = pipe.unet
@@ -112,7 +112,7 @@ def test_fused_projections_hold_the_weights_once_and_keep_the_state_dict():
 
 
 def test_a_whole_video_unet_with_fused_projections_keeps_its_output():
-    from engine.random_pipelines import build_random_pipeline
+    from engine.pipelines.random_weights import build_random_pipeline
 
     pipe = build_random_pipeline("tiny", torch_dtype=torch.float32, device="cpu")
     unet = pipe.unet

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from config import Settings
-from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode
+from engine.speed.mode import AppliedSpeed, SpeedParts, apply_speed_mode
 
 
 def test_by_default_on_cuda_every_part_but_cudnn_benchmark_is_on():
@@ -52,11 +52,11 @@ def test_on_cpu_the_pipeline_is_left_as_it_is(tmp_path):
 
 
 def test_a_denoiser_that_fell_back_to_eager_is_labelled_so():
-    from engine.precompile import EAGER
+    from engine.speed.precompile import EAGER
 
     denoiser = SimpleNamespace(forward=None)
     applied = AppliedSpeed(SpeedParts(compile=True, precompile=True), denoiser)
-    from engine import precompile
+    from engine.speed import precompile
 
     fake = object.__new__(precompile.PrecompiledDenoiser)
     fake.level = EAGER
@@ -65,8 +65,8 @@ def test_a_denoiser_that_fell_back_to_eager_is_labelled_so():
 
 
 def heartbeat_of(speed: AppliedSpeed, stage: str = "denoising_loop"):
-    from engine.pipelines.clock import StageClock
-    from engine.worker import Heartbeat
+    from engine.worker.clock import StageClock
+    from engine.worker.worker import Heartbeat
 
     worker = SimpleNamespace(cache=SimpleNamespace(speed=speed), last_stages={})
     job = SimpleNamespace(id="job-1", predicted={"seconds": 60.0, "s_per_step": 1.0}, params=SimpleNamespace(steps=50))
@@ -126,7 +126,7 @@ def test_the_vae_decoder_is_compiled_saved_per_shape_and_decodes_as_eager(tmp_pa
 
 
 def test_a_decoder_that_fell_back_to_eager_leaves_vae_out_of_the_label(tmp_path):
-    from engine.precompile import EAGER
+    from engine.speed.precompile import EAGER
 
     pipe = SimpleNamespace(unet=TinyDecoder(), vae=TinyVae())
     applied = apply_speed_mode(pipe, denoiser="unet", parts=compile_parts(), cache_dir=tmp_path / "cache")
@@ -154,7 +154,7 @@ def test_the_job_shows_the_decoder_compiling_with_no_eta():
 
 
 def test_decoders_of_different_sizes_get_different_artefact_keys():
-    from engine.precompile import module_key
+    from engine.speed.precompile import module_key
 
     assert module_key(TinyDecoder(4), parts="p") != module_key(TinyDecoder(8), parts="p")
     assert module_key(TinyDecoder(4), parts="p") == module_key(TinyDecoder(4), parts="p")
@@ -175,7 +175,7 @@ class TemporalDenoiser(torch.nn.Module):
 @pytest.fixture
 def conv3d_part_off_afterwards():
     yield
-    from engine.conv3d_layout import conv3d_channels_last
+    from engine.speed.conv3d_layout import conv3d_channels_last
 
     conv3d_channels_last(False)
 
@@ -196,8 +196,8 @@ def test_with_ndhwc_the_temporal_convs_stay_conv3d_stored_channels_last(tmp_path
 
 
 def test_where_ndhwc_cannot_run_the_frame_convs_run_instead(tmp_path, monkeypatch, conv3d_part_off_afterwards):
-    from engine import conv3d_layout
-    from engine.frame_conv import FrameConv
+    from engine.speed import conv3d_layout
+    from engine.speed.frame_conv import FrameConv
 
     def missing() -> None:
         raise AttributeError("no NHWDC_STRIDE_ORDER here")

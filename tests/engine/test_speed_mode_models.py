@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from engine.queue.models import JobParams
-from engine.random_pipelines import build_random_pipeline
+from engine.pipelines.random_weights import build_random_pipeline
 from engine.registry import get_model
-from engine.speed import SpeedParts, apply_speed_mode
+from engine.speed.mode import SpeedParts, apply_speed_mode
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def inductor_settings_restored():
     layout = torch._inductor.config.force_layout_optimization
     yield
     torch._inductor.config.force_layout_optimization = layout
-    from engine.conv3d_layout import conv3d_channels_last
+    from engine.speed.conv3d_layout import conv3d_channels_last
 
     conv3d_channels_last(False)
     torch._dynamo.reset()

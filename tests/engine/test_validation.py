@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from engine.validation import InputError, check_image_bytes, check_params
+from engine.intake.validation import InputError, check_image_bytes, check_params
 from tests.conftest import ROOT, subprocess_env
 
 LIMITS = {"max_bytes": 50 * 2**20, "max_pixels": 8192 * 8192}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from engine import warm_start
+from engine.worker import warm_start
 from engine.queue import JobParams, open_queue
-from engine.runner import PipelineCache
-from engine.submission import submit
-from engine.worker import Worker
+from engine.worker.runner import PipelineCache
+from engine.intake.submission import submit
+from engine.worker.worker import Worker
 
 
 def _finish(queue, png_file, gpu_index: int, **params) -> str:
@@ -86,7 +86,7 @@ def test_a_failing_warm_up_leaves_the_worker_taking_jobs(settings, png_bytes, mo
 
 
 def test_a_warm_up_that_would_compile_keeps_the_model_loaded_and_skips_the_steps(settings, monkeypatch):
-    from engine.precompile import NotCompiledYet
+    from engine.speed.precompile import NotCompiledYet
 
     def would_compile(pipe, family, params, device):
         raise NotCompiledYet("no precompiled UNet for this shape on this machine yet")
@@ -99,7 +99,7 @@ def test_a_warm_up_that_would_compile_keeps_the_model_loaded_and_skips_the_steps
 
 
 def test_a_warm_up_may_compile_neither_the_denoiser_nor_the_vae_decoder(settings, monkeypatch, tmp_path):
-    from engine.precompile import precompiled
+    from engine.speed.precompile import precompiled
 
     params = JobParams(model="tiny", height=64, width=64, frames=8, steps=4)
     cache = PipelineCache(settings, "cpu", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from engine.worker import Device
+from engine.worker.worker import Device
 
 
 def test_a_worker_numbers_gpus_by_pci_bus_as_nvml_does(monkeypatch):

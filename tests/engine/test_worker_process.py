@@ -171,7 +171,7 @@ def test_three_consecutive_ooms_fire_the_fatal_alert_and_the_worker_exits_to_be_
 def test_a_stop_request_is_seen_by_a_waiting_thread_without_locks():
     import threading
 
-    from engine.worker import StopRequest
+    from engine.worker.worker import StopRequest
 
     request = StopRequest()
     seen = []

@@ -69,7 +69,7 @@ def test_a_first_compiled_job_s_decode_does_not_teach_the_decode_pace(measured):
 
 
 def test_the_kept_shapes_are_those_the_engine_keeps():
-    from engine.precompile import KEEP_PER_MODEL
+    from engine.speed.precompile import KEEP_PER_MODEL
 
     assert KEPT_SHAPES == KEEP_PER_MODEL
 

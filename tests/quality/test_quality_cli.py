@@ -76,12 +76,12 @@ def test_python_m_engine_quality_on_a_corrupt_file_prints_no_traceback(tmp_path)
 
 @pytest.fixture(scope="module")
 def engine_mp4(tmp_path_factory) -> Path:
-    """An MP4 from the engine: its tiny random SVD pipeline, written by its exporter (engine.export.write_mp4)."""
+    """An MP4 from the engine: its tiny random SVD pipeline, written by its exporter (engine.worker.export.write_mp4)."""
     import torch
     from PIL import Image
 
-    from engine.export import write_mp4
-    from engine.random_pipelines import build_random_pipeline
+    from engine.worker.export import write_mp4
+    from engine.pipelines.random_weights import build_random_pipeline
 
     pipe = build_random_pipeline("tiny-svd")
     image = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))

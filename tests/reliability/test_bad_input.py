@@ -1,5 +1,5 @@
 """Bad input on every path: property-based (hypothesis) for parameters and image bytes, and the named cases
-through engine.submission.submit and the API upload. A clear message each time; nothing written outside
+through engine.intake.submission.submit and the API upload. A clear message each time; nothing written outside
 the data directory; nothing stored lost."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from PIL import Image
 
 from engine.queue import JobParams
-from engine.validation import MAX_PROMPT_CHARS, CheckedImage, InputError, check_image_bytes, check_params
+from engine.intake.validation import MAX_PROMPT_CHARS, CheckedImage, InputError, check_image_bytes, check_params
 
 LIMITS = {"max_bytes": 50 * 2**20, "max_pixels": 8192 * 8192}
 PARAM_NAMES = sorted(JobParams.__dataclass_fields__)
@@ -182,7 +182,7 @@ def api_client(settings):
 def test_named_uploads_through_submit_and_the_api_get_clear_messages_and_write_only_in_the_data_dir(
         settings, paths, tmp_path, api_client, png_bytes):
     from engine.queue import open_queue
-    from engine.submission import submit
+    from engine.intake.submission import submit
 
     queue = open_queue(settings)
     tiny = {"model": "tiny", "prompt": "a cat", "height": 64, "width": 64, "frames": 2, "steps": 2}

@@ -4,21 +4,21 @@ Each part is a setting (`engine.speed_*`) and a word in the label every run reco
 can compare runs with and without it:
 - `compile`: the denoiser under `torch.compile` (inductor). Wrapped, not `module.compile()`, so the stage
   clock's hooks stay outside the compiled graph.
-- `frameconv`: (k,1,1) Conv3d layers of the compiled denoiser run as Conv2d (`engine.frame_conv`).
+- `frameconv`: (k,1,1) Conv3d layers of the compiled denoiser run as Conv2d (`engine.speed.frame_conv`).
 - `nhwc`: inductor lays out every convolution channels-last (its own heuristic declines for these
   models, whose graphs reshape between 5-D and 4-D, and then cuDNN transposes around each conv).
 - `ndhwc`: inductor lays 5-D convolutions (the temporal (3,1,1) ones, where `frameconv` leaves them)
-  out channels-last as well (`engine.conv3d_layout`).
+  out channels-last as well (`engine.speed.conv3d_layout`).
 - `shortattn`: attention over a clip's frames (≤ 64 tokens) by one Triton kernel instead of
   flash-attention kernels tiled for long sequences, and attention to a single key without attention
-  (`engine.short_attention`).
+  (`engine.speed.short_attention`).
 - `qkv`: each attention's query, key and value projections as one matmul (diffusers' `fuse_projections`).
 - `vae`: the VAE's decoder compiled too (and saved per shape, like the denoiser).
 - `fp8`: opt-in, off by default — the denoiser's Linear layers as fp8 matmuls with per-row scales
-  (`engine.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
+  (`engine.speed.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
   and up (on older ones it stays off, with a warning).
 - `cudnn`: `torch.backends.cudnn.benchmark`, cuDNN times its algorithms once per shape.
-- `precompiled`: the compiled denoiser is saved per model and shape (`engine.precompile`) so a new
+- `precompiled`: the compiled denoiser is saved per model and shape (`engine.speed.precompile`) so a new
   process loads it instead of tracing again — while the model loads, for the shapes used last.
 All need CUDA: on CPU the mode is off and the pipeline is left as it is. Inductor's caches live in the
 data directory's compile cache.
@@ -116,7 +116,7 @@ class AppliedSpeed:
     def label(self) -> str:
         if not self.parts.compile:
             return "off"
-        from engine.precompile import COMPILED, EAGER, compile_level
+        from engine.speed.precompile import COMPILED, EAGER, compile_level
 
         level = compile_level(self.denoiser)
         if level == EAGER:  # the fp8 layers were swapped in before the compile and run eagerly now
@@ -144,7 +144,7 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     module = getattr(pipe, denoiser)
     if isinstance(module, torch._dynamo.eval_frame.OptimizedModule):
         return AppliedSpeed(parts, module)
-    from engine.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
+    from engine.speed.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
 
     # Process-wide (an inductor lowering): set either way, so a pipeline loaded earlier with it leaves nothing.
     if conv3d_channels_last(parts.conv3d_channels_last):
@@ -154,12 +154,12 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     elif parts.conv3d_channels_last:  # not with this PyTorch: the next best way to run the temporal convs
         parts = replace(parts, conv3d_channels_last=False, frame_convs=True)
     if parts.frame_convs:
-        from engine.frame_conv import frame_convs
+        from engine.speed.frame_conv import frame_convs
 
         # The denoiser only: eagerly (the VAE is not compiled) the swap measured 4% slower on an H100.
         log.info("frame convolutions in the %s: %d", denoiser, frame_convs(module))
     if parts.short_attention or parts.fused_qkv:
-        from engine.short_attention import short_attention_processors
+        from engine.speed.short_attention import short_attention_processors
 
         swapped = short_attention_processors(module, kernel=parts.short_attention, fuse=parts.fused_qkv)
         log.info("attention processors (short sequences: %s, fused projections: %s) in the %s: %d",
@@ -167,7 +167,7 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
         if not swapped:  # a model with its own processors (LTX-Video's): neither part applies, nor is it labelled
             parts = replace(parts, short_attention=False, fused_qkv=False)
     if parts.fp8:
-        from engine.fp8_linear import fp8_linears
+        from engine.speed.fp8_linear import fp8_linears
 
         log.info("fp8 linear layers in the %s: %d", denoiser, fp8_linears(module))
     # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
@@ -192,7 +192,7 @@ def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, ca
 
     if not parts.precompile:
         return torch.compile(module)
-    from engine.precompile import precompiled
+    from engine.speed.precompile import precompiled
 
     compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=graph_parts)
     started = time.perf_counter()

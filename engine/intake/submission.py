@@ -17,7 +17,7 @@ from data import live
 from data.paths import DataPaths, data_paths
 from data.schemas import GpuSample
 from engine.queue import Job, JobQueue
-from engine.validation import InputError, check_image_bytes, check_params
+from engine.intake.validation import InputError, check_image_bytes, check_params
 
 log = logging.getLogger(__name__)
 

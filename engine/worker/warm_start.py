@@ -32,7 +32,7 @@ class WarmStart:
 
 
 def wanted(mode: str, device: str) -> bool:
-    """`engine.warm_start`: "auto" warms GPU workers only (a CPU worker has nothing to gain)."""
+    """`engine.worker.warm_start`: "auto" warms GPU workers only (a CPU worker has nothing to gain)."""
     return mode == "on" or (mode == "auto" and device.startswith("cuda"))
 
 
@@ -47,7 +47,7 @@ def last_setting(queue: JobQueue, gpu_index: int | None) -> JobParams | None:
 
 def warm_up(cache, params: JobParams) -> WarmStart:
     """Load `params.model` into `cache` (a runner.PipelineCache) and run it briefly at the setting's size."""
-    from engine.precompile import NotCompiledYet, compiling_forbidden
+    from engine.speed.precompile import NotCompiledYet, compiling_forbidden
 
     spec = get_model(params.model)
     started = time.perf_counter()

@@ -14,8 +14,8 @@ from engine.queue.models import Job
 from engine.registry import MODELS
 
 if TYPE_CHECKING:
-    from engine.pipelines.clock import StageClock
-    from engine.runner import RunOutput
+    from engine.worker.clock import StageClock
+    from engine.worker.runner import RunOutput
 
 
 def build_run_record(

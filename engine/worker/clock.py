@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from engine.faults import failpoint
+from config.failpoints import failpoint
 
 
 class JobCancelled(Exception):

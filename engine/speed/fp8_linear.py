@@ -1,6 +1,6 @@
 """Linear layers run as fp8 matrix multiplications with per-row scales (a speed-mode part, opt-in).
 
-Not the same arithmetic, unlike `engine.frame_conv`: fp8 (e4m3) keeps 3 mantissa bits, so a layer's
+Not the same arithmetic, unlike `engine.speed.frame_conv`: fp8 (e4m3) keeps 3 mantissa bits, so a layer's
 output is off by a few percent (~3.5% relative, measured on random normal inputs). That is the trade
 `engine.speed_fp8` opts into, for the fp8 tensor cores of Ada and Hopper GPUs (compute capability 8.9
 and up), which run up to twice the fp16 rate. Measured on an H200 for I2VGen-XL 512×512×16 (BENCHMARKS.md):

@@ -6,8 +6,8 @@ Two kinds of pipeline come out of `build_random_pipeline`:
   (tests/pipelines/.../get_dummy_components), for unit tests and the no-GPU demo. They run 2 steps on a CPU
   in well under a second.
 - full-size ones ("i2vgen-xl", "svd", "svd-xt", "ltx-video"): every component built from the model's
-  published config, copied into engine/model_configs/<name>/<component>/ (sources in
-  engine/model_configs/README.md). Same layers, parameter count, compute and memory as the released
+  published config, copied into engine/pipelines/model_configs/<name>/<component>/ (sources in
+  engine/pipelines/model_configs/README.md). Same layers, parameter count, compute and memory as the released
   model; only the weights are random. For GPU measurements without downloading weights.
 
 Nothing here touches the network: tokenizers are built in code from a small generated vocabulary (a
@@ -180,7 +180,7 @@ def _cast_like_from_pretrained(module: torch.nn.Module, dtype: torch.dtype) -> N
 
 
 def load_model_config(name: str, component: str, filename: str = "config.json") -> dict:
-    """The published config of `component` of model `name`, as committed under engine/model_configs/."""
+    """The published config of `component` of model `name`, as committed under engine/pipelines/model_configs/."""
     path = MODEL_CONFIGS_DIR / name / component / filename
     if not path.is_file():
         raise FileNotFoundError(f"no config for {name}/{component}: {path} is missing")
@@ -407,7 +407,7 @@ def _build_tiny_ltx(*, torch_dtype: torch.dtype, device: torch.device, seed: int
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Full-size pipelines (published configs under engine/model_configs/)
+# Full-size pipelines (published configs under engine/pipelines/model_configs/)
 # ---------------------------------------------------------------------------------------------------------
 
 

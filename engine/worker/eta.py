@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from engine.pipelines.clock import StageClock
+from engine.worker.clock import StageClock
 
 # Stages after the loop, as a fraction of the loop, when nothing better is known (measured on
 # the tiny model on CPU and the full-size models on an H100: decode+export is 3–10% of the loop).

@@ -22,15 +22,15 @@ from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths, data_paths
 from data.schemas import AlertEvent
-from engine.eta import remaining_seconds
-from engine.pipelines.clock import JobCancelled, StageClock
+from engine.worker.eta import remaining_seconds
+from engine.worker.clock import JobCancelled, StageClock
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
 from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE, Job, QueueDiskFull
-from engine.run_record import build_run_record
-from engine.runner import PipelineCache, RunOutput, free_memory, run_job
-from engine.submission import job_reserve_limit
-from engine import warm_start
+from engine.worker.run_record import build_run_record
+from engine.worker.runner import PipelineCache, RunOutput, free_memory, run_job
+from engine.intake.submission import job_reserve_limit
+from engine.worker import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class Worker:
         return 0
 
     def warm_start(self) -> None:
-        """Run this GPU's last setting briefly before the first claim (engine.warm_start); never fatal."""
+        """Run this GPU's last setting briefly before the first claim (engine.worker.warm_start); never fatal."""
         if not warm_start.wanted(self.settings.engine.warm_start, self.device.name) or self.stopping.is_set():
             return
         try:

@@ -12,12 +12,12 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from config import Settings
-from engine.export import write_mp4, write_thumbnail
-from engine.pipelines.clock import StageClock
+from engine.worker.export import write_mp4, write_thumbnail
+from engine.worker.clock import StageClock
 from engine.pipelines.loading import apply_memory_options, load_pipeline
 from engine.queue.models import Job
 from engine.registry import ModelSpec, get_model
-from engine.speed import AppliedSpeed, SpeedParts, apply_speed_mode
+from engine.speed.mode import AppliedSpeed, SpeedParts, apply_speed_mode
 from data.paths import data_paths
 
 log = logging.getLogger(__name__)

@@ -85,7 +85,7 @@ def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, m
 
 def read_image_file(path: Path, *, max_bytes: int) -> bytes:
     """The bytes of an image file on disk, refused before reading when missing or too large;
-    `check_image_bytes` (through `engine.submission.submit`) checks what is inside."""
+    `check_image_bytes` (through `engine.intake.submission.submit`) checks what is inside."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"image {path} does not exist")

@@ -1,0 +1,1 @@
+"""Speed mode: one technique per module (each with its setting and an `apply`/builder); `mode` composes them."""

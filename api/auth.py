@@ -4,6 +4,8 @@ Bound to 127.0.0.1 / ::1 / localhost, only this machine can reach the API and no
 Bound to anything else (0.0.0.0, a LAN address), the API refuses to start without `api.token`, and
 every /api/* request and /metrics need `Authorization: Bearer <token>`. A token that is set is
 always enforced, on loopback too. /openapi.json, /docs and /api/health stay open.
+
+The rules are here, with the middleware that applies them first; the routes' dependency is deps.check_token.
 """
 
 from __future__ import annotations
@@ -12,13 +14,9 @@ import ipaddress
 import json
 import secrets
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 MIN_TOKEN_CHARS = 16
-
-bearer = HTTPBearer(auto_error=False, description="the api.token setting (I2VMON_API__TOKEN)")
 
 
 class AuthConfigError(ValueError):
@@ -66,13 +64,6 @@ def refusal(expected: str | None, authorization: str | None) -> str | None:
     if not secrets.compare_digest(credentials.strip().encode(), expected.encode()):
         return WRONG
     return None
-
-
-def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    """A dependency of every protected route (it also puts the scheme in /openapi.json)."""
-    reason = refusal(request.app.state.token, request.headers.get("authorization"))
-    if reason:
-        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
 class BearerGate:

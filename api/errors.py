@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.queue import JobNotFound, QueueError, QueueUnavailable
 from engine.intake.validation import InputError
+from engine.queue import JobNotFound, QueueError, QueueUnavailable
 
 log = logging.getLogger("api")
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from app.streamlit_server import streamlit_run_args
+from app.streamlit_server import streamlit_env, streamlit_run_args
 from app.supervisor import Child, Supervisor, python_module
 from config import load_settings
 from data.paths import data_paths
@@ -55,7 +55,7 @@ def plan(port: int, api_port: int, gpus: list[int]) -> list[Child]:
     else:
         children.append(Child("engine-cpu", python_module("engine", "serve")))
     children.append(Child("api", python_module("api", "--port", str(api_port))))
-    children.append(Child("ui", python_module(*streamlit_run_args(port))))
+    children.append(Child("ui", python_module(*streamlit_run_args(port)), env=streamlit_env()))
     return children
 
 

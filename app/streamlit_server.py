@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
+CHECKOUT = UI_SCRIPT.parents[1]
 
 OPTIONS = (
     "--server.headless", "true",
@@ -23,3 +25,10 @@ OPTIONS = (
 def streamlit_run_args(port: int) -> list[str]:
     """`python -m` arguments that serve the app on `port`."""
     return ["streamlit", "run", str(UI_SCRIPT), "--server.port", str(port), *OPTIONS]
+
+
+def streamlit_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment additions: the checkout first on PYTHONPATH, so that app/ui.py and every page
+    under pages/ import the repository's packages (Streamlit puts only the script's own folder on the path)."""
+    inherited = (os.environ if environ is None else environ).get("PYTHONPATH")
+    return {"PYTHONPATH": os.pathsep.join([str(CHECKOUT), *([inherited] if inherited else [])])}

@@ -1,23 +1,20 @@
-"""The app's entrypoint and router: `streamlit run app/ui.py` (or `python -m app`, which supervises it).
+"""The app's entrypoint and router: `python -m app`, which supervises it, or on its own from the repository
+root `python -m streamlit run app/ui.py` (the scripts here and under pages/ import the repository's packages:
+`python -m` puts the working directory on the path; the launcher also sets PYTHONPATH, app/streamlit_server.py).
 
 It draws the shared frame (the sidebar's data directory and service status, the active-alert banner) and
 runs the page chosen; each page under pages/ also runs on its own.
 """
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app.views import frame  # noqa: E402
+from app.views import frame
 
 st.set_page_config(page_title="i2vmon", page_icon="🎞️", layout="wide")
 
-PAGES = ROOT / "pages"
+PAGES = Path(__file__).resolve().parents[1] / "pages"
 LIVE = st.Page(PAGES / "live_monitor.py", title="Live monitor", icon=":material/monitoring:", url_path="live")
 page = st.navigation([
     st.Page(PAGES / "generate.py", title="Generate", icon=":material/movie:", url_path="generate", default=True),

@@ -1,8 +1,8 @@
 """Many app sessions at once over a loaded store: each page's script run time with N sessions rerunning together.
 
-    .venv/bin/python benchmarks/bench_app_sessions.py --dir /tmp/i2vmon-load --jobs 10000 --sessions 20 [--mode server]
+    .venv/bin/python -m benchmarks.bench_app_sessions --dir /tmp/i2vmon-load --jobs 10000 --sessions 20 [--mode server]
 
-The data directory is the one bench_store_load.py built (30 days of 8 GPUs' samples, 10,000 runs); this adds
+The data directory is the one benchmarks.bench_store_load built (30 days of 8 GPUs' samples, 10,000 runs); this adds
 `--jobs` queued jobs to its queue and a collector's live files. Then `--sessions` sessions start together, each a
 Streamlit AppTest session (the server-side run of a page script: every query, every chart built, what a rerun
 costs the server) that runs every page twice and times the second run. What a browser adds (network, drawing) is
@@ -34,11 +34,9 @@ PAGES = ("generate", "live_monitor", "quality_review", "analytics")
 
 
 def prepare(data_dir: Path, jobs: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests" / "app"))
-    import app_synthetic
     from PIL import Image
 
+    from benchmarks import app_synthetic
     from data.paths import DataPaths
     from engine.queue import JobParams
     from engine.queue.sqlite import SqliteJobQueue
@@ -86,7 +84,7 @@ async def _ws_session(port: int, start_at: float) -> dict:
                        open_timeout=120) as ws:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         for page, url_path in SERVER_PAGES.items():
-            for run in range(2):
+            for _ in range(2):
                 msg = BackMsg()
                 msg.rerun_script.query_string = ""
                 msg.rerun_script.page_name = url_path
@@ -114,9 +112,9 @@ def server_sessions(data_dir: Path, sessions: int) -> list[dict]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = Path(tempfile.mkdtemp(prefix="bench-sessions-")) / "streamlit.log"
-    env = dict(os.environ, I2VMON_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
-    sys.path.insert(0, str(ROOT))
-    from app.streamlit_server import streamlit_run_args
+    from app.streamlit_server import streamlit_env, streamlit_run_args
+
+    env = dict(os.environ, I2VMON_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", **streamlit_env())
 
     proc = subprocess.Popen([sys.executable, "-m", *streamlit_run_args(port)], cwd=ROOT, env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -156,7 +154,7 @@ def main() -> int:
         results = server_sessions(args.dir, args.sessions)
     else:
         start_at = time.time() + 45  # every process imported and waiting
-        procs = [subprocess.Popen([sys.executable, __file__, "--dir", str(args.dir), "--session", str(start_at)],
+        procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.bench_app_sessions", "--dir", str(args.dir), "--session", str(start_at)],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
                  for _ in range(args.sessions)]

@@ -1,10 +1,10 @@
 """Collector soak with a fast clock: hours of 1 s samples of 8 (fake) GPUs, in minutes.
 
-    .venv/bin/python benchmarks/bench_collector_soak.py --hours 6 --gpus 8 --dir /tmp/i2vmon-soak
+    .venv/bin/python -m benchmarks.bench_collector_soak --hours 6 --gpus 8 --dir /tmp/i2vmon-soak
 
 Drives `Collector.tick(ts)` / `flush()` / `compact()` in-process, exactly as the daemon's scheduler does, but
 with simulated timestamps (1 s apart; a flush every 5 simulated seconds, compaction every 60), NVML faked at
-the function level (tests/fakes/fake_nvml.py). Every simulated 10 minutes it records the process's RSS and
+the function level (benchmarks/fake_nvml.py). Every simulated 10 minutes it records the process's RSS and
 the number of Parquet files; at the end it checks every row is readable through the Store. Prints one JSON
 summary; `--json-out` writes it to a file. tests/reliability/test_collector_soak.py runs a shorter span.
 """
@@ -25,10 +25,6 @@ from pathlib import Path
 
 import psutil
 import pyarrow as pa
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 MIB = 2**20
 
@@ -68,12 +64,12 @@ def soak(data_dir: Path, *, seconds: int, gpus: int = 8, flush_every: int = 5, c
     on the 2-core VM), not of the collector's memory and files."""
     if not fsync:
         set_attr(os, "fsync", lambda fd: None)
+    from benchmarks.fake_nvml import FakeNvml
     from collector.daemon import Collector
     from collector.sampler import Sampler
     from config import load_settings
     from data.paths import DataPaths
     from data.store import Store
-    from tests.fakes.fake_nvml import FakeNvml
 
     os.environ["I2VMON_DATA_DIR"] = str(data_dir)
     settings = load_settings()

@@ -1,7 +1,7 @@
 """Engine figures on a GPU (issue 4) and the collector beside a real workload (issue 3).
 
 Run on the GPU machine from the repository root:
-    python benchmarks/bench_engine_gpu.py --out $OUT
+    python -m benchmarks.bench_engine_gpu --out $OUT
 
 A. Full-size I2VGen-XL (published config, random weights, fp16): the stock pipeline called
    directly vs the engine's runner (hooks, stage clock, export) on the same pipeline object and
@@ -21,12 +21,8 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GIB = 2**30
 
@@ -66,9 +62,9 @@ def main() -> int:
             setattr(torch.cuda, name, lambda *a, **k: 0)
 
     from config import load_settings
-    from engine.worker.clock import JobCancelled, StageClock
     from engine.queue.models import Job, JobParams
     from engine.registry import get_model
+    from engine.worker.clock import JobCancelled, StageClock
     from engine.worker.runner import PipelineCache, free_memory, run_job
 
     settings = load_settings(engine={"random_weights": True}, quality={"enabled": False})
@@ -82,8 +78,8 @@ def main() -> int:
     log(args.out, "build", {"gpu": torch.cuda.get_device_name(), "build_s": time.perf_counter() - t, "weights_resident_gib": weights / GIB,
                             "torch": torch.__version__})
 
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     image_path = data_dir / "bench-input.png"
     Image.fromarray((np.random.default_rng(0).random((720, 1280, 3)) * 255).astype("uint8")).save(image_path)
@@ -184,7 +180,6 @@ def main() -> int:
                               "median_cpu_us_per_gpu": statistics.median(cpu) * 1e6 / n})
     collector.send_signal(signal.SIGTERM)
     collector.wait(timeout=60)
-    import pyarrow.parquet as pq
 
     if not (data_dir / "tables" / "gpu_samples").exists():
         log(args.out, "collector_rows", {"gpu_rows": 0, "note": "no GPU rows (no NVIDIA driver here)"})

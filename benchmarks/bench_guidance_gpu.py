@@ -1,6 +1,6 @@
 """The predictor against the stock pipelines with classifier-free guidance on and off (guidance ≤ 1: a batch of one).
 
-    python benchmarks/bench_guidance_gpu.py --out $OUT
+    python -m benchmarks.bench_guidance_gpu --out $OUT
 
 The committed calibration was measured with guidance batched only; for a job without guidance the predictor
 halves the denoiser's positions in the same fitted formulas. This measures, per point and for guidance at the
@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.calibrate_memory import Nvml, run_point  # noqa: E402
+from benchmarks.calibrate_memory import Nvml, run_point
 
 # (model, height, width, frames, decode chunk): the denoiser's phase is the peak at these chunks
 POINTS = {

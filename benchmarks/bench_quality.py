@@ -1,6 +1,6 @@
 """Benchmark: score a 16-frame 512×512 H.264 video, as the quality_scoring stage does after a job.
 
-    .venv/bin/python benchmarks/bench_quality.py [--runs 7] [--device cpu] [--no-full-size]
+    .venv/bin/python -m benchmarks.bench_quality [--runs 7] [--device cpu] [--no-full-size]
 
 Three configurations, each scored `--runs` times after one warm-up call (the worker keeps CLIP loaded, so
 the warm-up, which loads the model, is reported on its own):
@@ -28,9 +28,7 @@ import av
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.quality import score_video  # noqa: E402
+from engine.quality import score_video
 
 SIZE, FRAMES, PAN_PX = 512, 16, 16
 

@@ -7,10 +7,10 @@ Two phases per backend, each on an empty queue:
   1. concurrent — the clients submit while the workers claim (the real shape of a busy day);
   2. drain      — the clients fill the queue first, then the workers empty it (claims alone).
 
-    .venv/bin/python benchmarks/bench_queue_claims.py                      # SQLite and a throwaway PostgreSQL
-    .venv/bin/python benchmarks/bench_queue_claims.py --backend postgres --postgres-url postgresql://…
+    .venv/bin/python -m benchmarks.bench_queue_claims                      # SQLite and a throwaway PostgreSQL
+    .venv/bin/python -m benchmarks.bench_queue_claims --backend postgres --postgres-url postgresql://…
 
-The throwaway PostgreSQL comes from Debian's binaries (tests/queue/pg_server.py) with fsync off, as in the
+The throwaway PostgreSQL comes from Debian's binaries (benchmarks/pg_server.py) with fsync off, as in the
 tests; a production server with fsync on is slower per commit.
 """
 
@@ -23,14 +23,9 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
-CHECKOUT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CHECKOUT))
-sys.path.insert(0, str(CHECKOUT / "tests" / "queue"))
-
-from engine.queue import JobParams, JobQueue, open_queue  # noqa: E402
+from engine.queue import JobParams, JobQueue, open_queue
 
 PARAMS = JobParams(model="tiny", prompt="bench", height=64, width=64, frames=2, steps=2)
 
@@ -155,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                         url = args.postgres_url  # note: not emptied between phases; ids are unique anyway
                     else:
                         if server is None:
-                            from pg_server import PostgresServer
+                            from benchmarks.pg_server import PostgresServer
 
                             server = PostgresServer.start()
                         url = server.create_database()

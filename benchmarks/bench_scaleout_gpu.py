@@ -1,7 +1,7 @@
 """Scale-out on one host with several GPUs, through the product's own start command (issue 11).
 
 Run on a machine with 2 or more GPUs, from the repository root:
-    python benchmarks/bench_scaleout_gpu.py --out $OUT
+    python -m benchmarks.bench_scaleout_gpu --out $OUT
 
 Two phases, each a fresh data directory and a real `python -m app` (collector, workers, API, UI):
   1. `python -m app --gpus 0`: one worker; N: `python -m app`: one worker per GPU.
@@ -36,10 +36,9 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness import free_port, http_ok, wait_for
 
-from tests.conftest import free_port, http_ok, wait_for  # noqa: E402 — the harness the tests drive processes with
+ROOT = Path(__file__).resolve().parents[1]
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -64,7 +63,7 @@ def main() -> int:
                I2VMON_ENGINE__RANDOM_WEIGHTS="1")
     if args.fake_gpus:
         env |= {"I2VMON_TEST_FAKE_NVML": json.dumps({"gpus": args.fake_gpus}),
-                "PYTHONPATH": f"{ROOT / 'tests' / 'fakes' / 'site'}:{ROOT}:{env.get('PYTHONPATH', '')}"}
+                "PYTHONPATH": f"{ROOT / 'benchmarks' / 'fake_site'}:{ROOT}:{env.get('PYTHONPATH', '')}"}
     gpus = args.fake_gpus or _nvml_gpu_count()
     picked = [int(i) for i in args.gpus.split(",")] if args.gpus else list(range(gpus))
     gpus = len(picked)
@@ -82,7 +81,7 @@ def main() -> int:
             warm = app.warm_up(params, len(workers))
             record(args.out, f"{phase}.warm_up", warm)
             batch = app.timed_batch(params, args.jobs_per_gpu * len(workers),
-                                    while_running=None if single else (lambda: seen_everywhere(app, args.out, phase)))
+                                    while_running=None if single else (lambda phase=phase: seen_everywhere(app, args.out, phase)))
             rates[phase] = batch["jobs_per_hour"]
             record(args.out, f"{phase}.batch", batch)
             if not single:
@@ -284,7 +283,6 @@ def record(out: Path, name: str, payload: dict) -> None:
     print(name, json.dumps(payload, default=str)[:1500], flush=True)
 
 
-
 def _where(job: dict):
     return job.get("gpu_index") if job.get("gpu_index") is not None else job.get("worker_id")
 
@@ -305,8 +303,6 @@ def _text(url: str) -> str | None:
             return response.read().decode()
     except OSError:
         return None
-
-
 
 
 def _png(params: dict) -> bytes:

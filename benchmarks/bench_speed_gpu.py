@@ -1,8 +1,8 @@
 """Speed mode against the stock diffusers pipeline, side by side in one process on one GPU (issue 10).
 
-    python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl --height 512 --width 512 --frames 16 --steps 50
-    python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl ... --cold    # a new process, cache filled
-    python benchmarks/bench_speed_gpu.py --out $OUT --model i2vgen-xl ... --fp8     # then the opt-in fp8 part too
+    python -m benchmarks.bench_speed_gpu --out $OUT --model i2vgen-xl --height 512 --width 512 --frames 16 --steps 50
+    python -m benchmarks.bench_speed_gpu --out $OUT --model i2vgen-xl ... --cold    # a new process, cache filled
+    python -m benchmarks.bench_speed_gpu --out $OUT --model i2vgen-xl ... --fp8     # then the opt-in fp8 part too
 
 Full-size model, random weights, fp16, the model's defaults for what is not given. Default run: the stock
 pipeline called directly (a 2-step warm-up, then `--repeats` timed calls), then the same pipeline with
@@ -29,9 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.model_args import model_arguments  # noqa: E402
+from benchmarks.model_args import model_arguments
 
 CACHE = Path("/tmp/i2vmon-speed-cache")
 
@@ -56,12 +54,12 @@ def main() -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from config import Settings
-    from engine.worker.clock import StageClock
-    from engine.queue.models import JobParams
     from engine.pipelines.random_weights import build_random_pipeline
+    from engine.queue.models import JobParams
     from engine.registry import get_model
     from engine.speed.fp8_linear import fp8_linears
     from engine.speed.mode import SpeedParts, apply_speed_mode
+    from engine.worker.clock import StageClock
 
     spec = get_model(args.model)
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
@@ -89,7 +87,7 @@ def main() -> int:
 
     def run(steps: int) -> dict:
         clock = StageClock(sync=sync)
-        clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
+        clock.install(pipe, denoiser=spec.denoiser, encoders=family.ENCODERS)
         call = dataclasses.replace(params, steps=steps)
         sync()
         t0 = time.perf_counter()
@@ -120,7 +118,7 @@ def main() -> int:
         peak = (20 if args.device == "cuda" else 1) * 2 * n**3 / (time.perf_counter() - t0) / 1e12
         del a
         captured: dict = {}
-        denoiser = getattr(pipe, family.DENOISER)
+        denoiser = getattr(pipe, spec.denoiser)
         hook = denoiser.register_forward_pre_hook(
             lambda m, a, k: captured.setdefault("call", (a, k)) and None, with_kwargs=True)
         run(2)  # warm-up: cuDNN, allocator, kernels
@@ -138,7 +136,7 @@ def main() -> int:
     def measure_arm(name: str, label: Callable[[], str]) -> None:
         """The first job, then `--repeats` warm jobs of the pipeline as it is now, logged as "<name> …"."""
         first = run(params.steps)
-        forward = getattr(getattr(pipe, family.DENOISER), "forward", None)
+        forward = getattr(getattr(pipe, spec.denoiser), "forward", None)
         log(f"{name} first job" + (" (new process, cache filled)" if args.cold else " (cache as found)"),
             label=label(), event=getattr(forward, "last_event", None), **summary(first))
         warm = [run(params.steps) for _ in range(args.repeats)]
@@ -158,7 +156,7 @@ def main() -> int:
 
     parts = SpeedParts.from_settings(Settings().engine, "cuda:0") if args.device == "cuda" else SpeedParts()
     t0 = time.perf_counter()
-    applied = apply_speed_mode(pipe, denoiser=family.DENOISER, parts=parts, cache_dir=CACHE)
+    applied = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=parts, cache_dir=CACHE)
     if args.cold:
         log("speed mode applied (artefacts preloaded)", seconds=time.perf_counter() - t0)
     if args.cold and args.warm_start:
@@ -187,11 +185,11 @@ def main() -> int:
         torch.cuda.reset_peak_memory_stats()
     pipe = build_random_pipeline(args.model, torch_dtype=dtype, device=args.device)
     if args.device == "cuda":
-        applied = apply_speed_mode(pipe, denoiser=family.DENOISER, parts=fp8_parts, cache_dir=CACHE)
+        applied = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=fp8_parts, cache_dir=CACHE)
         measure_arm("fp8", lambda: applied.label)
     else:
         # The CPU dry run: speed mode is CUDA-only, so the fp8 layers are swapped in and run eagerly.
-        swapped = fp8_linears(getattr(pipe, family.DENOISER))
+        swapped = fp8_linears(getattr(pipe, spec.denoiser))
         measure_arm("fp8", lambda: f"fp8 (eager, cpu dry run, {swapped} layers)")
     return 0
 

@@ -1,7 +1,7 @@
 """The history store under a month of load: 30 days of 1 s samples of 8 GPUs (≈21 M rows) plus 10,000 runs,
 then every query the Analytics page runs, timed.
 
-    .venv/bin/python benchmarks/bench_store_load.py --dir /tmp/i2vmon-load [--days 30 --gpus 8 --reps 20]
+    .venv/bin/python -m benchmarks.bench_store_load --dir /tmp/i2vmon-load [--days 30 --gpus 8 --reps 20]
 
 The samples are built with pyarrow in bulk (an hour per part file, as the collector's flushes add up to), written
 through data/'s atomic writer, then compacted by `data.parquet_store.compact` exactly as the collector does: each
@@ -27,17 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "app"))
-
-from data import analytics  # noqa: E402
-from data.analytics import RunFilter, RunWindow  # noqa: E402
-from data.atomic import write_atomically  # noqa: E402
-from data.parquet_store import compact, write_rows  # noqa: E402
-from data.paths import DataPaths  # noqa: E402
-from data.schemas import schema_for  # noqa: E402
-from data.store import Store  # noqa: E402
+from benchmarks import app_synthetic
+from data import analytics
+from data.analytics import RunFilter, RunWindow
+from data.atomic import write_atomically
+from data.parquet_store import compact, write_rows
+from data.paths import DataPaths
+from data.schemas import schema_for
+from data.store import Store
 
 HOST = "loadhost"
 GIB = 2**30
@@ -97,8 +94,6 @@ def generate(paths: DataPaths, now: datetime, days: int, gpus: int, runs: int) -
     t = time.perf_counter()
     compact(paths, host=HOST, max_parts=12, now=now)
     compact_s = time.perf_counter() - t
-
-    import app_synthetic
 
     records = app_synthetic.run_records(runs, now, days=days, host=HOST)
     write_rows(paths, "runs", records, HOST)

@@ -1,6 +1,6 @@
 """The floor under every page's first render: a Streamlit page with only a title and a line of text.
 
-    .venv/bin/python benchmarks/bench_streamlit_floor.py [--loads 6]
+    .venv/bin/python -m benchmarks.bench_streamlit_floor [--loads 6]
 
 `streamlit run` of that two-line page, then a fresh Chromium context per load (headless Debian chromium, the
 project's flags), from `page.goto` to the text on screen. The first load warms the server; the median of the

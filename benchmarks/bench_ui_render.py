@@ -1,7 +1,7 @@
 """UI figures in a real headless Chromium: each page's first render, and the live chart's sample-to-screen delay.
 
-    python tests/app/app_synthetic.py /tmp/ui-bench --runs 10000 --days 30     # the store (about 4 min here)
-    python benchmarks/bench_ui_render.py /tmp/ui-bench [--repeats 5] [--live-repeats 10] [--json out.json]
+    python -m benchmarks.app_synthetic /tmp/ui-bench --runs 10000 --days 30     # the store (about 4 min here)
+    python -m benchmarks.bench_ui_render /tmp/ui-bench [--repeats 5] [--live-repeats 10] [--json out.json]
 
 It starts `streamlit run app/ui.py` on a free port with I2VMON_DATA_DIR on the store, and, in this process, a
 feeder that does what the collector does every second: the live snapshot and the last 10 minutes of samples of
@@ -36,16 +36,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from benchmarks import app_synthetic
+from data import live
+from data.paths import DataPaths
+from data.schemas import HostSample
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "app"))
-
-import app_synthetic  # noqa: E402
-
-from data import live  # noqa: E402
-from data.paths import DataPaths  # noqa: E402
-from data.schemas import GpuSample, HostSample  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -125,9 +121,9 @@ class Feeder(threading.Thread):
 
 
 def start_ui(store: Path, port: int, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, I2VMON_DATA_DIR=str(store), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    sys.path.insert(0, str(ROOT))
-    from app.streamlit_server import streamlit_run_args
+    from app.streamlit_server import streamlit_env, streamlit_run_args
+
+    env = dict(os.environ, I2VMON_DATA_DIR=str(store), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **streamlit_env())
 
     cmd = [sys.executable, "-m", *streamlit_run_args(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -206,7 +202,7 @@ def ensure_video(paths: DataPaths) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("store", type=Path, help="data directory built by tests/app/app_synthetic.py")
+    parser.add_argument("store", type=Path, help="data directory built by benchmarks/app_synthetic.py")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--live-repeats", type=int, default=10)
     parser.add_argument("--pages", nargs="*", default=list(PAGES))

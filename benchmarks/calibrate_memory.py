@@ -2,7 +2,7 @@
 
 On the GPU machine (full-size models, random weights, fp16, the stock pipeline, guidance batched):
 
-    python benchmarks/calibrate_memory.py measure --models i2vgen-xl svd --out $OUT --deadline-s 480
+    python -m benchmarks.calibrate_memory measure --models i2vgen-xl svd --out $OUT --deadline-s 480
 
 runs each model over a grid of resolution × frames × decode_chunk_size (GRIDS below; the issue's reference
 points included) for --steps steps (peak memory does not depend on the step count; s/step is the median of
@@ -17,7 +17,7 @@ it is measured; a compact table is printed.
 
 Here, to turn those lines into the predictor's data (engine/foresight/calibration/):
 
-    python benchmarks/calibrate_memory.py import points.jsonl [more.jsonl ...]
+    python -m benchmarks.calibrate_memory import points.jsonl [more.jsonl ...]
 
 A dry run of the code path on a CPU: `measure --models tiny tiny-svd tiny-ltx --device cpu`.
 """
@@ -34,8 +34,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GIB = 1024**3
 
@@ -146,7 +144,7 @@ class Nvml:
             pynvml.nvmlInit()
             self.pynvml = pynvml
             self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        except Exception as e:  # noqa: BLE001 - no NVML: the CUDA context is not measured
+        except Exception as e:  # no NVML: the CUDA context is not measured
             print(f"NVML unavailable: {e}")
             self.pynvml = None
 
@@ -217,7 +215,7 @@ def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: i
         kwargs.update(prompt=PROMPT, decode_chunk_size=chunk)
     elif pipeline == "StableVideoDiffusionPipeline":
         kwargs.update(decode_chunk_size=chunk)
-    elif pipeline == "LTXImageToVideoPipeline":
+    elif pipeline in ("LTXImageToVideoPipeline", "WanImageToVideoPipeline"):
         kwargs.update(prompt=PROMPT)
     else:
         raise ValueError(f"no call recipe for {pipeline}")
@@ -229,33 +227,57 @@ def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: i
     return kwargs
 
 
+def denoisers_of(pipe) -> list:
+    """The modules that run the steps: the UNet, or the transformer(s) (two experts for Wan 2.2 A14B)."""
+    if getattr(pipe, "unet", None) is not None:
+        return [pipe.unet]
+    return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m is not None]
+
+
+def calls_per_step(pipe, guidance: float | None) -> int:
+    """Denoiser calls a step: Wan runs classifier-free guidance as two calls (conditional, unconditional),
+    the others as one call on a batch of two."""
+    if type(pipe).__name__ == "WanImageToVideoPipeline":
+        return 1 if guidance is not None and guidance <= 1 else 2
+    return 1
+
+
 def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chunk: int | None, steps: int,
               cuda: bool, nvml: Nvml, nvml_baseline: int | None, guidance: float | None = None) -> dict:
-    """Run the pipeline once; phase-split peaks and timings."""
-    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer")
+    """Run the pipeline once; phase-split peaks and timings, and the process's peak host memory."""
+    from engine.worker.host_memory import peak_rss_bytes, pinned_bytes, reset_peak_rss
+
+    per_step = calls_per_step(pipe, guidance)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     stamps: list[float] = []
     first: list[float] = []
     phase: dict = {}
+    experts: list[int] = []
 
     def pre_hook(module, args):
         if not first:
             sync()
             first.append(time.perf_counter())
 
-    def post_hook(module, args, output):
-        sync()
-        stamps.append(time.perf_counter())
-        if len(stamps) == steps and cuda:
-            phase["denoise_peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
-            phase["denoise_peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
-            torch.cuda.reset_peak_memory_stats()
+    def post_hook(index):
+        def hook(module, args, output):
+            sync()
+            stamps.append(time.perf_counter())
+            experts.append(index)
+            if len(stamps) == steps * per_step and cuda:
+                phase["denoise_peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
+                phase["denoise_peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
+                torch.cuda.reset_peak_memory_stats()
+        return hook
 
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    handles = [denoiser.register_forward_pre_hook(pre_hook), denoiser.register_forward_hook(post_hook)]
+    reset_peak_rss()
+    handles = []
+    for index, denoiser in enumerate(denoisers_of(pipe)):
+        handles += [denoiser.register_forward_pre_hook(pre_hook), denoiser.register_forward_hook(post_hook(index))]
     kwargs = call_kwargs(model, pipe, height, width, frames, chunk, steps, guidance)
     generator = torch.Generator("cpu").manual_seed(0)
     row: dict = {}
@@ -287,7 +309,9 @@ def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chu
             nvml_used_bytes=used,
             cuda_context_bytes=(used - (nvml_baseline or 0) - reserved_now) if used is not None else None,
         )
-    durations = [b - a for a, b in zip(stamps, stamps[1:])]
+    # a step ends with its last denoiser call
+    ends = stamps[per_step - 1::per_step]
+    durations = [b - a for a, b in zip(ends, ends[1:])]
     row.update(
         oom=False,
         step_times_s=[round(d, 5) for d in durations],
@@ -296,6 +320,9 @@ def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chu
         encode_s=first[0] - t0 if first else None,
         total_s=t_end - t0,
         denoiser_calls=len(stamps),
+        step_experts=experts[per_step - 1::per_step],
+        host_peak_rss_bytes=peak_rss_bytes(),
+        host_pinned_bytes=pinned_bytes(),
     )
     return row
 
@@ -308,11 +335,11 @@ def run_point(torch, pipe, model: str, height: int, width: int, frames: int, chu
 def measure(args: argparse.Namespace) -> int:
     nvml = Nvml(args.gpu)
     nvml_baseline = nvml.used()  # before this process creates a CUDA context
-    import torch
     import diffusers
+    import torch
 
-    from engine.pipelines.random_weights import build_random_pipeline
     from engine.foresight.gpu import measure_matmul_tflops
+    from engine.pipelines.random_weights import build_random_pipeline
 
     cuda = args.device == "cuda"
     dtype = torch.float16 if cuda else torch.float32
@@ -406,7 +433,10 @@ def measure(args: argparse.Namespace) -> int:
                 gc.collect()
                 torch.cuda.empty_cache()
                 continue
-            g = lambda k: (row.get(k) or 0) / GIB  # noqa: E731
+
+            def g(k: str, row: dict = row) -> float:
+                return (row.get(k) or 0) / GIB
+
             print(f"{model:10} {h:>4}×{w:<4}×{f:<3} {str(chunk):>5} {offload[:5]:>5} {g('peak_allocated_bytes'):6.2f} "
                   f"{g('peak_reserved_bytes'):6.2f} {g('denoise_peak_allocated_bytes'):6.2f} "
                   f"{g('decode_peak_allocated_bytes'):6.2f} {g('cuda_context_bytes'):5.2f} "
@@ -428,6 +458,7 @@ POINT_KEYS = (
     "peak_allocated_bytes", "peak_reserved_bytes", "denoise_peak_allocated_bytes", "denoise_peak_reserved_bytes",
     "decode_peak_allocated_bytes", "decode_peak_reserved_bytes", "weights_resident_bytes", "cuda_context_bytes",
     "nvml_used_bytes", "s_per_step", "step_times_s", "decode_s", "encode_s", "total_s", "date",
+    "weights", "host_peak_rss_bytes", "host_pinned_bytes", "step_experts",
 )
 
 
@@ -459,8 +490,10 @@ def import_points(args: argparse.Namespace) -> int:
     for model in sorted({p["model"] for p in points}):
         path = target / f"{model}.json"
         old = json.loads(path.read_text()) if path.is_file() else {"model": model, "points": []}
-        key = lambda p: (p["gpu_name"], p["height"], p["width"], p["frames"], p["decode_chunk_size"],  # noqa: E731
-                         p["offload"])
+        def key(p: dict) -> tuple:
+            return (p["gpu_name"], p["height"], p["width"], p["frames"], p["decode_chunk_size"], p["offload"],
+                    p.get("weights"))
+
         latest: dict = {}  # a setting measured again replaces the earlier reading
         for p in old["points"] + [{k: p.get(k) for k in POINT_KEYS} for p in points if p["model"] == model]:
             latest.pop(key(p), None)
@@ -471,9 +504,10 @@ def import_points(args: argparse.Namespace) -> int:
             "model": model,
             "measured_with": {
                 "gpu_name": env.get("gpu_name"), "torch": env.get("torch"), "cuda": env.get("cuda"),
-                "diffusers": env.get("diffusers"), "dtype": "float16", "weights": "random (full-size configs)",
-                "pipeline": "stock diffusers, classifier-free guidance batched", "date": env.get("date"),
-                "command": "python benchmarks/calibrate_memory.py measure --models ... --steps 3",
+                "diffusers": env.get("diffusers"), "dtype": info.get("dtype", "float16"),
+                "weights": "random (full-size configs)", "date": env.get("date"),
+                "pipeline": info.get("pipeline", "stock diffusers, classifier-free guidance batched"),
+                "command": info.get("command", "python -m benchmarks.calibrate_memory measure --models ... --steps 3"),
                 "load_s": info.get("load_s"),
             } if env else old.get("measured_with", {}),
             "components_bytes": info.get("components_bytes") or old.get("components_bytes", {}),

@@ -1,6 +1,6 @@
 """Each attention and convolution of one denoiser step, timed alone per implementation (issue 10).
 
-    python benchmarks/profile_ops_gpu.py --out $OUT [--model i2vgen-xl --height 512 --width 512 --frames 16]
+    python -m benchmarks.profile_ops_gpu --out $OUT [--model i2vgen-xl --height 512 --width 512 --frames 16]
 
 Full-size model, random weights, fp16. One real denoiser call (inputs from a 1-step pipeline call) is
 run eagerly with every `F.scaled_dot_product_attention` and convolution recorded (shapes, strides,
@@ -17,12 +17,9 @@ import collections
 import importlib
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.gpu_timing import median_cuda_seconds as timed  # noqa: E402
-from benchmarks.model_args import model_arguments  # noqa: E402
+from benchmarks.gpu_timing import median_cuda_seconds as timed
+from benchmarks.model_args import model_arguments
 
 
 def main() -> int:
@@ -38,11 +35,11 @@ def main() -> int:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.overrides import TorchFunctionMode
 
+    from engine.pipelines.random_weights import build_random_pipeline
+    from engine.queue.models import JobParams
+    from engine.registry import get_model
     from engine.speed import short_attention
     from engine.speed.frame_conv import FrameConv
-    from engine.queue.models import JobParams
-    from engine.pipelines.random_weights import build_random_pipeline
-    from engine.registry import get_model
 
     def log(name: str, **payload: object) -> None:
         line = json.dumps({"name": name, "model": args.model, **payload}, default=str)
@@ -60,7 +57,7 @@ def main() -> int:
     log("built", shape=[height, width, frames], gpu=torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
         torch=torch.__version__)
 
-    denoiser = getattr(pipe, family.DENOISER)
+    denoiser = getattr(pipe, spec.denoiser)
     attention_calls: collections.Counter = collections.Counter()
     conv_calls: collections.Counter = collections.Counter()
 
@@ -114,14 +111,14 @@ def main() -> int:
             for backend in ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION"):
                 try:
                     with sdpa_kernel(getattr(SDPBackend, backend)):
-                        seconds = timed(lambda: F.scaled_dot_product_attention(q, k, v))
+                        seconds = timed(lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v))
                         diff = float((F.scaled_dot_product_attention(q, k, v).float() - reference).abs().max())
                     result[backend.split("_")[0].lower()] = {"s": seconds, "tflops": flops / seconds / 1e12,
                                                              "max_diff": diff}
                 except RuntimeError as exc:
                     result[backend.split("_")[0].lower()] = {"error": str(exc)[:120]}
             if short_attention.fits(q, k, v):
-                seconds = timed(lambda: short_attention.short_attention(q, k, v))
+                seconds = timed(lambda q=q, k=k, v=v: short_attention.short_attention(q, k, v))
                 diff = float((short_attention.short_attention(q, k, v).float() - reference).abs().max())
                 result["short"] = {"s": seconds, "tflops": flops / seconds / 1e12, "max_diff": diff}
             for name, figures in result.items():
@@ -142,7 +139,7 @@ def main() -> int:
             conv = F.conv2d if kind == "conv2d" else F.conv3d
             out_pixels = conv(x, w, padding=padding).numel() // w_shape[0]
             flops = 2 * out_pixels * w[0].numel() * w_shape[0]
-            seconds = timed(lambda: conv(x, w, padding=padding))
+            seconds = timed(lambda conv=conv, x=x, w=w, padding=padding: conv(x, w, padding=padding))
             entry = {"s": seconds, "tflops": flops / seconds / 1e12}
             totals["conv channels-last"] += seconds * count
             if kind == "conv3d" and tuple(w_shape[3:]) == (1, 1):
@@ -152,7 +149,7 @@ def main() -> int:
                 frame = FrameConv(module)
                 x_frames = torch.randn(x_shape, device="cuda", dtype=torch.float16)
                 x_frames = x_frames.permute(0, 2, 3, 4, 1).contiguous().permute(0, 4, 1, 2, 3)
-                seconds_frame = timed(lambda: frame(x_frames))
+                seconds_frame = timed(lambda frame=frame, x_frames=x_frames: frame(x_frames))
                 entry["frameconv_s"] = seconds_frame
                 entry["frameconv_tflops"] = flops / seconds_frame / 1e12
                 totals["conv with frameconv"] += seconds_frame * count

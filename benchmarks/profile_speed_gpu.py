@@ -1,6 +1,6 @@
 """Where a denoiser step goes, and what each speed change buys (issue 10): one process, one GPU.
 
-    python benchmarks/profile_speed_gpu.py --out $OUT [--model i2vgen-xl --height 512 --width 512 --frames 16]
+    python -m benchmarks.profile_speed_gpu --out $OUT [--model i2vgen-xl --height 512 --width 512 --frames 16]
 
 Full-size model, random weights, fp16. The denoiser's inputs are captured from a real pipeline call
 (one step), then the denoiser alone is timed (CUDA events, median of 10 calls after 3 warm-ups) as:
@@ -22,9 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.gpu_timing import median_cuda_seconds  # noqa: E402
+from benchmarks.gpu_timing import median_cuda_seconds
 
 
 def main() -> int:
@@ -42,16 +40,17 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
+    import importlib
+
     import numpy as np
     import torch
     from PIL import Image
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.speed.frame_conv import frame_convs
     from engine.pipelines.random_weights import build_random_pipeline
-    from engine.registry import get_model
     from engine.queue.models import JobParams
-    import importlib
+    from engine.registry import get_model
+    from engine.speed.frame_conv import frame_convs
 
     def log(name: str, **payload: object) -> None:
         line = json.dumps({"name": name, "model": args.model, "shape": [args.height, args.width, args.frames], **payload},
@@ -89,7 +88,7 @@ def main() -> int:
     log("matmul peak fp16", tflops=20 * 2 * 8192**3 / (time.perf_counter() - t0) / 1e12)
     del a, b
 
-    denoiser = getattr(pipe, family.DENOISER)
+    denoiser = getattr(pipe, spec.denoiser)
     captured: dict = {}
 
     def grab(module, a, k):

@@ -15,11 +15,11 @@ from collector.alerts import AlertEvaluator
 from collector.host import prime_cpu_counters
 from collector.sampler import Sampler
 from config import Settings
+from config.failpoints import failpoint
 from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths
-from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample
-from config.failpoints import failpoint
+from data.schemas import GpuSample
 
 log = logging.getLogger(__name__)
 

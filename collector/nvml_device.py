@@ -85,6 +85,20 @@ class NvmlDevice:
         except _LOST as exc:
             raise GpuLost(self.index, str(exc)) from exc
 
+    def memory(self) -> tuple[int | None, int | None]:
+        """(free, total) bytes of the GPU's memory now, alone: what `collector.capacity` asks without a sample."""
+        mem = self._read(pynvml.nvmlDeviceGetMemoryInfo)
+        return (int(mem.free), int(mem.total)) if mem is not None else (None, None)
+
+    def process_memory(self, pid: int) -> int | None:
+        """Bytes compute process `pid` holds on this GPU; None where NVML does not list it (gone, or of another PID
+        namespace) or gives no figure."""
+        for proc in self._read(pynvml.nvmlDeviceGetComputeRunningProcesses) or []:
+            used = getattr(proc, "usedGpuMemory", None)
+            if int(proc.pid) == pid and isinstance(used, int) and used >= 0:
+                return int(used)
+        return None
+
     def sample(self, ts: datetime, host: str) -> tuple[GpuSample, list[GpuProcessSample]]:
         util = self._read(pynvml.nvmlDeviceGetUtilizationRates)
         mem = self._read(pynvml.nvmlDeviceGetMemoryInfo)

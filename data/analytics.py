@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from data.schemas import STAGES
+from data.schemas import CANCELLED, FAILED, STAGES, SUCCEEDED
 from data.store import Store
 
 # Group-by choices of the history: name -> SQL expression over a run row.
@@ -126,16 +126,16 @@ def _runs(run_filter: RunFilter) -> tuple[str, list]:
 def _measures() -> str:
     return (
         "count(*) AS runs, "
-        "count(*) FILTER (WHERE state = 'succeeded') AS succeeded, "
-        "count(*) FILTER (WHERE state = 'failed') AS failed, "
-        "count(*) FILTER (WHERE state = 'cancelled') AS cancelled, "
+        f"count(*) FILTER (WHERE state = '{SUCCEEDED}') AS succeeded, "
+        f"count(*) FILTER (WHERE state = '{FAILED}') AS failed, "
+        f"count(*) FILTER (WHERE state = '{CANCELLED}') AS cancelled, "
         "count(*) FILTER (WHERE error_kind = 'oom') AS ooms, "
-        "count(*) FILTER (WHERE state = 'failed') / count(*) AS failure_rate, "
+        f"count(*) FILTER (WHERE state = '{FAILED}') / count(*) AS failure_rate, "
         "count(*) FILTER (WHERE error_kind = 'oom') / count(*) AS oom_rate, "
-        "avg(total_s) FILTER (WHERE state = 'succeeded') AS mean_total_s, "
-        "median(total_s) FILTER (WHERE state = 'succeeded') AS median_total_s, "
-        "min(total_s) FILTER (WHERE state = 'succeeded') AS fastest_total_s, "
-        "median(s_per_step) FILTER (WHERE state = 'succeeded') AS median_s_per_step, "
+        f"avg(total_s) FILTER (WHERE state = '{SUCCEEDED}') AS mean_total_s, "
+        f"median(total_s) FILTER (WHERE state = '{SUCCEEDED}') AS median_total_s, "
+        f"min(total_s) FILTER (WHERE state = '{SUCCEEDED}') AS fastest_total_s, "
+        f"median(s_per_step) FILTER (WHERE state = '{SUCCEEDED}') AS median_s_per_step, "
         "avg(peak_allocated_bytes) AS mean_peak_allocated_bytes, "
         "max(peak_allocated_bytes) AS max_peak_allocated_bytes, "
         "avg(quality_score) AS mean_quality_score, "
@@ -158,7 +158,7 @@ def stage_breakdown(store: Store | RunWindow, run_filter: RunFilter, by: str) ->
         raise ValueError(f"cannot group runs by {by!r}; choose one of {', '.join(GROUPINGS)}")
     runs, params = _runs(run_filter)
     stages = ", ".join(f"avg(stage_{s}_s) AS {s}" for s in STAGES)
-    sql = f"SELECT {GROUPINGS[by]} AS {by}, count(*) AS runs, {stages} FROM {runs} WHERE state = 'succeeded' GROUP BY 1 ORDER BY 1"
+    sql = f"SELECT {GROUPINGS[by]} AS {by}, count(*) AS runs, {stages} FROM {runs} WHERE state = '{SUCCEEDED}' GROUP BY 1 ORDER BY 1"
     return store.query("runs", sql, params)
 
 
@@ -170,7 +170,7 @@ def fastest_per_setting(store: Store | RunWindow, run_filter: RunFilter, limit: 
         f"SELECT {keys}, count(*) AS runs, min(total_s) AS fastest_total_s, arg_min(job_id, total_s) AS fastest_job_id, "
         "median(total_s) AS median_total_s, median(s_per_step) AS median_s_per_step, "
         "max(peak_allocated_bytes) AS max_peak_allocated_bytes "
-        f"FROM {runs} WHERE state = 'succeeded' AND total_s IS NOT NULL GROUP BY ALL "
+        f"FROM {runs} WHERE state = '{SUCCEEDED}' AND total_s IS NOT NULL GROUP BY ALL "
         f"ORDER BY model, height, width, frames, steps LIMIT {int(limit)}"
     )
     return store.query("runs", sql, params)
@@ -182,7 +182,7 @@ def prediction_pairs(store: Store | RunWindow, run_filter: RunFilter, limit: int
     sql = (
         "SELECT job_id, finished_at, model, gpu_name, height, width, frames, steps, "
         "predicted_peak_allocated_bytes, peak_allocated_bytes, predicted_seconds, total_s "
-        f"FROM {runs} WHERE state = 'succeeded' AND ((predicted_peak_allocated_bytes IS NOT NULL AND peak_allocated_bytes IS NOT NULL) "
+        f"FROM {runs} WHERE state = '{SUCCEEDED}' AND ((predicted_peak_allocated_bytes IS NOT NULL AND peak_allocated_bytes IS NOT NULL) "
         "OR (predicted_seconds IS NOT NULL AND total_s IS NOT NULL)) "
         f"ORDER BY finished_at DESC LIMIT {int(limit)}"
     )
@@ -197,7 +197,7 @@ def prediction_error(store: Store | RunWindow, run_filter: RunFilter) -> dict:
     sql = (
         f"SELECT count({mem}) AS memory_pairs, median({mem}) AS memory_median_rel_error, quantile_cont({mem}, 0.9) AS memory_p90_rel_error, "
         f"count({sec}) AS time_pairs, median({sec}) AS time_median_rel_error, quantile_cont({sec}, 0.9) AS time_p90_rel_error "
-        f"FROM {runs} WHERE state = 'succeeded'"
+        f"FROM {runs} WHERE state = '{SUCCEEDED}'"
     )
     rows = store.query("runs", sql, params).to_pylist()
     return rows[0] if rows else {}
@@ -214,7 +214,7 @@ def settings_seen(store: Store | RunWindow, run_filter: RunFilter, limit: int = 
 def setting_profile(store: Store | RunWindow, run_filter: RunFilter) -> dict:
     """The measures and the mean stage seconds of the runs of one setting (put it in `run_filter.equals`)."""
     runs, params = _runs(run_filter)
-    stages = ", ".join(f"avg(stage_{s}_s) FILTER (WHERE state = 'succeeded') AS {s}" for s in STAGES)
+    stages = ", ".join(f"avg(stage_{s}_s) FILTER (WHERE state = '{SUCCEEDED}') AS {s}" for s in STAGES)
     sql = f"SELECT {_measures()}, {stages} FROM {runs}"
     rows = store.query("runs", sql, params).to_pylist()
     return rows[0] if rows else {}
@@ -231,11 +231,11 @@ def speed_mode_comparison(store: Store | RunWindow, run_filter: RunFilter, *, co
     mode = f"coalesce(speed_mode, '{NO_SPEED_MODE}')"
     sql = (
         f"WITH per_mode AS (SELECT {keys}, {mode} AS speed_mode, count(*) AS runs, "
-        "count(*) FILTER (WHERE state = 'succeeded') AS succeeded, "
-        "count(*) FILTER (WHERE state = 'failed') / count(*) AS failure_rate, "
-        "median(total_s) FILTER (WHERE state = 'succeeded') AS median_total_s, "
-        "median(s_per_step) FILTER (WHERE state = 'succeeded') AS median_s_per_step, "
-        "median(peak_allocated_bytes) FILTER (WHERE state = 'succeeded') AS median_peak_allocated_bytes, "
+        f"count(*) FILTER (WHERE state = '{SUCCEEDED}') AS succeeded, "
+        f"count(*) FILTER (WHERE state = '{FAILED}') / count(*) AS failure_rate, "
+        f"median(total_s) FILTER (WHERE state = '{SUCCEEDED}') AS median_total_s, "
+        f"median(s_per_step) FILTER (WHERE state = '{SUCCEEDED}') AS median_s_per_step, "
+        f"median(peak_allocated_bytes) FILTER (WHERE state = '{SUCCEEDED}') AS median_peak_allocated_bytes, "
         "max(peak_allocated_bytes) AS max_peak_allocated_bytes, "
         "avg(quality_score) AS mean_quality_score "
         f"FROM {runs} GROUP BY ALL) "
@@ -270,7 +270,7 @@ GALLERY_COLUMNS = (
 def gallery_index(store: Store, run_filter: RunFilter, *, low_quality_only: bool = False) -> pa.Table:
     """Succeeded runs that left a video: the few columns the gallery filters and sorts on, newest first."""
     runs, params = _runs(run_filter)
-    where = "state = 'succeeded' AND video_path IS NOT NULL"
+    where = f"state = '{SUCCEEDED}' AND video_path IS NOT NULL"
     if low_quality_only:
         where += " AND low_quality"
     sql = f"SELECT {', '.join(GALLERY_COLUMNS)} FROM {runs} WHERE {where} ORDER BY finished_at DESC"

@@ -11,15 +11,37 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from data.atomic import write_atomically, write_bytes_atomically
-from data.paths import DataPaths
-from data.schemas import GpuProcessSample, GpuSample, HostSample
 from data.parquet_store import rows_to_table
+from data.paths import DataPaths
+from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample
+
+if TYPE_CHECKING:
+    from config import Settings
+
+# -- how long what the collector wrote stays true ----------------------------------------------------------------
+# The collector rewrites a host's sample, recent samples and alerts file together, every `collector.interval_s`.
+# Files not rewritten for MISSED_SAMPLES intervals belong to a collector that stopped or hangs, and no longer say
+# what the GPUs are doing now; MIN_MAX_AGE_S keeps a 1 s collector from going stale on one slow NVML read or a
+# busy host. Every reader (pre-flight, worker, UI, API, Prometheus) asks the two functions below, so they agree.
+MISSED_SAMPLES = 5
+MIN_MAX_AGE_S = 10.0
+
+
+def sample_max_age_s(settings: "Settings") -> float:
+    """Seconds a live sample counts as the GPUs' state now (10 s at the default 1 s interval)."""
+    return max(MIN_MAX_AGE_S, MISSED_SAMPLES * settings.collector.interval_s)
+
+
+def alert_max_age(settings: "Settings") -> timedelta:
+    """How long an alerts file not rewritten since still counts: as long as the sample written beside it (a collector
+    that died must not keep an alert firing forever)."""
+    return timedelta(seconds=sample_max_age_s(settings))
 
 
 def _jsonable(obj: object) -> object:
@@ -42,6 +64,10 @@ class LiveSnapshot:
 
     def age_s(self, now: datetime | None = None) -> float:
         return ((now or datetime.now(timezone.utc)) - self.ts).total_seconds()
+
+    def is_fresh(self, settings: "Settings", now: datetime | None = None) -> bool:
+        """Younger than `sample_max_age_s`: what its GPUs are doing now."""
+        return self.age_s(now) < sample_max_age_s(settings)
 
     def to_json(self) -> dict:
         return {
@@ -113,19 +139,36 @@ def write_active_alerts(paths: DataPaths, host: str, alerts: list[dict]) -> None
     write_bytes_atomically(paths.live_alerts(host), json.dumps(alerts, default=_jsonable).encode())
 
 
-def read_active_alerts(paths: DataPaths, *, max_age: timedelta | None = None) -> list[dict]:
-    """Alerts firing now on every host. With max_age, files not refreshed since are ignored
-    (a collector that died must not keep an alert firing forever)."""
+def read_active_alerts(paths: DataPaths, *, max_age: timedelta | None = None) -> list[AlertEvent]:
+    """Alerts firing now on every host, as the events that fired them. With max_age (`alert_max_age`), files not
+    refreshed since are ignored (a collector that died must not keep an alert firing forever)."""
     now = datetime.now(timezone.utc).timestamp()
-    alerts: list[dict] = []
+    alerts: list[AlertEvent] = []
     for f in sorted(paths.live_dir.glob("*-alerts.json")):
         try:
-            if max_age is not None and now - f.stat().st_mtime > max_age.total_seconds():
+            mtime = f.stat().st_mtime
+            if max_age is not None and now - mtime > max_age.total_seconds():
                 continue
-            alerts.extend(json.loads(f.read_text()))
+            rows = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
+        written = datetime.fromtimestamp(mtime, timezone.utc)
+        host = f.name.removesuffix("-alerts.json")
+        parsed = (_active_alert(row, host, written) for row in rows if isinstance(row, dict))
+        alerts.extend(a for a in parsed if a is not None)
     return alerts
+
+
+def _active_alert(row: dict, host: str, written: datetime) -> AlertEvent | None:
+    """One entry of a host's alerts file (`AlertEvaluator.active`) as a firing AlertEvent: its `since` is the event's
+    ts (the file's modification time where it has none), the file's host its host where it names none. None: an
+    entry without a rule or level."""
+    since = row.get("ts") or row.get("since")
+    try:
+        ts = datetime.fromisoformat(since) if isinstance(since, str) else written
+        return AlertEvent(**(_known(AlertEvent, row) | {"ts": ts, "host": row.get("host") or host, "state": "firing"}))
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

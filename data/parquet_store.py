@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def _row_day(row: object) -> date:
-    ts = getattr(row, "ts", None) or getattr(row, "finished_at")
+    ts = getattr(row, "ts", None) or row.finished_at
     return ts.astimezone(timezone.utc).date() if ts.tzinfo else ts.date()
 
 

@@ -8,12 +8,15 @@ list into the Parquet schema, so the two can never drift apart. Units are in the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow is imported where a schema is built: the queue imports the job states from here
+    import pyarrow as pa
 
 STAGES: tuple[str, ...] = (
     "model_load",
@@ -27,8 +30,14 @@ STAGES: tuple[str, ...] = (
     "quality_scoring",
 )
 
-JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+# A job's states, defined here only: the queue (engine.queue.models re-exports them) moves a job from queued to
+# running to one of the final states, and the runs table stores the final one. The tuples and the constants are
+# derived from the Literals, in this order (queued first, then running, then the final states).
+FinalState = Literal["succeeded", "failed", "cancelled"]
+JobState = Literal["queued", "running", FinalState]
+JOB_STATES: tuple[JobState, ...] = typing.get_args(JobState)
+FINAL_STATES: tuple[FinalState, ...] = typing.get_args(FinalState)
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = JOB_STATES
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class RunRecord:
     job_id: str
     host: str
     model: str
-    state: str
+    state: JobState  # a final state, or the state a reaped job was left in
     created_at: datetime
     finished_at: datetime
     smoke_test: bool = False
@@ -188,18 +197,26 @@ TABLES: dict[str, type] = {
     "ratings": RatingEvent,
 }
 
-_SCALARS: dict[type, pa.DataType] = {
-    int: pa.int64(),
-    float: pa.float64(),
-    str: pa.string(),
-    bool: pa.bool_(),
-    datetime: pa.timestamp("us", tz="UTC"),
-}
+@functools.cache
+def _scalars() -> dict[type, pa.DataType]:
+    import pyarrow as pa
+
+    return {
+        int: pa.int64(),
+        float: pa.float64(),
+        str: pa.string(),
+        bool: pa.bool_(),
+        datetime: pa.timestamp("us", tz="UTC"),
+    }
 
 
 def _arrow_type(hint: object) -> pa.DataType:
-    """Arrow type of a field's annotation (`X | None` stores as nullable X)."""
+    """Arrow type of a field's annotation (`X | None` stores as nullable X; a Literal of strings as a string)."""
+    import pyarrow as pa
+
     origin = typing.get_origin(hint)
+    if origin is Literal and all(isinstance(a, str) for a in typing.get_args(hint)):
+        return pa.string()
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) != 1:
@@ -207,11 +224,13 @@ def _arrow_type(hint: object) -> pa.DataType:
         return _arrow_type(args[0])
     if origin is list:
         (item,) = typing.get_args(hint)
-        return pa.list_(_SCALARS[item])
-    return _SCALARS[hint]  # type: ignore[index]
+        return pa.list_(_scalars()[item])
+    return _scalars()[hint]  # type: ignore[index]
 
 
 def arrow_schema(cls: type) -> pa.Schema:
+    import pyarrow as pa
+
     hints = typing.get_type_hints(cls)
     return pa.schema([pa.field(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(cls)])
 

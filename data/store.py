@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from data.parquet_store import ROLLUP_DIR, ROLLUP_METRICS, rollup_name
 from data.paths import DataPaths
-from data.schemas import schema_for
+from data.schemas import SUCCEEDED, schema_for
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ class Store:
         """Finished runs of a model (on a GPU), newest first: the history the ETA and predictor learn from.
 
         Columns added to the runs table later (`speed_mode`) are None for stores written before them."""
-        sql = "SELECT * FROM {src} WHERE model = ? AND state = 'succeeded'"
+        sql = f"SELECT * FROM {{src}} WHERE model = ? AND state = '{SUCCEEDED}'"
         params: list = [model]
         if gpu_name is not None:
             sql += " AND gpu_name = ?"
@@ -314,7 +314,7 @@ _SIMILAR_RUN_COLUMNS = {  # key the predictor reads → runs column
 
 
 def _duckdb_type(arrow_type: pa.DataType) -> str:
-    """DuckDB's name for the Arrow types the schemas use (data.schemas._SCALARS, and lists of them)."""
+    """DuckDB's name for the Arrow types the schemas use (data.schemas._scalars(), and lists of them)."""
     if pa.types.is_list(arrow_type):
         return f"{_duckdb_type(arrow_type.value_type)}[]"
     if pa.types.is_timestamp(arrow_type):

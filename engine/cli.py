@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from config import load_settings
-from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
-from engine.queue.models import OFFLOAD_CHOICES
-from engine.registry import MODELS
 from engine.intake.validation import InputError, read_image_file
+from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
+from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, SUCCEEDED, WEIGHT_STORAGES, JobResult
+from engine.registry import MODELS
 
 EXIT_BAD_INPUT = 2
 EXIT_JOB_NOT_SUCCEEDED = 3
@@ -25,7 +25,7 @@ def _print_job(job: Job, as_json: bool) -> None:
         return
     p = job.progress
     line = f"{job.id}  {job.state:<9}  {job.model:<10} {job.params.height}×{job.params.width}×{job.params.frames} {job.params.steps} steps"
-    if job.state == "running":
+    if job.state == RUNNING:
         eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
         line += f"  [{p.stage or 'starting'} step {p.step}/{p.total_steps}{eta}]"
     if job.error_message:
@@ -50,6 +50,7 @@ def _submit(args: argparse.Namespace) -> int:
         "model": args.model, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "height": args.height,
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
+        "weights": args.weights,
     }
     try:
         submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force, priority=args.priority)
@@ -75,18 +76,18 @@ def _submit(args: argparse.Namespace) -> int:
     if not args.json:
         print(file=sys.stderr)
     _print_finished(job, args.json)
-    return 0 if job.state == "succeeded" else EXIT_JOB_NOT_SUCCEEDED
+    return 0 if job.succeeded else EXIT_JOB_NOT_SUCCEEDED
 
 
 def _print_finished(job: Job, as_json: bool) -> None:
+    r = JobResult.from_stored(job.result)
     record = {
         "id": job.id, "state": job.state, "model": job.model, "params": job.params.to_dict(),
         "error_kind": job.error_kind, "error_message": job.error_message,
-        "stages": job.result.get("stages", {}), "step_times_s": job.result.get("step_times_s", []),
-        "output_path": job.result.get("video_path"), "thumbnail_path": job.result.get("thumbnail_path"),
-        "smoke_test": job.result.get("smoke_test"), "quality": job.result.get("quality"),
-        "peak_allocated_bytes": job.result.get("peak_allocated_bytes"), "peak_reserved_bytes": job.result.get("peak_reserved_bytes"),
-        "total_s": job.result.get("total_s"), "gpu_name": job.result.get("gpu_name"), "predicted": job.predicted,
+        "stages": r.stages, "step_times_s": r.step_times_s, "output_path": r.video_path, "thumbnail_path": r.thumbnail_path,
+        "smoke_test": r.smoke_test, "quality": r.quality,
+        "peak_allocated_bytes": r.peak_allocated_bytes, "peak_reserved_bytes": r.peak_reserved_bytes,
+        "total_s": r.total_s, "gpu_name": r.gpu_name, "predicted": job.predicted,
     }
     if as_json:
         print(json.dumps(record, default=str, indent=2))
@@ -141,7 +142,7 @@ def _history_loader():
         from data.store import Store
 
         try:
-            return Store(data_paths(load_settings())).runs(state="succeeded", limit=2000).to_pylist()
+            return Store(data_paths(load_settings())).runs(state=SUCCEEDED, limit=2000).to_pylist()
         except Exception:
             return []
 
@@ -164,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("frames", "steps", "height", "width", "seed", "fps", "decode-chunk-size"):
         s.add_argument(f"--{name}", type=int, default=None)
     s.add_argument("--guidance", type=float, default=None)
-    s.add_argument("--offload", choices=OFFLOAD_CHOICES, default="none")
+    s.add_argument("--offload", choices=OFFLOAD_MODES, default="none",
+                   help="where the weights live: none (GPU), model, group (streamed, overlapped) or sequential")
+    s.add_argument("--weights", choices=WEIGHT_STORAGES, default=None,
+                   help="weight storage for models that offer it (Wan): bf16 (default) or fp8")
     s.add_argument("--priority", type=int, default=0, help="higher runs first")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")
     s.add_argument("--wait", action="store_true", help="block until the job ends; print the run record")
@@ -177,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_status)
 
     s = sub.add_parser("list", help="jobs: running, then queued in order, then finished")
-    s.add_argument("--state", action="append", choices=("queued", "running", "succeeded", "failed", "cancelled"))
+    s.add_argument("--state", action="append", choices=JOB_STATES)
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_list)

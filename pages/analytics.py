@@ -6,26 +6,19 @@ Only the open tab runs (st.tabs with on_change="rerun"). The window's runs and t
 shared by every session for WINDOW_TTL_S (st.cache_resource / st.cache_data keyed by the window's days), so
 twenty sessions on the same month pay for one read and one query each, not twenty."""
 
-import sys
-from pathlib import Path
+import dataclasses
+from datetime import datetime, time, timedelta, timezone
 
-if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
-    sys.path.insert(0, _root)
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
 
-import dataclasses  # noqa: E402
-from datetime import datetime, time, timedelta, timezone  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from app.views import charts, export, resources  # noqa: E402
-from app.views import formatting as fmt  # noqa: E402
-from app.views.frame import guarded  # noqa: E402
-from data import analytics  # noqa: E402
-from data.analytics import GROUPINGS, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow  # noqa: E402
-from data.schemas import STAGES  # noqa: E402
-from data.store import Store  # noqa: E402
+from app.views import charts, export, formatting as fmt, resources
+from app.views.frame import guarded
+from data import analytics
+from data.analytics import GROUPINGS, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow
+from data.schemas import STAGES
+from data.store import Store
 
 GIB = 2**30
 DEFAULT_DAYS = 30

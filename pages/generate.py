@@ -1,20 +1,15 @@
 """Generate: an image and settings in; beside them the predicted memory and time and the recommendation;
 submit, follow the job, watch the video; the queue below."""
 
-import sys
 from pathlib import Path
 
-if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
-    sys.path.insert(0, _root)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app.views import formatting as fmt  # noqa: E402
-from app.views import job_panel, queue_table, resources  # noqa: E402
-from app.views.frame import guarded  # noqa: E402
-from engine.queue.models import OFFLOAD_CHOICES  # noqa: E402
-from engine.registry import MODELS, ModelSpec  # noqa: E402
-from engine.intake.validation import InputError, check_image_bytes, check_params  # noqa: E402
+from app.views import formatting as fmt, job_panel, queue_table, resources
+from app.views.frame import guarded
+from engine.intake.validation import InputError, check_image_bytes, check_params
+from engine.queue.models import OFFLOAD_MODES
+from engine.registry import MODELS, ModelSpec
 
 CUSTOM = "custom"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
@@ -69,10 +64,10 @@ def _on_resolution() -> None:
 
 @st.cache_data(ttl=FREE_MEMORY_TTL_S, show_spinner=False)
 def _free_memory(root: str) -> tuple[int | None, str | None]:
+    from collector import capacity
     from data.paths import DataPaths
-    from engine.intake.submission import free_gpu_memory
 
-    free, name = free_gpu_memory(DataPaths(Path(root)))
+    free, name = capacity.free_memory(DataPaths(Path(root)), settings=resources.settings())
     return (None if free is None else free // FREE_MEMORY_STEP * FREE_MEMORY_STEP), name
 
 
@@ -137,13 +132,13 @@ def controls(spec: ModelSpec) -> None:
     c1, c2, c3 = st.columns([2, 1, 1])
     c1.selectbox("Resolution (height×width)", presets, key="gen_resolution", on_change=_on_resolution)
     custom = ss.gen_resolution == CUSTOM
-    m = spec.resolution_multiple
+    m = spec.size_multiple
     c2.number_input("Height", min_value=m, max_value=spec.max_side, step=m, key="gen_height", disabled=not custom)
     c3.number_input("Width", min_value=m, max_value=spec.max_side, step=m, key="gen_width", disabled=not custom)
     c1, c2, c3 = st.columns(3)
     c1.number_input("Frames", min_value=spec.min_frames, max_value=spec.max_frames,
-                    step=8 if spec.frames_rule == "8k+1" else 1, key="gen_frames",
-                    help="8k+1 for this model" if spec.frames_rule == "8k+1" else None)
+                    step=spec.frame_step, key="gen_frames",
+                    help=f"{spec.frame_step}k+1 for this model" if spec.frame_step > 1 else None)
     c2.number_input("Steps", min_value=1, max_value=500, key="gen_steps")
     c3.number_input("Guidance", min_value=0.0, max_value=50.0, step=0.5, key="gen_guidance")
     c1, c2, c3 = st.columns(3)
@@ -154,7 +149,7 @@ def controls(spec: ModelSpec) -> None:
                         help="frames the VAE decodes at once; lower needs less memory. 0: all at once")
     else:
         c3.caption("decode_chunk_size: not used by this model")
-    st.radio("Offload", OFFLOAD_CHOICES, key="gen_offload", horizontal=True,
+    st.radio("Offload", OFFLOAD_MODES, key="gen_offload", horizontal=True,
              help="model: whole models move to the GPU in turn; sequential: layer by layer (least memory, slowest)")
 
 

@@ -1,27 +1,22 @@
 """Live monitor: every GPU's utilisation, memory, temperature, power and clocks over the last minutes,
 refreshed every second in place; the GPU processes; the alerts firing now; the running job's stages."""
 
-import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
-    sys.path.insert(0, _root)
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
 
-from datetime import datetime, timedelta, timezone  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from app.views import charts, resources  # noqa: E402
-from app.views import formatting as fmt  # noqa: E402
-from app.views.frame import alert_banner, guarded, live_fragment  # noqa: E402
-from app.views.job_panel import progress_line  # noqa: E402
-from app.views.status import START_COLLECTOR, collector_status  # noqa: E402
-from data import live  # noqa: E402
-from data.paths import DataPaths  # noqa: E402
-from data.schemas import STAGES  # noqa: E402
-from engine.queue import QueueError  # noqa: E402
+from app.views import charts, formatting as fmt, resources
+from app.views.frame import alert_banner, guarded, live_fragment
+from app.views.job_panel import progress_line
+from app.views.status import START_COLLECTOR, collector_status
+from data import live
+from data.paths import DataPaths
+from data.schemas import STAGES
+from engine.queue import QueueError
+from engine.queue.models import FAILED, RUNNING, SUCCEEDED
 
 REFRESH_S = 1
 CHART_FIELDS = charts.GPU_FIELDS
@@ -115,8 +110,8 @@ def running_jobs() -> None:
     settings = resources.settings()
     try:
         queue = resources.queue(settings)
-        running = queue.list(states=("running",), limit=10)
-        last = queue.list(states=("succeeded", "failed"), limit=1)
+        running = queue.list(states=(RUNNING,), limit=10)
+        last = queue.list(states=(SUCCEEDED, FAILED), limit=1)
     except QueueError as exc:
         st.warning(f"The job queue cannot be read: {exc}")
         return
@@ -139,7 +134,7 @@ def live_panel(minutes: int) -> None:
     settings = resources.settings()
     paths = resources.paths(settings)
     now = datetime.now(timezone.utc)
-    status = collector_status(paths, now)
+    status = collector_status(paths, now, max_age_s=live.sample_max_age_s(settings))
     if status.state != "up":
         st.error(f"The collector is down: {status.message}. Start it with `{START_COLLECTOR}` "
                  "(or `python -m app`, which supervises it). The charts show what it wrote last.")

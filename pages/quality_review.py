@@ -1,23 +1,16 @@
 """Quality review: the finished videos as a gallery with their scores and low-quality flags; filter and sort;
 rate each with stars and a note (kept as a rating event), and see the combined score follow."""
 
-import sys
-from pathlib import Path
+import math
 
-if (_root := str(Path(__file__).resolve().parents[1])) not in sys.path:
-    sys.path.insert(0, _root)
+import streamlit as st
 
-import math  # noqa: E402
-
-import streamlit as st  # noqa: E402
-
-from app.views import formatting as fmt  # noqa: E402
-from app.views import resources, video  # noqa: E402
-from app.views.frame import guarded  # noqa: E402
-from data import analytics  # noqa: E402
-from data.analytics import RunFilter  # noqa: E402
-from data.ratings import RatingRefused, append_rating  # noqa: E402
-from engine.quality.combine import combine_quality  # noqa: E402
+from app.views import formatting as fmt, resources, video
+from app.views.frame import guarded
+from data import analytics
+from data.analytics import RunFilter
+from data.ratings import RatingRefused, append_rating
+from engine.quality.combine import combine_quality
 
 PAGE_SIZE = 12
 COLUMNS = 3

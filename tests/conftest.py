@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import urllib.request
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +59,7 @@ def png_file(tmp_path: Path, png_bytes: bytes) -> Path:
 def subprocess_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
-        "I2VMON_DATA_DIR": str(data_dir), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'fakes' / 'site'}",
+        "I2VMON_DATA_DIR": str(data_dir), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'benchmarks' / 'fake_site'}",
         "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
     })
     env.update(extra)
@@ -75,30 +72,6 @@ def start(args: list[str], data_dir: Path, log: Path, **env: str) -> subprocess.
         [sys.executable, "-m", *args], cwd=ROOT, env=subprocess_env(data_dir, **env),
         stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 LAUNCHER_CHILDREN = (("collector", "-m collector"), ("engine", "-m engine serve"), ("api", "-m api"), ("ui", "streamlit run"))

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 
-from app.views import formatting as fmt
-from app.views import resources
+from app.views import formatting as fmt, resources
 from app.views.status import ServiceStatus, collector_status, engine_status
 from config import load_settings
 from data import live
 from data.paths import DataPaths
 from engine.queue import QueueError, QueueUnavailable
+from engine.queue.models import JOB_STATES
 
 log = logging.getLogger(__name__)
 
-ALERT_MAX_AGE = timedelta(seconds=30)  # an alerts file not refreshed since belongs to a stopped collector
 SERVICES_TTL_S = 2  # the sidebar's status is read once per this for every session (it refreshes every 3 s)
 
 
@@ -52,13 +50,12 @@ def live_fragment(fn: Callable[..., None], run_every: float | None, *args: objec
 
 def alert_banner(paths: DataPaths) -> int:
     """One line per firing alert with its suggested action; returns how many are firing."""
-    alerts = live.read_active_alerts(paths, max_age=ALERT_MAX_AGE)
+    alerts = live.read_active_alerts(paths, max_age=live.alert_max_age(resources.settings()))
     for a in alerts:
-        where = f"GPU {a['gpu_index']} on {a.get('host', '?')}" if a.get("gpu_index") is not None else a.get("host", "?")
-        value = a.get("value")
-        text = (f"**{a.get('message') or a.get('rule')}** ({where}"
-                f"{', now ' + fmt.number(value, '.1f') if value is not None else ''}) — {a.get('action') or 'no action given'}")
-        if a.get("level") in ("critical", "fatal"):
+        where = f"GPU {a.gpu_index} on {a.host}" if a.gpu_index is not None else a.host
+        text = (f"**{a.message or a.rule}** ({where}"
+                f"{', now ' + fmt.number(a.value, '.1f') if a.value is not None else ''}) — {a.action or 'no action given'}")
+        if a.level in ("critical", "fatal"):
             st.error(text, icon="🚨")
         else:
             st.warning(text, icon="⚠️")
@@ -66,10 +63,11 @@ def alert_banner(paths: DataPaths) -> int:
 
 
 @st.cache_data(ttl=SERVICES_TTL_S, max_entries=8, show_spinner=False)
-def _services(root: str, queue_url: str, lease_s: float) -> tuple[list[ServiceStatus], dict, str | None]:
+def _services(root: str, queue_url: str, lease_s: float,
+              sample_max_age_s: float) -> tuple[list[ServiceStatus], dict, str | None]:
     """Collector and engine status and the queue's counts, or why the queue cannot be read: read once for every
     session (each sidebar asks every 3 s; twenty sessions would ask seven times a second)."""
-    status = [collector_status(DataPaths(Path(root)))]
+    status = [collector_status(DataPaths(Path(root)), max_age_s=sample_max_age_s)]
     try:
         queue = resources.queue(load_settings(data_dir=root, queue_url=queue_url))
         status.append(engine_status(queue, lease_s))
@@ -82,7 +80,7 @@ def service_lines() -> None:
     """Collector and engine status with how to start what is down."""
     settings = resources.settings()
     status, counts, queue_error = _services(str(resources.paths(settings).root), settings.queue_url,
-                                            settings.engine.lease_s)
+                                            settings.engine.lease_s, live.sample_max_age_s(settings))
     if queue_error is not None:
         st.markdown(f"🔴 **Queue** — cannot be opened: {queue_error}")
     for s in status:
@@ -90,7 +88,7 @@ def service_lines() -> None:
         if s.how_to_start:
             st.caption(f"start it: `{s.how_to_start}` (or `python -m app`, which supervises both)")
     if counts:
-        st.caption(" · ".join(f"{k} {counts.get(k, 0)}" for k in ("queued", "running", "succeeded", "failed", "cancelled")))
+        st.caption(" · ".join(f"{k} {counts.get(k, 0)}" for k in JOB_STATES))
 
 
 def sidebar() -> None:

@@ -9,10 +9,11 @@ import streamlit as st
 from app.views import formatting as fmt
 from app.views.job_panel import largest_job_reserve, progress_line
 from engine.queue import Job, JobQueue, QueueError
+from engine.queue.models import CANCELLED, FAILED, FINAL_STATES, QUEUED, RUNNING, SUCCEEDED, JobState
 
 SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless asked
 SHOWN_ENDED = 10
-STATE_ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+STATE_ICONS: dict[JobState, str] = {QUEUED: "⏳", RUNNING: "▶️", SUCCEEDED: "✅", FAILED: "❌", CANCELLED: "⏹️"}
 
 
 def _act(action: str, queue: JobQueue, job_id: str, other: str | None = None) -> None:
@@ -37,15 +38,15 @@ def _describe(job: Job) -> str:
 
 
 def _status(job: Job, largest_gpu_bytes: int | None = None) -> str:
-    if job.state in ("queued", "running"):
+    if not job.is_final:
         return progress_line(job, largest_gpu_bytes=largest_gpu_bytes)[1]
     return f"{job.state} {fmt.age(job.finished_at)}" + (
-        f" · {job.error_kind}" if job.state == "failed" and job.error_kind else "")
+        f" · {job.error_kind}" if job.state == FAILED and job.error_kind else "")
 
 
 def _table(running: list[Job], queued: list[Job], ended: list[Job], largest_gpu_bytes: int | None = None) -> pd.DataFrame:
     """`largest_gpu_bytes`: the largest reserve a serving worker takes (a waiting job predicted larger says so)."""
-    rows = [(STATE_ICONS["running"], job) for job in running]
+    rows = [(STATE_ICONS[RUNNING], job) for job in running]
     rows += [(f"{i + 1}.", job) for i, job in enumerate(queued)]
     rows += [(STATE_ICONS.get(job.state, "?"), job) for job in ended]
     return pd.DataFrame([{"": mark, "job": job.id[:8], "what": _describe(job),
@@ -75,7 +76,7 @@ def _actions(queue: JobQueue, running: list[Job], queued: list[Job], ended: list
     cols[3].button("", icon=":material/vertical_align_bottom:", key="q_bottom", help="move to the bottom", on_click=_act,
                    args=("bottom", queue, picked), disabled=i is None or last)
     cols[4].button("", icon=":material/close:", key="q_cancel", help="cancel", on_click=_act, args=("cancel", queue, picked),
-                   disabled=job.state not in ("queued", "running") or job.cancel_requested)
+                   disabled=job.is_final or job.cancel_requested)
     cols[5].button("", icon=":material/visibility:", key="q_follow", help="show this job above", on_click=_act,
                    args=("follow", queue, picked))
 
@@ -84,10 +85,10 @@ def draw(queue: JobQueue) -> None:
     notice = st.session_state.pop("queue_notice", None)
     if notice:
         st.info(notice)
-    running = queue.list(states=("running",), limit=20)
+    running = queue.list(states=(RUNNING,), limit=20)
     limit = st.session_state.get("q_shown", SHOWN_QUEUED[0])
-    queued = queue.list(states=("queued",), limit=limit + 1)
-    ended = queue.list(states=("succeeded", "failed", "cancelled"), limit=SHOWN_ENDED)
+    queued = queue.list(states=(QUEUED,), limit=limit + 1)
+    ended = queue.list(states=FINAL_STATES, limit=SHOWN_ENDED)
     if not (running or queued or ended):
         st.caption("The queue is empty: upload an image above and press Generate.")
         return
@@ -95,7 +96,7 @@ def draw(queue: JobQueue) -> None:
     largest = largest_job_reserve() if any(job.predicted.get("peak_reserved_bytes") for job in shown) else None
     st.dataframe(_table(running, shown, ended, largest), hide_index=True, use_container_width=True)
     if len(queued) > limit or limit != SHOWN_QUEUED[0]:
-        waiting = queue.counts().get("queued", len(queued))
+        waiting = queue.counts().get(QUEUED, len(queued))
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.caption(f"{waiting} waiting; the first {min(limit, waiting)} are shown.")
         c2.selectbox("Waiting jobs shown", SHOWN_QUEUED, key="q_shown", label_visibility="collapsed",

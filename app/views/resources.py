@@ -23,7 +23,7 @@ def settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _settings(source: tuple) -> Settings:  # noqa: ARG001 — the cache key
+def _settings(source: tuple) -> Settings:  # `source`: only the cache key
     return load_settings()
 
 

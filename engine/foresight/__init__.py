@@ -5,9 +5,9 @@ Memory comes from the model's structure (memory.py) with coefficients fitted to 
 (timing.py). No torch at import time: the UI imports this package.
 """
 
-from engine.foresight.preflight import PreflightDecision, preflight
 from engine.foresight.predictor import Prediction, predict
+from engine.foresight.preflight import PreflightDecision, preflight
 from engine.foresight.recommend import Recommendation, recommend
-from engine.foresight.structure import MODEL_IDS
+from engine.registry import MODEL_IDS
 
 __all__ = ["MODEL_IDS", "Prediction", "PreflightDecision", "Recommendation", "predict", "preflight", "recommend"]

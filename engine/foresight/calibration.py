@@ -30,6 +30,7 @@ class MeasuredPoint:
     decode_chunk_size: int | None  # frames decoded per VAE call, as passed; None: the pipeline has no such knob
     steps: int
     offload: str = "none"
+    weights: str | None = None  # weight storage: None the compute dtype, "fp8" layerwise casting
     holdout: bool = False  # kept out of the fit that BENCHMARKS.md's held-out table reports
     oom: bool = False
     peak_allocated_bytes: int | None = None
@@ -45,6 +46,8 @@ class MeasuredPoint:
     decode_s: float | None = None
     encode_s: float | None = None  # pipeline call to the first denoiser call
     total_s: float | None = None
+    host_peak_rss_bytes: int | None = None  # the measuring process's peak resident memory over the run
+    host_pinned_bytes: int | None = None  # page-locked host memory held (group offload's streams)
     date: str = ""
 
     @classmethod
@@ -80,11 +83,14 @@ class ModelCalibration:
     points: tuple[MeasuredPoint, ...] = ()
     measured_with: dict[str, Any] = field(default_factory=dict)  # gpu, torch, diffusers, command, date
 
-    def usable(self, *, include_holdout: bool = True, offload: str | None = "none") -> list[MeasuredPoint]:
-        """Points that completed (not OOM), optionally without held-out points and of one offload mode."""
+    def usable(self, *, include_holdout: bool = True, offload: str | None = "none",
+               weights: str | None = None) -> list[MeasuredPoint]:
+        """Points that completed (not OOM), optionally without held-out points, of one offload mode (None: any)
+        and of one weight storage (None: the compute dtype; "any": every storage)."""
         return [
             p for p in self.points
             if not p.oom and (include_holdout or not p.holdout) and (offload is None or p.offload == offload)
+            and (weights == "any" or p.weights == weights)
         ]
 
 

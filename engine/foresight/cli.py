@@ -8,13 +8,33 @@ import json
 import sys
 from collections.abc import Callable
 
-from engine.foresight.gpu import free_memory_bytes, gpu_name
 from engine.foresight.predictor import Prediction, predict
 from engine.foresight.recommend import recommend
-from engine.foresight.structure import MODEL_IDS, OFFLOAD_MODES
+from engine.queue.models import OFFLOAD_MODES, WEIGHT_STORAGES
+from engine.registry import MODEL_IDS
 
 HistoryLoader = Callable[[], list[dict]]
 GUIDANCE_HELP = "guidance scale (default: the model's); 1 or less runs without classifier-free guidance"
+
+
+def free_memory_bytes(gpu_index: int) -> int | None:
+    """Bytes a job on GPU `gpu_index` can have: collector.capacity's answer, the one pre-flight, the API and the UI
+    get (the GPU's free memory plus what i2vmon's own worker there holds). None: no GPU, no reading."""
+    return _capacity(gpu_index)[0]
+
+
+def gpu_name(gpu_index: int) -> str | None:
+    """The name of GPU `gpu_index` ('NVIDIA H100 80GB HBM3') by collector.capacity; None: no such GPU."""
+    return _capacity(gpu_index)[1]
+
+
+def _capacity(gpu_index: int) -> tuple[int | None, str | None]:
+    from collector import capacity
+    from config import load_settings
+    from data.paths import data_paths
+
+    settings = load_settings()
+    return capacity.free_memory(data_paths(settings), gpu_index, settings=settings)
 
 
 def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryLoader | None = None) -> None:
@@ -27,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction, *, history_loader: HistoryL
     p.add_argument("--frames", type=int, required=True)
     p.add_argument("--decode-chunk-size", type=int, default=None, help="frames the VAE decodes at once")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
-    p.add_argument("--offload", choices=OFFLOAD_MODES, default="none")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default="none",
+                   help="where the weights live: none (GPU), model, group (streamed, overlapped) or sequential")
+    p.add_argument("--weights", choices=WEIGHT_STORAGES, default=None,
+                   help="weight storage for models that offer it (Wan): bf16 (default) or fp8")
     p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     p.add_argument("--gpu", metavar="NAME", default=None,
                    help="GPU name as NVML reports it, or 'cpu' (default: GPU 0 here, else the calibrated GPU)")
@@ -58,7 +81,7 @@ def _describe(p: Prediction) -> str:
     chunk = "n/a" if p.decode_chunk_size is None else p.decode_chunk_size
     lines = [
         f"{p.model} {p.height}×{p.width}×{p.frames}, {p.steps} steps, decode_chunk_size {chunk}, "
-        f"offload {p.offload}, on {p.gpu_name}",
+        f"offload {p.offload}{', fp8 weights' if p.weights == 'fp8' else ''}, on {p.gpu_name}",
         f"  memory: peak allocated {p.peak_allocated_gib:.2f} GiB, peak reserved {p.peak_reserved_gib:.2f} GiB, "
         f"CUDA context {p.cuda_context_gib:.2f} GiB → {p.required_free_gib:.2f} GiB must be free "
         f"(peak in {p.peak_phase}; {p.memory_source})",
@@ -69,6 +92,8 @@ def _describe(p: Prediction) -> str:
         + (f" + offload transfers {_fmt(p.transfer_s, 's')}" if p.offload != "none" else "")
         + (f" + first compile {_fmt(p.compile_s, 's')}" if p.compile_s else "")
         + f" ({p.time_source})",
+        "  host RAM: " + (f"peak {p.host_peak_gib:.1f} GiB, of which weights {p.host_weights_gib:.1f} GiB "
+                          f"({p.host_source})" if p.host_peak_gib is not None else f"no estimate ({p.host_source})"),
         f"  confidence: {p.confidence.get('level')} ({p.confidence.get('near_points')} measured points near)",
     ]
     lines += [f"  note: {n}" for n in p.notes]
@@ -79,7 +104,8 @@ def handle_predict(args: argparse.Namespace) -> int:
     name = args.gpu if args.gpu is not None else gpu_name(0)
     try:
         p = predict(args.model, args.height, args.width, args.frames, steps=args.steps,
-                    decode_chunk_size=args.decode_chunk_size, offload=args.offload, gpu_name=name,
+                    decode_chunk_size=args.decode_chunk_size, offload=args.offload,
+                    weights=None if args.weights == "bf16" else args.weights, gpu_name=name,
                     history=_history(args), guidance=args.guidance)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import statistics
 
 from engine.foresight.calibration import load_first_compile_seconds
-from engine.foresight.structure import structure_of
 from engine.foresight.timing import compile_seconds, finished_rows
+from engine.registry import get_model
 
 KEPT_SHAPES = 8  # engine.speed.precompile.KEEP_PER_MODEL, read here without importing torch
 
@@ -27,7 +27,7 @@ def first_compile_seconds(model: str, height: int, width: int, frames: int, gpu_
     """Seconds a compiled job at this shape (and denoiser `batch`, the model's guided one unless given) will
     spend compiling (0.0 when it is compiled already; None when nothing is known), and where the figure comes
     from."""
-    structure = structure_of(model)
+    structure = get_model(model)
     rows = finished_rows(history, model, gpu_name, compiled=True)  # newest first, as the store returns them
     recent: list[tuple[int, int, int, int]] = []
     for row in rows:

@@ -1,4 +1,4 @@
-"""Readings from the GPU a job will run on: free memory, name, matmul throughput.
+"""A GPU's matmul throughput, measured (free memory and names: collector.capacity, the one owner of them).
 
 torch is imported inside the functions only: the Streamlit UI imports engine.foresight.
 """
@@ -6,54 +6,6 @@ torch is imported inside the functions only: the Streamlit UI imports engine.for
 from __future__ import annotations
 
 import statistics
-
-
-def _nvml_handle(gpu_index: int):
-    import pynvml
-
-    pynvml.nvmlInit()
-    return pynvml, pynvml.nvmlDeviceGetHandleByIndex(gpu_index)
-
-
-def free_memory_bytes(gpu_index: int = 0) -> int | None:
-    """Free memory of GPU `gpu_index` by NVML, else torch.cuda.mem_get_info, else None (no GPU)."""
-    try:
-        pynvml, handle = _nvml_handle(gpu_index)
-        try:
-            return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no pynvml, no driver, no such device
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available() and gpu_index < torch.cuda.device_count():
-            return int(torch.cuda.mem_get_info(gpu_index)[0])
-    except Exception:
-        pass
-    return None
-
-
-def gpu_name(gpu_index: int = 0) -> str | None:
-    """NVML name of GPU `gpu_index` ('NVIDIA H100 80GB HBM3'), else torch's, else None."""
-    try:
-        pynvml, handle = _nvml_handle(gpu_index)
-        try:
-            name = pynvml.nvmlDeviceGetName(handle)
-            return name.decode() if isinstance(name, bytes) else str(name)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available() and gpu_index < torch.cuda.device_count():
-            return torch.cuda.get_device_name(gpu_index)
-    except Exception:
-        pass
-    return None
 
 
 def measure_matmul_tflops(gpu_index: int = 0, n: int = 8192, repeats: int = 20) -> float:

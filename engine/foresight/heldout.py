@@ -12,7 +12,7 @@ import sys
 
 from engine.foresight.calibration import GIB, MeasuredPoint, load_model_calibration
 from engine.foresight.predictor import predict
-from engine.foresight.structure import MODEL_IDS
+from engine.registry import MODEL_IDS
 
 # Measured by the project on an H100 (stock pipeline, fp16, guidance batched, 10 steps); from issue 5.
 ISSUE_REFERENCE = (
@@ -38,7 +38,7 @@ def heldout_rows(model: str) -> list[tuple[MeasuredPoint, object]]:
         if not p.holdout or p.oom:
             continue
         pred = predict(model, p.height, p.width, p.frames, steps=p.steps, decode_chunk_size=p.decode_chunk_size,
-                       offload=p.offload, gpu_name=p.gpu_name, include_holdout=False)
+                       offload=p.offload, weights=p.weights, gpu_name=p.gpu_name, include_holdout=False)
         rows.append((p, pred))
     return rows
 
@@ -46,10 +46,10 @@ def heldout_rows(model: str) -> list[tuple[MeasuredPoint, object]]:
 def table(models: list[str]) -> str:
     out = [
         "| model | H×W×F | chunk | offload | alloc meas / pred GiB | err | reserved meas / pred GiB | err "
-        "| s/step meas / pred | err | decode s meas / pred | err | run s meas / pred | err |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| s/step meas / pred | err | decode s meas / pred | err | run s meas / pred | err | host GiB meas / pred | err |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    worst = {"alloc": 0.0, "reserved": 0.0, "step": 0.0, "decode": 0.0, "run": 0.0}
+    worst = {"alloc": 0.0, "reserved": 0.0, "step": 0.0, "decode": 0.0, "run": 0.0, "host": 0.0}
     for model in models:
         for p, pred in heldout_rows(model):
             run_pred = pred.seconds
@@ -60,12 +60,13 @@ def table(models: list[str]) -> str:
                 # under offload the measured decode also moves weights back; the run total carries that
                 "decode": (p.decode_s, pred.decode_s) if p.offload == "none" else (None, None),
                 "run": (p.total_s, run_pred),
+                "host": (p.host_peak_rss_bytes / GIB if p.host_peak_rss_bytes else None, pred.host_peak_gib),
             }
             cells = []
             for key, (meas, prd) in items.items():
                 if meas and prd is not None:
                     worst[key] = max(worst[key], abs(prd - meas) / meas * 100)
-                digits = 2 if key in ("alloc", "reserved", "step") else 1
+                digits = 2 if key in ("alloc", "reserved", "step", "host") else 1
                 if meas is None and prd is None:
                     cells += ["—", "—"]
                     continue
@@ -73,7 +74,8 @@ def table(models: list[str]) -> str:
                 p_txt = "n/a" if prd is None else f"{prd:.{digits}f}"
                 cells += [f"{m_txt} / {p_txt}", _err(prd, meas)]
             chunk = "—" if p.decode_chunk_size is None else p.decode_chunk_size
-            out.append(f"| {model} | {p.height}×{p.width}×{p.frames} | {chunk} | {p.offload} | " + " | ".join(cells) + " |")
+            mode = p.offload + (f", {p.weights}" if p.weights else "")
+            out.append(f"| {model} | {p.height}×{p.width}×{p.frames} | {chunk} | {mode} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("Largest absolute error: " + ", ".join(f"{k} {v:.1f}%" for k, v in worst.items()))
     return "\n".join(out)

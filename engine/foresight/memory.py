@@ -16,11 +16,18 @@ Offload moves weights, not activations:
 - model (`enable_model_cpu_offload`): one component at a time on the GPU. While the denoiser runs, the
   denoiser and the VAE are resident (the VAE encoded the image just before and nothing offloads it until
   the denoiser's successor runs); while the VAE decodes, only the VAE.
-- sequential (`enable_sequential_cpu_offload`): weights stream in per layer; only about one layer is
-  resident, and the allocator holds little beyond what is allocated. Both are fitted on the model's
-  measured sequential points (resident = measured peak − the formula's activations; reserved ÷ allocated),
-  else taken as SEQUENTIAL_RESIDENT_BYTES and SEQUENTIAL_RESERVED_RATIO (estimates: the largest layers
-  of these models are tens of MiB).
+  A mixture of experts (Wan 2.2 A14B) has one expert on the GPU at a time.
+- sequential (`enable_sequential_cpu_offload`) and group (`enable_group_offload`, leaf level with a CUDA
+  stream): weights stream in per layer (group: the next layer while this one runs); only about one or two
+  layers are resident, and the allocator holds little beyond what is allocated. Both figures are fitted on
+  the model's measured points of that mode (resident = measured peak − the formula's activations; reserved ÷
+  allocated), else taken from STREAMED_DEFAULTS (estimates: the largest layers of these models are tens to
+  a hundred and some MiB).
+
+fp8 weight storage (layerwise casting of the denoisers) shrinks the denoisers' resident bytes: measured as
+the weights resident after the cast, else estimated as half the denoisers' bytes (their linear layers, which
+hold nearly all of them, go from 2 bytes a weight to 1). Each layer's weights are upcast while it runs, a
+transient fitted as the fp8 points' peak beyond the formula.
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ from engine.foresight.calibration import (
     register_cache,
 )
 from engine.foresight.nnls import weighted_relative_nnls
-from engine.foresight.structure import ModelStructure, structure_of
+from engine.registry import ModelSpec, get_model
 
-SEQUENTIAL_RESIDENT_BYTES = 0.05 * GIB
-SEQUENTIAL_RESERVED_RATIO = 1.15
+STREAMED_MODES = ("sequential", "group")
+# (resident bytes, reserved beyond the activations' reserve) of a streamed mode never measured for a model
+STREAMED_DEFAULTS = {"sequential": (0.05 * GIB, 0.1 * GIB), "group": (0.5 * GIB, 2.0 * GIB)}
+FP8_BYTES_RATIO = 0.5  # an fp8 denoiser's bytes ÷ its bf16 bytes, where not measured
 _GREW_BYTES = 64 * 1024**2  # decode raised the reserved peak: it, not the denoiser, set it
 
 
@@ -59,9 +68,34 @@ class MemoryCoefficients:
     cuda_context_bytes: float
     components_bytes: dict[str, int] = field(default_factory=dict)
     points_used: int = 0
-    sequential_resident_bytes: float = SEQUENTIAL_RESIDENT_BYTES
-    sequential_reserved_ratio: float = SEQUENTIAL_RESERVED_RATIO
-    sequential_points: int = 0  # measured sequential-offload points the two figures above come from
+    # per streamed offload mode: (resident bytes, reserved beyond the activations' own reserve — weights in
+    # flight and the allocator's blocks for them —, measured points they come from)
+    streamed: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    fp8_weights_resident_bytes: float | None = None  # measured after the cast; None: estimated
+    fp8_transient_bytes: float = 0.0  # a layer's weights upcast while it runs, beyond the formula
+    fp8_points: int = 0
+
+    def streamed_fit(self, offload: str) -> tuple[float, float, int]:
+        """(resident bytes, reserved bytes beyond the activations', measured points) of a streamed offload mode."""
+        return self.streamed.get(offload, (*STREAMED_DEFAULTS[offload], 0))
+
+    def weights_bytes(self, denoisers: tuple[str, ...], weights: str | None) -> float:
+        """Weights resident with no offload in this storage."""
+        if weights != "fp8":
+            return self.weights_resident_bytes
+        if self.fp8_weights_resident_bytes is not None:
+            return self.fp8_weights_resident_bytes
+        return self.weights_resident_bytes - (1 - FP8_BYTES_RATIO) * self.denoisers_bytes(denoisers)
+
+    def denoisers_bytes(self, denoisers: tuple[str, ...]) -> float:
+        return float(sum(self.components_bytes.get(d, 0) for d in denoisers))
+
+    def fp8_ratio(self, denoisers: tuple[str, ...]) -> float:
+        """The denoisers' bytes in fp8 ÷ in the compute dtype."""
+        full = self.denoisers_bytes(denoisers)
+        if not full or self.fp8_weights_resident_bytes is None:
+            return FP8_BYTES_RATIO
+        return max(0.0, 1 - (self.weights_resident_bytes - self.fp8_weights_resident_bytes) / full)
 
 
 @dataclass(frozen=True)
@@ -79,7 +113,7 @@ def _weights(points: list[MeasuredPoint]) -> float:
     return float(np.median([p.weights_resident_bytes for p in points]))
 
 
-def fit_memory(structure: ModelStructure, calibration: ModelCalibration, *,
+def fit_memory(structure: ModelSpec, calibration: ModelCalibration, *,
                include_holdout: bool = True) -> MemoryCoefficients | None:
     """Fit the coefficients on the completed, no-offload points; None with fewer than 3 of them."""
     points = [
@@ -125,25 +159,44 @@ def fit_memory(structure: ModelStructure, calibration: ModelCalibration, *,
         components_bytes=dict(calibration.components_bytes),
         points_used=len(points),
     )
-    return _fit_sequential(structure, coef, calibration.usable(include_holdout=include_holdout,
-                                                                offload="sequential"))
+    coef = _fit_streamed(structure, coef, calibration, include_holdout)
+    return _fit_fp8(structure, coef, calibration, include_holdout)
 
 
-def _fit_sequential(structure: ModelStructure, coef: MemoryCoefficients,
-                    points: list[MeasuredPoint]) -> MemoryCoefficients:
-    """Resident bytes and reserved ÷ allocated under sequential offload, from its measured points."""
-    points = [p for p in points if p.peak_allocated_bytes and p.peak_reserved_bytes]
+def _fit_streamed(structure: ModelSpec, coef: MemoryCoefficients, calibration: ModelCalibration,
+                  include_holdout: bool) -> MemoryCoefficients:
+    """Resident bytes and reserved ÷ allocated of each streamed offload mode, from its measured points."""
+    streamed = dict(coef.streamed)
+    for offload in STREAMED_MODES:
+        points = [p for p in calibration.usable(include_holdout=include_holdout, offload=offload)
+                  if p.peak_allocated_bytes and p.peak_reserved_bytes]
+        if not points:
+            continue
+        resident, held = [], []
+        for p in points:
+            chunk = structure.effective_decode_chunk(p.frames, p.decode_chunk_size)
+            est = estimate_memory(structure, coef, p.height, p.width, p.frames, chunk, "none")
+            activations = max(est.denoise_activation_bytes, est.decode_activation_bytes)
+            resident.append(max(0.0, p.peak_allocated_bytes - activations))
+            held.append(max(0.0, p.peak_reserved_bytes - (est.peak_reserved_bytes - est.weights_resident_bytes)))
+        streamed[offload] = (float(np.median(resident)), float(np.median(held)), len(points))
+    return dataclasses.replace(coef, streamed=streamed)
+
+
+def _fit_fp8(structure: ModelSpec, coef: MemoryCoefficients, calibration: ModelCalibration,
+             include_holdout: bool) -> MemoryCoefficients:
+    """fp8 storage: the weights resident after the cast, and the upcast transient beyond the formula."""
+    points = [p for p in calibration.usable(include_holdout=include_holdout, offload="none", weights="fp8")
+              if p.weights_resident_bytes and p.peak_allocated_bytes]
     if not points:
         return coef
-    resident, ratio = [], []
+    resident = float(np.median([p.weights_resident_bytes for p in points]))
+    coef = dataclasses.replace(coef, fp8_weights_resident_bytes=resident, fp8_points=len(points))
+    transient = []
     for p in points:
-        chunk = structure.effective_decode_chunk(p.frames, p.decode_chunk_size)
-        est = estimate_memory(structure, coef, p.height, p.width, p.frames, chunk, "none")
-        activations = max(est.denoise_activation_bytes, est.decode_activation_bytes)
-        resident.append(max(0.0, p.peak_allocated_bytes - activations))
-        ratio.append(p.peak_reserved_bytes / p.peak_allocated_bytes)
-    return dataclasses.replace(coef, sequential_resident_bytes=float(np.median(resident)),
-                               sequential_reserved_ratio=float(np.median(ratio)), sequential_points=len(points))
+        est = estimate_memory(structure, coef, p.height, p.width, p.frames, None, "none", weights="fp8")
+        transient.append(p.peak_allocated_bytes - est.peak_allocated_bytes)
+    return dataclasses.replace(coef, fp8_transient_bytes=max(0.0, float(np.median(transient))))
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,46 +205,62 @@ def coefficients_for(model: str, include_holdout: bool = True) -> MemoryCoeffici
     calibration = load_model_calibration(model)
     if calibration is None:
         return None
-    return fit_memory(structure_of(model), calibration, include_holdout=include_holdout)
+    return fit_memory(get_model(model), calibration, include_holdout=include_holdout)
 
 
 register_cache(coefficients_for)
 
 
-def estimate_memory(structure: ModelStructure, coef: MemoryCoefficients, height: int, width: int, frames: int,
-                    chunk: int | None, offload: str = "none", batch: int | None = None) -> MemoryEstimate:
+def estimate_memory(structure: ModelSpec, coef: MemoryCoefficients, height: int, width: int, frames: int,
+                    chunk: int | None, offload: str = "none", batch: int | None = None,
+                    weights: str | None = None) -> MemoryEstimate:
     """Peak allocated and reserved bytes of one run with these settings (`batch`: the denoiser's, see
-    `ModelStructure.batch_for`)."""
+    `ModelSpec.batch_for`; `weights`: the storage, None the compute dtype)."""
     den_f = np.array(structure.denoise_memory_features(height, width, frames, batch))
     dec_f = np.array(structure.decode_memory_features(height, width, frames, chunk))
     den_a, den_r = float(den_f @ coef.denoise_allocated), float(den_f @ coef.denoise_reserved)
     dec_a, dec_r = float(dec_f @ coef.decode_allocated), float(dec_f @ coef.decode_reserved)
     dec_r = max(dec_r, dec_a)
     den_r = max(den_r, den_a)
-    weights = coef.weights_resident_bytes
+    if weights == "fp8":
+        den_a, den_r = den_a + coef.fp8_transient_bytes, den_r + coef.fp8_transient_bytes
+    resident_all = coef.weights_bytes(structure.denoisers, weights)
     comps = coef.components_bytes
 
     # (resident weights, activations allocated, activations reserved) per phase
     if offload == "none" or (offload == "model" and not comps):
-        phases = {"denoise": (weights, den_a, den_r), "decode": (weights, dec_a, dec_r)}
+        phases = {"denoise": (resident_all, den_a, den_r), "decode": (resident_all, dec_a, dec_r)}
     elif offload == "model":
+        scale = coef.fp8_ratio(structure.denoisers) if weights == "fp8" else 1.0
         vae = float(comps.get("vae", 0))
-        denoiser = float(comps.get(structure.denoiser, weights))
-        encoders = float(sum(v for k, v in comps.items() if k != structure.denoiser))
+        # one expert on the GPU at a time; the largest sets the peak
+        denoiser = max(float(comps.get(d, 0)) for d in structure.denoisers) * scale or resident_all
+        encoders = float(sum(v for k, v in comps.items() if k not in structure.denoisers))
         phases = {
             "encode": (encoders, 0.0, 0.0),
             "denoise": (denoiser + vae, den_a, den_r),
             "decode": (vae, dec_a, dec_r),
         }
-    elif offload == "sequential":  # about one layer resident; little held beyond what is allocated
-        resident = min(coef.sequential_resident_bytes, weights)
-        ratio = coef.sequential_reserved_ratio
+        if structure.vae_causal:
+            # The conditioning video's VAE encode (the area term) runs with only the VAE on the GPU; the
+            # denoiser's own activations are the rest.
+            vae_part = den_f.copy()
+            vae_part[1] = 0.0
+            den_part = den_f.copy()
+            den_part[2] = 0.0
+            enc_a, enc_r = float(vae_part @ coef.denoise_allocated), float(vae_part @ coef.denoise_reserved)
+            step_a, step_r = float(den_part @ coef.denoise_allocated), float(den_part @ coef.denoise_reserved)
+            phases["vae_encode"] = (vae, enc_a, max(enc_a, enc_r))
+            phases["denoise"] = (denoiser + vae, step_a, max(step_a, step_r))
+    elif offload in STREAMED_MODES:  # about a layer or two resident, and the blocks that carry them in
+        resident_streamed, held, _ = coef.streamed_fit(offload)
+        resident = min(resident_streamed, resident_all)
         phases = {
-            "denoise": (resident, den_a, (resident + den_a) * ratio - resident),
-            "decode": (resident, dec_a, (resident + dec_a) * ratio - resident),
+            "denoise": (resident, den_a, den_r + held),
+            "decode": (resident, dec_a, dec_r + held),
         }
     else:
-        raise ValueError(f"offload {offload!r} is not one of none, model, sequential")
+        raise ValueError(f"offload {offload!r} is not one of none, model, {', '.join(STREAMED_MODES)}")
 
     phase = max(phases, key=lambda k: phases[k][0] + phases[k][1])
     resident, _, _ = phases[phase]
@@ -206,14 +275,16 @@ def estimate_memory(structure: ModelStructure, coef: MemoryCoefficients, height:
     )
 
 
-def history_correction(structure: ModelStructure, coef: MemoryCoefficients, history: list[dict],
-                       offload: str) -> tuple[float, float, int]:
+def history_correction(structure: ModelSpec, coef: MemoryCoefficients, history: list[dict],
+                       offload: str, weights: str | None = None) -> tuple[float, float, int]:
     """Factors (allocated, reserved) on the activation terms from finished runs of this model measured by
     the worker, shrunk towards 1 (three pseudo-runs at 1.0) and kept within [0.7, 1.5]; and the run count."""
     ratios_a: list[float] = []
     ratios_r: list[float] = []
     for row in history:
         if row.get("model") != structure.id or (row.get("offload") or "none") != offload:
+            continue
+        if row.get("weights") != weights:
             continue
         alloc, res = row.get("peak_allocated_bytes"), row.get("peak_reserved_bytes")
         try:
@@ -223,7 +294,8 @@ def history_correction(structure: ModelStructure, coef: MemoryCoefficients, hist
         if not alloc or not res:
             continue
         chunk = structure.effective_decode_chunk(f, row.get("decode_chunk_size"))
-        est = estimate_memory(structure, coef, h, w, f, chunk, offload, structure.batch_for(row.get("guidance")))
+        est = estimate_memory(structure, coef, h, w, f, chunk, offload, structure.batch_for(row.get("guidance")),
+                              weights)
         act_a = est.peak_allocated_bytes - est.weights_resident_bytes
         act_r = est.peak_reserved_bytes - est.weights_resident_bytes
         if act_a <= 0 or act_r <= 0:

@@ -10,10 +10,10 @@ from typing import Any
 
 from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
 from engine.foresight.compile_time import first_compile_seconds
+from engine.foresight.host import estimate_host
 from engine.foresight.memory import coefficients_for, estimate_memory, history_correction
-from engine.foresight.structure import ModelStructure, structure_of
-from engine.foresight.timing import estimate_time, finished_rows, is_compiled
-
+from engine.foresight.timing import TimeEstimate, estimate_time, finished_rows, fp8_step_factor, is_compiled
+from engine.registry import ModelSpec, get_model
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class Prediction:
     speed_mode: str = "off"  # 'compile' when the time is predicted for a compiled denoiser
     compile_s: float | None = None  # speed mode's first compile at this shape on this machine; 0.0: compiled
     batch: int = 2  # the denoiser's batch: 2 with classifier-free guidance, 1 without (guidance ≤ 1)
+    weights: str | None = None  # weight storage: None the compute dtype, "fp8"
+    host_peak_gib: float | None = None  # the worker's peak resident host memory over the job; None: unknown
+    host_weights_gib: float | None = None  # the share of it that is the pipeline's weights (offload)
+    host_source: str = "no calibration"  # 'calibration' | 'estimated: …' | 'no calibration' | 'not modelled: …'
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats rounded for reading)."""
@@ -78,7 +82,7 @@ def _reference_gpu(model: str) -> str | None:
     return None
 
 
-def near_points(structure: ModelStructure, rows: list[dict], height: int, width: int, frames: int,
+def near_points(structure: ModelSpec, rows: list[dict], height: int, width: int, frames: int,
                 chunk: int | None) -> int:
     """Measured points whose latent area and frames lie within a factor 1.5, and decode chunk within 2."""
     area = structure.latent_area(height, width)
@@ -100,12 +104,32 @@ def near_points(structure: ModelStructure, rows: list[dict], height: int, width:
     return count
 
 
-def predict(model: str, height: int, width: int, frames: int, *, steps: int | None = None,
-            decode_chunk_size: int | None = None, offload: str = "none", gpu_name: str | None = None,
-            history: list[dict] | None = None, gpu_tflops: float | None = None,
-            include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None) -> Prediction:
-    """Peak memory and time of one job of registry model `model`; ValueError on bad settings.
+@dataclass(frozen=True)
+class _Memory:
+    allocated: float
+    reserved: float
+    context: float
+    resident: float
+    phase: str
+    source: str
+    points: int
+    notes: tuple[str, ...] = ()
 
+
+@dataclass(frozen=True)
+class _Host:
+    peak_gib: float | None
+    weights_gib: float | None
+    source: str
+
+
+def predict(model: str, height: int, width: int, frames: int, *, steps: int | None = None,
+            decode_chunk_size: int | None = None, offload: str = "none", weights: str | None = None,
+            gpu_name: str | None = None, history: list[dict] | None = None, gpu_tflops: float | None = None,
+            include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None) -> Prediction:
+    """Peak GPU memory, peak host RAM and time of one job of registry model `model`; ValueError on bad settings.
+
+    `offload` and `weights` are the job's memory mode (see engine.queue.models.OffloadMode and WeightStorage).
     `gpu_name` is the NVML name of the GPU the job runs on ('cpu' for none). Left out, full-size models
     are predicted for the GPU they were calibrated on (noted), smoke-test models for the CPU.
     `history`: past run records (see timing.finished_rows); `gpu_tflops`: the GPU's measured fp16 matmul
@@ -113,9 +137,11 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     out of the fit (the accuracy table in BENCHMARKS.md). `guidance`: the job's guidance scale (None: the
     model's default); at 1 or less the pipeline runs without classifier-free guidance, a batch of one.
     """
-    structure = structure_of(model)
-    structure.check(height, width, frames, steps, decode_chunk_size, offload)
-    steps = steps or structure.default_steps
+    # 1. Settings
+    structure = get_model(model)
+    structure.check(height, width, frames, steps, decode_chunk_size, offload, weights)
+    weights = None if weights == "bf16" else weights  # the compute dtype
+    steps = steps or structure.defaults.steps
     chunk = structure.effective_decode_chunk(frames, decode_chunk_size)
     batch = structure.batch_for(guidance)
     notes: list[str] = []
@@ -128,42 +154,91 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         gpu_name = "cpu" if structure.smoke_test else _reference_gpu(model)
         if gpu_name and gpu_name != "cpu":
             notes.append(f"no GPU named: predicted for {gpu_name}, where {model} was calibrated")
-
-    # Memory
-    cal = load_model_calibration(model)
-    coef = coefficients_for(model, include_holdout)
-    if _is_cpu(gpu_name):
-        alloc = reserved = context = resident = 0.0
-        phase = "denoise"
-        memory_source = "not modelled: runs on the CPU" if not structure.smoke_test else (
-            "not modelled: CPU smoke-test model")
-    elif coef is None:
-        if structure.smoke_test:
-            notes.append(f"{model} is a CPU smoke-test model; its GPU memory is not modelled")
-            memory_source = "not modelled: CPU smoke-test model"
-        else:
-            notes.append(f"{model} has no memory calibration; run benchmarks/calibrate_memory.py on a GPU")
-            memory_source = "no calibration"
-        alloc = reserved = context = resident = 0.0
-        phase = "denoise"
-    else:
-        est = estimate_memory(structure, coef, height, width, frames, chunk, offload, batch)
-        fa, fr, n_hist = history_correction(structure, coef, history or [], offload)
-        resident = est.weights_resident_bytes
-        alloc = resident + (est.peak_allocated_bytes - resident) * fa
-        reserved = max(alloc, resident + (est.peak_reserved_bytes - resident) * fr)
-        # the context as measured beside this model's runs (cuDNN and cuBLAS loaded), else the GPU's bare one
-        gpu = load_gpu_calibrations().get(normalise_gpu_name(gpu_name))
-        context = est.cuda_context_bytes or float(gpu.cuda_context_bytes if gpu and gpu.cuda_context_bytes else 0)
-        phase = est.phase
-        memory_source = "calibration+history" if n_hist else "calibration"
-        if offload == "sequential" and not coef.sequential_points:
-            notes.append("sequential offload not measured for this model: about one layer resident, estimated")
-
-    # Time
-    compiled = _runs_compiled(speed_mode, gpu_name, offload)
+    # 2. GPU memory
+    memory = _predict_memory(structure, height, width, frames, chunk, offload, weights, batch, gpu_name, history,
+                             include_holdout)
+    notes += memory.notes
+    # 3. Host RAM
+    host = _predict_host(structure, height, width, frames, offload, weights, gpu_name, include_holdout)
+    if host.source.startswith("estimated"):
+        notes.append(host.source)
+    # 4. Time
+    compiled = _runs_compiled(speed_mode, gpu_name, offload, structure, weights)
     t = estimate_time(structure, height, width, frames, chunk, steps, offload, gpu_name, history, gpu_tflops,
-                      include_holdout, compiled, batch)
+                      include_holdout, compiled, batch, weights)
+    seconds, compile_s, time_notes = _time_notes(structure, t, compiled, height, width, frames, gpu_name, history,
+                                                 batch, offload, weights)
+    notes += time_notes
+    # 5. Confidence: measured points near these settings
+    confidence = _confidence(structure, height, width, frames, chunk, offload, weights, include_holdout, history,
+                             gpu_name, compiled, memory.points, t.history_points)
+
+    return Prediction(
+        model=model, height=height, width=width, frames=frames, steps=steps, decode_chunk_size=chunk,
+        offload=offload, gpu_name=gpu_name,
+        peak_allocated_gib=memory.allocated / GIB,
+        peak_reserved_gib=memory.reserved / GIB,
+        cuda_context_gib=memory.context / GIB,
+        required_free_gib=(memory.reserved + memory.context) / GIB,
+        weights_resident_gib=memory.resident / GIB,
+        peak_phase=memory.phase,
+        memory_source=memory.source,
+        seconds=seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
+        transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
+        confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off", compile_s=compile_s,
+        batch=batch, weights=weights, host_peak_gib=host.peak_gib, host_weights_gib=host.weights_gib,
+        host_source=host.source,
+    )
+
+
+def _predict_memory(structure: ModelSpec, height: int, width: int, frames: int, chunk: int | None, offload: str,
+                    weights: str | None, batch: int, gpu_name: str | None, history: list[dict] | None,
+                    include_holdout: bool) -> _Memory:
+    """Peak GPU memory from the calibration, corrected by the history of this memory mode."""
+    model = structure.id
+    if _is_cpu(gpu_name):
+        source = "not modelled: CPU smoke-test model" if structure.smoke_test else "not modelled: runs on the CPU"
+        return _Memory(0.0, 0.0, 0.0, 0.0, "denoise", source, 0)
+    coef = coefficients_for(model, include_holdout)
+    if coef is None:
+        if structure.smoke_test:
+            return _Memory(0.0, 0.0, 0.0, 0.0, "denoise", "not modelled: CPU smoke-test model", 0,
+                           (f"{model} is a CPU smoke-test model; its GPU memory is not modelled",))
+        return _Memory(0.0, 0.0, 0.0, 0.0, "denoise", "no calibration", 0,
+                       (f"{model} has no memory calibration; run benchmarks/calibrate_memory.py on a GPU",))
+    est = estimate_memory(structure, coef, height, width, frames, chunk, offload, batch, weights)
+    fa, fr, n_hist = history_correction(structure, coef, history or [], offload, weights)
+    resident = est.weights_resident_bytes
+    alloc = resident + (est.peak_allocated_bytes - resident) * fa
+    reserved = max(alloc, resident + (est.peak_reserved_bytes - resident) * fr)
+    # the context as measured beside this model's runs (cuDNN and cuBLAS loaded), else the GPU's bare one
+    gpu = load_gpu_calibrations().get(normalise_gpu_name(gpu_name))
+    context = est.cuda_context_bytes or float(gpu.cuda_context_bytes if gpu and gpu.cuda_context_bytes else 0)
+    notes = []
+    if offload in ("sequential", "group") and not coef.streamed_fit(offload)[2]:
+        notes.append(f"{offload} offload not measured for this model: a layer or two resident, estimated")
+    if weights == "fp8" and not coef.fp8_points:
+        notes.append("fp8 storage not measured for this model: the denoisers' weights taken as half their bf16 size")
+    return _Memory(alloc, reserved, context, resident, est.phase,
+                   "calibration+history" if n_hist else "calibration", coef.points_used, tuple(notes))
+
+
+def _predict_host(structure: ModelSpec, height: int, width: int, frames: int, offload: str, weights: str | None,
+                  gpu_name: str | None, include_holdout: bool) -> _Host:
+    if _is_cpu(gpu_name):
+        return _Host(None, None, "not modelled: runs on the CPU")
+    est = estimate_host(structure.id, height, width, frames, offload, weights, include_holdout)
+    if est is None:
+        return _Host(None, None, "no calibration")
+    return _Host(est.peak_bytes / GIB, est.weights_bytes / GIB, est.source)
+
+
+def _time_notes(structure: ModelSpec, t: TimeEstimate, compiled: bool, height: int, width: int, frames: int,
+                gpu_name: str | None, history: list[dict] | None, batch: int, offload: str,
+                weights: str | None) -> tuple[float | None, float | None, list[str]]:
+    """The predicted seconds with speed mode's first compile added, that compile, and what to say of them."""
+    model = structure.id
+    notes: list[str] = []
     if compiled and t.source != "no estimate" and not t.history_points:
         if t.speed_factor is not None:
             decode = f", its decode × {t.decode_factor:.2f}" if t.decode_factor is not None else ""
@@ -185,41 +260,34 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
                      "calibration and no matmul throughput for it")
     if t.source != "no estimate" and offload != "none" and t.transfer_s is None:
         notes.append("offload transfer time not estimated (no measured copy bandwidth)")
+    if weights == "fp8" and t.source != "no estimate" and fp8_step_factor(model) is None:
+        notes.append("fp8 storage's upcast per step not measured for this model: predicted at the bf16 pace")
+    return seconds, compile_s, notes
 
-    # Confidence: measured points near these settings
+
+def _confidence(structure: ModelSpec, height: int, width: int, frames: int, chunk: int | None, offload: str,
+                weights: str | None, include_holdout: bool, history: list[dict] | None, gpu_name: str | None,
+                compiled: bool, memory_points: int, time_points: int) -> dict[str, Any]:
+    cal = load_model_calibration(structure.id)
     cal_rows = [
         {"height": p.height, "width": p.width, "frames": p.frames, "decode_chunk_size": p.decode_chunk_size}
-        for p in (cal.usable(include_holdout=include_holdout, offload=offload) if cal else [])
+        for p in (cal.usable(include_holdout=include_holdout, offload=offload, weights=weights) if cal else [])
     ]
-    hist_rows = finished_rows(history, model, gpu_name, compiled)
+    hist_rows = finished_rows(history, structure.id, gpu_name, compiled)
     near = near_points(structure, cal_rows + hist_rows, height, width, frames, chunk)
-    level = "high" if near >= 3 else "medium" if near >= 1 else "low"
-    confidence = {
+    return {
         "near_points": near,
-        "memory_points": coef.points_used if coef else 0,
-        "time_points": t.history_points,
-        "level": level,
+        "memory_points": memory_points,
+        "time_points": time_points,
+        "level": "high" if near >= 3 else "medium" if near >= 1 else "low",
     }
 
-    return Prediction(
-        model=model, height=height, width=width, frames=frames, steps=steps, decode_chunk_size=chunk,
-        offload=offload, gpu_name=gpu_name,
-        peak_allocated_gib=alloc / GIB,
-        peak_reserved_gib=reserved / GIB,
-        cuda_context_gib=context / GIB,
-        required_free_gib=(reserved + context) / GIB,
-        weights_resident_gib=resident / GIB,
-        peak_phase=phase,
-        memory_source=memory_source,
-        seconds=seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
-        transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
-        confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off", compile_s=compile_s,
-        batch=batch,
-    )
 
-
-def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str) -> bool:
-    if _is_cpu(gpu_name) or offload != "none":
+def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str, structure: ModelSpec,
+                   weights: str | None = None) -> bool:
+    """Whether the engine would compile this job (speed mode on, on a GPU, nothing offloaded, a model it
+    applies to)."""
+    if _is_cpu(gpu_name) or offload != "none" or weights is not None or not structure.speed_mode:
         return False
     if speed_mode is None:
         from config import settings_source
@@ -229,11 +297,11 @@ def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str) -
 
 
 @functools.lru_cache(maxsize=4)
-def _engine_speed_mode(source: tuple) -> str:  # noqa: ARG001 — the cache key
+def _engine_speed_mode(source: tuple) -> str:  # `source`: only the cache key
     """The engine's speed mode, read once per settings source: a recommendation predicts some thirty settings."""
     from config import load_settings
 
     try:
         return load_settings().engine.speed_mode
-    except Exception:  # noqa: BLE001 — a broken settings file is reported where it is loaded, not here
+    except Exception:  # a broken settings file is reported where it is loaded, not here
         return "off"

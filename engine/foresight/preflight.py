@@ -1,9 +1,10 @@
 """preflight(): will a job fit in the free memory of its GPU? If not, the nearest settings that do.
 
-Never changes a job: it answers fits / does not fit with the figures, and lists suggestions in the order
-the issue asks for (a lower decode_chunk_size first, then offload, then fewer frames, then a lower
-resolution), each with its predicted memory. The caller queues, refuses, or (with the user's flag) submits
-anyway.
+Never changes a job: it answers fits / does not fit with the figures — GPU memory, and host RAM where the
+job offloads its weights there — and lists suggestions in this order: a lower decode_chunk_size, then the
+fastest memory mode that fits (offload, fp8 weight storage), then fewer frames, then a lower resolution, then
+the model's lighter sibling (Wan 14B → TI2V-5B), each with its predicted memory and time. The caller queues,
+refuses, or (with the user's flag) submits anyway.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.foresight.calibration import GIB
-from engine.foresight.predictor import Prediction, predict
-from engine.foresight.structure import OFFLOAD_MODES, ModelStructure, structure_of
+from engine.foresight.memory_modes import HOST_MARGIN_GIB, Capacity, describe_mode, memory_modes, mode_change
+from engine.foresight.predictor import Prediction
+from engine.foresight.recommend import default_params, predict_params
+from engine.registry import ModelSpec, get_model
 
-PARAM_KEYS = ("height", "width", "frames", "steps", "decode_chunk_size", "offload")
+PARAM_KEYS = ("height", "width", "frames", "steps", "decode_chunk_size", "offload", "weights")
 
 
 @dataclass(frozen=True)
@@ -40,44 +43,45 @@ class PreflightDecision:
         }
 
 
-def job_params(structure: ModelStructure, params: dict[str, Any]) -> dict[str, Any]:
+def job_params(structure: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
     """The settings predict() needs from a job's params, with the model's defaults for missing ones."""
     out = {
-        "height": int(params.get("height") or structure.default_height),
-        "width": int(params.get("width") or structure.default_width),
-        "frames": int(params.get("frames") or params.get("num_frames") or structure.default_frames),
-        "steps": int(params.get("steps") or params.get("num_inference_steps") or structure.default_steps),
+        "height": int(params.get("height") or structure.defaults.height),
+        "width": int(params.get("width") or structure.defaults.width),
+        "frames": int(params.get("frames") or params.get("num_frames") or structure.defaults.frames),
+        "steps": int(params.get("steps") or params.get("num_inference_steps") or structure.defaults.steps),
         "decode_chunk_size": params.get("decode_chunk_size"),
         "offload": params.get("offload") or "none",
+        "weights": params.get("weights") or None,
     }
     if out["decode_chunk_size"] is not None:
         out["decode_chunk_size"] = int(out["decode_chunk_size"])
     return out
 
 
-def _fits(p: Prediction, free_gib: float, margin: float) -> bool:
-    return p.required_free_gib + margin <= free_gib
-
-
-def _suggestion(change: str, params: dict[str, Any], p: Prediction) -> dict[str, Any]:
-    return {
+def _suggestion(change: str, params: dict[str, Any], p: Prediction, model: str | None = None) -> dict[str, Any]:
+    out = {
         "change": change,
         "params": dict(params),
         "peak_allocated_gib": round(p.peak_allocated_gib, 2),
         "peak_reserved_gib": round(p.peak_reserved_gib, 2),
         "required_free_gib": round(p.required_free_gib, 2),
+        "host_peak_gib": None if p.host_peak_gib is None else round(p.host_peak_gib, 2),
         "seconds": None if p.seconds is None else round(p.seconds, 1),
     }
+    if model is not None:
+        out["model"] = model
+    return out
 
 
-def _frames_below(structure: ModelStructure, frames: int) -> list[int]:
+def _frames_below(structure: ModelSpec, frames: int) -> list[int]:
     if structure.temporal_factor > 1:
         k = structure.temporal_factor
         return list(range(frames - k, k, -k))  # 8k+1 down to 9
     return list(range(frames - 1, 1, -1))
 
 
-def _resolutions_below(structure: ModelStructure, height: int, width: int) -> list[tuple[int, int]]:
+def _resolutions_below(structure: ModelSpec, height: int, width: int) -> list[tuple[int, int]]:
     """Same aspect ratio, the longer side down by one size multiple at a time, both sides multiples."""
     m = structure.size_multiple
     long_side = max(height, width)
@@ -91,17 +95,19 @@ def _resolutions_below(structure: ModelStructure, height: int, width: int) -> li
     return out
 
 
-def suggestions_for(model: str, params: dict[str, Any], free_gib: float, margin: float,
+def suggestions_for(model: str, params: dict[str, Any], capacity: Capacity | float, margin: float | None = None,
                     **predict_kwargs: Any) -> list[dict[str, Any]]:
-    """Nearest settings that fit, one change at a time in the issue's order, then all changes together."""
-    structure = structure_of(model)
+    """Nearest settings that fit, one change at a time in the order of the module docstring, then all changes
+    together. `capacity` is what is free (a bare number: free GPU GiB, host RAM not checked)."""
+    if not isinstance(capacity, Capacity):
+        capacity = Capacity(int(capacity * GIB), None, margin if margin is not None else 1.0)
+    structure = get_model(model)
     out: list[dict[str, Any]] = []
 
     def first_fit(candidates: list[dict[str, Any]], describe) -> tuple[dict[str, Any], Prediction] | None:
         for cand in candidates:
-            p = predict(model, cand["height"], cand["width"], cand["frames"], steps=cand["steps"],
-                        decode_chunk_size=cand["decode_chunk_size"], offload=cand["offload"], **predict_kwargs)
-            if _fits(p, free_gib, margin):
+            p = predict_params(model, cand, **predict_kwargs)
+            if capacity.fits(p):
                 out.append(_suggestion(describe(cand), cand, p))
                 return cand, p
         return None
@@ -111,9 +117,19 @@ def suggestions_for(model: str, params: dict[str, Any], free_gib: float, margin:
     if chunk is not None and chunk > 1:
         first_fit([{**params, "decode_chunk_size": c} for c in range(chunk - 1, 0, -1)],
                   lambda c: f"decode_chunk_size {chunk} → {c['decode_chunk_size']}")
-    # 2. Offload
-    heavier = OFFLOAD_MODES[OFFLOAD_MODES.index(params["offload"]) + 1:]
-    first_fit([{**params, "offload": o} for o in heavier], lambda c: f"offload {params['offload']} → {c['offload']}")
+    # 2. The fastest memory mode that fits
+    mode = (params["offload"], params.get("weights"))
+    fitting = []
+    for offload, weights in memory_modes(structure):
+        if (offload, weights) == mode:
+            continue
+        cand = {**params, "offload": offload, "weights": weights}
+        p = predict_params(model, cand, **predict_kwargs)
+        if capacity.fits(p):
+            fitting.append((p.seconds if p.seconds is not None else float("inf"), cand, p))
+    if fitting:
+        _, cand, p = min(fitting, key=lambda t: t[0])
+        out.append(_suggestion(mode_change(mode, (cand["offload"], cand["weights"])), cand, p))
     # 3. Fewer frames
     first_fit([{**params, "frames": f} for f in _frames_below(structure, params["frames"])],
               lambda c: f"frames {params['frames']} → {c['frames']}")
@@ -121,26 +137,40 @@ def suggestions_for(model: str, params: dict[str, Any], free_gib: float, margin:
     first_fit([{**params, "height": h, "width": w} for h, w in _resolutions_below(structure, params["height"],
                                                                                   params["width"])],
               lambda c: f"{params['height']}×{params['width']} → {c['height']}×{c['width']}")
+    # 5. The lighter sibling at its own defaults, in the fastest memory mode that fits
+    if structure.lighter:
+        lighter = get_model(structure.lighter)
+        options = []
+        for offload, weights in memory_modes(lighter):
+            cand = {**default_params(lighter), "offload": offload, "weights": weights}
+            p = predict_params(lighter.id, cand, **predict_kwargs)
+            if capacity.fits(p):
+                options.append((p.seconds if p.seconds is not None else float("inf"), cand, p))
+        if options:
+            _, cand, p = min(options, key=lambda t: t[0])
+            out.append(_suggestion(f"model {model} → {lighter.id} at {cand['height']}×{cand['width']}×"
+                                   f"{cand['frames']} ({describe_mode(cand['offload'], cand['weights'])})",
+                                   cand, p, model=lighter.id))
     if out:
         return out
 
-    # 5. Nothing single fits: every change in the same order, one after another
+    # 6. Nothing single fits: every change in the same order, one after another
     cand = dict(params)
     changes = []
     if chunk is not None and chunk > 1:
         cand["decode_chunk_size"] = 1
         changes.append(f"decode_chunk_size {chunk} → 1")
-    if cand["offload"] != "sequential":
-        changes.append(f"offload {cand['offload']} → sequential")
-        cand["offload"] = "sequential"
+    least = memory_modes(structure)[-1]
+    if (cand["offload"], cand.get("weights")) != least:
+        changes.append(mode_change((cand["offload"], cand.get("weights")), least))
+        cand["offload"], cand["weights"] = least
     ladder = [dict(cand, frames=f) for f in _frames_below(structure, cand["frames"])]
     last_frames = ladder[-1]["frames"] if ladder else cand["frames"]
     ladder += [dict(cand, frames=last_frames, height=h, width=w)
                for h, w in _resolutions_below(structure, cand["height"], cand["width"])]
     for c in [cand] + ladder:
-        p = predict(model, c["height"], c["width"], c["frames"], steps=c["steps"],
-                    decode_chunk_size=c["decode_chunk_size"], offload=c["offload"], **predict_kwargs)
-        if _fits(p, free_gib, margin):
+        p = predict_params(model, c, **predict_kwargs)
+        if capacity.fits(p):
             extra = []
             if c["frames"] != params["frames"]:
                 extra.append(f"frames {params['frames']} → {c['frames']}")
@@ -153,38 +183,49 @@ def suggestions_for(model: str, params: dict[str, Any], free_gib: float, margin:
 
 def preflight(model: str, params: dict[str, Any], free_bytes: int | None, *, safety_margin_gib: float = 1.0,
               gpu_name: str | None = None, history: list[dict] | None = None,
-              gpu_tflops: float | None = None) -> PreflightDecision:
-    """Check one job against `free_bytes` free on its GPU (None: no reading, not checked)."""
-    structure = structure_of(model)
+              gpu_tflops: float | None = None, host_free_bytes: int | None = None) -> PreflightDecision:
+    """Check one job against `free_bytes` free on its GPU (None: no reading, not checked) and
+    `host_free_bytes` of free host RAM (None: not checked)."""
+    structure = get_model(model)
     settings = job_params(structure, params)
     gpu_name = gpu_name or params.get("gpu_name")
     guidance = params.get("guidance")
     kwargs = {"gpu_name": gpu_name, "history": history, "gpu_tflops": gpu_tflops,
               "guidance": None if guidance is None else float(guidance)}
-    p = predict(model, settings["height"], settings["width"], settings["frames"], steps=settings["steps"],
-                decode_chunk_size=settings["decode_chunk_size"], offload=settings["offload"], **kwargs)
+    p = predict_params(model, settings, **kwargs)
     required = p.required_free_gib + safety_margin_gib
     what = (f"{model} {settings['height']}×{settings['width']}×{settings['frames']} "
             f"(decode_chunk_size {p.decode_chunk_size if p.decode_chunk_size is not None else 'n/a'}, "
-            f"offload {settings['offload']})")
+            f"{describe_mode(settings['offload'], settings['weights'])})")
     figures = (f"peak reserved {p.peak_reserved_gib:.2f} GiB + CUDA context {p.cuda_context_gib:.2f} GiB "
                f"+ margin {safety_margin_gib:.1f} GiB = {required:.2f} GiB")
     if free_bytes is None:
         return PreflightDecision(True, p, None, required, safety_margin_gib,
                                  "no GPU memory reading; not checked")
+    capacity = Capacity(free_bytes, host_free_bytes, safety_margin_gib)
     free_gib = free_bytes / GIB
     if p.memory_source.startswith("not modelled") or p.memory_source == "no calibration":
         return PreflightDecision(True, p, free_gib, required, safety_margin_gib,
                                  f"{what}: GPU memory {p.memory_source}; not checked")
-    if _fits(p, free_gib, safety_margin_gib):
+    host_txt = ""
+    if host_free_bytes is not None and p.host_peak_gib is not None:
+        host_txt = (f"; host RAM {p.host_peak_gib:.1f} GiB + margin {HOST_MARGIN_GIB:.0f} GiB of "
+                    f"{capacity.host_free_gib:.1f} GiB free")
+    if capacity.fits(p):
         return PreflightDecision(True, p, free_gib, required, safety_margin_gib,
-                                 f"fits: {what} needs {figures}; {free_gib:.2f} GiB free")
-    suggestions = suggestions_for(model, settings, free_gib, safety_margin_gib, **kwargs)
+                                 f"fits: {what} needs {figures}; {free_gib:.2f} GiB free{host_txt}")
+    suggestions = suggestions_for(model, settings, capacity, **kwargs)
     if suggestions:
-        nearest = "; ".join(f"{s['change']} ({s['required_free_gib']:.2f} GiB)" for s in suggestions)
+        nearest = "; ".join(f"{s['change']} ({s['required_free_gib']:.2f} GiB"
+                            + (f", about {s['seconds'] / 60:.0f} min" if s.get("seconds") and s["seconds"] >= 120
+                               else "") + ")" for s in suggestions)
         advice = f"settings that fit: {nearest}"
     else:
         advice = "no settings of this model fit; free memory on the GPU or use a larger one"
-    message = (f"does not fit: {what} needs {figures}, but {free_gib:.2f} GiB is free. {advice}. "
-               "Submit anyway with the force flag to run it unchanged.")
+    if capacity.gpu_fits(p):
+        problem = (f"does not fit: {what} needs {p.host_peak_gib:.1f} GiB of host RAM (its weights offloaded there) "
+                   f"+ a {HOST_MARGIN_GIB:.0f} GiB margin, but {capacity.host_free_gib:.1f} GiB is free")
+    else:
+        problem = f"does not fit: {what} needs {figures}, but {free_gib:.2f} GiB is free"
+    message = f"{problem}. {advice}. Submit anyway with the force flag to run it unchanged."
     return PreflightDecision(False, p, free_gib, required, safety_margin_gib, message, suggestions)

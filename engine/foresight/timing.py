@@ -11,6 +11,10 @@ CPU offload adds weight transfers, fitted on the model's measured offload points
 model's; each point's no-offload prediction subtracted; else from the measured copy bandwidths):
     model:      transfer_s = k_model × all weights (on to the GPU when used, back to the CPU after)
     sequential: s/step += k_seq × denoiser weights (streamed every step); transfer_s = a fitted constant
+    group:      s/step += k_group × denoiser weights (streamed every step, overlapped with compute by a CUDA
+                stream, so k_group is what the overlap leaves); transfer_s = a fitted constant
+fp8 weight storage: the weights moved are the stored ones (the denoisers' share in fp8), and every step
+pays the upcast of each layer: s/step × the factor measured on the model's fp8 points (fp8_step_factor).
 
 `sequence` is what attention runs over: latent area per frame for the UNets, all tokens for the DiT.
 
@@ -49,7 +53,7 @@ from engine.foresight.calibration import (
     register_cache,
 )
 from engine.foresight.nnls import weighted_relative_nnls
-from engine.foresight.structure import ModelStructure
+from engine.registry import ModelSpec
 
 HISTORY_REFIT_MIN = 6
 _NOT_FINISHED = ("fail", "cancel", "error", "oom", "run", "queue", "pend", "lease")
@@ -68,13 +72,13 @@ class TimeCurve:
     encode_scale: float = 1.0
     warmup_s: float = 0.0
 
-    def s_per_step(self, structure: ModelStructure, h: int, w: int, f: int, batch: int | None = None) -> float:
+    def s_per_step(self, structure: ModelSpec, h: int, w: int, f: int, batch: int | None = None) -> float:
         return self.step_scale * float(np.dot(structure.step_time_features(h, w, f, batch), self.step))
 
-    def decode_s(self, structure: ModelStructure, h: int, w: int, f: int, chunk: int | None) -> float:
+    def decode_s(self, structure: ModelSpec, h: int, w: int, f: int, chunk: int | None) -> float:
         return self.decode_scale * float(np.dot(structure.decode_time_features(h, w, f, chunk), self.decode))
 
-    def encode_s(self, structure: ModelStructure, h: int, w: int) -> float:
+    def encode_s(self, structure: ModelSpec, h: int, w: int) -> float:
         return self.encode_scale * float(np.dot(structure.encode_time_features(h, w), self.encode))
 
 
@@ -118,8 +122,8 @@ def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None,
             continue
         if any(word in state for word in _NOT_FINISHED):
             continue
-        if (row.get("offload") or "none") == "sequential":
-            continue  # its step time is mostly weight transfer
+        if (row.get("offload") or "none") in ("sequential", "group") or row.get("weights") == "fp8":
+            continue  # its step time is mostly weight transfer, or the upcast of fp8 weights
         if compiled is not None and is_compiled(row.get("speed_mode")) != compiled:
             continue
         s = row.get("s_per_step")
@@ -139,7 +143,7 @@ def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None,
     return rows
 
 
-def _fit_curve(structure: ModelStructure, points: list[MeasuredPoint], gpu_name: str) -> TimeCurve | None:
+def _fit_curve(structure: ModelSpec, points: list[MeasuredPoint], gpu_name: str) -> TimeCurve | None:
     pts = [p for p in points if p.s_per_step and p.decode_s]
     if len(pts) < 3:
         return None
@@ -159,7 +163,7 @@ def _fit_curve(structure: ModelStructure, points: list[MeasuredPoint], gpu_name:
 
 
 @functools.lru_cache(maxsize=None)
-def calibration_curves(model: str, structure: ModelStructure,
+def calibration_curves(model: str, structure: ModelSpec,
                        include_holdout: bool = True) -> dict[str, TimeCurve]:
     """One curve per measured GPU (by normalised name) from the calibration file of `model`."""
     cal = load_model_calibration(model)
@@ -192,7 +196,7 @@ def _matmul_tflops(gpu_name: str | None, history: list[dict] | None, given: floa
     return None
 
 
-def _base_curve(model: str, structure: ModelStructure, gpu_name: str | None, history: list[dict] | None,
+def _base_curve(model: str, structure: ModelSpec, gpu_name: str | None, history: list[dict] | None,
                 gpu_tflops: float | None, include_holdout: bool) -> tuple[TimeCurve | None, str | None]:
     curves = calibration_curves(model, structure, include_holdout)
     key = normalise_gpu_name(gpu_name)
@@ -212,7 +216,7 @@ def _base_curve(model: str, structure: ModelStructure, gpu_name: str | None, his
     return None, None
 
 
-def _learn_from_history(structure: ModelStructure, base: TimeCurve | None, rows: list[dict],
+def _learn_from_history(structure: ModelSpec, base: TimeCurve | None, rows: list[dict],
                         gpu_name: str | None) -> TimeCurve | None:
     def dims(row: dict) -> tuple[int, int, int, int | None]:
         f = int(row["frames"])
@@ -272,9 +276,18 @@ class OffloadTiming:
     sequential_step_s_per_byte: float  # sequential offload: every step, the denoiser's weights
     sequential_once_s: float  # sequential offload: encoders and VAE streamed, once per run
     points: int  # measured offload points these come from; 0: from copy bandwidths
+    group_step_s_per_byte: float = 0.0  # group offload: every step, what the stream's overlap leaves
+    group_once_s: float = 0.0
+    group_points: int = 0  # measured group-offload points of this model; 0: taken as sequential's
+
+    def streamed(self, offload: str) -> tuple[float, float]:
+        """(seconds per step per denoiser byte, seconds once) of a streamed offload mode."""
+        if offload == "group" and self.group_points:
+            return self.group_step_s_per_byte, self.group_once_s
+        return self.sequential_step_s_per_byte, self.sequential_once_s
 
 
-def _no_offload_run_s(structure: ModelStructure, curve: TimeCurve, p: MeasuredPoint) -> float:
+def _no_offload_run_s(structure: ModelSpec, curve: TimeCurve, p: MeasuredPoint) -> float:
     chunk = structure.effective_decode_chunk(p.frames, p.decode_chunk_size)
     return (curve.encode_s(structure, p.height, p.width) + curve.warmup_s
             + p.steps * curve.s_per_step(structure, p.height, p.width, p.frames)
@@ -285,12 +298,14 @@ def _no_offload_run_s(structure: ModelStructure, curve: TimeCurve, p: MeasuredPo
 def offload_timing(gpu_key: str, model: str, include_holdout: bool = True) -> OffloadTiming | None:
     """Offload costs of `model` on GPU `gpu_key` (normalised name): fitted on the model's own measured offload
     points where it has them, else on every calibrated model's, else from the measured copy bandwidths."""
-    from engine.foresight.structure import STRUCTURES
+    from engine.registry import MODELS
 
     model_k: dict[str, list[float]] = {}
     seq_k: dict[str, list[float]] = {}
     seq_once: dict[str, list[float]] = {}
-    for name, structure in STRUCTURES.items():
+    group_k: dict[str, list[float]] = {}
+    group_once: dict[str, list[float]] = {}
+    for name, structure in MODELS.items():
         cal = load_model_calibration(name)
         curve = calibration_curves(name, structure, include_holdout).get(gpu_key)
         if cal is None or curve is None or not cal.components_bytes:
@@ -302,10 +317,11 @@ def offload_timing(gpu_key: str, model: str, include_holdout: bool = True) -> Of
                 continue
             if p.offload == "model":
                 model_k.setdefault(name, []).append((p.total_s - _no_offload_run_s(structure, curve, p)) / total)
-            elif p.offload == "sequential" and denoiser:
+            elif p.offload in ("sequential", "group") and denoiser:
                 k = (p.s_per_step - curve.s_per_step(structure, p.height, p.width, p.frames)) / denoiser
-                seq_k.setdefault(name, []).append(k)
-                seq_once.setdefault(name, []).append(
+                ks, once = (seq_k, seq_once) if p.offload == "sequential" else (group_k, group_once)
+                ks.setdefault(name, []).append(k)
+                once.setdefault(name, []).append(
                     p.total_s - _no_offload_run_s(structure, curve, p) - p.steps * k * denoiser)
 
     def pick(values: dict[str, list[float]]) -> float | None:
@@ -316,21 +332,46 @@ def offload_timing(gpu_key: str, model: str, include_holdout: bool = True) -> Of
     h2d = gpu.h2d_gib_per_s * GIB if gpu and gpu.h2d_gib_per_s else None
     d2h = gpu.d2h_gib_per_s * GIB if gpu and gpu.d2h_gib_per_s else h2d
     mk, sk, so = pick(model_k), pick(seq_k), pick(seq_once)
-    if mk is None and sk is None and h2d is None:
+    gk, go = pick(group_k), pick(group_once)
+    if mk is None and sk is None and gk is None and h2d is None:
         return None
     return OffloadTiming(
         model_s_per_byte=mk if mk is not None else (1 / h2d + 1 / d2h if h2d else 0.0),
         sequential_step_s_per_byte=sk if sk is not None else (1 / h2d if h2d else 0.0),
         sequential_once_s=so if so is not None else 0.0,
-        points=len(model_k.get(model, [])) + len(seq_k.get(model, [])),
+        points=len(model_k.get(model, [])) + len(seq_k.get(model, [])) + len(group_k.get(model, [])),
+        group_step_s_per_byte=gk or 0.0,
+        group_once_s=go or 0.0,
+        group_points=len(group_k.get(model, [])) or len([v for vs in group_k.values() for v in vs]),
     )
 
 
 register_cache(offload_timing)
 
 
-def _offload_costs(structure: ModelStructure, base: TimeCurve | None, offload: str,
-                   include_holdout: bool) -> tuple[float, float] | None:
+@functools.lru_cache(maxsize=None)
+def fp8_step_factor(model: str, include_holdout: bool = True) -> float | None:
+    """s/step with fp8 weight storage ÷ without, measured on the model's fp8 points; None if never measured."""
+    from engine.registry import get_model
+
+    cal = load_model_calibration(model)
+    if cal is None:
+        return None
+    structure = get_model(model)
+    curves = calibration_curves(model, structure, include_holdout)
+    ratios = []
+    for p in cal.usable(include_holdout=include_holdout, offload="none", weights="fp8"):
+        curve = curves.get(normalise_gpu_name(p.gpu_name))
+        if curve is not None and p.s_per_step:
+            ratios.append(p.s_per_step / curve.s_per_step(structure, p.height, p.width, p.frames))
+    return float(np.median(ratios)) if ratios else None
+
+
+register_cache(fp8_step_factor)
+
+
+def _offload_costs(structure: ModelSpec, base: TimeCurve | None, offload: str,
+                   include_holdout: bool, weights: str | None = None) -> tuple[float, float] | None:
     """(seconds added to every step, seconds added once) by `offload`; None when unknown."""
     if offload == "none":
         return 0.0, 0.0
@@ -342,18 +383,23 @@ def _offload_costs(structure: ModelStructure, base: TimeCurve | None, offload: s
                       None)
     if cal is None or not cal.components_bytes or timing is None:
         return None
-    total = float(sum(cal.components_bytes.values()))
+    # fp8 storage moves the denoisers' weights at one byte each instead of two
+    shrink = 0.5 if weights == "fp8" else 1.0
+    denoisers = float(sum(cal.components_bytes.get(d, 0) for d in structure.denoisers))
+    total = float(sum(cal.components_bytes.values())) - (1 - shrink) * denoisers
     if offload == "model":
         return 0.0, timing.model_s_per_byte * total
-    denoiser = float(cal.components_bytes.get(structure.denoiser, 0))
-    return timing.sequential_step_s_per_byte * denoiser, timing.sequential_once_s
+    # one expert runs each step: its weights are what a step streams
+    denoiser = float(cal.components_bytes.get(structure.denoiser, 0)) * shrink
+    per_byte, once = timing.streamed(offload)
+    return per_byte * denoiser, once
 
 
-def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int | None, steps: int,
+def estimate_time(structure: ModelSpec, h: int, w: int, f: int, chunk: int | None, steps: int,
                   offload: str, gpu_name: str | None, history: list[dict] | None = None,
                   gpu_tflops: float | None = None, include_holdout: bool = True,
-                  compiled: bool = False, batch: int | None = None) -> TimeEstimate:
-    """Predicted seconds for one run (`batch`: the denoiser's, see `ModelStructure.batch_for`); see the module
+                  compiled: bool = False, batch: int | None = None, weights: str | None = None) -> TimeEstimate:
+    """Predicted seconds for one run (`batch`: the denoiser's, see `ModelSpec.batch_for`); see the module
     docstring for where they come from."""
     base, source = _base_curve(structure.id, structure, gpu_name, history, gpu_tflops, include_holdout)
     rows = finished_rows(history, structure.id, gpu_name, compiled)
@@ -363,8 +409,12 @@ def estimate_time(structure: ModelStructure, h: int, w: int, f: int, chunk: int 
         source = "history"
     if curve is None:
         return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
-    costs = _offload_costs(structure, base or curve, offload, include_holdout)
+    costs = _offload_costs(structure, base or curve, offload, include_holdout, weights)
     per_step, once = costs if costs is not None else (0.0, None)
+    if weights == "fp8":
+        factor_fp8 = fp8_step_factor(structure.id, include_holdout)
+        if factor_fp8 is not None:
+            curve = dataclasses.replace(curve, step_scale=curve.step_scale * factor_fp8)
     at_measured_pace = compiled and not rows  # compiled runs in the history carry their own pace
     factor = load_speed_factors("step").get(structure.id) if at_measured_pace else None
     decode_factor = load_speed_factors("decode").get(structure.id) if at_measured_pace else None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.queue.models import OFFLOAD_CHOICES, JobParams
+from engine.queue.models import OFFLOAD_MODES, JobParams
 from engine.registry import ModelSpec, get_model
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
@@ -170,14 +170,16 @@ def check_params(raw: dict) -> JobParams:
     chunk_raw = pick("decode_chunk_size", None)
     decode_chunk_size = None if chunk_raw is None else _whole("decode_chunk_size", chunk_raw)
     offload = str(pick("offload", "none"))
+    weights_raw = pick("weights", None)
+    weights = None if weights_raw is None else str(weights_raw)
 
     for name, value in (("height", height), ("width", width)):
         if value <= 0:
             raise InputError(f"{name} must be positive, not {value}")
-        if value % spec.resolution_multiple:
+        if value % spec.size_multiple:
             raise InputError(
-                f"{name} {value} is not a multiple of {spec.resolution_multiple} for {spec.id}; "
-                f"try {_nearest_multiple(value, spec.resolution_multiple)}"
+                f"{name} {value} is not a multiple of {spec.size_multiple} for {spec.id}; "
+                f"try {_nearest_multiple(value, spec.size_multiple)}"
             )
         if value > spec.max_side:
             raise InputError(f"{name} {value} is beyond {spec.id}'s limit of {spec.max_side}")
@@ -197,8 +199,12 @@ def check_params(raw: dict) -> JobParams:
         decode_chunk_size = min(d.decode_chunk_size, frames)  # the default, not a user's choice
     elif decode_chunk_size is not None and not 1 <= decode_chunk_size <= frames:
         raise InputError(f"decode_chunk_size must be between 1 and the number of frames ({frames}), not {decode_chunk_size}")
-    if offload not in OFFLOAD_CHOICES:
-        raise InputError(f"offload must be one of {', '.join(OFFLOAD_CHOICES)}, not {offload!r}")
+    if offload not in OFFLOAD_MODES:
+        raise InputError(f"offload must be one of {', '.join(OFFLOAD_MODES)}, not {offload!r}")
+    if (problem := spec.check_memory_mode(offload, weights)) is not None:
+        raise InputError(problem)
+    if weights == "bf16":
+        weights = None  # the compute dtype: stored as "no choice made", as every older job is
     prompt = _text("prompt", raw.get("prompt"))
     if spec.takes_prompt and not prompt:
         raise InputError(f"{spec.id} needs a prompt describing the motion")
@@ -207,4 +213,5 @@ def check_params(raw: dict) -> JobParams:
         model=spec.id, prompt=prompt, negative_prompt=_text("negative prompt", raw.get("negative_prompt")) if spec.takes_prompt else "",
         height=height, width=width, frames=frames, steps=steps, guidance=guidance, seed=seed, fps=fps,
         decode_chunk_size=decode_chunk_size if spec.supports_decode_chunk else None, offload=offload,
+        weights=weights,
     )

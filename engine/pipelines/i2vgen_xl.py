@@ -8,7 +8,6 @@ from transformers import CLIPTextModel
 
 from engine.queue.models import JobParams
 
-DENOISER = "unet"
 ENCODERS = {"text_encoder": "text_encoding", "image_encoder": "image_encoding"}
 
 

@@ -55,11 +55,38 @@ def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path 
     return pipe.to(device)
 
 
-def apply_memory_options(pipe: Any, *, offload: str, device: str, gpu_index: int | None) -> None:
-    """Model or sequential CPU offload (GPU only); VAE slicing where the VAE has it."""
-    if device.startswith("cuda") and offload == "model":
-        pipe.enable_model_cpu_offload(gpu_id=gpu_index or 0)
-    elif device.startswith("cuda") and offload == "sequential":
-        pipe.enable_sequential_cpu_offload(gpu_id=gpu_index or 0)
-    elif device.startswith("cuda"):
+def load_device(offload: str, weights: str | None, device: str) -> str:
+    """Where the weights load: the CPU when they are offloaded or cast to fp8 first (a 14B model in bf16 would
+    not fit the card it is meant to fit once stored in fp8), else the job's device."""
+    return "cpu" if offload != "none" or weights == "fp8" else device
+
+
+def apply_memory_options(pipe: Any, spec: ModelSpec, *, offload: str, weights: str | None, device: str,
+                         gpu_index: int | None, dtype: Any) -> None:
+    """The job's memory mode: fp8 weight storage for the denoisers, then where the weights live (GPU only).
+
+    - weights "fp8": diffusers' layerwise casting — each denoiser's weights stored as float8_e4m3fn and upcast
+      to the compute dtype layer by layer as it runs (norms and embeddings stay as they are).
+    - offload "model": one component at a time on the GPU; "group": leaf-level group offloading with a CUDA
+      stream that loads the next layer while this one runs (weights pinned in host RAM); "sequential": each
+      layer moved in when it runs, no overlap (least GPU memory, slowest).
+    """
+    if weights == "fp8":
+        import torch
+
+        for name in spec.denoisers:
+            getattr(pipe, name).enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if not device.startswith("cuda"):
+        return
+    gpu = gpu_index or 0
+    if offload == "model":
+        pipe.enable_model_cpu_offload(gpu_id=gpu)
+    elif offload == "group":
+        import torch
+
+        pipe.enable_group_offload(onload_device=torch.device(f"cuda:{gpu}"), offload_device=torch.device("cpu"),
+                                  offload_type="leaf_level", use_stream=True)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(gpu_id=gpu)
+    else:
         pipe.to(device)

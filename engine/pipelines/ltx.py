@@ -6,7 +6,6 @@ from typing import Any
 
 from engine.queue.models import JobParams
 
-DENOISER = "transformer"
 ENCODERS = {"text_encoder": "text_encoding"}
 
 

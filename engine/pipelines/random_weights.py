@@ -2,10 +2,11 @@
 
 Two kinds of pipeline come out of `build_random_pipeline`:
 
-- tiny ones ("tiny", "tiny-svd", "tiny-ltx"): the tiny component configs of diffusers' own fast tests
-  (tests/pipelines/.../get_dummy_components), for unit tests and the no-GPU demo. They run 2 steps on a CPU
+- tiny ones ("tiny", "tiny-svd", "tiny-ltx", "tiny-wan", "tiny-wan-moe"): the tiny component configs of
+  diffusers' own fast tests (tests/pipelines/.../get_dummy_components), for unit tests and the no-GPU demo. They run 2 steps on a CPU
   in well under a second.
-- full-size ones ("i2vgen-xl", "svd", "svd-xt", "ltx-video"): every component built from the model's
+- full-size ones ("i2vgen-xl", "svd", "svd-xt", "ltx-video", and the Wan models "wan2.1-i2v-14b-480p",
+  "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b"): every component built from the model's
   published config, copied into engine/pipelines/model_configs/<name>/<component>/ (sources in
   engine/pipelines/model_configs/README.md). Same layers, parameter count, compute and memory as the released
   model; only the weights are random. For GPU measurements without downloading weights.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from diffusers import (
     AutoencoderKL,
     AutoencoderKLLTXVideo,
     AutoencoderKLTemporalDecoder,
+    AutoencoderKLWan,
     DDIMScheduler,
     DiffusionPipeline,
     EulerDiscreteScheduler,
@@ -38,20 +41,26 @@ from diffusers import (
     I2VGenXLUNet,
     LTXImageToVideoPipeline,
     LTXVideoTransformer3DModel,
+    ModelMixin,
     StableVideoDiffusionPipeline,
     UNetSpatioTemporalConditionModel,
+    UniPCMultistepScheduler,
+    WanImageToVideoPipeline,
+    WanTransformer3DModel,
 )
-from engine.pipelines.i2vgen_xl import I2VGenXLCLIPTextModel
 from transformers import (
     CLIPTextConfig,
-    CLIPTextModel,
     CLIPTokenizer,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
     T5Config,
     T5EncoderModel,
     T5Tokenizer,
+    UMT5Config,
+    UMT5EncoderModel,
 )
+
+from engine.pipelines.i2vgen_xl import I2VGenXLCLIPTextModel
 
 # transformers 5 backs CLIPImageProcessor with torchvision and falls back to the PIL backend, with a
 # warning, when torchvision is missing (this machine's CPU venv). Pick the backend once, explicitly.
@@ -62,8 +71,11 @@ else:
 
 MODEL_CONFIGS_DIR = Path(__file__).parent / "model_configs"
 
-TINY_NAMES = ("tiny", "tiny-svd", "tiny-ltx")
-FULL_SIZE_NAMES = ("i2vgen-xl", "svd", "svd-xt", "ltx-video")
+TINY_NAMES = ("tiny", "tiny-svd", "tiny-ltx", "tiny-wan", "tiny-wan-moe")
+FULL_SIZE_NAMES = (
+    "i2vgen-xl", "svd", "svd-xt", "ltx-video",
+    "wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b",
+)
 RANDOM_PIPELINE_NAMES: tuple[str, ...] = TINY_NAMES + FULL_SIZE_NAMES
 
 
@@ -130,6 +142,16 @@ def build_t5_tokenizer(model_max_length: int = 128) -> T5Tokenizer:
     return T5Tokenizer(vocab=pieces, extra_ids=extra_ids, model_max_length=model_max_length)
 
 
+def build_umt5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
+    """The Wan pipelines' UMT5 tokenizer, offline: the same character-level Unigram model as `build_t5_tokenizer`.
+
+    UMT5 (google/umt5-xxl, a 256k SentencePiece vocabulary) has T5's special ids (<pad>=0, </s>=1, <unk>=2).
+    The Wan pipelines pad every prompt to `max_sequence_length` (512) tokens, so the text encoder's work is the
+    real model's.
+    """
+    return build_t5_tokenizer(model_max_length=model_max_length)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Construction helpers
 # ---------------------------------------------------------------------------------------------------------
@@ -144,13 +166,17 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _build_module(factory: Callable[[], torch.nn.Module], *, seed: int, device: torch.device, dtype: torch.dtype):
+def _build_module(
+    factory: Callable[[], torch.nn.Module], *, seed: int, device: torch.device, dtype: torch.dtype, direct: bool = False
+):
     """Construct a module directly on `device` (no CPU copy of big weights), then cast it to `dtype`.
 
     Construction is in float32 so the default initialisers run at full precision; the cast frees the fp32
-    copy before the next component is built, so the peak is one component in fp32.
+    copy before the next component is built, so the peak is one component in fp32. With `direct`, each
+    parameter is cast to `dtype` as it is registered, before its initialiser runs (`_parameters_in`): the
+    peak is the component in `dtype` plus one float32 tensor (a 14B transformer in bf16 is 28 GB, not 56).
     """
-    with _seeded(seed, device), torch.device(device):
+    with _seeded(seed, device), torch.device(device), _parameters_in(dtype if direct else torch.float32):
         module = factory()
     # The device context does not reach tensors made by the legacy constructor: SVD's AlphaBlender keeps
     # `mix_factor = torch.Tensor([alpha])` on the CPU. Move such stragglers (a few scalars) explicitly.
@@ -161,12 +187,39 @@ def _build_module(factory: Callable[[], torch.nn.Module], *, seed: int, device: 
     return module
 
 
+@contextlib.contextmanager
+def _parameters_in(dtype: torch.dtype) -> Iterator[None]:
+    """Within: every floating-point parameter a module registers on this thread is made `dtype` at once, so
+    the constructor's initialiser fills it in `dtype` and no float32 copy of the module exists. Buffers are
+    left as constructed (`_cast_like_from_pretrained` casts them, like the float32 path)."""
+    if dtype == torch.float32:
+        yield
+        return
+    builder = threading.get_ident()
+
+    def cast(_module: torch.nn.Module, _name: str, param: torch.nn.Parameter | None):
+        if param is None or threading.get_ident() != builder or not param.is_floating_point() or param.dtype == dtype:
+            return None
+        return torch.nn.Parameter(param.detach().to(dtype), requires_grad=param.requires_grad)
+
+    handle = torch.nn.modules.module.register_module_parameter_registration_hook(cast)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _cast_like_from_pretrained(module: torch.nn.Module, dtype: torch.dtype) -> None:
     """Cast to `dtype` as `from_pretrained(torch_dtype=dtype)` would, keeping the same modules in float32.
 
     transformers keeps `_keep_in_fp32_modules` (T5's feed-forward output `wo`) in float32 when loading in
     float16, and `_keep_in_fp32_modules_strict` for float16 and bfloat16; memory and numerics follow.
+    diffusers models with `_keep_in_fp32_modules` (Wan's transformer: rope, time embedder, modulation tables,
+    norms) are cast as diffusers loads them (`_cast_like_diffusers_from_pretrained`).
     """
+    if isinstance(module, ModelMixin) and module._keep_in_fp32_modules:
+        _cast_like_diffusers_from_pretrained(module, dtype)
+        return
     keep_fp32: set[str] = set()
     if dtype == torch.float16:
         keep_fp32 |= set(getattr(module, "_keep_in_fp32_modules", None) or ())
@@ -177,6 +230,25 @@ def _cast_like_from_pretrained(module: torch.nn.Module, dtype: torch.dtype) -> N
     for name, submodule in module.named_modules():
         if keep_fp32.intersection(name.split(".")):
             torch.nn.Module.to(submodule, dtype=torch.float32)
+
+
+def _cast_like_diffusers_from_pretrained(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """diffusers' `ModelMixin.from_pretrained(torch_dtype=dtype)` for a model with `_keep_in_fp32_modules`:
+    every parameter and persistent buffer whose dotted name has one of those names as a part is float32 for any
+    dtype but float32, the rest `dtype`; non-persistent buffers (not in the checkpoint, e.g. Wan's rotary
+    tables) stay as the constructor made them."""
+    keep_fp32 = set(module._keep_in_fp32_modules) if dtype != torch.float32 else set()
+    for prefix, submodule in module.named_modules():
+        tensors = list(submodule._parameters.items()) + [
+            (name, buffer) for name, buffer in submodule._buffers.items()
+            if name not in submodule._non_persistent_buffers_set
+        ]
+        for name, tensor in tensors:
+            if tensor is None or not tensor.is_floating_point():
+                continue
+            target = torch.float32 if keep_fp32.intersection(f"{prefix}.{name}".split(".")) else dtype
+            if tensor.dtype != target:
+                tensor.data = tensor.data.to(target)
 
 
 def load_model_config(name: str, component: str, filename: str = "config.json") -> dict:
@@ -483,8 +555,146 @@ def _build_ltx_video(*, torch_dtype: torch.dtype, device: torch.device, seed: in
     )
 
 
-def _image_processor(name: str) -> CLIPImageProcessor:
-    config = load_model_config(name, "feature_extractor", "preprocessor_config.json")
+# ---------------------------------------------------------------------------------------------------------
+# Wan (WanImageToVideoPipeline): tiny ones from diffusers' fast tests, full-size ones from published configs
+# ---------------------------------------------------------------------------------------------------------
+
+# boundary_ratio of tiny-wan-moe, as diffusers' test (tests/pipelines/wan/test_wan_22_image_to_video.py) and the
+# registry: with the published UniPC scheduler (flow_shift 3) and 4 steps the timesteps are 999, 900, 750, 500, so
+# the high-noise expert (t ≥ 875) runs the first 2 steps and the low-noise one the last 2.
+TINY_WAN_MOE_BOUNDARY = 0.875
+
+
+def _wan_scheduler(flow_shift: float = 3.0) -> UniPCMultistepScheduler:
+    # As scripts/convert_wan_to_diffusers.py builds it: flow_shift 3.0 for the I2V 14B models, 5.0 for TI2V-5B.
+    return UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=flow_shift
+    )
+
+
+def _tiny_wan_transformer(image_dim: int | None) -> WanTransformer3DModel:
+    # Copied from diffusers tests/pipelines/wan/test_wan_image_to_video.py (image_dim=4, the Wan 2.1 I2V shape)
+    # and test_wan_22_image_to_video.py (image_dim None: Wan 2.2 A14B, no image embeddings).
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=image_dim,
+    )
+
+
+def _build_tiny_wan(moe: bool) -> Callable[..., WanImageToVideoPipeline]:
+    # Copied from diffusers tests/pipelines/wan/test_wan_image_to_video.py (tiny-wan: CLIP image encoder, one
+    # transformer) and test_wan_22_image_to_video.py (tiny-wan-moe: two transformers, boundary_ratio, no image
+    # encoder) get_dummy_components, with these changes: the text encoder is a tiny UMT5 shaped like
+    # hf-internal-testing/tiny-random-t5 (d_model 32, 4 heads of 8, d_ff 37) built from a config and the tokenizer
+    # offline instead of downloading them; both use the published models' UniPC scheduler (the 2.1 test has a
+    # FlowMatchEuler stand-in); and the second expert gets its own weights (seed + 1), so the switch changes the
+    # output. The VAE compresses 8x in space and 4x in time as the real one: 64x64 frames are 8x8 latents, 4x4
+    # tokens after the transformer's 2x2 patches.
+    def build(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> WanImageToVideoPipeline:
+        tokenizer = build_umt5_tokenizer()
+        text_encoder_config = UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            is_encoder_decoder=False,
+            use_cache=False,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+        module = dict(seed=seed, device=device, dtype=torch_dtype)
+        image_encoder = image_processor = None
+        if not moe:
+            image_encoder_config = CLIPVisionConfig(
+                hidden_size=4,
+                projection_dim=4,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=32,
+                intermediate_size=16,
+                patch_size=1,
+            )
+            image_encoder = _build_module(lambda: CLIPVisionModelWithProjection(image_encoder_config), **module)
+            image_processor = CLIPImageProcessor(crop_size=32, size=32)
+        return WanImageToVideoPipeline(
+            tokenizer=tokenizer,
+            text_encoder=_build_module(lambda: UMT5EncoderModel(text_encoder_config), **module),
+            vae=_build_module(
+                lambda: AutoencoderKLWan(
+                    base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+                ),
+                **module,
+            ),
+            scheduler=_wan_scheduler(),
+            image_processor=image_processor,
+            image_encoder=image_encoder,
+            transformer=_build_module(lambda: _tiny_wan_transformer(None if moe else 4), **module),
+            transformer_2=_build_module(
+                lambda: _tiny_wan_transformer(None), seed=seed + 1, device=device, dtype=torch_dtype
+            ) if moe else None,
+            boundary_ratio=TINY_WAN_MOE_BOUNDARY if moe else None,
+        )
+
+    return build
+
+
+def _build_wan(name: str) -> Callable[..., WanImageToVideoPipeline]:
+    """A full-size Wan pipeline from engine/pipelines/model_configs/<name>/: which components it has (an image
+    encoder for Wan 2.1, a second expert for Wan 2.2 A14B) and the pipeline's `boundary_ratio` and
+    `expand_timesteps` come from its model_index.json. Every module is built directly in `torch_dtype`."""
+
+    def build(*, torch_dtype: torch.dtype, device: torch.device, seed: int) -> WanImageToVideoPipeline:
+        index = load_model_config(name, "", "model_index.json")
+
+        def present(component: str) -> bool:
+            return (index.get(component) or [None])[0] is not None
+
+        def make(factory: Callable[[], torch.nn.Module], seed: int = seed) -> torch.nn.Module:
+            return _build_module(factory, seed=seed, device=device, dtype=torch_dtype, direct=True)
+
+        def transformer(component: str) -> Callable[[], WanTransformer3DModel]:
+            return lambda: WanTransformer3DModel.from_config(load_model_config(name, component))
+
+        # The Wan 2.2 VAE's published config carries `clip_output`, which AutoencoderKLWan no longer takes.
+        vae_config = {k: v for k, v in load_model_config(name, "vae").items() if k != "clip_output"}
+        text_encoder_config = UMT5Config.from_dict(load_model_config(name, "text_encoder"))
+        image_encoder = image_processor = None
+        if present("image_encoder"):
+            image_encoder_config = CLIPVisionConfig.from_dict(load_model_config(name, "image_encoder"))
+            image_encoder = make(lambda: CLIPVisionModelWithProjection(image_encoder_config))
+            image_processor = _image_processor(name, "image_processor")
+        return WanImageToVideoPipeline(
+            tokenizer=build_umt5_tokenizer(),
+            text_encoder=make(lambda: UMT5EncoderModel(text_encoder_config)),
+            vae=make(lambda: AutoencoderKLWan.from_config(vae_config)),
+            scheduler=UniPCMultistepScheduler.from_config(load_model_config(name, "scheduler", "scheduler_config.json")),
+            image_processor=image_processor,
+            image_encoder=image_encoder,
+            transformer=make(transformer("transformer")),
+            transformer_2=make(transformer("transformer_2"), seed=seed + 1) if present("transformer_2") else None,
+            boundary_ratio=index.get("boundary_ratio"),
+            expand_timesteps=bool(index.get("expand_timesteps", False)),
+        )
+
+    return build
+
+
+def _image_processor(name: str, component: str = "feature_extractor") -> CLIPImageProcessor:
+    config = load_model_config(name, component, "preprocessor_config.json")
     config = {k: v for k, v in config.items() if k not in ("image_processor_type", "feature_extractor_type")}
     return CLIPImageProcessor(**config)
 
@@ -497,4 +707,10 @@ _BUILDERS: dict[str, Callable[..., DiffusionPipeline]] = {
     "svd": _build_svd("svd"),
     "svd-xt": _build_svd("svd-xt"),
     "ltx-video": _build_ltx_video,
+    "tiny-wan": _build_tiny_wan(moe=False),
+    "tiny-wan-moe": _build_tiny_wan(moe=True),
+    "wan2.1-i2v-14b-480p": _build_wan("wan2.1-i2v-14b-480p"),
+    "wan2.1-i2v-14b-720p": _build_wan("wan2.1-i2v-14b-720p"),
+    "wan2.2-i2v-a14b": _build_wan("wan2.2-i2v-a14b"),
+    "wan2.2-ti2v-5b": _build_wan("wan2.2-ti2v-5b"),
 }

@@ -6,7 +6,6 @@ from typing import Any
 
 from engine.queue.models import JobParams
 
-DENOISER = "unet"
 ENCODERS = {"image_encoder": "image_encoding"}
 
 

@@ -35,10 +35,9 @@ def register(subparsers) -> None:
 
 def handle_score(args: argparse.Namespace) -> int:
     """Score `args.video`; print JSON or a table; 0 on success, 2 for a bad video or image."""
+    from config.settings import load_settings
     from engine.quality.scoring import score_video
     from engine.quality.video import VideoUnreadable
-
-    from config.settings import load_settings
 
     if args.image is not None and not args.image.is_file():
         print(f"error: input image {args.image} does not exist", file=sys.stderr)

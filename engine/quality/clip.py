@@ -124,7 +124,7 @@ def _load(model_id: str, device: str) -> LoadedClip:
         try:
             model, processor = _from_pretrained(source, local_only)
             break
-        except Exception as caught:  # noqa: BLE001 - any loading failure becomes the report's reason
+        except Exception as caught:  # any loading failure becomes the report's reason
             error = caught
     else:
         offline_miss = isinstance(error, OSError) and all(local_only for _, local_only in attempts)

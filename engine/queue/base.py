@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from engine.queue.models import CancelOutcome, Heartbeat, Job, JobParams, Progress, ReapedJob
+from engine.queue.models import CancelOutcome, FinalState, Heartbeat, Job, JobParams, JobState, Progress, ReapedJob
 
 
 class JobQueue(ABC):
@@ -18,7 +18,7 @@ class JobQueue(ABC):
         """The job, or JobNotFound."""
 
     @abstractmethod
-    def list(self, states: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
+    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200) -> list[Job]:
         """Jobs in queue order for queued ones (priority, then position), newest first otherwise."""
 
     @abstractmethod
@@ -42,7 +42,7 @@ class JobQueue(ABC):
         """Renew the lease and publish progress; LeaseLost if the job is no longer this worker's."""
 
     @abstractmethod
-    def finish(self, job_id: str, worker_id: str, state: str, *, error_kind: str | None = None,
+    def finish(self, job_id: str, worker_id: str, state: FinalState, *, error_kind: str | None = None,
                error_message: str | None = None, result: dict | None = None) -> Job:
         """Record a final state (succeeded, failed, cancelled). Final states never change again."""
 

@@ -5,11 +5,35 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, get_args
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Offload = Literal["none", "model", "sequential"]
-OFFLOAD_CHOICES: tuple[str, ...] = ("none", "model", "sequential")
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# A job's states are defined once, in data.schemas beside the stages (the runs table stores them too, and data/ never
+# imports engine/); the queue's modules and its users import them from here (re-exported).
+from data.schemas import (  # noqa: F401
+    CANCELLED,
+    FAILED,
+    FINAL_STATES,
+    JOB_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    FinalState,
+    JobState,
+)
+
+ReapOutcome = Literal["requeued", "failed"]  # what became of a job whose worker died
+
+# Where a job's weights live while it runs: all on the GPU; one component at a time on it
+# (enable_model_cpu_offload); groups of blocks streamed in (enable_group_offload); one layer at a time
+# (enable_sequential_cpu_offload). The last three trade GPU memory for host RAM and time.
+OffloadMode = Literal["none", "model", "group", "sequential"]
+OFFLOAD_MODES: tuple[OffloadMode, ...] = get_args(OffloadMode)
+# How a job's weights are stored on the GPU: the compute dtype, or fp8 upcast layer by layer for the
+# matmuls (diffusers' layerwise casting): about half the weights' memory.
+WeightStorage = Literal["bf16", "fp8"]
+WEIGHT_STORAGES: tuple[WeightStorage, ...] = get_args(WeightStorage)
 
 
 @dataclass(frozen=True)
@@ -25,7 +49,8 @@ class JobParams:
     seed: int = 0
     fps: int = 8
     decode_chunk_size: int | None = None
-    offload: str = "none"
+    offload: OffloadMode = "none"
+    weights: WeightStorage | None = None  # None: the model's compute dtype
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -51,6 +76,48 @@ class Progress:
     eta_s: float | None = None
     elapsed_s: float | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds of each stage done so far
+
+
+class JobResult(BaseModel):
+    """What a job that ended left behind, as its worker records it: `Job.result` holds it as JSON (these keys).
+
+    Read a queue row's with `JobResult.from_stored(job.result)`: every field has a default, a key it does not
+    know is kept (a newer worker's), and a value of the wrong type is dropped, so no old or newer row fails
+    to load."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stages: dict[str, float | None] = Field(default_factory=dict)  # seconds per stage, named as in data.schemas.STAGES
+    step_times_s: list[float | None] = Field(default_factory=list)  # seconds of each denoising step
+    failed_stage: str | None = None  # the stage a failed or cancelled job was in
+    video_path: str | None = None
+    thumbnail_path: str | None = None
+    smoke_test: bool | None = None  # random weights: the video is noise
+    quality: dict[str, Any] | None = None  # the quality report (engine.quality), None: not scored
+    speed_mode: str | None = None
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    peak_nvml_process_bytes: int | None = None
+    total_s: float | None = None
+    gpu_name: str | None = None
+
+    @classmethod
+    def from_stored(cls, raw: object) -> "JobResult":
+        """A queue row's result; never raises (a value that does not fit its field leaves the field's default)."""
+        if not isinstance(raw, dict):
+            return cls()
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            unfit = {error["loc"][0] for error in exc.errors() if error["loc"]}
+            try:
+                return cls.model_validate({k: v for k, v in raw.items() if k not in unfit})
+            except ValidationError:
+                return cls()
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON object the queue stores (`JobQueue.finish(result=...)`)."""
+        return self.model_dump()
 
 
 @dataclass
@@ -84,7 +151,11 @@ class Job:
 
     @property
     def is_final(self) -> bool:
-        return self.state in ("succeeded", "failed", "cancelled")
+        return self.state in FINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == SUCCEEDED
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -112,7 +183,7 @@ class CancelOutcome:
 @dataclass(frozen=True)
 class ReapedJob:
     job: Job
-    outcome: Literal["requeued", "failed"]
+    outcome: ReapOutcome
     message: str
 
 
@@ -127,8 +198,8 @@ class DeathVerdict:
     message: str  # "worker died during <stage>"
 
     @property
-    def outcome(self) -> Literal["requeued", "failed"]:
-        return "requeued" if self.state == "queued" else "failed"
+    def outcome(self) -> ReapOutcome:
+        return "requeued" if self.state == QUEUED else "failed"
 
 
 def verdict_for_dead_worker(job: Job, on_death: str, max_attempts: int) -> DeathVerdict:
@@ -136,12 +207,12 @@ def verdict_for_dead_worker(job: Job, on_death: str, max_attempts: int) -> Death
     remain (on_death="requeue"); else fail, naming the stage the worker died in."""
     message = f"worker died during {job.progress.stage or 'start-up'}"
     if job.cancel_requested:
-        return DeathVerdict("cancelled", "cancelled", f"{job.cancel_reason or 'cancelled'} ({message})", message, message)
+        return DeathVerdict(CANCELLED, "cancelled", f"{job.cancel_reason or 'cancelled'} ({message})", message, message)
     if on_death == "requeue" and job.attempts < max_attempts:
         return DeathVerdict(
-            "queued", "worker_died", f"{message}; requeued (attempt {job.attempts} of {max_attempts})", f"{message}; requeued", message
+            QUEUED, "worker_died", f"{message}; requeued (attempt {job.attempts} of {max_attempts})", f"{message}; requeued", message
         )
-    return DeathVerdict("failed", "worker_died", message, message, message)
+    return DeathVerdict(FAILED, "worker_died", message, message, message)
 
 
 class QueueError(Exception):

@@ -31,18 +31,36 @@ from psycopg.types.json import Jsonb
 
 from engine.queue.base import JobQueue
 from engine.queue.models import (
-    CancelOutcome, Heartbeat, Job, JobNotFound, JobParams, LeaseLost, Progress, QueueError,
-    QueueUnavailable, ReapedJob, verdict_for_dead_worker,
+    CANCELLED,
+    FINAL_STATES,
+    JOB_STATES,
+    QUEUED,
+    RUNNING,
+    CancelOutcome,
+    FinalState,
+    Heartbeat,
+    Job,
+    JobNotFound,
+    JobParams,
+    JobState,
+    LeaseLost,
+    Progress,
+    QueueError,
+    QueueUnavailable,
+    ReapedJob,
+    verdict_for_dead_worker,
 )
 
 # Advisory lock keys (arbitrary constants, unique to i2vmon).
 _SCHEMA_LOCK = 7_215_190_001
 _POSITION_LOCK = 7_215_190_002
 
-_SCHEMA = """
+_STATES_SQL = ",".join(f"'{state}'" for state in JOB_STATES)  # the CHECK constraint's list
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),
+    state TEXT NOT NULL CHECK (state IN ({_STATES_SQL})),
     params JSONB NOT NULL,
     input_image TEXT NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
@@ -60,17 +78,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     total_steps INTEGER NOT NULL DEFAULT 0,
     eta_s DOUBLE PRECISION,
     elapsed_s DOUBLE PRECISION,
-    stage_times JSONB NOT NULL DEFAULT '{}',
+    stage_times JSONB NOT NULL DEFAULT '{{}}',
     progress_at TIMESTAMPTZ,
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
     cancel_reason TEXT,
     error_kind TEXT,
     error_message TEXT,
-    result JSONB NOT NULL DEFAULT '{}',
-    predicted JSONB NOT NULL DEFAULT '{}'
+    result JSONB NOT NULL DEFAULT '{{}}',
+    predicted JSONB NOT NULL DEFAULT '{{}}'
 );
-CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (priority DESC, position) WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (priority DESC, position) WHERE state = '{QUEUED}';
+CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_expires_at) WHERE state = '{RUNNING}';
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE SEQUENCE IF NOT EXISTS jobs_position_seq;
 CREATE TABLE IF NOT EXISTS job_events (
@@ -162,8 +180,8 @@ class PostgresJobQueue(JobQueue):
         # One statement (one round trip, its own transaction): the job and its first event.
         row = self._con().execute(
             "WITH job AS (INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
-            f"  VALUES (%s, 'queued', %s, %s, %s, nextval('jobs_position_seq'), {_NOW}, %s) RETURNING *), "
-            f"ev AS (INSERT INTO job_events (job_id, at, state) SELECT id, {_NOW}, 'queued' FROM job) "
+            f"  VALUES (%s, '{QUEUED}', %s, %s, %s, nextval('jobs_position_seq'), {_NOW}, %s) RETURNING *), "
+            f"ev AS (INSERT INTO job_events (job_id, at, state) SELECT id, {_NOW}, '{QUEUED}' FROM job) "
             "SELECT * FROM job",
             (job_id, Jsonb(params.to_dict()), input_image, priority, Jsonb(predicted or {})),
         ).fetchone()
@@ -172,26 +190,26 @@ class PostgresJobQueue(JobQueue):
     def get(self, job_id: str) -> Job:
         return self._get(self._con(), job_id)
 
-    def list(self, states: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
+    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200) -> list[Job]:
         where = "WHERE state = ANY(%s)" if states else ""
         rows = self._con().execute(
-            f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
-            "CASE WHEN state = 'queued' THEN -priority ELSE 0 END, "
-            "CASE WHEN state = 'queued' THEN position ELSE -EXTRACT(EPOCH FROM created_at) END "
+            f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN '{RUNNING}' THEN 0 WHEN '{QUEUED}' THEN 1 ELSE 2 END, "
+            f"CASE WHEN state = '{QUEUED}' THEN -priority ELSE 0 END, "
+            f"CASE WHEN state = '{QUEUED}' THEN position ELSE -EXTRACT(EPOCH FROM created_at) END "
             "LIMIT %s",
             ((list(states), limit) if states else (limit,)),
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        counts = {s: 0 for s in ("queued", "running", "succeeded", "failed", "cancelled")}
+        counts = {s: 0 for s in JOB_STATES}
         for row in self._con().execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
             counts[row["state"]] = row["n"]
         return counts
 
     def queued_larger_than(self, reserved_bytes: int) -> int:
         row = self._con().execute(
-            "SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND (predicted->>'forced')::boolean IS NOT TRUE "
+            f"SELECT COUNT(*) AS n FROM jobs WHERE state = '{QUEUED}' AND (predicted->>'forced')::boolean IS NOT TRUE "
             "AND (predicted->>'peak_reserved_bytes')::bigint > %s::bigint", (reserved_bytes,),
         ).fetchone()
         return int(row["n"])
@@ -205,16 +223,16 @@ class PostgresJobQueue(JobQueue):
               max_reserved_bytes: int | None = None) -> Job | None:
         # One statement: lock the next queued row no other claim holds (SKIP LOCKED), run it, log the event.
         row = self._con().execute(
-            f"WITH next AS (SELECT id, {_NOW} AS now FROM jobs WHERE state = 'queued' "
+            f"WITH next AS (SELECT id, {_NOW} AS now FROM jobs WHERE state = '{QUEUED}' "
             "               AND (%s::bigint IS NULL OR (predicted->>'forced')::boolean IS TRUE "
             "                    OR predicted->>'peak_reserved_bytes' IS NULL "
             "                    OR (predicted->>'peak_reserved_bytes')::bigint <= %s::bigint) "
             "               ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED), "
-            "claimed AS (UPDATE jobs SET state = 'running', worker_id = %s, gpu_index = %s, started_at = next.now, "
+            f"claimed AS (UPDATE jobs SET state = '{RUNNING}', worker_id = %s, gpu_index = %s, started_at = next.now, "
             "    attempts = attempts + 1, lease_expires_at = next.now + make_interval(secs => %s), heartbeat_at = next.now, "
             "    stage = NULL, step = 0, total_steps = 0, eta_s = NULL, elapsed_s = 0, stage_times = '{}', progress_at = next.now "
             "    FROM next WHERE jobs.id = next.id RETURNING jobs.*), "
-            "ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, 'running', %s FROM claimed) "
+            f"ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, '{RUNNING}', %s FROM claimed) "
             "SELECT * FROM claimed",
             (max_reserved_bytes, max_reserved_bytes, worker_id, gpu_index, float(lease_s), f"claimed by {worker_id}"),
         ).fetchone()
@@ -226,27 +244,27 @@ class PostgresJobQueue(JobQueue):
             row = self._con().execute(
                 f"UPDATE jobs SET lease_expires_at = {lease}, heartbeat_at = {_NOW}, stage = %s, step = %s, total_steps = %s, "
                 f"eta_s = %s, elapsed_s = %s, stage_times = %s, progress_at = {_NOW} WHERE id = %s AND worker_id = %s "
-                "AND state = 'running' RETURNING cancel_requested, cancel_reason",
+                f"AND state = '{RUNNING}' RETURNING cancel_requested, cancel_reason",
                 (float(lease_s), progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
                  Jsonb(progress.stages), job_id, worker_id),
             ).fetchone()
         else:
             row = self._con().execute(
                 f"UPDATE jobs SET lease_expires_at = {lease}, heartbeat_at = {_NOW} "
-                "WHERE id = %s AND worker_id = %s AND state = 'running' RETURNING cancel_requested, cancel_reason",
+                f"WHERE id = %s AND worker_id = %s AND state = '{RUNNING}' RETURNING cancel_requested, cancel_reason",
                 (float(lease_s), job_id, worker_id),
             ).fetchone()
         if row is None:
             raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
         return Heartbeat(bool(row["cancel_requested"]), row["cancel_reason"])
 
-    def finish(self, job_id: str, worker_id: str, state: str, *, error_kind: str | None = None,
+    def finish(self, job_id: str, worker_id: str, state: FinalState, *, error_kind: str | None = None,
                error_message: str | None = None, result: dict | None = None) -> Job:
-        if state not in ("succeeded", "failed", "cancelled"):
+        if state not in FINAL_STATES:
             raise QueueError(f"{state!r} is not a final state")
         row = self._con().execute(
             f"WITH done AS (UPDATE jobs SET state = %s, finished_at = {_NOW}, error_kind = %s, error_message = %s, result = %s, "
-            "    lease_expires_at = NULL WHERE id = %s AND worker_id = %s AND state = 'running' RETURNING *), "
+            f"    lease_expires_at = NULL WHERE id = %s AND worker_id = %s AND state = '{RUNNING}' RETURNING *), "
             "ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, finished_at, state, error_message FROM done) "
             "SELECT * FROM done",
             (state, error_kind, error_message, Jsonb(result or {}), job_id, worker_id),
@@ -259,31 +277,31 @@ class PostgresJobQueue(JobQueue):
         con = self._con()
         with con.transaction():
             row = con.execute(
-                "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
-                "attempts = GREATEST(attempts - 1, 0) WHERE id = %s AND worker_id = %s AND state = 'running' RETURNING *",
+                f"UPDATE jobs SET state = '{QUEUED}', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
+                f"attempts = GREATEST(attempts - 1, 0) WHERE id = %s AND worker_id = %s AND state = '{RUNNING}' RETURNING *",
                 (job_id, worker_id),
             ).fetchone()
             if row is None:
                 raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
-            self._event(con, job_id, "queued", reason)
+            self._event(con, job_id, QUEUED, reason)
             return _row_to_job(row)
 
     def cancel(self, job_id: str, reason: str = "cancelled by user") -> CancelOutcome:
         con = self._con()
         with con.transaction():
             job = self._get(con, job_id, lock=True)  # a claim of this row waits, or was already made
-            if job.state == "queued":
+            if job.state == QUEUED:
                 con.execute(
-                    f"UPDATE jobs SET state = 'cancelled', finished_at = {_NOW}, cancel_requested = TRUE, cancel_reason = %s, "
+                    f"UPDATE jobs SET state = '{CANCELLED}', finished_at = {_NOW}, cancel_requested = TRUE, cancel_reason = %s, "
                     "error_kind = 'cancelled', error_message = %s WHERE id = %s",
                     (reason, reason, job_id),
                 )
-                self._event(con, job_id, "cancelled", reason)
-                return CancelOutcome(job_id, "cancelled", f"job {job_id} cancelled before it ran")
-            if job.state == "running":
+                self._event(con, job_id, CANCELLED, reason)
+                return CancelOutcome(job_id, CANCELLED, f"job {job_id} cancelled before it ran")
+            if job.state == RUNNING:
                 con.execute("UPDATE jobs SET cancel_requested = TRUE, cancel_reason = %s WHERE id = %s", (reason, job_id))
                 self._event(con, job_id, "cancel_requested", reason)
-                return CancelOutcome(job_id, "running", f"job {job_id} stops at its next step")
+                return CancelOutcome(job_id, RUNNING, f"job {job_id} stops at its next step")
             return CancelOutcome(job_id, job.state, f"job {job_id} already {job.state}; nothing to cancel")
 
     def set_priority(self, job_id: str, priority: int) -> Job:
@@ -299,14 +317,14 @@ class PostgresJobQueue(JobQueue):
             con.execute("SELECT pg_advisory_xact_lock(%s)", (_POSITION_LOCK,))
             job = self._require_queued(con, job_id)
             if to == "top":
-                edge = con.execute("SELECT MIN(position) AS p FROM jobs WHERE state = 'queued' AND priority = %s", (job.priority,)).fetchone()["p"]
+                edge = con.execute(f"SELECT MIN(position) AS p FROM jobs WHERE state = '{QUEUED}' AND priority = %s", (job.priority,)).fetchone()["p"]
                 position = edge - 1
             elif to == "bottom":  # after every job there is, as a new submission would be
                 position = con.execute("SELECT nextval('jobs_position_seq') AS p").fetchone()["p"]
             elif before is not None:
                 anchor = self._require_queued(con, before)
                 prev = con.execute(
-                    "SELECT MAX(position) AS p FROM jobs WHERE state = 'queued' AND position < %s AND id != %s", (anchor.position, job_id)
+                    f"SELECT MAX(position) AS p FROM jobs WHERE state = '{QUEUED}' AND position < %s AND id != %s", (anchor.position, job_id)
                 ).fetchone()["p"]
                 position = (anchor.position + (prev if prev is not None else anchor.position - 2)) / 2
                 con.execute("UPDATE jobs SET priority = %s WHERE id = %s", (anchor.priority, job_id))
@@ -317,7 +335,7 @@ class PostgresJobQueue(JobQueue):
 
     def _require_queued(self, con: psycopg.Connection, job_id: str) -> Job:
         job = self._get(con, job_id, lock=True)
-        if job.state != "queued":
+        if job.state != QUEUED:
             raise QueueError(f"job {job_id} is {job.state}; only queued jobs can be reordered")
         return job
 
@@ -331,15 +349,15 @@ class PostgresJobQueue(JobQueue):
             # SKIP LOCKED: a reaper on another host handles the rows this one cannot lock; a heartbeat
             # racing with this transaction waits, then finds the job no longer running (LeaseLost).
             rows = con.execute(
-                "SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at < %s ORDER BY lease_expires_at FOR UPDATE SKIP LOCKED",
+                f"SELECT * FROM jobs WHERE state = '{RUNNING}' AND lease_expires_at < %s ORDER BY lease_expires_at FOR UPDATE SKIP LOCKED",
                 (at,),
             ).fetchall()
             for row in rows:
                 job = _row_to_job(row)
                 verdict = verdict_for_dead_worker(job, on_death, max_attempts)
-                if verdict.state == "queued":
+                if verdict.state == QUEUED:
                     con.execute(
-                        "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
+                        f"UPDATE jobs SET state = '{QUEUED}', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
                         "error_kind = %s, error_message = %s WHERE id = %s",
                         (verdict.error_kind, verdict.error_message, job.id),
                     )

@@ -12,14 +12,33 @@ from pathlib import Path
 
 from engine.queue.base import JobQueue
 from engine.queue.models import (
-    CancelOutcome, Heartbeat, Job, JobNotFound, JobParams, LeaseLost, Progress, QueueError,
-    QueueDiskFull, QueueUnavailable, ReapedJob, verdict_for_dead_worker,
+    CANCELLED,
+    FINAL_STATES,
+    JOB_STATES,
+    QUEUED,
+    RUNNING,
+    CancelOutcome,
+    FinalState,
+    Heartbeat,
+    Job,
+    JobNotFound,
+    JobParams,
+    JobState,
+    LeaseLost,
+    Progress,
+    QueueDiskFull,
+    QueueError,
+    QueueUnavailable,
+    ReapedJob,
+    verdict_for_dead_worker,
 )
 
-_SCHEMA = """
+_STATES_SQL = ",".join(f"'{state}'" for state in JOB_STATES)  # the CHECK constraint's list
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),
+    state TEXT NOT NULL CHECK (state IN ({_STATES_SQL})),
     params TEXT NOT NULL,
     input_image TEXT NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
@@ -37,14 +56,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     total_steps INTEGER NOT NULL DEFAULT 0,
     eta_s REAL,
     elapsed_s REAL,
-    stage_times TEXT NOT NULL DEFAULT '{}',
+    stage_times TEXT NOT NULL DEFAULT '{{}}',
     progress_at REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     cancel_reason TEXT,
     error_kind TEXT,
     error_message TEXT,
-    result TEXT NOT NULL DEFAULT '{}',
-    predicted TEXT NOT NULL DEFAULT '{}'
+    result TEXT NOT NULL DEFAULT '{{}}',
+    predicted TEXT NOT NULL DEFAULT '{{}}'
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, position);
 CREATE INDEX IF NOT EXISTS jobs_position ON jobs (position);
@@ -158,10 +177,10 @@ class SqliteJobQueue(JobQueue):
             (last,) = con.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
             con.execute(
                 "INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
-                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                f"VALUES (?, '{QUEUED}', ?, ?, ?, ?, ?, ?)",
                 (job_id, json.dumps(params.to_dict()), input_image, priority, last + 1, time.time(), json.dumps(predicted or {})),
             )
-            self._event(con, job_id, "queued")
+            self._event(con, job_id, QUEUED)
             return self._get(con, job_id)
 
     @_damage_is_unavailable
@@ -169,11 +188,11 @@ class SqliteJobQueue(JobQueue):
         return self._get(self._con(), job_id)
 
     @_damage_is_unavailable
-    def list(self, states: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
+    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200) -> list[Job]:
         where = f"WHERE state IN ({', '.join('?' for _ in states)})" if states else ""
         rows = self._con().execute(
-            f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
-            "CASE WHEN state = 'queued' THEN -priority ELSE 0 END, CASE WHEN state = 'queued' THEN position ELSE -created_at END "
+            f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN '{RUNNING}' THEN 0 WHEN '{QUEUED}' THEN 1 ELSE 2 END, "
+            f"CASE WHEN state = '{QUEUED}' THEN -priority ELSE 0 END, CASE WHEN state = '{QUEUED}' THEN position ELSE -created_at END "
             "LIMIT ?",
             (*(states or ()), limit),
         ).fetchall()
@@ -181,7 +200,7 @@ class SqliteJobQueue(JobQueue):
 
     @_damage_is_unavailable
     def counts(self) -> dict[str, int]:
-        counts = {s: 0 for s in ("queued", "running", "succeeded", "failed", "cancelled")}
+        counts = {s: 0 for s in JOB_STATES}
         for state, n in self._con().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
             counts[state] = n
         return counts
@@ -189,7 +208,7 @@ class SqliteJobQueue(JobQueue):
     @_damage_is_unavailable
     def queued_larger_than(self, reserved_bytes: int) -> int:
         row = self._con().execute(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND COALESCE(json_extract(predicted, '$.forced'), 0) != 1 "
+            f"SELECT COUNT(*) FROM jobs WHERE state = '{QUEUED}' AND COALESCE(json_extract(predicted, '$.forced'), 0) != 1 "
             "AND json_extract(predicted, '$.peak_reserved_bytes') > ?", (reserved_bytes,),
         ).fetchone()
         return int(row[0])
@@ -205,7 +224,7 @@ class SqliteJobQueue(JobQueue):
               max_reserved_bytes: int | None = None) -> Job | None:
         with self._tx() as con:
             row = con.execute(
-                "SELECT id FROM jobs WHERE state = 'queued' AND (? IS NULL "
+                f"SELECT id FROM jobs WHERE state = '{QUEUED}' AND (? IS NULL "
                 "  OR json_extract(predicted, '$.forced') = 1 "
                 "  OR json_extract(predicted, '$.peak_reserved_bytes') IS NULL "
                 "  OR json_extract(predicted, '$.peak_reserved_bytes') <= ?) "
@@ -215,12 +234,12 @@ class SqliteJobQueue(JobQueue):
                 return None
             now = time.time()
             con.execute(
-                "UPDATE jobs SET state = 'running', worker_id = ?, gpu_index = ?, started_at = ?, attempts = attempts + 1, "
+                f"UPDATE jobs SET state = '{RUNNING}', worker_id = ?, gpu_index = ?, started_at = ?, attempts = attempts + 1, "
                 "lease_expires_at = ?, heartbeat_at = ?, stage = NULL, step = 0, total_steps = 0, eta_s = NULL, "
                 "elapsed_s = 0, stage_times = '{}', progress_at = ? WHERE id = ?",
                 (worker_id, gpu_index, now, now + lease_s, now, now, row["id"]),
             )
-            self._event(con, row["id"], "running", f"claimed by {worker_id}")
+            self._event(con, row["id"], RUNNING, f"claimed by {worker_id}")
             return self._get(con, row["id"])
 
     @_damage_is_unavailable
@@ -230,13 +249,13 @@ class SqliteJobQueue(JobQueue):
         if progress is not None:
             cur = con.execute(
                 "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ?, stage = ?, step = ?, total_steps = ?, eta_s = ?, "
-                "elapsed_s = ?, stage_times = ?, progress_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'",
+                f"elapsed_s = ?, stage_times = ?, progress_at = ? WHERE id = ? AND worker_id = ? AND state = '{RUNNING}'",
                 (now + lease_s, now, progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
                  json.dumps(progress.stages), now, job_id, worker_id),
             )
         else:
             cur = con.execute(
-                "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'",
+                f"UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? WHERE id = ? AND worker_id = ? AND state = '{RUNNING}'",
                 (now + lease_s, now, job_id, worker_id),
             )
         if cur.rowcount == 0:
@@ -245,14 +264,14 @@ class SqliteJobQueue(JobQueue):
         return Heartbeat(bool(row["cancel_requested"]), row["cancel_reason"])
 
     @_damage_is_unavailable
-    def finish(self, job_id: str, worker_id: str, state: str, *, error_kind: str | None = None,
+    def finish(self, job_id: str, worker_id: str, state: FinalState, *, error_kind: str | None = None,
                error_message: str | None = None, result: dict | None = None) -> Job:
-        if state not in ("succeeded", "failed", "cancelled"):
+        if state not in FINAL_STATES:
             raise QueueError(f"{state!r} is not a final state")
         with self._tx() as con:
             cur = con.execute(
                 "UPDATE jobs SET state = ?, finished_at = ?, error_kind = ?, error_message = ?, result = ?, "
-                "lease_expires_at = NULL WHERE id = ? AND worker_id = ? AND state = 'running'",
+                f"lease_expires_at = NULL WHERE id = ? AND worker_id = ? AND state = '{RUNNING}'",
                 (state, time.time(), error_kind, error_message, json.dumps(result or {}), job_id, worker_id),
             )
             if cur.rowcount == 0:
@@ -264,31 +283,31 @@ class SqliteJobQueue(JobQueue):
     def requeue(self, job_id: str, worker_id: str, reason: str) -> Job:
         with self._tx() as con:
             cur = con.execute(
-                "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
-                "attempts = MAX(attempts - 1, 0) WHERE id = ? AND worker_id = ? AND state = 'running'",
+                f"UPDATE jobs SET state = '{QUEUED}', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
+                f"attempts = MAX(attempts - 1, 0) WHERE id = ? AND worker_id = ? AND state = '{RUNNING}'",
                 (job_id, worker_id),
             )
             if cur.rowcount == 0:
                 raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
-            self._event(con, job_id, "queued", reason)
+            self._event(con, job_id, QUEUED, reason)
             return self._get(con, job_id)
 
     @_damage_is_unavailable
     def cancel(self, job_id: str, reason: str = "cancelled by user") -> CancelOutcome:
         with self._tx() as con:
             job = self._get(con, job_id)
-            if job.state == "queued":
+            if job.state == QUEUED:
                 con.execute(
-                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, cancel_reason = ?, "
+                    f"UPDATE jobs SET state = '{CANCELLED}', finished_at = ?, cancel_requested = 1, cancel_reason = ?, "
                     "error_kind = 'cancelled', error_message = ? WHERE id = ?",
                     (time.time(), reason, reason, job_id),
                 )
-                self._event(con, job_id, "cancelled", reason)
-                return CancelOutcome(job_id, "cancelled", f"job {job_id} cancelled before it ran")
-            if job.state == "running":
+                self._event(con, job_id, CANCELLED, reason)
+                return CancelOutcome(job_id, CANCELLED, f"job {job_id} cancelled before it ran")
+            if job.state == RUNNING:
                 con.execute("UPDATE jobs SET cancel_requested = 1, cancel_reason = ? WHERE id = ?", (reason, job_id))
                 self._event(con, job_id, "cancel_requested", reason)
-                return CancelOutcome(job_id, "running", f"job {job_id} stops at its next step")
+                return CancelOutcome(job_id, RUNNING, f"job {job_id} stops at its next step")
             return CancelOutcome(job_id, job.state, f"job {job_id} already {job.state}; nothing to cancel")
 
     @_damage_is_unavailable
@@ -303,15 +322,15 @@ class SqliteJobQueue(JobQueue):
         with self._tx() as con:
             job = self._require_queued(con, job_id)
             if to == "top":
-                (edge,) = con.execute("SELECT MIN(position) FROM jobs WHERE state = 'queued' AND priority = ?", (job.priority,)).fetchone()
+                (edge,) = con.execute(f"SELECT MIN(position) FROM jobs WHERE state = '{QUEUED}' AND priority = ?", (job.priority,)).fetchone()
                 position = edge - 1
             elif to == "bottom":
-                (edge,) = con.execute("SELECT MAX(position) FROM jobs WHERE state = 'queued' AND priority = ?", (job.priority,)).fetchone()
+                (edge,) = con.execute(f"SELECT MAX(position) FROM jobs WHERE state = '{QUEUED}' AND priority = ?", (job.priority,)).fetchone()
                 position = edge + 1
             elif before is not None:
                 anchor = self._require_queued(con, before)
                 (prev,) = con.execute(
-                    "SELECT MAX(position) FROM jobs WHERE state = 'queued' AND position < ? AND id != ?", (anchor.position, job_id)
+                    f"SELECT MAX(position) FROM jobs WHERE state = '{QUEUED}' AND position < ? AND id != ?", (anchor.position, job_id)
                 ).fetchone()
                 position = (anchor.position + (prev if prev is not None else anchor.position - 2)) / 2
                 con.execute("UPDATE jobs SET priority = ? WHERE id = ?", (anchor.priority, job_id))
@@ -322,7 +341,7 @@ class SqliteJobQueue(JobQueue):
 
     def _require_queued(self, con: sqlite3.Connection, job_id: str) -> Job:
         job = self._get(con, job_id)
-        if job.state != "queued":
+        if job.state != QUEUED:
             raise QueueError(f"job {job_id} is {job.state}; only queued jobs can be reordered")
         return job
 
@@ -331,13 +350,13 @@ class SqliteJobQueue(JobQueue):
         at = (now or datetime.now(timezone.utc)).timestamp()
         reaped: list[ReapedJob] = []
         with self._tx() as con:
-            rows = con.execute("SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at < ?", (at,)).fetchall()
+            rows = con.execute(f"SELECT * FROM jobs WHERE state = '{RUNNING}' AND lease_expires_at < ?", (at,)).fetchall()
             for row in rows:
                 job = _row_to_job(row)
                 verdict = verdict_for_dead_worker(job, on_death, max_attempts)
-                if verdict.state == "queued":
+                if verdict.state == QUEUED:
                     con.execute(
-                        "UPDATE jobs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
+                        f"UPDATE jobs SET state = '{QUEUED}', worker_id = NULL, lease_expires_at = NULL, stage = NULL, step = 0, "
                         "error_kind = ?, error_message = ? WHERE id = ?",
                         (verdict.error_kind, verdict.error_message, job.id),
                     )

@@ -37,7 +37,7 @@ def conv3d_channels_last(on: bool) -> bool:
     if on and not _state["installed"]:
         try:
             _install()
-        except Exception as exc:  # noqa: BLE001 — inductor internals differ: run without the part
+        except Exception as exc:  # inductor internals differ: run without the part
             log.warning("5-D convolutions cannot be laid out channels-last with this PyTorch (%s: %s); "
                         "leaving inductor's layout", type(exc).__name__, exc)
             return False

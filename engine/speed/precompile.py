@@ -121,7 +121,7 @@ class PrecompiledDenoiser:
             try:
                 self.entries[path.stem] = AOTCompiledModel.deserialize(self.module, path.read_bytes())
                 loaded += 1
-            except Exception as exc:  # noqa: BLE001 — the call compiles it again if it is needed
+            except Exception as exc:  # the call compiles it again if it is needed
                 log.warning("the precompiled %s could not be loaded (%s: %s)", path.name, type(exc).__name__, exc)
         return loaded
 
@@ -154,7 +154,7 @@ class PrecompiledDenoiser:
             self.fallback = torch.compile(self.module)
         try:
             return self.fallback(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 — a compiler failure must not fail the job
+        except Exception as exc:  # a compiler failure must not fail the job
             if isinstance(exc, torch.OutOfMemoryError):
                 raise
             log.warning("torch.compile failed for %s (%s: %s); running it eagerly from now on",
@@ -191,7 +191,7 @@ class PrecompiledDenoiser:
         started = time.perf_counter()
         try:
             entry = AOTCompiledModel.deserialize(self.module, path.read_bytes())
-        except Exception as exc:  # noqa: BLE001 — e.g. written by another PyTorch; compile again
+        except Exception as exc:  # e.g. written by another PyTorch; compile again
             log.warning("the precompiled %s could not be loaded (%s: %s); compiling it again",
                         path.name, type(exc).__name__, exc)
             return None
@@ -204,7 +204,7 @@ class PrecompiledDenoiser:
         try:
             entry = self._aot_compile(args, kwargs)
             data = entry.serialize()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if isinstance(exc, torch.OutOfMemoryError):
                 raise
             log.warning("precompiling %s failed (%s: %s); using torch.compile without a saved artefact",

@@ -54,7 +54,7 @@ if triton is not None:
     # Module-level, not built in a function: a saved compiled denoiser refers to the kernel by its
     # qualified name, which a new process must be able to import.
     @triton.jit
-    def short_attention_kernel(Q, K, V, O, n_pairs, heads, len_q, len_k, scale,
+    def short_attention_kernel(Q, K, V, O, n_pairs, heads, len_q, len_k, scale,  # noqa: E741 — attention's names
                                sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, so_b, so_h, so_s,
                                BLOCK_Q: tl.constexpr, BLOCK_K: tl.constexpr, D: tl.constexpr, PAIRS: tl.constexpr):
         rows_q = tl.arange(0, BLOCK_Q)
@@ -129,7 +129,7 @@ def checked(kernel: Callable, device: torch.device) -> Callable | None:
             got = kernel(q, k, v).float()
             expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
             difference = float((got - expected).abs().max())
-    except Exception as exc:  # noqa: BLE001 — any failure of the kernel here means: do not use it
+    except Exception as exc:  # any failure of the kernel here means: do not use it
         log.warning("the short-sequence attention kernel does not run on %s (%s: %s); using SDPA instead",
                     device, type(exc).__name__, exc)
         return None

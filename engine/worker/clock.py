@@ -10,6 +10,13 @@ pipeline call the stages partition the time exactly:
 On a GPU each boundary is CUDA-synchronised, so a stage's time is the GPU's time, not the
 time to queue kernels: one synchronisation per step, which costs microseconds against a
 step of tenths of a second.
+
+A step is every denoiser call from the first one after the scheduler's previous `step` to the
+scheduler's next `step` (the scheduler's `step` is wrapped too): Wan runs classifier-free
+guidance as two transformer calls a step, the other pipelines as one batched call. A mixture of
+experts (Wan 2.2 A14B: `transformer` while t ≥ boundary_ratio × 1000, then `transformer_2`) has
+every expert hooked; `step_experts[i]` names the component that ran step i, so the switch is
+where the name changes (`expert_switch_step`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ class StageClock:
         self.on_progress = on_progress
         self.stages: dict[str, float] = {}
         self.step_times: list[float] = []
+        # Parallel to step_times: the denoiser component that ran each step ("unet", "transformer",
+        # "transformer_2"); for a mixture of experts the high-noise expert, then the low-noise one.
+        self.step_experts: list[str] = []
         self.current: str | None = None
         self.total_steps = 0
         self._handles: list[Any] = []
@@ -51,6 +61,10 @@ class StageClock:
         self._loop_start: float | None = None
         self._loop_end: float | None = None
         self._step_start: float | None = None
+        self._step_open = False  # a step's first denoiser call began and the scheduler has not stepped yet
+        self._step_recorded = False  # the open step's time is in step_times
+        self._step_expert = ""
+        self._steps_end_at_scheduler = False  # the scheduler's step closes a step (else each denoiser call does)
         self._active: str | None = None
         self._active_start = 0.0
 
@@ -98,7 +112,16 @@ class StageClock:
         self.stages[name] = self.stages.get(name, 0.0) + seconds
 
     # -- hooks ----------------------------------------------------------------------------------
-    def install(self, pipe: Any, *, denoiser: str, encoders: dict[str, str]) -> None:
+    def install(
+        self, pipe: Any, *, encoders: dict[str, str], denoiser: str | None = None, denoisers: tuple[str, ...] = ()
+    ) -> None:
+        """Hook `pipe`'s encoders, VAE, scheduler and its denoiser (`denoiser`) or denoisers (`denoisers`, a
+        spec's tuple: every expert of a mixture of experts). A denoiser component the pipeline lacks (None) is
+        skipped, but one at least must be there."""
+        names = tuple(denoisers) or ((denoiser,) if denoiser else ())
+        experts = [(name, getattr(pipe, name, None)) for name in names]
+        if not any(module is not None for _name, module in experts):
+            raise ValueError(f"the pipeline has none of the denoisers {names}")
         for attr, stage in encoders.items():
             module = getattr(pipe, attr, None)
             if module is not None:
@@ -108,9 +131,14 @@ class StageClock:
         if vae is not None:
             self._wrap(vae, "encode", self._encoder_start, self._encoder_end, "image_encoding")
             self._wrap(vae, "decode", self._decode_start, lambda _s: None, "decode_video")
-        module = getattr(pipe, denoiser)
-        self._handles.append(module.register_forward_pre_hook(lambda *_a: self._step_begin()))
-        self._handles.append(module.register_forward_hook(lambda *_a: self._step_end()))
+        for name, module in experts:
+            if module is not None:
+                self._handles.append(module.register_forward_pre_hook(lambda *_a, n=name: self._step_begin(n)))
+                self._handles.append(module.register_forward_hook(lambda *_a, n=name: self._step_end(n)))
+        scheduler = getattr(pipe, "scheduler", None)
+        if callable(getattr(scheduler, "step", None)):
+            self._wrap(scheduler, "step", lambda _s: None, lambda _s: self._scheduler_stepped(), "denoising_loop")
+            self._steps_end_at_scheduler = True
 
     def _wrap(self, obj: Any, name: str, before: Callable[[str], None], after: Callable[[str], None], stage: str) -> None:
         original = getattr(obj, name)
@@ -132,6 +160,7 @@ class StageClock:
             restore()
         self._handles.clear()
         self._restore.clear()
+        self._steps_end_at_scheduler = self._step_open = False
 
     def _encoder_start(self, stage: str) -> None:
         if not self._in_call or self._loop_start is not None or self._active is not None:
@@ -151,9 +180,12 @@ class StageClock:
         self._encoder_time_in_call += seconds
         self.current = "prepare_latents"
 
-    def _step_begin(self) -> None:
+    def _step_begin(self, expert: str = "") -> None:
         if (reason := self.should_cancel()) is not None:
             raise JobCancelled(reason, "denoising_loop")
+        if self._step_open:
+            return  # another call of the same step (Wan's unconditional pass): the step's clock runs on
+        self._step_open, self._step_recorded, self._step_expert = True, False, expert
         self.sync()
         now = time.perf_counter()
         if self._step_start is not None and self.step_times:
@@ -168,13 +200,29 @@ class StageClock:
         failpoint("denoising_step")
         self._step_start = now
 
-    def _step_end(self) -> None:
+    def _step_end(self, _expert: str = "") -> None:
         self.sync()
         now = time.perf_counter()
         if self._step_start is not None:
-            self.step_times.append(now - self._step_start)
+            if self._step_recorded:
+                self.step_times[-1] = now - self._step_start
+            else:
+                self.step_times.append(now - self._step_start)
+                self.step_experts.append(self._step_expert)
+                self._step_recorded = True
         self._loop_end = now
+        if not self._steps_end_at_scheduler:
+            self._step_open = False
         self.on_progress(self)
+
+    def _scheduler_stepped(self) -> None:
+        self._step_open = False
+
+    @property
+    def expert_switch_step(self) -> int | None:
+        """The first step (0-based) a different denoiser ran than step 0's (a mixture of experts handing over
+        to its low-noise expert); None while one denoiser ran them all."""
+        return next((i for i, name in enumerate(self.step_experts) if name != self.step_experts[0]), None)
 
     def _decode_start(self, _stage: str) -> None:
         if self.current != "decode_video":

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from config import Settings
 from data.schemas import STAGES, RunRecord
-from engine.queue.models import Job
+from engine.queue.models import SUCCEEDED, FinalState, Job
 from engine.registry import MODELS
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def build_run_record(
     output: "RunOutput | None",
     *,
     device_name: str | None,
-    state: str | None = None,
+    state: FinalState | None = None,
     error_kind: str | None = None,
     error_message: str | None = None,
     peaks: tuple[int | None, int | None] = (None, None),
@@ -48,7 +48,7 @@ def build_run_record(
         prompt=p.prompt, negative_prompt=p.negative_prompt, height=p.height, width=p.width, frames=p.frames, steps=p.steps,
         guidance=p.guidance, seed=p.seed, fps=p.fps, decode_chunk_size=p.decode_chunk_size, offload=p.offload,
         params_json=json.dumps(p.to_dict()),
-        failed_stage=(clock.current if clock else job.progress.stage) if (state or job.state) != "succeeded" else None,
+        failed_stage=(clock.current if clock else job.progress.stage) if (state or job.state) != SUCCEEDED else None,
         total_s=sum(stages.values()) if stages else None,
         step_times_s=list(steps),
         s_per_step=statistics.median(steps) if steps else None,

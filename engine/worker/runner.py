@@ -12,13 +12,13 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from config import Settings
-from engine.worker.export import write_mp4, write_thumbnail
-from engine.worker.clock import StageClock
-from engine.pipelines.loading import apply_memory_options, load_pipeline
+from data.paths import data_paths
+from engine.pipelines.loading import apply_memory_options, load_device, load_pipeline
 from engine.queue.models import Job
 from engine.registry import ModelSpec, get_model
 from engine.speed.mode import AppliedSpeed, SpeedParts, apply_speed_mode
-from data.paths import data_paths
+from engine.worker.clock import StageClock
+from engine.worker.export import write_mp4, write_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class PipelineCache:
     settings: Settings
     device: str
     gpu_index: int | None
-    key: tuple[str, str] | None = None
+    key: tuple[str, str, str | None] | None = None
     pipe: Any = None
     loads: int = field(default=0)
     speed: AppliedSpeed = field(default_factory=lambda: AppliedSpeed(SpeedParts()))
@@ -52,25 +52,25 @@ class PipelineCache:
         """What speed mode applies to the loaded pipeline now (a compile that failed shows here)."""
         return self.speed.label
 
-    def get(self, spec: ModelSpec, offload: str) -> Any:
-        key = (spec.id, offload)
+    def get(self, spec: ModelSpec, offload: str, weights: str | None = None) -> Any:
+        key = (spec.id, offload, weights)
         if self.key == key and self.pipe is not None:
             return self.pipe
         self.drop()
-        import torch
-
-        dtype = getattr(torch, self.settings.engine.dtype) if self.device.startswith("cuda") else torch.float32
+        dtype = compute_dtype(spec, self.settings, self.device)
         pipe = load_pipeline(
-            spec, device="cpu" if offload != "none" else self.device, dtype=dtype,
+            spec, device=load_device(offload, weights, self.device), dtype=dtype,
             models_dir=self.settings.engine.models_dir, random_weights=self.settings.engine.random_weights,
         )
-        apply_memory_options(pipe, offload=offload, device=self.device, gpu_index=self.gpu_index)
+        apply_memory_options(pipe, spec, offload=offload, weights=weights, device=self.device,
+                             gpu_index=self.gpu_index, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
-        family = importlib.import_module(f"engine.pipelines.{spec.family}")
-        # Offloaded modules move between devices per call, which a compiled graph cannot follow.
-        parts = SpeedParts.from_settings(self.settings.engine, self.device if offload == "none" else "cpu")
+        # Offloaded modules move between devices per call, which a compiled graph cannot follow; today's parts
+        # are built for the UNets and LTX-Video (speed_mode=False for the Wan family: its record says "off").
+        on_gpu_as_is = offload == "none" and weights is None and spec.speed_mode
+        parts = SpeedParts.from_settings(self.settings.engine, self.device if on_gpu_as_is else "cpu")
         self.speed = apply_speed_mode(
-            pipe, denoiser=family.DENOISER, parts=parts, cache_dir=data_paths(self.settings).compile_cache_dir
+            pipe, denoiser=spec.denoiser, parts=parts, cache_dir=data_paths(self.settings).compile_cache_dir
         )
         self.key, self.pipe = key, pipe
         self.loads += 1
@@ -80,6 +80,16 @@ class PipelineCache:
         self.key, self.pipe = None, None
         self.speed = AppliedSpeed(SpeedParts())
         free_memory(self.device)
+
+
+def compute_dtype(spec: ModelSpec, settings: Settings, device: str) -> Any:
+    """The dtype the model computes in: float32 on a CPU; on a GPU the model's own (Wan: bfloat16), else the
+    engine's setting."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return torch.float32
+    return getattr(torch, spec.torch_dtype or settings.engine.dtype)
 
 
 def free_memory(device: str) -> None:
@@ -104,7 +114,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
 
     # 1. model_load
     with clock.stage("model_load"):
-        pipe = cache.get(spec, params.offload)
+        pipe = cache.get(spec, params.offload, params.weights)
     # 2. image_preprocess
     with clock.stage("image_preprocess"):
         with Image.open(job.input_image) as raw:
@@ -113,7 +123,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         torch.manual_seed(params.seed)  # I2VGen-XL draws its image latents from the global generator
     # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
     compiled_before = cache.speed.compile_seconds
-    clock.install(pipe, denoiser=family.DENOISER, encoders=family.ENCODERS)
+    clock.install(pipe, denoisers=spec.denoisers, encoders=family.ENCODERS)  # both experts of a Wan 2.2 A14B
     try:
         with torch.inference_mode(), clock.pipeline_call(params.steps):
             frames = pipe(**family.call_kwargs(params, image, generator)).frames

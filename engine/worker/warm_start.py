@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from engine.queue.base import JobQueue
-from engine.queue.models import JobParams
+from engine.queue.models import SUCCEEDED, JobParams
 from engine.registry import get_model
 
 WARM_UP_STEPS = 2
@@ -38,7 +38,7 @@ def wanted(mode: str, device: str) -> bool:
 
 def last_setting(queue: JobQueue, gpu_index: int | None) -> JobParams | None:
     """The newest succeeded job's parameters on this GPU, else on any GPU; None when nothing has run."""
-    done = [j for j in queue.list(states=("succeeded",), limit=100) if j.finished_at is not None]
+    done = [j for j in queue.list(states=(SUCCEEDED,), limit=100) if j.finished_at is not None]
     done.sort(key=lambda j: j.finished_at, reverse=True)
     mine = [j for j in done if j.gpu_index == gpu_index]
     newest = (mine or done or [None])[0]
@@ -51,14 +51,14 @@ def warm_up(cache, params: JobParams) -> WarmStart:
 
     spec = get_model(params.model)
     started = time.perf_counter()
-    pipe = cache.get(spec, params.offload)
+    pipe = cache.get(spec, params.offload, params.weights)
     loaded = time.perf_counter()
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
     skipped = None
     try:
         # A shape speed mode has not compiled on this machine would cost minutes before the first claim, for
         # a job that may never come: the first job of that shape compiles it instead.
-        with compiling_forbidden(getattr(pipe, family.DENOISER), getattr(getattr(pipe, "vae", None), "decoder", None)):
+        with compiling_forbidden(getattr(pipe, spec.denoiser), getattr(getattr(pipe, "vae", None), "decoder", None)):
             run_briefly(pipe, family, params, cache.device)
     except NotCompiledYet as exc:
         skipped = str(exc)

@@ -6,31 +6,39 @@ progress and ETA, and turns a cancel request or a critical alert into a stop at 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
+from collector import capacity
 from config import Settings
 from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths, data_paths
-from data.schemas import AlertEvent
-from engine.worker.eta import remaining_seconds
-from engine.worker.clock import JobCancelled, StageClock
+from data.schemas import AlertEvent, RunRecord
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
-from engine.queue.models import COMPILING_DECODER_STAGE, COMPILING_STAGE, Job, QueueDiskFull
+from engine.queue.models import (
+    CANCELLED,
+    COMPILING_DECODER_STAGE,
+    COMPILING_STAGE,
+    FAILED,
+    SUCCEEDED,
+    FinalState,
+    Job,
+    JobResult,
+    QueueDiskFull,
+)
+from engine.worker import warm_start
+from engine.worker.clock import JobCancelled, StageClock
+from engine.worker.eta import remaining_seconds
 from engine.worker.run_record import build_run_record
 from engine.worker.runner import PipelineCache, RunOutput, free_memory, run_job
-from engine.intake.submission import job_reserve_limit
-from engine.worker import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +148,30 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
+@dataclass(frozen=True)
+class JobWatch:
+    """What watches a running job: its stage clock and its heartbeat thread."""
+
+    clock: StageClock
+    beat: Heartbeat
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one run of a job ended, before anything is recorded."""
+
+    state: FinalState
+    error_kind: str | None = None
+    error_message: str | None = None
+    output: RunOutput | None = None  # None unless it succeeded
+    peaks: tuple[int | None, int | None] = (None, None)  # torch's peak allocated and reserved bytes (CUDA only)
+
+    @property
+    def worker_stopping(self) -> bool:
+        """Stopped because this worker is stopping: the job goes back to the queue."""
+        return self.state == CANCELLED and STOPPING_REASON in (self.error_message or "")
+
+
 class Worker:
     def __init__(self, settings: Settings, gpu_index: int | None = None, queue: JobQueue | None = None) -> None:
         self.settings = settings
@@ -151,7 +183,6 @@ class Worker:
         self.consecutive_ooms = 0
         self.last_stages: dict[str, float] = {}  # the last succeeded job's stage times, for the ETA
         self.stopping = StopRequest()
-        self._nvml_handle = None
         self._last_disk_full_log = -1e9
         self._unwritten_records: list[object] = []
 
@@ -161,33 +192,22 @@ class Worker:
         memory here. None: no limit (the CPU)."""
         if self.device.total_memory_bytes is None:
             return None
-        return job_reserve_limit(self.device.total_memory_bytes, self.settings.engine.safety_margin_gib)
+        return capacity.job_reserve_limit(self.device.total_memory_bytes, self.settings.engine.safety_margin_gib)
 
     # -- watching the GPU -----------------------------------------------------------------
     def critical_alert(self) -> str | None:
         if self.device.index is None:
             return None
-        max_age = timedelta(seconds=max(10.0, 5 * self.settings.collector.interval_s))
-        for alert in live.read_active_alerts(self.paths, max_age=max_age):
-            if alert.get("level") == "critical" and alert.get("host") == self.settings.hostname and alert.get("gpu_index") == self.device.index:
-                return f"critical alert: {alert.get('message')} ({alert.get('rule')}, value {alert.get('value')})"
+        for alert in live.read_active_alerts(self.paths, max_age=live.alert_max_age(self.settings)):
+            if alert.level == "critical" and alert.host == self.settings.hostname and alert.gpu_index == self.device.index:
+                return f"critical alert: {alert.message} ({alert.rule}, value {alert.value})"
         return None
 
     def nvml_process_memory(self) -> int | None:
+        """What this worker's process holds on its GPU by NVML (collector.capacity); None: no figure."""
         if self.device.index is None:
             return None
-        try:
-            import pynvml
-
-            if self._nvml_handle is None:
-                pynvml.nvmlInit()
-                self._nvml_handle = pynvml.nvmlDeviceGetHandleByIndex(self.device.index)
-            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(self._nvml_handle):
-                if proc.pid == os.getpid() and isinstance(proc.usedGpuMemory, int):
-                    return int(proc.usedGpuMemory)
-        except Exception:  # NVML absent, or PIDs of another namespace: no figure, not an error
-            return None
-        return None
+        return capacity.held_by_this_process(self.device.index)
 
     # -- the loop --------------------------------------------------------------------------
     def reap(self) -> None:
@@ -254,7 +274,7 @@ class Worker:
                 f"{warm_start.WARM_UP_STEPS} steps run in {done.run_s:.1f} s"
             log.info("warm start: %s %dx%dx%d loaded in %.1f s, %s; taking jobs",
                      params.model, params.height, params.width, params.frames, done.load_s, ran)
-        except Exception as exc:  # noqa: BLE001 — a job loads the model again if it needs it
+        except Exception as exc:  # a job loads the model again if it needs it
             log.warning("warm start skipped (%s: %s); the first job loads the model itself", type(exc).__name__, exc)
             self.cache.drop()
 
@@ -262,61 +282,93 @@ class Worker:
         return str(getattr(self.queue, "path", type(self.queue).__name__))
 
     def process(self, job: Job) -> Job:
+        """Run a claimed job and record how it ended: its run record, then its outcome (JobResult) in the queue."""
         log.info("job %s: %s %dx%dx%d, %d steps", job.id, job.model, job.params.height, job.params.width, job.params.frames, job.params.steps)
+        watch = self._watch(job)
+        attempt = self._attempt(job, watch)
+        if attempt.worker_stopping:
+            return self._requeue(job)
+        if not self._still_holds(job):
+            # Frozen past its lease (SIGSTOP, a swapped-out host): another worker has the job now, and
+            # its outcome is theirs to record. Writing this run's record would overwrite theirs.
+            log.error("job %s is no longer held by %s (its lease expired while this worker was silent); "
+                      "this attempt's outcome (%s) is dropped", job.id, self.worker_id, attempt.state)
+            return self.queue.get(job.id)
+        record = self._record(job, watch, attempt)
+        return self._conclude(job, attempt, self._result(watch, attempt, record))
+
+    def _watch(self, job: Job) -> JobWatch:
+        """Start the job's stage clock and its heartbeat (which turns a cancel, a critical alert or this worker
+        stopping into a stop at the next step)."""
         sync = _cuda_sync(self.device.name)
         clock = StageClock(sync=sync)
         beat = Heartbeat(self, job, clock)
         clock.should_cancel = lambda: STOPPING_REASON if self.stopping.is_set() else beat.cancel_reason
         _reset_peak_memory(self.device.name)
         beat.start()
-        state, error_kind, error_message, output = "succeeded", None, None, None
+        return JobWatch(clock, beat)
+
+    def _attempt(self, job: Job, watch: JobWatch) -> Attempt:
+        """Run the job's pipeline and stop its heartbeat; every failure ends as an Attempt with a reason."""
+        clock = watch.clock
+        state: FinalState = SUCCEEDED
+        error_kind, error_message, output = None, None, None
         try:
             output = run_job(job, cache=self.cache, clock=clock, job_dir=self.paths.job_dir(job.id), settings=self.settings)
             self.consecutive_ooms = 0
             self.last_stages = dict(clock.stages)
         except JobCancelled as exc:
-            state, error_kind, error_message = "cancelled", "cancelled", f"{exc.reason} (during {exc.stage})"
+            state, error_kind, error_message = CANCELLED, "cancelled", f"{exc.reason} (during {exc.stage})"
         except Exception as exc:  # every failure ends the job with a reason; the worker goes on
-            state, error_kind, error_message = "failed", *self._classify(exc, job, clock)
+            state, error_kind, error_message = FAILED, *self._classify(exc, job, clock)
             if error_kind not in ("oom", "disk_full"):  # expected conditions: the message says it all
                 log.error("job %s failed in %s:\n%s", job.id, clock.current, traceback.format_exc())
         finally:
-            beat.stop()
-        if state != "succeeded":
+            watch.beat.stop()
+        if state != SUCCEEDED:
             free_memory(self.device.name)
-        peaks = _peak_memory(self.device.name)
-        if state == "cancelled" and STOPPING_REASON in (error_message or ""):
-            log.info("job %s: worker stopping, job goes back to the queue", job.id)
-            try:
-                return self.queue.requeue(job.id, self.worker_id, "the worker stopped; the job waits for the next worker")
-            except LeaseLost:
-                return self.queue.get(job.id)
-        if not self._still_holds(job):
-            # Frozen past its lease (SIGSTOP, a swapped-out host): another worker has the job now, and
-            # its outcome is theirs to record. Writing this run's record would overwrite theirs.
-            log.error("job %s is no longer held by %s (its lease expired while this worker was silent); "
-                      "this attempt's outcome (%s) is dropped", job.id, self.worker_id, state)
+        return Attempt(state, error_kind, error_message, output, _peak_memory(self.device.name))
+
+    def _requeue(self, job: Job) -> Job:
+        """This worker is stopping: the job goes back to the queue for the next worker, and nothing is recorded."""
+        log.info("job %s: worker stopping, job goes back to the queue", job.id)
+        try:
+            return self.queue.requeue(job.id, self.worker_id, "the worker stopped; the job waits for the next worker")
+        except LeaseLost:
             return self.queue.get(job.id)
+
+    def _record(self, job: Job, watch: JobWatch, attempt: Attempt) -> RunRecord:
+        """The attempt's row of the runs table, written (on a full disk it waits and goes with the next one)."""
         record = build_run_record(
-            job, self.settings, clock, output, device_name=self.device.gpu_name, state=state, error_kind=error_kind,
-            error_message=error_message, peaks=peaks, peak_nvml_bytes=beat.peak_nvml_bytes, worker_id=self.worker_id,
-            gpu_index=self.device.index,
+            job, self.settings, watch.clock, attempt.output, device_name=self.device.gpu_name, state=attempt.state,
+            error_kind=attempt.error_kind, error_message=attempt.error_message, peaks=attempt.peaks,
+            peak_nvml_bytes=watch.beat.peak_nvml_bytes, worker_id=self.worker_id, gpu_index=self.device.index,
         )
         self._write_record(record)
-        result = {
-            "stages": clock.stages, "step_times_s": clock.step_times, "failed_stage": clock.current if state != "succeeded" else None,
-            "video_path": str(output.video_path) if output else None,
-            "thumbnail_path": str(output.thumbnail_path) if output else None,
-            "smoke_test": record.smoke_test, "quality": output.quality_report if output else None, "speed_mode": record.speed_mode,
-            "peak_allocated_bytes": record.peak_allocated_bytes, "peak_reserved_bytes": record.peak_reserved_bytes,
-            "peak_nvml_process_bytes": record.peak_nvml_process_bytes, "total_s": record.total_s, "gpu_name": self.device.gpu_name,
-        }
+        return record
+
+    def _result(self, watch: JobWatch, attempt: Attempt, record: RunRecord) -> JobResult:
+        """What the queue keeps of the attempt (Job.result), read by the API, the CLI and the UI."""
+        clock, output = watch.clock, attempt.output
+        return JobResult(
+            stages=clock.stages, step_times_s=clock.step_times, failed_stage=clock.current if attempt.state != SUCCEEDED else None,
+            video_path=str(output.video_path) if output else None,
+            thumbnail_path=str(output.thumbnail_path) if output else None,
+            smoke_test=record.smoke_test, quality=output.quality_report if output else None, speed_mode=record.speed_mode,
+            peak_allocated_bytes=record.peak_allocated_bytes, peak_reserved_bytes=record.peak_reserved_bytes,
+            peak_nvml_process_bytes=record.peak_nvml_process_bytes, total_s=record.total_s, gpu_name=self.device.gpu_name,
+        )
+
+    def _conclude(self, job: Job, attempt: Attempt, result: JobResult) -> Job:
+        """Record the outcome in the queue; the job as the queue has it now."""
         try:
-            finished = self._finish(job, state, error_kind=error_kind, error_message=error_message, result=result)
+            finished = self._finish(job, attempt.state, error_kind=attempt.error_kind, error_message=attempt.error_message,
+                                    result=result.to_stored())
         except LeaseLost as exc:
             log.error("job %s: %s", job.id, exc)
             return self.queue.get(job.id)
-        log.info("job %s %s in %.2fs%s", job.id, state, record.total_s or 0, f": {error_message}" if error_message else "")
+        log.info("job %s %s in %.2fs%s", job.id, attempt.state, result.total_s or 0,
+                 f": {attempt.error_message}" if attempt.error_message else "")
         return finished
 
     def _finish(self, job: Job, state: str, **outcome: object) -> Job:

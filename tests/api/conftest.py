@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from config import load_settings
 from data.paths import data_paths
-from synthetic_host import HOST
+from tests.api.synthetic_host import HOST
 
 
 @pytest.fixture

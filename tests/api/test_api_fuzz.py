@@ -12,7 +12,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from api.app import create_app
-from synthetic_host import run_record, write_gpu_history, write_live, write_runs
+from tests.api.synthetic_host import run_record, write_gpu_history, write_live, write_runs
 
 # Per operation and mode: the whole fuzz stays well under a minute on 2 cores. Deeper: I2VMON_FUZZ_EXAMPLES=300.
 EXAMPLES = int(os.environ.get("I2VMON_FUZZ_EXAMPLES", "15"))

@@ -6,8 +6,8 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 
-from synthetic_host import H100, HOST, UUID0, run_record, write_gpu_history, write_live, write_runs
 from data import live
+from tests.api.synthetic_host import H100, HOST, UUID0, run_record, write_gpu_history, write_live, write_runs
 
 
 def test_latest_has_every_gpu_and_the_host(client, paths):

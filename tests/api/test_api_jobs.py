@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from synthetic_host import png_bytes, write_live
 from engine.queue import Progress
+from tests.api.synthetic_host import png_bytes, write_live
 
 TINY = {"model": "tiny", "prompt": "a cat walking", "height": 64, "width": 64, "frames": 2, "steps": 2}
 
@@ -153,3 +153,19 @@ def test_an_unexpected_error_is_a_plain_500_without_traceback(settings, monkeypa
     assert r.status_code == 500
     assert r.json() == {"detail": "internal error; the API's log has the details"}
     assert "secret internal detail" in caplog.text  # logged server-side, whole
+
+
+def test_old_or_odd_result_rows_still_answer(client):
+    """A row written by an older or newer worker (keys missing, unknown keys, nulls, a value of the wrong type)
+    answers 200 with the defaults where a value does not fit, never a 500."""
+    rows = [{"stages": {"model_load": 1.0}, "failed_stage": "decode_video"}, {"stages": None, "step_times_s": None,
+            "total_s": 3, "expert": "low_noise"}, {"stages": "garbage", "total_s": "n/a", "step_times_s": [1, None]}]
+    queue = client.app.state.ctx.queue
+    ids = [post_job(client).json()["job"]["id"] for _ in rows]
+    for result in rows:
+        queue.finish(queue.claim("w1", 0, 30).id, "w1", "succeeded", result=result)
+    assert client.get("/api/jobs").status_code == 200
+    answers = {job_id: client.get(f"/api/jobs/{job_id}").json() for job_id in ids}
+    seen = sorted(json.dumps([a["timings"], a["step_times_s"], a["total_s"], a["video_url"]]) for a in answers.values())
+    assert seen == sorted(json.dumps(x) for x in ([{"model_load": 1.0}, [], None, None], [{}, [], 3.0, None], [{}, [1.0, None], None, None]))
+    assert all(client.get(f"/api/jobs/{job_id}/video").status_code == 404 for job_id in ids)

@@ -18,7 +18,7 @@ import uvicorn
 from api.app import create_app
 from data import live, parquet_store
 from engine.queue import JobParams, open_queue
-from synthetic_host import HOST, UUID0, free_port, png_bytes, run_record, write_live, write_runs
+from tests.api.synthetic_host import HOST, UUID0, free_port, png_bytes, run_record, write_live, write_runs
 
 GPU0 = f'gpu="0",hostname="{HOST}",model_name="NVIDIA H100 80GB HBM3",uuid="{UUID0}"'
 

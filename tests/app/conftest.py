@@ -3,17 +3,15 @@ queue, synthetic history written through data/, and AppTest runners for the entr
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import app_synthetic
 
-import app_synthetic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 PAGES = {
     "generate": ROOT / "pages" / "generate.py",

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import no_exception, texts
+from tests.app.conftest import no_exception, texts
 
 TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Predicted vs measured", "Compare two settings",
         "GPU history", "Export")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import no_exception, texts
+from tests.app.conftest import no_exception, texts
 
 
 def test_empty_store_says_what_is_down(ui, paths):

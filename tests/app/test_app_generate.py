@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from conftest import no_exception, texts
+from tests.app.conftest import no_exception, texts
 
 
 def _png(size=(64, 64)) -> bytes:

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pandas as pd
 
-import app_synthetic
-from conftest import no_exception, texts
+from benchmarks import app_synthetic
+from tests.app.conftest import no_exception, texts
 
 
 def test_collector_down_says_how_to_start_it(page):

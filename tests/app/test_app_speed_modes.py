@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-import app_synthetic
-from conftest import no_exception, texts
-from test_app_analytics import analytics_on, open_tab
+from benchmarks import app_synthetic
+from tests.app.conftest import no_exception, texts
+from tests.app.test_app_analytics import analytics_on, open_tab
 
 
 def _setting(r) -> tuple:

@@ -7,13 +7,8 @@ import signal
 
 import psutil
 
-from tests.conftest import free_port, http_ok, launcher_children, start, wait_for
-
-
-
-
-
-
+from benchmarks.harness import free_port, http_ok, wait_for
+from tests.conftest import launcher_children, start
 
 
 def test_python_m_app_starts_supervises_and_stops_everything(data_dir, tmp_path):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, http_ok, start, wait_for
+from benchmarks.harness import free_port, http_ok, wait_for
+from tests.conftest import ROOT, start
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

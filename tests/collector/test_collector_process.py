@@ -9,10 +9,11 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+from benchmarks.harness import wait_for
 from data.live import read_snapshot
 from data.paths import DataPaths
 from data.store import Store
-from tests.conftest import ROOT, start, subprocess_env, wait_for
+from tests.conftest import ROOT, start, subprocess_env
 
 
 def _store(data_dir) -> Store:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from benchmarks.fake_nvml import GIB, FakeNvml
 from collector.daemon import Collector
-from collector.sampler import Sampler
 from collector.nvml_device import NO_DRIVER_STATUS
-from tests.fakes.fake_nvml import GIB, FakeNvml
+from collector.sampler import Sampler
 
 
 def _sampler(fake: FakeNvml, monkeypatch, tmp_path) -> Sampler:

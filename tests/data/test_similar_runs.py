@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from benchmarks import app_synthetic
 from data.parquet_store import write_rows
 from data.paths import DataPaths
 from data.store import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-import app_synthetic  # noqa: E402
 
 
 def succeeded_runs(n: int) -> list:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from benchmarks.harness import wait_for
 from data.paths import DataPaths
-from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.conftest import ROOT, subprocess_env
 
 
 def engine_cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PIL import Image
 
-from engine.queue import JobParams
 from engine.intake.validation import MAX_PROMPT_CHARS, CheckedImage, InputError, check_image_bytes, check_params
+from engine.queue import JobParams
 
 LIMITS = {"max_bytes": 50 * 2**20, "max_pixels": 8192 * 8192}
 PARAM_NAMES = sorted(JobParams.__dataclass_fields__)
@@ -181,8 +181,8 @@ def api_client(settings):
 
 def test_named_uploads_through_submit_and_the_api_get_clear_messages_and_write_only_in_the_data_dir(
         settings, paths, tmp_path, api_client, png_bytes):
-    from engine.queue import open_queue
     from engine.intake.submission import submit
+    from engine.queue import open_queue
 
     queue = open_queue(settings)
     tiny = {"model": "tiny", "prompt": "a cat", "height": 64, "width": 64, "frames": 2, "steps": 2}

@@ -3,12 +3,8 @@ memory flat, the file count bounded by compaction, every sample readable."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.bench_collector_soak import soak  # noqa: E402
-from data.schemas import TABLES  # noqa: E402
+from benchmarks.bench_collector_soak import soak
+from data.schemas import TABLES
 
 
 def test_a_soak_at_a_fast_clock_keeps_memory_flat_and_files_bounded(data_dir, monkeypatch):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fake_nvml import FakeNvml
 from collector.daemon import Collector
 from collector.sampler import Sampler
 from data.paths import DataPaths
 from data.store import Store
-from tests.fakes.fake_nvml import FakeNvml
 
 
 @pytest.fixture
@@ -70,8 +70,9 @@ def test_the_collector_keeps_samples_while_the_disk_is_full_and_writes_them_when
 
 
 def test_a_video_that_cannot_be_written_fails_its_job_clearly_and_the_worker_takes_the_next_when_space_returns(small_fs, png_file, tmp_path):
-    from tests.conftest import start, wait_for
-    from tests.reliability.crash_checks import assert_no_job_running, job, stop, submit, wait_stage, wait_state
+    from benchmarks.harness import wait_for
+    from tests.conftest import start
+    from tests.reliability.crash_checks import assert_no_job_running, stop, submit, wait_stage, wait_state
 
     data_dir = small_fs / "data"
     first, second = (submit(data_dir, png_file, frames=4, steps=2, fps=4) for _ in range(2))

@@ -8,13 +8,12 @@ import signal
 import time
 from datetime import datetime, timedelta, timezone
 
-import pandas as pd
-
 from app.views.charts import with_gaps
+from benchmarks.harness import wait_for
 from data.live import read_snapshots
 from data.paths import DataPaths
 from data.store import Store
-from tests.conftest import start, wait_for
+from tests.conftest import start
 from tests.reliability.crash_checks import assert_parquet_whole, kill9
 
 INTERVAL_S = 0.2
@@ -41,12 +40,12 @@ def test_a_collector_killed_at_any_moment_or_mid_flush_leaves_whole_files_and_a_
     log = tmp_path / "collector.log"
     rng = random.Random(9)
     # 1. killed at arbitrary moments, flushing every 0.5 s (some kills land inside a write)
-    for round_ in range(3):
+    for _ in range(3):
         before = _host_rows(data_dir), _gpu_rows(data_dir)
         proc = start(["collector"], data_dir, log, **ENV)
         # Both tables: a flush writes one file per table, and a kill between the two (possible on a loaded
         # machine) would leave this run without GPU rows, merging its gap with the next one's.
-        wait_for(lambda: _host_rows(data_dir) > before[0] and _gpu_rows(data_dir) > before[1], 60, interval=0.1,
+        wait_for(lambda before=before: _host_rows(data_dir) > before[0] and _gpu_rows(data_dir) > before[1], 60, interval=0.1,
                  what="a flush of both tables")
         time.sleep(rng.uniform(0.2, 1.0))
         kill9(proc)

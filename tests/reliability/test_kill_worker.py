@@ -1,7 +1,7 @@
 """kill -9 of an engine worker in each stage, and a worker that stops heart-beating.
 
 Mid-denoising (requeued) and during export with on_worker_death=fail are in
-tests/engine/test_worker_process.py; here: model_load and decode_video, one job through three workers.
+tests/engine/worker/test_worker_process.py; here: model_load and decode_video, one job through three workers.
 """
 
 from __future__ import annotations
@@ -9,11 +9,20 @@ from __future__ import annotations
 import os
 import signal
 
+from benchmarks.harness import wait_for
 from data.paths import DataPaths
 from data.store import Store
-from tests.conftest import start, wait_for
+from tests.conftest import start
 from tests.reliability.crash_checks import (
-    assert_no_job_running, assert_parquet_whole, job, kill9, queue, stop, submit, wait_stage, wait_state,
+    assert_no_job_running,
+    assert_parquet_whole,
+    job,
+    kill9,
+    queue,
+    stop,
+    submit,
+    wait_stage,
+    wait_state,
 )
 
 FAST_LEASE = {"I2VMON_ENGINE__LEASE_S": "2", "I2VMON_ENGINE__HEARTBEAT_S": "0.3"}

@@ -3,20 +3,16 @@ today's samples included, a stale rollup never used, an unreadable one quarantin
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.bench_store_load import HOST, hour_of_samples
 from data import parquet_store
 from data.atomic import write_atomically
 from data.store import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.bench_store_load import HOST, hour_of_samples  # noqa: E402
 
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 START = (NOW - timedelta(days=2)).replace(hour=0, minute=0)

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 import pynvml
 import pytest
 
+from benchmarks.fake_nvml import FakeNvml
 from collector.daemon import Collector
 from collector.sampler import Sampler
 from data import live
 from data.store import Store
-from tests.fakes.fake_nvml import FakeNvml
 from tests.reliability.crash_checks import assert_parquet_whole
 
 
@@ -47,6 +47,6 @@ def test_nvml_failing_on_every_call_mid_run_leaves_host_rows_and_a_critical_aler
     assert sorted((a["rule"], a["level"], a["state"], a["gpu_index"]) for a in alerts) == [
         ("gpu_lost", "critical", "firing", 0), ("gpu_lost", "critical", "firing", 1)]
     active = live.read_active_alerts(paths)
-    assert {a["gpu_index"] for a in active if a["rule"] == "gpu_lost"} == {0, 1}
+    assert {a.gpu_index for a in active if a.rule == "gpu_lost"} == {0, 1}
     assert "GPU 0 is lost" in caplog.text and "nvidia-smi" in caplog.text
     assert_parquet_whole(paths.root)

@@ -1,5 +1,5 @@
 """CUDA out-of-memory in every stage: the job fails with the stage, the figures and advice; the worker goes on.
-(Denoising, and three in a row in decode → restart, are in tests/engine/test_worker_process.py.)"""
+(Denoising, and three in a row in decode → restart, are in tests/engine/worker/test_worker_process.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from data.store import Store
 from tests.conftest import start
 from tests.reliability.crash_checks import assert_no_job_running, assert_parquet_whole, job, stop, submit, wait_state
 
-# denoising_loop and decode_video: tests/engine/test_worker_process.py
+# denoising_loop and decode_video: tests/engine/worker/test_worker_process.py
 STAGES = ("model_load", "image_preprocess", "image_encoding", "text_encoding", "export_video", "quality_scoring")
 
 

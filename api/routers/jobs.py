@@ -1,0 +1,185 @@
+"""/api/jobs: submit (the same validation and pre-flight as the CLI), list, status, cancel, video.
+
+A job's answer (JobOut) is the API's flat view of the queue's Job, its Progress and its JobResult (renamed:
+`timings` is the result's `stages`, `video_url` points at the video route); cancel answers the queue's
+CancelOutcome itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path as PathParam, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+
+from api.deps import ApiContext, context
+from api.encode import plain
+from api.errors import responses
+from engine.intake.submission import PreflightRefused, submit
+from engine.intake.validation import InputError
+from engine.queue.models import CancelOutcome, Job, JobResult, JobState
+
+router = APIRouter(tags=["jobs"])
+
+JOB_ID = PathParam(..., min_length=1, max_length=64, description="the job id (32 hex digits)")
+
+
+class JobOut(BaseModel):
+    id: str
+    state: JobState
+    model: str
+    params: dict[str, Any]
+    priority: int
+    position: float
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    worker_id: str | None
+    gpu_index: int | None
+    stage: str | None
+    step: int
+    total_steps: int
+    eta_s: float | None
+    elapsed_s: float | None
+    progress_at: datetime | None
+    cancel_requested: bool
+    cancel_reason: str | None
+    error_kind: str | None
+    error_message: str | None
+    timings: dict[str, float | None]  # seconds per stage, named as in data.schemas.STAGES
+    total_s: float | None
+    step_times_s: list[float | None]
+    predicted: dict[str, Any]
+    smoke_test: bool | None
+    video_url: str | None
+
+
+class JobEvent(BaseModel):
+    at: datetime | None
+    state: str
+    message: str | None
+
+
+class JobDetailOut(JobOut):
+    events: list[JobEvent]
+
+
+class JobListOut(BaseModel):
+    jobs: list[JobOut]
+    counts: dict[str, int]
+
+
+class SubmittedOut(BaseModel):
+    job: JobOut
+    preflight: str
+    prediction: dict[str, Any]
+
+
+class PreflightRefusedOut(BaseModel):
+    detail: str
+    suggestions: list[dict[str, Any]]
+    prediction: dict[str, Any]
+
+
+def job_out(job: Job) -> dict:
+    result = JobResult.from_stored(job.result)
+    return plain({
+        "id": job.id, "state": job.state, "model": job.model, "params": job.params.to_dict(), "priority": job.priority,
+        "position": job.position, "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "attempts": job.attempts, "worker_id": job.worker_id, "gpu_index": job.gpu_index,
+        "stage": job.progress.stage, "step": job.progress.step, "total_steps": job.progress.total_steps,
+        "eta_s": job.progress.eta_s, "elapsed_s": job.progress.elapsed_s, "progress_at": job.progress_at,
+        "cancel_requested": job.cancel_requested, "cancel_reason": job.cancel_reason,
+        "error_kind": job.error_kind, "error_message": job.error_message,
+        "timings": dict(result.stages), "total_s": result.total_s,
+        "step_times_s": list(result.step_times_s), "predicted": dict(job.predicted or {}),
+        "smoke_test": result.smoke_test,
+        "video_url": f"/api/jobs/{job.id}/video" if job.succeeded and result.video_path else None,
+    })
+
+
+def _printable(name: str | None) -> str:
+    cleaned = "".join(c for c in (name or "") if c.isprintable())[:100]
+    return f"image {cleaned}" if cleaned else "the image"
+
+
+@router.post(
+    "/api/jobs", status_code=201, response_model=SubmittedOut, summary="submit a job",
+    responses=responses(400, 413) | {409: {"model": PreflightRefusedOut, "description": "predicted not to fit the GPU's free memory"}},
+)
+def submit_job(
+    image: UploadFile = File(..., description="the first frame: PNG, JPEG, WEBP, BMP, GIF or TIFF"),
+    params: str = Form(..., description='JSON object: {"model": "svd", "height": 576, "width": 1024, "frames": 14, …}'),
+    force: bool = Form(False, description="queue even if predicted not to fit the GPU's free memory"),
+    priority: int = Form(0, ge=-1000, le=1000, description="higher runs first"),
+    ctx: ApiContext = Depends(context),
+) -> Any:
+    try:
+        raw = json.loads(params)
+    except ValueError as exc:
+        raise InputError(f"params is not valid JSON ({exc}); send an object such as {{\"model\": \"tiny\"}}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"params must be a JSON object, not {type(raw).__name__}")
+    try:
+        submitted = submit(ctx.settings, ctx.queue, raw, image.file.read(), image_name=_printable(image.filename),
+                           force=force, priority=priority)
+    except PreflightRefused as exc:
+        return JSONResponse(plain({"detail": str(exc), "suggestions": exc.suggestions, "prediction": exc.prediction}), status_code=409)
+    return {"job": job_out(submitted.job), "preflight": submitted.preflight_message, "prediction": plain(submitted.prediction)}
+
+
+@router.get("/api/jobs", response_model=JobListOut, summary="jobs: running, then queued in order, then finished")
+def list_jobs(
+    state: list[JobState] | None = Query(None, description="only these states (repeat the parameter)"),
+    limit: int = Query(50, ge=1, le=1000),
+    ctx: ApiContext = Depends(context),
+) -> Any:
+    jobs = ctx.queue.list(tuple(state) if state else None, limit=limit)
+    return {"jobs": [job_out(j) for j in jobs], "counts": ctx.queue.counts()}
+
+
+@router.get("/api/jobs/{job_id}", response_model=JobDetailOut, responses=responses(404),
+            summary="one job: state, stage, step, ETA, stage timings, events")
+def get_job(job_id: str = JOB_ID, ctx: ApiContext = Depends(context)) -> Any:
+    job = ctx.queue.get(job_id)
+    return job_out(job) | {"events": plain(ctx.queue.events(job_id))}
+
+
+@router.delete("/api/jobs/{job_id}", response_model=CancelOutcome, responses=responses(404),
+               summary="cancel a queued job, or stop a running one at its next step")
+def cancel_job(
+    job_id: str = JOB_ID,
+    reason: str = Query("cancelled through the API", min_length=1, max_length=200),
+    ctx: ApiContext = Depends(context),
+) -> Any:
+    return ctx.queue.cancel(job_id, "".join(c for c in reason if c.isprintable()) or "cancelled through the API")
+
+
+@router.get(
+    "/api/jobs/{job_id}/video", response_class=FileResponse, summary="the job's MP4",
+    responses=responses(404) | {200: {"content": {"video/mp4": {}}, "description": "the H.264 MP4"}},
+)
+def get_video(job_id: str = JOB_ID, ctx: ApiContext = Depends(context)) -> FileResponse:
+    job = ctx.queue.get(job_id)
+    if not job.succeeded:
+        hint = "; its video exists once it has succeeded" if not job.is_final else "; it has no video"
+        raise HTTPException(404, f"job {job_id} is {job.state}{hint}")
+    recorded = JobResult.from_stored(job.result).video_path
+    if not recorded:
+        raise HTTPException(404, f"job {job_id} succeeded but recorded no video")
+    path = Path(recorded)
+    if not path.is_file():
+        # A data directory shared by several hosts may be mounted elsewhere here: the same name in this job's folder.
+        try:
+            local = ctx.paths.job_dir(job_id) / path.name
+        except ValueError:
+            local = path
+        if not local.is_file():
+            raise HTTPException(404, f"the video of job {job_id} ({path}) was deleted or moved")
+        path = local
+    return FileResponse(path, media_type="video/mp4", filename=f"{job_id}.mp4")

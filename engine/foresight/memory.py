@@ -49,8 +49,10 @@ from engine.foresight.nnls import weighted_relative_nnls
 from engine.registry import ModelSpec, get_model
 
 STREAMED_MODES = ("sequential", "group")
-# (resident bytes, reserved beyond the activations' reserve) of a streamed mode never measured for a model
-STREAMED_DEFAULTS = {"sequential": (0.05 * GIB, 0.1 * GIB), "group": (0.5 * GIB, 2.0 * GIB)}
+# (resident bytes, reserve) of a streamed mode never measured for a model. Sequential offload's reserve is a
+# ratio (reserved ÷ allocated: the allocator holds little beyond what one layer at a time needs); group
+# offload's is bytes beyond the activations' own reserve (the stream's next layer and its blocks).
+STREAMED_DEFAULTS = {"sequential": (0.05 * GIB, 1.15), "group": (0.5 * GIB, 2.0 * GIB)}
 FP8_BYTES_RATIO = 0.5  # an fp8 denoiser's bytes ÷ its bf16 bytes, where not measured
 _GREW_BYTES = 64 * 1024**2  # decode raised the reserved peak: it, not the denoiser, set it
 
@@ -68,15 +70,14 @@ class MemoryCoefficients:
     cuda_context_bytes: float
     components_bytes: dict[str, int] = field(default_factory=dict)
     points_used: int = 0
-    # per streamed offload mode: (resident bytes, reserved beyond the activations' own reserve — weights in
-    # flight and the allocator's blocks for them —, measured points they come from)
+    # per streamed offload mode: (resident bytes, reserve — see STREAMED_DEFAULTS —, measured points)
     streamed: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     fp8_weights_resident_bytes: float | None = None  # measured after the cast; None: estimated
     fp8_transient_bytes: float = 0.0  # a layer's weights upcast while it runs, beyond the formula
     fp8_points: int = 0
 
     def streamed_fit(self, offload: str) -> tuple[float, float, int]:
-        """(resident bytes, reserved bytes beyond the activations', measured points) of a streamed offload mode."""
+        """(resident bytes, reserve, measured points) of a streamed offload mode (see STREAMED_DEFAULTS)."""
         return self.streamed.get(offload, (*STREAMED_DEFAULTS[offload], 0))
 
     def weights_bytes(self, denoisers: tuple[str, ...], weights: str | None) -> float:
@@ -172,14 +173,17 @@ def _fit_streamed(structure: ModelSpec, coef: MemoryCoefficients, calibration: M
                   if p.peak_allocated_bytes and p.peak_reserved_bytes]
         if not points:
             continue
-        resident, held = [], []
+        resident, reserve = [], []
         for p in points:
             chunk = structure.effective_decode_chunk(p.frames, p.decode_chunk_size)
             est = estimate_memory(structure, coef, p.height, p.width, p.frames, chunk, "none")
             activations = max(est.denoise_activation_bytes, est.decode_activation_bytes)
             resident.append(max(0.0, p.peak_allocated_bytes - activations))
-            held.append(max(0.0, p.peak_reserved_bytes - (est.peak_reserved_bytes - est.weights_resident_bytes)))
-        streamed[offload] = (float(np.median(resident)), float(np.median(held)), len(points))
+            if offload == "sequential":
+                reserve.append(p.peak_reserved_bytes / p.peak_allocated_bytes)
+            else:
+                reserve.append(max(0.0, p.peak_reserved_bytes - (est.peak_reserved_bytes - est.weights_resident_bytes)))
+        streamed[offload] = (float(np.median(resident)), float(np.median(reserve)), len(points))
     return dataclasses.replace(coef, streamed=streamed)
 
 
@@ -252,7 +256,14 @@ def estimate_memory(structure: ModelSpec, coef: MemoryCoefficients, height: int,
             step_a, step_r = float(den_part @ coef.denoise_allocated), float(den_part @ coef.denoise_reserved)
             phases["vae_encode"] = (vae, enc_a, max(enc_a, enc_r))
             phases["denoise"] = (denoiser + vae, step_a, max(step_a, step_r))
-    elif offload in STREAMED_MODES:  # about a layer or two resident, and the blocks that carry them in
+    elif offload == "sequential":  # about one layer resident; little held beyond what is allocated
+        resident_streamed, ratio, _ = coef.streamed_fit(offload)
+        resident = min(resident_streamed, resident_all)
+        phases = {
+            "denoise": (resident, den_a, (resident + den_a) * ratio - resident),
+            "decode": (resident, dec_a, (resident + dec_a) * ratio - resident),
+        }
+    elif offload == "group":  # a layer or two resident, and the blocks that carry the next one in
         resident_streamed, held, _ = coef.streamed_fit(offload)
         resident = min(resident_streamed, resident_all)
         phases = {

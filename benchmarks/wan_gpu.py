@@ -220,13 +220,10 @@ def small_card(args: argparse.Namespace) -> int:
     """Pre-flight against a simulated card, then run what it accepts and what it suggests."""
     nvml = Nvml(args.gpu)
     nvml_baseline = nvml.used()
+    import psutil
     import torch
 
     from engine.foresight import preflight
-
-
-    import psutil
-
     from engine.pipelines.loading import apply_memory_options
     from engine.registry import get_model
 

@@ -232,3 +232,19 @@ class StageClock:
     @property
     def step(self) -> int:
         return len(self.step_times)
+
+    @property
+    def completed_step_times(self) -> list[float]:
+        """Step times of the steps that have ended: a step still open (Wan's unconditional call to come) has
+        only part of its time in `step_times`."""
+        return self.step_times[:-1] if self._open_step_counts() else list(self.step_times)
+
+    @property
+    def open_step_elapsed(self) -> float:
+        """Seconds the step under way has run so far (0.0 when no step is under way)."""
+        if not self._open_step_counts() or self._step_start is None:
+            return 0.0
+        return time.perf_counter() - self._step_start
+
+    def _open_step_counts(self) -> bool:
+        return self._step_open and self._steps_end_at_scheduler and bool(self.step_times)

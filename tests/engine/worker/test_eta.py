@@ -42,3 +42,53 @@ def test_a_slow_first_step_such_as_a_compile_does_not_set_the_pace():
 def test_after_only_the_first_step_the_predicted_pace_is_used():
     clock = _clock(1, 50, 150.0)
     assert abs(remaining_seconds(clock, 151.0, {"decode_s": 0.4, "s_per_step": 0.2}) - (49 * 0.2 + 0.4)) < 1e-9
+
+
+class _TwoCallsAStep:
+    """A pipeline shaped like Wan's: classifier-free guidance as two denoiser calls, then the scheduler's step;
+    each call takes `call_s` of a fake clock."""
+
+    def __init__(self, call_s: float, now: list[float]) -> None:
+        import torch
+
+        self.now, self.call_s = now, call_s
+        outer = self
+
+        class Denoiser(torch.nn.Module):
+            def forward(self, x):
+                outer.now[0] += outer.call_s
+                return x
+
+        class Scheduler:
+            def step(self):
+                return None
+
+        self.transformer = Denoiser()
+        self.scheduler = Scheduler()
+
+    def run_step(self, on_first_call_end) -> None:
+        import torch
+
+        self.transformer(torch.zeros(1))
+        on_first_call_end()
+        self.transformer(torch.zeros(1))
+        self.scheduler.step()
+
+
+def test_a_reading_between_the_two_calls_of_a_step_does_not_halve_the_pace(monkeypatch):
+    import engine.worker.clock as clock_module
+
+    now = [0.0]
+    monkeypatch.setattr(clock_module.time, "perf_counter", lambda: now[0])
+    pipe = _TwoCallsAStep(call_s=1.0, now=now)
+    clock = StageClock()
+    clock.install(pipe, denoisers=("transformer",), encoders={})
+    readings = []
+    with clock.pipeline_call(10):
+        for _ in range(10):
+            pipe.run_step(lambda: readings.append((now[0], remaining_seconds(clock, now[0], {"decode_s": 0.0}))))
+    clock.remove()
+    end = now[0]
+    # from the third step on, the reading (taken half-way through a step) is the time really left
+    for at, eta in readings[2:]:
+        assert abs(eta - (end - at)) < 1e-6

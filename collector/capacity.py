@@ -101,6 +101,30 @@ def free_memory(paths: DataPaths, gpu_index: int | None = None, *,
     return best.available_bytes, best.gpu_name
 
 
+def host_free_memory(paths: DataPaths, *, settings: "Settings | None" = None) -> int | None:
+    """Host RAM a new job on this host can have: what the OS has available, plus what this host's i2vmon
+    workers hold (an offloaded pipeline's weights sit in its worker's RAM; the next job reuses them or the
+    worker drops them first). By the collector's fresh host sample, else asked of the OS now."""
+    settings = settings or _settings()
+    snap = live.read_snapshot(paths, settings.hostname)
+    free = None
+    if snap is not None and snap.is_fresh(settings) and snap.host.ram_total_bytes and snap.host.ram_used_bytes:
+        free = snap.host.ram_total_bytes - snap.host.ram_used_bytes
+    try:
+        import psutil
+
+        if free is None:
+            free = int(psutil.virtual_memory().available)
+        for worker in live.read_workers(paths, settings.hostname):
+            try:
+                free += int(psutil.Process(worker.pid).memory_info().rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    except ImportError:  # psutil is a requirement; without it there is no reading
+        return free
+    return free
+
+
 def largest_job_reserve(paths: DataPaths, margin_gib: float, *, settings: "Settings | None" = None) -> int | None:
     """The largest job reserve (`job_reserve_limit`) any announced engine worker's GPU can take, by the
     collector's fresh samples; None when unknown (no sample, no worker announced). Workers leave larger jobs

@@ -18,6 +18,14 @@ import pyarrow as pa
 from data.schemas import CANCELLED, FAILED, STAGES, SUCCEEDED
 from data.store import Store
 
+# A run's memory mode as people read it (app/views/formatting.memory_mode): where the weights lived (offload) and
+# how they were stored (weights; null: the compute dtype) — 'no offload', 'group offload · fp8 weights'.
+MEMORY_MODE = (
+    "CASE WHEN coalesce(offload, 'none') = 'none' THEN 'no offload' ELSE offload || ' offload' END"
+    " || coalesce(' · ' || nullif(weights, 'bf16') || ' weights', '')"
+)
+NO_OFFLOAD = "no offload"
+
 # Group-by choices of the history: name -> SQL expression over a run row.
 GROUPINGS: dict[str, str] = {
     "day": "CAST(date_trunc('day', finished_at) AS DATE)",
@@ -27,15 +35,23 @@ GROUPINGS: dict[str, str] = {
     "steps": "steps",
     "gpu": "coalesce(gpu_name, 'unknown')",
     "speed_mode": "coalesce(speed_mode, 'not recorded')",
+    "memory_mode": MEMORY_MODE,
 }
 
 # The columns that make two runs 'the same setting'. A speed mode is part of it: a compiled run is another setting.
 SETTING_KEYS: tuple[str, ...] = ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload",
-                                 "speed_mode")
+                                 "weights", "speed_mode")
 # What the speed-mode comparison holds equal: the work asked for, whatever GPU or speed mode ran it.
 WORK_KEYS: tuple[str, ...] = ("model", "height", "width", "frames", "steps")
 # A run without a speed-mode label: recorded before the column existed, or ended before its pipeline was ready.
 NO_SPEED_MODE = "not recorded"
+
+# Columns added to the runs table after it was first written, with their types: a table built without them (by
+# an older writer) gets them as nulls, so every question can name them.
+_LATER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("speed_mode", pa.string()), ("weights", pa.string()), ("peak_host_rss_bytes", pa.int64()),
+    ("predicted_host_peak_bytes", pa.int64()),
+)
 
 _LATEST = "(SELECT * FROM {src} WHERE {where} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)"
 
@@ -89,8 +105,9 @@ class RunWindow:
     def __init__(self, table: pa.Table) -> None:
         if "date" not in table.column_names:  # an empty store's table has no partition column
             table = table.append_column("date", pa.nulls(table.num_rows, pa.date32()))
-        if "speed_mode" not in table.column_names:  # a store written before runs recorded their speed mode
-            table = table.append_column("speed_mode", pa.nulls(table.num_rows, pa.string()))
+        for name, kind in _LATER_COLUMNS:  # e.g. a store written before runs recorded their speed mode
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, kind))
         self.table = table
         self._con = duckdb.connect(":memory:")
         self._con.register(self.TABLE, table)
@@ -138,6 +155,8 @@ def _measures() -> str:
         f"median(s_per_step) FILTER (WHERE state = '{SUCCEEDED}') AS median_s_per_step, "
         "avg(peak_allocated_bytes) AS mean_peak_allocated_bytes, "
         "max(peak_allocated_bytes) AS max_peak_allocated_bytes, "
+        "avg(peak_host_rss_bytes) AS mean_peak_host_rss_bytes, "
+        "max(peak_host_rss_bytes) AS max_peak_host_rss_bytes, "
         "avg(quality_score) AS mean_quality_score, "
         "count(*) FILTER (WHERE low_quality) AS low_quality_runs"
     )
@@ -169,7 +188,7 @@ def fastest_per_setting(store: Store | RunWindow, run_filter: RunFilter, limit: 
     sql = (
         f"SELECT {keys}, count(*) AS runs, min(total_s) AS fastest_total_s, arg_min(job_id, total_s) AS fastest_job_id, "
         "median(total_s) AS median_total_s, median(s_per_step) AS median_s_per_step, "
-        "max(peak_allocated_bytes) AS max_peak_allocated_bytes "
+        "max(peak_allocated_bytes) AS max_peak_allocated_bytes, max(peak_host_rss_bytes) AS max_peak_host_rss_bytes "
         f"FROM {runs} WHERE state = '{SUCCEEDED}' AND total_s IS NOT NULL GROUP BY ALL "
         f"ORDER BY model, height, width, frames, steps LIMIT {int(limit)}"
     )
@@ -181,22 +200,27 @@ def prediction_pairs(store: Store | RunWindow, run_filter: RunFilter, limit: int
     runs, params = _runs(run_filter)
     sql = (
         "SELECT job_id, finished_at, model, gpu_name, height, width, frames, steps, "
-        "predicted_peak_allocated_bytes, peak_allocated_bytes, predicted_seconds, total_s "
+        "predicted_peak_allocated_bytes, peak_allocated_bytes, predicted_seconds, total_s, "
+        "predicted_host_peak_bytes, peak_host_rss_bytes "
         f"FROM {runs} WHERE state = '{SUCCEEDED}' AND ((predicted_peak_allocated_bytes IS NOT NULL AND peak_allocated_bytes IS NOT NULL) "
-        "OR (predicted_seconds IS NOT NULL AND total_s IS NOT NULL)) "
+        "OR (predicted_seconds IS NOT NULL AND total_s IS NOT NULL) "
+        "OR (predicted_host_peak_bytes IS NOT NULL AND peak_host_rss_bytes IS NOT NULL)) "
         f"ORDER BY finished_at DESC LIMIT {int(limit)}"
     )
     return store.query("runs", sql, params)
 
 
 def prediction_error(store: Store | RunWindow, run_filter: RunFilter) -> dict:
-    """Median and 90th-percentile relative error (|predicted − measured| / measured) of memory and time."""
+    """Median and 90th-percentile relative error (|predicted − measured| / measured) of GPU memory, time and
+    host RAM."""
     runs, params = _runs(run_filter)
     mem = "abs(predicted_peak_allocated_bytes - peak_allocated_bytes) / nullif(peak_allocated_bytes, 0)"
     sec = "abs(predicted_seconds - total_s) / nullif(total_s, 0)"
+    host = "abs(predicted_host_peak_bytes - peak_host_rss_bytes) / nullif(peak_host_rss_bytes, 0)"
     sql = (
         f"SELECT count({mem}) AS memory_pairs, median({mem}) AS memory_median_rel_error, quantile_cont({mem}, 0.9) AS memory_p90_rel_error, "
-        f"count({sec}) AS time_pairs, median({sec}) AS time_median_rel_error, quantile_cont({sec}, 0.9) AS time_p90_rel_error "
+        f"count({sec}) AS time_pairs, median({sec}) AS time_median_rel_error, quantile_cont({sec}, 0.9) AS time_p90_rel_error, "
+        f"count({host}) AS host_pairs, median({host}) AS host_median_rel_error "
         f"FROM {runs} WHERE state = '{SUCCEEDED}'"
     )
     rows = store.query("runs", sql, params).to_pylist()
@@ -248,6 +272,37 @@ def speed_mode_comparison(store: Store | RunWindow, run_filter: RunFilter, *, co
         f"FROM per_mode WINDOW setting AS (PARTITION BY {keys})) "
         f"{'WHERE modes >= 2 ' if compared_only else ''}"
         "ORDER BY model, height, width, frames, steps, speed_mode != 'off', speed_mode"
+    )
+    return store.query("runs", sql, params)
+
+
+def memory_mode_comparison(store: Store | RunWindow, run_filter: RunFilter, *, compared_only: bool = True) -> pa.Table:
+    """Per setting of the work (WORK_KEYS) and memory mode (MEMORY_MODE: offload and weight storage): count,
+    failure and OOM rates, median time and s/step, peak GPU memory and peak host RAM, quality, and the median
+    time against the same setting's runs without offload (`time_vs_no_offload`, null where it has none).
+
+    With `compared_only`, only settings that ran in two memory modes or more."""
+    runs, params = _runs(run_filter)
+    keys = ", ".join(WORK_KEYS)
+    sql = (
+        f"WITH per_mode AS (SELECT {keys}, {MEMORY_MODE} AS memory_mode, count(*) AS runs, "
+        f"count(*) FILTER (WHERE state = '{SUCCEEDED}') AS succeeded, "
+        f"count(*) FILTER (WHERE state = '{FAILED}') / count(*) AS failure_rate, "
+        "count(*) FILTER (WHERE error_kind = 'oom') / count(*) AS oom_rate, "
+        f"median(total_s) FILTER (WHERE state = '{SUCCEEDED}') AS median_total_s, "
+        f"median(s_per_step) FILTER (WHERE state = '{SUCCEEDED}') AS median_s_per_step, "
+        f"median(peak_allocated_bytes) FILTER (WHERE state = '{SUCCEEDED}') AS median_peak_allocated_bytes, "
+        f"median(peak_reserved_bytes) FILTER (WHERE state = '{SUCCEEDED}') AS median_peak_reserved_bytes, "
+        f"median(peak_host_rss_bytes) FILTER (WHERE state = '{SUCCEEDED}') AS median_peak_host_rss_bytes, "
+        "max(peak_host_rss_bytes) AS max_peak_host_rss_bytes, "
+        "avg(quality_score) AS mean_quality_score "
+        f"FROM {runs} GROUP BY ALL) "
+        "SELECT * EXCLUDE (modes, base_total_s), median_total_s / nullif(base_total_s, 0) AS time_vs_no_offload FROM ("
+        "SELECT *, count(*) OVER setting AS modes, "
+        f"max(median_total_s) FILTER (WHERE memory_mode = '{NO_OFFLOAD}') OVER setting AS base_total_s "
+        f"FROM per_mode WINDOW setting AS (PARTITION BY {keys})) "
+        f"{'WHERE modes >= 2 ' if compared_only else ''}"
+        f"ORDER BY model, height, width, frames, steps, memory_mode != '{NO_OFFLOAD}', memory_mode"
     )
     return store.query("runs", sql, params)
 

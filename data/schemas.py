@@ -138,6 +138,7 @@ class RunRecord:
     fps: int | None = None
     decode_chunk_size: int | None = None
     offload: str | None = None
+    weights: str | None = None  # weight storage: None the compute dtype, "fp8" (layerwise casting)
     params_json: str = "{}"
     stage_model_load_s: float | None = None
     stage_image_preprocess_s: float | None = None
@@ -155,17 +156,27 @@ class RunRecord:
     peak_allocated_bytes: int | None = None
     peak_reserved_bytes: int | None = None
     peak_nvml_process_bytes: int | None = None
+    # The worker's peak resident host memory over the job (offload keeps weights there; group offload pins
+    # them) and the pinned part of it. None: not measured (a record older than the column).
+    peak_host_rss_bytes: int | None = None
+    host_pinned_bytes: int | None = None
+    # Parallel to step_times_s: the denoiser that ran each step (a mixture of experts switches once).
+    step_experts: list[str] = field(default_factory=list)
     input_image_path: str | None = None
     video_path: str | None = None
     thumbnail_path: str | None = None
     predicted_peak_allocated_bytes: int | None = None
     predicted_peak_reserved_bytes: int | None = None
     predicted_seconds: float | None = None
+    predicted_host_peak_bytes: int | None = None
     clip_score: float | None = None
     clip_score_min: float | None = None
     image_alignment_mean: float | None = None
     image_alignment_first: float | None = None
     subject_consistency: float | None = None
+    # How many frames the CLIP metrics above read (at most engine.quality.video.CLIP_MAX_FRAMES, spread evenly);
+    # None: CLIP did not run, or a record older than the column. The motion metrics read every frame.
+    clip_frames_scored: int | None = None
     smoothness_std: float | None = None
     mean_flow: float | None = None
     jerk: float | None = None

@@ -307,7 +307,7 @@ class Store:
 
 _SIMILAR_RUN_COLUMNS = {  # key the predictor reads → runs column
     **{c: c for c in ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload",
-                      "state", "s_per_step", "total_s", "peak_allocated_bytes", "peak_reserved_bytes", "speed_mode",
+                      "weights", "state", "s_per_step", "total_s", "peak_allocated_bytes", "peak_reserved_bytes", "speed_mode",
                       "compile_s", "guidance")},
     "decode_s": "stage_decode_video_s",
 }

@@ -27,7 +27,8 @@ def _print_job(job: Job, as_json: bool) -> None:
     line = f"{job.id}  {job.state:<9}  {job.model:<10} {job.params.height}×{job.params.width}×{job.params.frames} {job.params.steps} steps"
     if job.state == RUNNING:
         eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
-        line += f"  [{p.stage or 'starting'} step {p.step}/{p.total_steps}{eta}]"
+        expert = f", {p.expert}" if p.expert else ""
+        line += f"  [{p.stage or 'starting'} step {p.step}/{p.total_steps}{expert}{eta}]"
     if job.error_message:
         line += f"  — {job.error_message}"
     print(line)
@@ -72,7 +73,9 @@ def _submit(args: argparse.Namespace) -> int:
         job = queue.get(job.id)
         if not args.json:
             p = job.progress
-            print(f"\r{job.state} {p.stage or ''} step {p.step}/{p.total_steps}   ", end="", file=sys.stderr, flush=True)
+            expert = f" ({p.expert})" if p.expert else ""
+            print(f"\r{job.state} {p.stage or ''} step {p.step}/{p.total_steps}{expert}   ", end="", file=sys.stderr,
+                  flush=True)
     if not args.json:
         print(file=sys.stderr)
     _print_finished(job, args.json)
@@ -84,9 +87,11 @@ def _print_finished(job: Job, as_json: bool) -> None:
     record = {
         "id": job.id, "state": job.state, "model": job.model, "params": job.params.to_dict(),
         "error_kind": job.error_kind, "error_message": job.error_message,
-        "stages": r.stages, "step_times_s": r.step_times_s, "output_path": r.video_path, "thumbnail_path": r.thumbnail_path,
+        "stages": r.stages, "step_times_s": r.step_times_s, "step_experts": r.step_experts,
+        "output_path": r.video_path, "thumbnail_path": r.thumbnail_path,
         "smoke_test": r.smoke_test, "quality": r.quality,
         "peak_allocated_bytes": r.peak_allocated_bytes, "peak_reserved_bytes": r.peak_reserved_bytes,
+        "peak_host_rss_bytes": r.peak_host_rss_bytes,
         "total_s": r.total_s, "gpu_name": r.gpu_name, "predicted": job.predicted,
     }
     if as_json:
@@ -95,6 +100,12 @@ def _print_finished(job: Job, as_json: bool) -> None:
     _print_job(job, False)
     for stage, seconds in record["stages"].items():
         print(f"  {stage:<18} {seconds:8.3f} s")
+    experts = r.step_experts
+    if len(set(experts)) > 1:
+        switch = next(i for i, e in enumerate(experts) if e != experts[0])
+        by_expert = {e: sum(t or 0.0 for t, x in zip(r.step_times_s, experts) if x == e) for e in dict.fromkeys(experts)}
+        print(f"  experts: {experts[0]} for steps 1–{switch}, {experts[switch]} from step {switch + 1} ("
+              + ", ".join(f"{e} {s:.2f} s" for e, s in by_expert.items()) + ")")
     if record["output_path"]:
         label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
         print(f"  video: {record['output_path']}{label}")

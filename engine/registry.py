@@ -97,6 +97,15 @@ class ModelSpec:
         """Whether the pipeline takes `decode_chunk_size` (the DiT pipelines decode the whole video in one call)."""
         return self.defaults.decode_chunk_size is not None
 
+    @property
+    def download_command(self) -> str | None:
+        """The command that fetches what `from_pretrained` loads of this model and nothing else (hub repos carry
+        other checkpoints beside the diffusers folders: SVD-XT's root holds two more of ~9.5 GB)."""
+        if self.hub_id is None:
+            return None
+        return (f'hf download {self.hub_id} --include "model_index.json" "*/*.json" "*/*.safetensors" '
+                '"*/*.model" "*/*.txt"')
+
     # -- validation ---------------------------------------------------------------------------------------
 
     def check_frames(self, frames: int) -> str | None:

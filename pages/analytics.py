@@ -1,6 +1,7 @@
-"""Analytics: the run history by day, model, resolution, frames, steps and speed mode; stage breakdown; the
-fastest run of each setting; runs with and without speed mode; predicted against measured; two settings side
-by side; GPU history of any past window; CSV export of runs and metrics.
+"""Analytics: the run history by day, model, resolution, frames, steps, speed mode and memory mode (offload and
+weight storage), GPU memory and host RAM among the measures; stage breakdown; the fastest run of each setting;
+runs with and without speed mode; the same work in different memory modes; predicted against measured; two
+settings side by side; GPU history of any past window; CSV export of runs and metrics.
 
 Only the open tab runs (st.tabs with on_change="rerun"). The window's runs and the answers asked of them are
 shared by every session for WINDOW_TTL_S (st.cache_resource / st.cache_data keyed by the window's days), so
@@ -16,7 +17,7 @@ import streamlit as st
 from app.views import charts, export, formatting as fmt, resources
 from app.views.frame import guarded
 from data import analytics
-from data.analytics import GROUPINGS, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow
+from data.analytics import GROUPINGS, NO_OFFLOAD, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow
 from data.schemas import STAGES
 from data.store import Store
 
@@ -26,7 +27,7 @@ MAX_CHART_POINTS = 1500  # per GPU in the history chart; the bucket grows with t
 WINDOW_TTL_S = 30  # how stale a shared window's runs and answers may be
 TAB_KEY = "an_tab"
 # Choices inside tabs that must survive while their tab is closed (Streamlit forgets an unrendered widget's state).
-KEPT = {"an_by": "day", "an_stage_by": "model", "an_speed_measure": "s/step"}
+KEPT = {"an_by": "day", "an_stage_by": "model", "an_speed_measure": "s/step", "an_memory_measure": "time"}
 
 NUMBER_COLUMNS = {
     "runs": st.column_config.NumberColumn("runs", format="%d"),
@@ -42,6 +43,11 @@ NUMBER_COLUMNS = {
     "mean_peak_allocated_gib": st.column_config.NumberColumn("mean peak", format="%.2f GiB"),
     "mean_quality_score": st.column_config.NumberColumn("quality", format="%.3f"),
     "median_peak_allocated_gib": st.column_config.NumberColumn("median peak", format="%.2f GiB"),
+    "median_peak_reserved_gib": st.column_config.NumberColumn("median reserved", format="%.2f GiB"),
+    "max_peak_host_rss_gib": st.column_config.NumberColumn("max host RAM", format="%.1f GiB"),
+    "mean_peak_host_rss_gib": st.column_config.NumberColumn("mean host RAM", format="%.1f GiB"),
+    "median_peak_host_rss_gib": st.column_config.NumberColumn("median host RAM", format="%.1f GiB"),
+    "time_vs_no_offload": st.column_config.NumberColumn("time vs no offload", format="%.2f×"),
     "step_speedup_vs_off": st.column_config.NumberColumn("s/step speed-up vs off", format="%.2f×"),
     "total_speedup_vs_off": st.column_config.NumberColumn("time speed-up vs off", format="%.2f×"),
 }
@@ -121,6 +127,9 @@ def history(window: Window) -> None:
     c2.plotly_chart(charts.group_measure(shown, by, "failure_rate", "Failure rate (OOM included)", "%", kind=kind), key="an_fail")
     c1.plotly_chart(charts.group_measure(shown, by, "oom_rate", "OOM rate", "%", kind=kind), key="an_oom")
     c2.plotly_chart(charts.group_measure(shown, by, "mean_quality_score", "Mean quality score", "0..1", kind=kind), key="an_quality")
+    if shown["max_peak_host_rss_gib"].notna().any():  # runs recorded before the host peak have none
+        c1.plotly_chart(charts.group_measure(shown, by, "max_peak_host_rss_gib", "Max peak host RAM (the worker's)",
+                                             "GiB", kind=kind), key="an_host")
     st.dataframe(shown, hide_index=True, column_config=NUMBER_COLUMNS)
 
 
@@ -170,6 +179,36 @@ def speed_modes(window: Window) -> None:
                "pipeline was ready.")
 
 
+MEMORY_MEASURES = {  # choice -> (column, chart title, unit)
+    "time": ("median_total_s", "Median generation time", "s"),
+    "s/step": ("median_s_per_step", "Median seconds per step", "s/step"),
+    "GPU memory": ("median_peak_reserved_gib", "Median peak GPU memory (reserved)", "GiB"),
+    "host RAM": ("median_peak_host_rss_gib", "Median peak host RAM", "GiB"),
+    "quality": ("mean_quality_score", "Mean quality score", "0..1"),
+}
+
+
+def memory_modes(window: Window) -> None:
+    table = window.ask("memory_mode_comparison").to_pandas()
+    if table.empty:
+        st.info("No setting (model, resolution, frames, steps) in this window ran in two memory modes. A job's "
+                "memory mode is its offload and, for the Wan models, its weight storage (bf16 or fp8), chosen on "
+                "Generate; run a setting in two of them to see here what each costs in time, GPU memory and host RAM.")
+        return
+    shown = _display(table)
+    shown.insert(0, "setting", [f"{m} · {fmt.resolution(h, w)} · {f} fr · {s} steps"
+                                for m, h, w, f, s in zip(shown["model"], shown["height"], shown["width"],
+                                                         shown["frames"], shown["steps"])])
+    measure = st.segmented_control("Measure", list(MEMORY_MEASURES), key="an_memory_measure") or "time"
+    column, title, unit = MEMORY_MEASURES[measure]
+    st.plotly_chart(charts.by_mode(shown, column, f"{title} by memory mode", unit, mode="memory_mode",
+                                   legend="memory mode"), key="an_memory_chart")
+    st.dataframe(shown.drop(columns=list(analytics.WORK_KEYS)), hide_index=True, column_config=NUMBER_COLUMNS)
+    st.caption(f"Settings that ran in two memory modes or more; succeeded runs for time, s/step and memory. "
+               f"Time against the same setting's '{NO_OFFLOAD}' runs where it has some. Offload moves the weights "
+               "into host RAM: less GPU memory, more host RAM and time.")
+
+
 def predictions(window: Window) -> None:
     pairs = window.ask("prediction_pairs").to_pandas()
     if pairs.empty:
@@ -187,13 +226,18 @@ def predictions(window: Window) -> None:
                                                  title="Peak memory (allocated)", unit="GiB"), key="an_pred_mem")
     c2.plotly_chart(charts.predicted_vs_measured(shown, "predicted_seconds", "total_s", title="Total time", unit="s"),
                     key="an_pred_time")
+    if shown[["predicted_host_peak_gib", "peak_host_rss_gib"]].notna().all(axis=1).any():
+        c1.plotly_chart(charts.predicted_vs_measured(shown, "predicted_host_peak_gib", "peak_host_rss_gib",
+                                                     title="Peak host RAM", unit="GiB"), key="an_pred_host")
+        c2.metric("Host RAM: median error", fmt.ratio_percent(err.get("host_median_rel_error")),
+                  help=f"{err.get('host_pairs')} runs")
     st.caption(f"The newest {len(pairs)} runs with a prediction.")
 
 
 def _setting_label(s: dict) -> str:
     chunk = s.get("decode_chunk_size")
     return (f"{s['model']} · {fmt.resolution(s.get('height'), s.get('width'))} · {s.get('frames')} fr · {s.get('steps')} steps"
-            f" · chunk {chunk if chunk is not None else 'all'} · offload {s.get('offload')}"
+            f" · chunk {chunk if chunk is not None else 'all'} · {fmt.memory_mode(s.get('offload'), s.get('weights'))}"
             f" · speed {s.get('speed_mode') or NO_SPEED_MODE} · {s.get('gpu_name') or 'unknown GPU'} ({s['runs']} runs)")
 
 
@@ -205,6 +249,7 @@ PROFILE_ROWS = (
     ("fastest", "fastest_total_s", fmt.seconds),
     ("s/step", "median_s_per_step", lambda v: fmt.number(v, ".3f")),
     ("max peak memory", "max_peak_allocated_bytes", fmt.gib),
+    ("max peak host RAM", "max_peak_host_rss_bytes", fmt.gib),
     ("mean quality", "mean_quality_score", lambda v: fmt.number(v, ".3f")),
 )
 
@@ -276,7 +321,9 @@ def export_panel(store: Store, run_filter: RunFilter) -> None:
         file_name=f"i2vmon-runs-{since:%Y%m%d}-{until:%Y%m%d}.csv", mime="text/csv", key="an_export_runs",
         on_click="ignore",
     )
-    c1.caption(f"runs finished {fmt.timestamp(since)} – {fmt.timestamp(until)}, every column, with ratings")
+    c1.caption(f"runs finished {fmt.timestamp(since)} – {fmt.timestamp(until)}, every column (the memory mode as "
+               "`offload` and `weights`, the host RAM peak as `peak_host_rss_bytes`, each step's expert in "
+               "`step_experts`), with ratings")
     c2.download_button(
         "GPU metrics of the GPU-history window (CSV)", data=lambda: export.metrics_csv(store, gpu_since, gpu_until),
         file_name=f"i2vmon-gpu-{gpu_since:%Y%m%dT%H%M}-{gpu_until:%Y%m%dT%H%M}.csv", mime="text/csv",
@@ -285,8 +332,8 @@ def export_panel(store: Store, run_filter: RunFilter) -> None:
     c2.caption(f"1 s samples {fmt.timestamp(gpu_since)} – {fmt.timestamp(gpu_until)} (set it in the GPU history tab)")
 
 
-TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Predicted vs measured", "Compare two settings",
-        "GPU history", "Export")
+TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Memory modes", "Predicted vs measured",
+        "Compare two settings", "GPU history", "Export")
 
 
 def main() -> None:
@@ -301,7 +348,7 @@ def main() -> None:
                 "(`python -m collector`).")
     window = window_controls(str(store.paths.root))
     draw = (lambda: history(window), lambda: stages(window), lambda: fastest(window), lambda: speed_modes(window),
-            lambda: predictions(window), lambda: compare(window), lambda: gpu_history(store),
+            lambda: memory_modes(window), lambda: predictions(window), lambda: compare(window), lambda: gpu_history(store),
             lambda: export_panel(store, window.run_filter))
     for tab, body in zip(st.tabs(TABS, key=TAB_KEY, on_change="rerun"), draw):
         if tab.open:  # only the open tab runs: the others would cost a query and their charts for nothing

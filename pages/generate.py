@@ -1,5 +1,6 @@
-"""Generate: an image and settings in; beside them the predicted memory and time and the recommendation;
-submit, follow the job, watch the video; the queue below."""
+"""Generate: an image and settings in (the memory mode among them: offload, and for the Wan models the
+weights' storage); beside them the predicted GPU memory, host RAM and time against this machine's free GPU
+memory and host RAM, and the recommendation; submit, follow the job, watch the video; the queue below."""
 
 from pathlib import Path
 
@@ -7,17 +8,26 @@ import streamlit as st
 
 from app.views import formatting as fmt, job_panel, queue_table, resources
 from app.views.frame import guarded
+from engine.foresight.memory_modes import HOST_MARGIN_GIB
 from engine.intake.validation import InputError, check_image_bytes, check_params
-from engine.queue.models import OFFLOAD_MODES
 from engine.registry import MODELS, ModelSpec
 
 CUSTOM = "custom"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 # Widgets whose values must survive while they are hidden (Streamlit forgets an unrendered widget's state).
 PARAM_KEYS = ("gen_model", "gen_prompt", "gen_negative", "gen_resolution", "gen_height", "gen_width", "gen_frames",
-              "gen_steps", "gen_guidance", "gen_seed", "gen_fps", "gen_chunk", "gen_offload")
+              "gen_steps", "gen_guidance", "gen_seed", "gen_fps", "gen_chunk", "gen_offload", "gen_weights")
 FREE_MEMORY_TTL_S = 2
 FREE_MEMORY_STEP = 64 * 2**20  # round readings so predictions are cached across small changes
+HOST_MEMORY_STEP = 256 * 2**20
+OFFLOAD_HELP = {
+    "none": "every weight on the GPU: fastest, most GPU memory",
+    "model": "whole models move to the GPU in turn; the others wait in host RAM",
+    "group": "groups of blocks stream to the GPU as they run; the weights wait in pinned host RAM",
+    "sequential": "layer by layer: least GPU memory, slowest; the weights wait in host RAM",
+}
+WEIGHTS_HELP = {"bf16": "the compute dtype", "fp8": "stored in fp8 and upcast layer by layer: about half the "
+                "weights' memory, a little slower per step"}
 
 
 def _label(height: int, width: int) -> str:
@@ -36,20 +46,34 @@ def _set_defaults() -> None:
     ss.gen_resolution = _resolution_choice(spec, d.height, d.width)
     ss.gen_frames, ss.gen_steps, ss.gen_guidance = d.frames, d.steps, float(d.guidance)
     ss.gen_fps, ss.gen_chunk, ss.gen_offload = d.fps, d.decode_chunk_size or 0, "none"
+    ss.gen_weights = _weights_choice(spec, None)
     ss.gen_refused = None
 
 
-def _apply(params: dict) -> None:
-    """Set the widgets to `params` (a recommendation or a pre-flight suggestion); the rerun shows them."""
+def _weights_choice(spec: ModelSpec, weights: str | None) -> str | None:
+    """The weight-storage control's value for a job's `weights` (None: the compute dtype, the first choice)."""
+    if not spec.weight_storages:
+        return None
+    return weights if weights in spec.weight_storages else spec.weight_storages[0]
+
+
+def _apply(params: dict, model: str | None = None) -> None:
+    """Set the widgets to `params` (a recommendation or a pre-flight suggestion; `model`: a suggestion's other
+    model, switched to first at its defaults); the rerun shows them."""
     ss = st.session_state
+    if model and model in MODELS and model != ss.gen_model:
+        ss.gen_model = model
+        _set_defaults()
     spec = MODELS[ss.gen_model]
     for key, name in (("gen_height", "height"), ("gen_width", "width"), ("gen_frames", "frames"), ("gen_steps", "steps")):
         if params.get(name) is not None:
             ss[key] = int(params[name])
     if "decode_chunk_size" in params:
         ss.gen_chunk = int(params["decode_chunk_size"] or 0)
-    if params.get("offload"):
+    if params.get("offload") in spec.offload_modes:
         ss.gen_offload = params["offload"]
+    if "weights" in params:
+        ss.gen_weights = _weights_choice(spec, params["weights"])
     ss.gen_resolution = _resolution_choice(spec, ss.gen_height, ss.gen_width)
     ss.gen_refused = None
     ss.gen_force = False
@@ -71,6 +95,16 @@ def _free_memory(root: str) -> tuple[int | None, str | None]:
     return (None if free is None else free // FREE_MEMORY_STEP * FREE_MEMORY_STEP), name
 
 
+@st.cache_data(ttl=FREE_MEMORY_TTL_S, show_spinner=False)
+def _host_free(root: str) -> int | None:
+    """Host RAM a job can have on this machine (collector.capacity), rounded so predictions stay cached."""
+    from collector import capacity
+    from data.paths import DataPaths
+
+    free = capacity.host_free_memory(DataPaths(Path(root)), settings=resources.settings())
+    return None if free is None else free // HOST_MEMORY_STEP * HOST_MEMORY_STEP
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def _history(root: str, model: str, gpu_name: str | None) -> list[dict]:
     from data.paths import DataPaths
@@ -80,20 +114,21 @@ def _history(root: str, model: str, gpu_name: str | None) -> list[dict]:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _preflight(root: str, model: str, params: tuple, free: int | None, gpu_name: str | None, margin: float):
+def _preflight(root: str, model: str, params: tuple, free: int | None, gpu_name: str | None, margin: float,
+               host_free: int | None = None):
     from engine.foresight import preflight
 
     return preflight(model, dict(params), free, safety_margin_gib=margin, gpu_name=gpu_name,
-                     history=_history(root, model, gpu_name))
+                     history=_history(root, model, gpu_name), host_free_bytes=host_free)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _recommend(root: str, model: str, free: int | None, gpu_name: str | None, margin: float,
-               guidance: float | None):
+               guidance: float | None, host_free: int | None = None):
     from engine.foresight import recommend
 
     return recommend(model, free, gpu_name=gpu_name, time_budget_s=None, safety_margin_gib=margin,
-                     history=_history(root, model, gpu_name), guidance=guidance)
+                     history=_history(root, model, gpu_name), guidance=guidance, host_free_bytes=host_free)
 
 
 def _raw_params(spec: ModelSpec) -> dict:
@@ -106,6 +141,7 @@ def _raw_params(spec: ModelSpec) -> dict:
         "guidance": ss.gen_guidance, "seed": ss.gen_seed, "fps": ss.gen_fps,
         "decode_chunk_size": (ss.gen_chunk or None) if spec.supports_decode_chunk else None,
         "offload": ss.gen_offload,
+        "weights": ss.get("gen_weights") if spec.weight_storages else None,
     }
 
 
@@ -113,7 +149,7 @@ def _params_text(params: dict) -> str:
     chunk = params.get("decode_chunk_size")
     return (f"{fmt.resolution(params.get('height'), params.get('width'))}, {params.get('frames')} frames, "
             f"{params.get('steps')} steps, decode_chunk_size {chunk if chunk is not None else 'all'}, "
-            f"offload {params.get('offload')}")
+            f"{fmt.memory_mode(params.get('offload'), params.get('weights'))}")
 
 
 def controls(spec: ModelSpec) -> None:
@@ -136,9 +172,12 @@ def controls(spec: ModelSpec) -> None:
     c2.number_input("Height", min_value=m, max_value=spec.max_side, step=m, key="gen_height", disabled=not custom)
     c3.number_input("Width", min_value=m, max_value=spec.max_side, step=m, key="gen_width", disabled=not custom)
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Frames", min_value=spec.min_frames, max_value=spec.max_frames,
+    rule = f" ({spec.frame_step}k+1)" if spec.frame_step > 1 else ""
+    c1.number_input(f"Frames{rule}", min_value=spec.min_frames, max_value=spec.max_frames,
                     step=spec.frame_step, key="gen_frames",
-                    help=f"{spec.frame_step}k+1 for this model" if spec.frame_step > 1 else None)
+                    help=(f"{spec.id}'s VAE takes {spec.frame_step}k+1 frames: {spec.min_frames}, "
+                          f"{spec.min_frames + spec.frame_step}, {spec.min_frames + 2 * spec.frame_step}, … "
+                          f"up to {spec.max_frames}") if spec.frame_step > 1 else None)
     c2.number_input("Steps", min_value=1, max_value=500, key="gen_steps")
     c3.number_input("Guidance", min_value=0.0, max_value=50.0, step=0.5, key="gen_guidance")
     c1, c2, c3 = st.columns(3)
@@ -149,18 +188,41 @@ def controls(spec: ModelSpec) -> None:
                         help="frames the VAE decodes at once; lower needs less memory. 0: all at once")
     else:
         c3.caption("decode_chunk_size: not used by this model")
-    st.radio("Offload", OFFLOAD_MODES, key="gen_offload", horizontal=True,
-             help="model: whole models move to the GPU in turn; sequential: layer by layer (least memory, slowest)")
+    memory_mode_controls(spec)
+
+
+def memory_mode_controls(spec: ModelSpec) -> None:
+    """Where the weights live while the job runs (the model's offload modes) and, for a model that offers a
+    choice, how they are stored."""
+    ss = st.session_state
+    if ss.get("gen_offload") not in spec.offload_modes:
+        ss.gen_offload = "none"
+    c1, c2 = st.columns([3, 2])
+    c1.radio("Offload (memory mode)", spec.offload_modes, key="gen_offload", horizontal=True,
+             help="Where the weights live while the job runs; offload trades GPU memory for host RAM and time. "
+                  + " · ".join(f"**{m}**: {OFFLOAD_HELP.get(m, m)}" for m in spec.offload_modes))
+    if spec.weight_storages:
+        if ss.get("gen_weights") not in spec.weight_storages:
+            ss.gen_weights = _weights_choice(spec, None)
+        c2.radio("Weight storage", spec.weight_storages, key="gen_weights", horizontal=True,
+                 help=" · ".join(f"**{w}**: {WEIGHTS_HELP.get(w, w)}" for w in spec.weight_storages))
+    else:
+        c2.caption(f"Weight storage: {spec.id} keeps its weights in its compute dtype (no choice).")
 
 
 def foresight_panel(spec: ModelSpec) -> None:
-    """Predicted memory against free memory, predicted time, and the 💡 recommendation."""
+    """Predicted GPU memory, host RAM and time against what this machine has free, the suggestions where they
+    do not fit, and the 💡 recommendation."""
     settings = resources.settings()
     root = str(resources.paths(settings).root)
     free, gpu_name = _free_memory(root)
+    host_free = _host_free(root)
     margin = settings.engine.safety_margin_gib
-    st.markdown(f"**GPU:** {gpu_name or 'none found'} · **free for a job:** {fmt.gib(free)}",
-                help="free memory plus what i2vmon's own worker on that GPU holds (its next job runs there)")
+    st.markdown(f"**GPU:** {gpu_name or 'none found'} · **free for a job:** {fmt.gib(free)} · "
+                f"**host RAM free:** {fmt.gib(host_free, 1)}",
+                help="GPU: free memory plus what i2vmon's own worker on that GPU holds (its next job runs there). "
+                     "Host RAM: what the OS has available plus what i2vmon's workers hold (an offloaded job's "
+                     "weights live there).")
     raw = _raw_params(spec)
     try:  # the prediction needs the settings only; a missing prompt is reported on Generate
         params = check_params({**raw, "prompt": raw["prompt"] or "-"}).to_dict()
@@ -169,35 +231,89 @@ def foresight_panel(spec: ModelSpec) -> None:
         params = None
     if params is not None:
         key = tuple(sorted((k, params[k]) for k in ("height", "width", "frames", "steps", "decode_chunk_size", "offload",
-                                                     "guidance")))
-        decision = _preflight(root, spec.id, key, free, gpu_name, margin)
-        p = decision.prediction
-        c1, c2 = st.columns(2)
-        c1.metric("Predicted peak memory", fmt.gib(p.required_free_gib * 2**30) if p.required_free_gib else fmt.NA,
-                  help=f"peak reserved + CUDA context; {p.memory_source}")
-        compile_note = (f"; includes {fmt.seconds(p.compile_s)} compiling: the first job at this resolution on this "
-                        "machine compiles the model for it once" if p.compile_s else "")
-        c2.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}{compile_note}")
-        if p.compile_s:
-            st.caption(f"⏱ First job at this resolution here: about {fmt.seconds(p.compile_s)} of it is compiling "
-                       "(once per machine; later jobs load the compiled model).")
-        if p.batch == 1:
-            st.caption(f"Guidance {params['guidance']:g}: no classifier-free guidance, so the model runs once per "
-                       "step instead of twice — about half the time and activation memory, and the video follows "
-                       "the prompt and image conditioning less strongly. Above 1 turns it on.")
-        if free is not None and p.required_free_gib:
-            need = (p.required_free_gib + margin) * 2**30
-            st.progress(min(1.0, need / free) if free else 1.0,
-                        text=f"needs {fmt.gib(need)} (with {margin:g} GiB margin) of {fmt.gib(free)} free")
+                                                     "weights", "guidance")))
+        decision = _preflight(root, spec.id, key, free, gpu_name, margin, host_free)
+        prediction_figures(decision.prediction, params)
+        fit_bars(decision.prediction, free, gpu_name, host_free, margin)
         if decision.fits:
             st.caption(decision.message)
         else:
             st.error(decision.message)
-    rec = _recommend(root, spec.id, free, gpu_name, margin, params["guidance"] if params is not None else None)
+            if not st.session_state.get("gen_refused"):  # after a refused submit its panel offers them
+                suggestion_rows(decision.suggestions, "gen_fit_suggestion")
+    rec = _recommend(root, spec.id, free, gpu_name, margin, params["guidance"] if params is not None else None,
+                     host_free)
     same = params is not None and all(params.get(k) == v for k, v in rec.params.items())
     st.info(f"**Recommended:** {_params_text(rec.params)} — {rec.reason}", icon="💡")
     st.button("Apply recommendation", key="gen_apply_rec", on_click=_apply, args=(dict(rec.params),),
               disabled=same, help="already applied" if same else None)
+
+
+def prediction_figures(p, params: dict) -> None:
+    """The prediction's GPU memory, host RAM and time, with what the memory mode and guidance do to them."""
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Predicted GPU memory", fmt.gib(p.required_free_gib * 2**30) if p.required_free_gib else fmt.NA,
+              help=f"peak reserved + CUDA context; {p.memory_source}")
+    c2.metric("Predicted host RAM", fmt.gib(p.host_peak_gib * 2**30, 1) if p.host_peak_gib is not None else fmt.NA,
+              help=f"the worker's peak resident host memory over the job; {p.host_source}")
+    compile_note = (f"; includes {fmt.seconds(p.compile_s)} compiling: the first job at this resolution on this "
+                    "machine compiles the model for it once" if p.compile_s else "")
+    c3.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}{compile_note}")
+    if params["offload"] != "none":
+        held = (f"{fmt.gib(p.host_weights_gib * 2**30, 1)} of weights, within the {fmt.gib(p.host_peak_gib * 2**30, 1)} "
+                "host peak," if p.host_weights_gib and p.host_peak_gib is not None else "its weights")
+        st.caption(f"🧠 {fmt.memory_mode(params['offload'], params.get('weights')).capitalize()}: offload keeps "
+                   f"{held} in host RAM while the job runs and moves them to the GPU as they are needed — less GPU "
+                   "memory, more host RAM and time.")
+    elif params.get("weights") == "fp8":
+        st.caption("🧠 fp8 weights: the weights are stored in fp8 on the GPU and upcast layer by layer — about half "
+                   "their memory, a little slower per step.")
+    if p.seconds is not None and p.seconds >= 120:
+        parts = [(name, value) for name, value in (("encoding", p.encode_s), ("denoising", p.denoising_s),
+                                                   ("decoding", p.decode_s), ("offload transfers", p.transfer_s),
+                                                   ("compiling", p.compile_s)) if value and value >= 1]
+        per_step = f" ({fmt.number(p.s_per_step, '.1f', 's')} per step × {p.steps})" if p.s_per_step else ""
+        st.caption(f"⏱ A long job: {fmt.about(p.seconds)} — "
+                   + ", ".join(f"{name} {fmt.about(value).removeprefix('about ')}"
+                               + (per_step if name == "denoising" else "") for name, value in parts) + ".")
+    if p.compile_s:
+        st.caption(f"⏱ First job at this resolution here: about {fmt.seconds(p.compile_s)} of it is compiling "
+                   "(once per machine; later jobs load the compiled model).")
+    if p.batch == 1:
+        st.caption(f"Guidance {params['guidance']:g}: no classifier-free guidance, so the model runs once per "
+                   "step instead of twice — about half the time and activation memory, and the video follows "
+                   "the prompt and image conditioning less strongly. Above 1 turns it on.")
+
+
+def fit_bars(p, free: int | None, gpu_name: str | None, host_free: int | None, margin: float) -> None:
+    """Whether the prediction fits this machine: the GPU's free memory, and its free host RAM (checked, as by
+    pre-flight, where there is a GPU reading)."""
+    if free is None or not p.required_free_gib:
+        return
+    need = (p.required_free_gib + margin) * 2**30
+    st.progress(min(1.0, need / free) if free else 1.0,
+                text=f"GPU {gpu_name or ''}: {'fits' if need <= free else 'does not fit'} — needs {fmt.gib(need)} "
+                     f"(with {margin:g} GiB margin) of {fmt.gib(free)} free")
+    if host_free is not None and p.host_peak_gib is not None:
+        need = (p.host_peak_gib + HOST_MARGIN_GIB) * 2**30
+        st.progress(min(1.0, need / host_free) if host_free else 1.0,
+                    text=f"host RAM: {'fits' if need <= host_free else 'does not fit'} — needs {fmt.gib(need, 1)} "
+                         f"(with {HOST_MARGIN_GIB:g} GiB margin) of {fmt.gib(host_free, 1)} free")
+
+
+def suggestion_rows(suggestions: list[dict] | None, key_prefix: str) -> None:
+    """Pre-flight's suggestions, each with its predicted memory and time and a button that applies it (one that
+    names another model switches to it)."""
+    for i, s in enumerate(suggestions or []):
+        c1, c2 = st.columns([5, 1])
+        host = (f", {fmt.number(s['host_peak_gib'], '.1f', 'GiB')} of host RAM"
+                if s.get("host_peak_gib") is not None else "")
+        time = fmt.about(s["seconds"]) if s.get("seconds") is not None else "time not estimated"
+        c1.write(f"**{s['change']}** — needs {fmt.number(s.get('required_free_gib'), '.2f', 'GiB')} of GPU "
+                 f"memory{host}, {time}")
+        model = s.get("model")
+        c2.button(f"Switch to {model}" if model else "Apply", key=f"{key_prefix}_{i}", on_click=_apply,
+                  args=(dict(s["params"]), model))
 
 
 def image_input(settings) -> tuple[bytes | None, str]:
@@ -223,13 +339,11 @@ def refused_panel() -> None:
         return
     st.error(refused["message"])
     pred = refused.get("prediction") or {}
+    host = (f" · host RAM {fmt.number(pred.get('host_peak_gib'), '.1f', 'GiB')}"
+            if pred.get("host_peak_gib") is not None else "")
     st.caption(f"Predicted: peak reserved {fmt.number(pred.get('peak_reserved_gib'), '.2f', 'GiB')} + CUDA context "
-               f"{fmt.number(pred.get('cuda_context_gib'), '.2f', 'GiB')} · time {fmt.seconds(pred.get('seconds'))}")
-    for i, s in enumerate(refused.get("suggestions") or []):
-        c1, c2 = st.columns([5, 1])
-        c1.write(f"**{s['change']}** — needs {fmt.number(s.get('required_free_gib'), '.2f', 'GiB')}, "
-                 f"about {fmt.seconds(s.get('seconds'))}")
-        c2.button("Apply", key=f"gen_apply_suggestion_{i}", on_click=_apply, args=(dict(s["params"]),))
+               f"{fmt.number(pred.get('cuda_context_gib'), '.2f', 'GiB')}{host} · time {fmt.seconds(pred.get('seconds'))}")
+    suggestion_rows(refused.get("suggestions"), "gen_apply_suggestion")
     st.checkbox("Submit anyway (it may run out of memory)", key="gen_force")
 
 

@@ -1,5 +1,6 @@
 """Live monitor: every GPU's utilisation, memory, temperature, power and clocks over the last minutes,
-refreshed every second in place; the GPU processes; the alerts firing now; the running job's stages."""
+refreshed every second in place; the GPU processes; the alerts firing now; the running job's stages (and, for a
+mixture of experts, the expert running)."""
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -10,7 +11,7 @@ import streamlit as st
 
 from app.views import charts, formatting as fmt, resources
 from app.views.frame import alert_banner, guarded, live_fragment
-from app.views.job_panel import progress_line
+from app.views.job_panel import expert_label, progress_line
 from app.views.status import START_COLLECTOR, collector_status
 from data import live
 from data.paths import DataPaths
@@ -120,9 +121,14 @@ def running_jobs() -> None:
     for job in running:
         fraction, text = progress_line(job)
         st.markdown(f"`{job.id[:8]}` · {job.model} · {fmt.resolution(job.params.height, job.params.width)} · "
-                    f"{job.params.frames} frames · GPU {job.gpu_index if job.gpu_index is not None else fmt.NA}")
+                    f"{job.params.frames} frames · {fmt.memory_mode(job.params.offload, job.params.weights)} · "
+                    f"GPU {job.gpu_index if job.gpu_index is not None else fmt.NA}")
         st.progress(fraction, text=text)
         st.markdown(stage_strip(job.progress.stage))
+        expert = expert_label(job.params.model, job.progress.expert)
+        if expert and job.progress.stage == "denoising_loop":
+            st.markdown(f"Mixture of experts: running the **{expert}** (step {job.progress.step} of "
+                        f"{job.progress.total_steps or job.params.steps})")
     if last and (last[0].result or {}).get("stages"):
         job = last[0]
         st.plotly_chart(charts.stage_timeline(job.result["stages"], current=job.result.get("failed_stage"),

@@ -54,6 +54,9 @@ class JobOut(BaseModel):
     timings: dict[str, float | None]  # seconds per stage, named as in data.schemas.STAGES
     total_s: float | None
     step_times_s: list[float | None]
+    step_experts: list[str]  # the denoiser of each step; a mixture of experts switches once
+    expert: str | None  # a running mixture of experts: the denoiser of the latest step
+    peak_host_rss_bytes: int | None  # the worker's peak host memory over the job (offload keeps weights there)
     predicted: dict[str, Any]
     smoke_test: bool | None
     video_url: str | None
@@ -97,7 +100,9 @@ def job_out(job: Job) -> dict:
         "cancel_requested": job.cancel_requested, "cancel_reason": job.cancel_reason,
         "error_kind": job.error_kind, "error_message": job.error_message,
         "timings": dict(result.stages), "total_s": result.total_s,
-        "step_times_s": list(result.step_times_s), "predicted": dict(job.predicted or {}),
+        "step_times_s": list(result.step_times_s), "step_experts": list(result.step_experts),
+        "expert": job.progress.expert, "peak_host_rss_bytes": result.peak_host_rss_bytes,
+        "predicted": dict(job.predicted or {}),
         "smoke_test": result.smoke_test,
         "video_url": f"/api/jobs/{job.id}/video" if job.succeeded and result.video_path else None,
     })

@@ -115,6 +115,30 @@ def stage_timeline(stages: dict[str, float], *, current: str | None = None, titl
     return fig
 
 
+def step_timeline(step_times: list[float | None], groups: list[str] | None = None, *, switch_after: int | None = None,
+                  switch_label: str = "", title: str = "Denoising steps") -> go.Figure:
+    """Seconds of each denoising step (1-based on the x axis), one colour per group (a mixture of experts'
+    expert for each step; None: one colour), with a dashed line after step `switch_after` labelled
+    `switch_label`."""
+    steps = list(range(1, len(step_times) + 1))
+    seconds = [float("nan") if t is None else float(t) for t in step_times]
+    labels = list(groups or [])
+    labels = labels + [""] * (len(steps) - len(labels))
+    fig = go.Figure()
+    for name in dict.fromkeys(labels):  # first-seen order
+        xs = [s for s, g in zip(steps, labels) if g == name]
+        ys = [t for t, g in zip(seconds, labels) if g == name]
+        fig.add_trace(go.Bar(x=xs, y=ys, name=name or "step",
+                             hovertemplate="step %{x}: %{y:.2f} s<extra>" + (name or "") + "</extra>"))
+    if switch_after is not None:
+        fig.add_vline(x=switch_after + 0.5, line_dash="dash", line_color="grey")
+        fig.add_annotation(x=switch_after + 0.5, y=1, yref="paper", text=switch_label, showarrow=False,
+                           xanchor="left", yanchor="bottom")
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="seconds", height=260, barmode="overlay",
+                      showlegend=len(set(labels)) > 1, margin={"l": 40, "r": 10, "t": 50, "b": 30})
+    return fig
+
+
 def stage_breakdown(frame: pd.DataFrame, key: str, title: str = "Mean stage time") -> go.Figure:
     """Stacked mean seconds per stage for each group in column `key`."""
     fig = go.Figure()
@@ -159,12 +183,19 @@ def predicted_vs_measured(frame: pd.DataFrame, predicted: str, measured: str, *,
     return fig
 
 
-def by_speed_mode(frame: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
-    """One bar per speed mode within each setting (column `setting`), side by side."""
+def by_mode(frame: pd.DataFrame, column: str, title: str, unit: str, *, mode: str = "speed_mode",
+            legend: str = "speed mode") -> go.Figure:
+    """One bar per mode (column `mode`: a speed mode, a memory mode) within each setting (column `setting`),
+    side by side."""
     fig = go.Figure()
-    for mode, rows in frame.groupby("speed_mode", sort=False):
-        fig.add_trace(go.Bar(x=rows["setting"], y=rows[column], name=str(mode),
-                             hovertemplate=f"%{{x}}<br>{mode}: %{{y:.3g}} {unit}<extra></extra>"))
-    fig.update_layout(barmode="group", title=title, yaxis_title=unit, height=380, legend_title_text="speed mode",
+    for value, rows in frame.groupby(mode, sort=False):
+        fig.add_trace(go.Bar(x=rows["setting"], y=rows[column], name=str(value),
+                             hovertemplate=f"%{{x}}<br>{value}: %{{y:.3g}} {unit}<extra></extra>"))
+    fig.update_layout(barmode="group", title=title, yaxis_title=unit, height=380, legend_title_text=legend,
                       margin={"l": 40, "r": 10, "t": 40, "b": 40}, xaxis={"type": "category"})
     return fig
+
+
+def by_speed_mode(frame: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
+    """One bar per speed mode within each setting (column `setting`), side by side."""
+    return by_mode(frame, column, title, unit)

@@ -34,6 +34,19 @@ def seconds(value: float | None) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
 
 
+def about(value: float | None) -> str:
+    """A predicted duration, rounded as a prediction: 'about 40 s', 'about 5 min', 'about 1 h 20 min'."""
+    if _missing(value):
+        return NA
+    s = float(value)  # type: ignore[arg-type]
+    if s < 90:
+        return f"about {s:.0f} s"
+    minutes = round(s / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
+
+
 def percent(value: float | None, digits: int = 0) -> str:
     return NA if _missing(value) else f"{float(value):.{digits}f} %"  # type: ignore[arg-type]
 
@@ -66,6 +79,13 @@ def age(ts: datetime | None, now: datetime | None = None) -> str:
 
 def timestamp(ts: datetime | None) -> str:
     return NA if ts is None else ts.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def memory_mode(offload: str | None, weights: str | None) -> str:
+    """Where a job's weights live and how they are stored: 'no offload', 'group offload · fp8 weights'.
+    None for either is the default (no offload; the compute dtype)."""
+    where = "no offload" if not offload or offload == "none" else f"{offload} offload"
+    return f"{where} · {weights} weights" if weights and weights != "bf16" else where
 
 
 SMOKE_TEST_LABEL = "smoke-test model (random weights)"

@@ -1,4 +1,5 @@
-"""One job from submission to its end: a live progress bar with cancel, then its video, timings and scores."""
+"""One job from submission to its end: a live progress bar with cancel (and, for a mixture of experts, the expert
+running), then its video, stage and step timings (each step's expert), peaks of GPU memory and host RAM, and scores."""
 
 from __future__ import annotations
 
@@ -10,8 +11,37 @@ import streamlit as st
 from app.views import charts, formatting as fmt, resources, video
 from app.views.frame import live_fragment
 from collector import capacity
+from data.schemas import STAGES
 from engine.queue import Job, JobNotFound, JobQueue
 from engine.queue.models import CANCELLED, COMPILING_DECODER_STAGE, COMPILING_STAGE, QUEUED, JobResult
+from engine.registry import MODELS
+
+# A mixture of experts' denoisers in the order they run (Wan 2.2 A14B: `transformer` while the noise is high,
+# then `transformer_2`).
+EXPERT_ROLES = ("high-noise expert", "low-noise expert")
+_AFTER_DENOISING = set(STAGES[STAGES.index("denoising_loop") + 1:])
+
+
+def expert_label(model: str, name: str | None) -> str | None:
+    """'low-noise expert (transformer_2)' for a denoiser of a mixture of experts; the bare name for another
+    model's; None for none."""
+    if not name:
+        return None
+    spec = MODELS.get(model)
+    if spec is not None and len(spec.denoisers) == len(EXPERT_ROLES) and name in spec.denoisers:
+        return f"{EXPERT_ROLES[spec.denoisers.index(name)]} ({name})"
+    return name
+
+
+def expert_runs(step_experts: list[str]) -> list[tuple[str, int, int]]:
+    """(denoiser, first step, last step), 1-based, for each run of steps one denoiser ran in a row."""
+    runs: list[tuple[str, int, int]] = []
+    for i, name in enumerate(step_experts, start=1):
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], i)
+        else:
+            runs.append((name, i, i))
+    return runs
 
 
 def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int | None = None) -> tuple[float, str]:
@@ -36,7 +66,10 @@ def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int 
     elif stage == COMPILING_DECODER_STAGE:
         stage = "compiling the VAE decoder for this resolution (once per machine: 15–30 s on an H200)"
     cancelling = " · cancelling…" if job.cancel_requested else ""
-    return fraction, f"step {p.step}/{total} · {stage} · elapsed {fmt.seconds(elapsed)} · ETA {fmt.seconds(p.eta_s)}{cancelling}"
+    expert = expert_label(job.params.model, p.expert) if p.stage not in _AFTER_DENOISING else None
+    running = f" · ▶ {expert}" if expert else ""
+    return fraction, (f"step {p.step}/{total} · {stage}{running} · elapsed {fmt.seconds(elapsed)} · "
+                      f"ETA {fmt.seconds(p.eta_s)}{cancelling}")
 
 
 def largest_job_reserve() -> int | None:
@@ -64,7 +97,8 @@ def live_progress(queue: JobQueue, job_id: str) -> None:
     st.progress(fraction, text=text)
     left, right = st.columns([4, 1])
     left.caption(f"job `{job.id}` · {job.model} · {fmt.resolution(job.params.height, job.params.width)} · "
-                 f"{job.params.frames} frames · {job.params.steps} steps")
+                 f"{job.params.frames} frames · {job.params.steps} steps · "
+                 f"{fmt.memory_mode(job.params.offload, job.params.weights)}")
     right.button("Cancel job", key=f"cancel_{job.id}", on_click=_cancel, args=(queue, job.id),
                  disabled=job.cancel_requested)
 
@@ -105,14 +139,21 @@ def result(job: Job) -> None:
             video.play(r.video_path, smoke_test=bool(r.smoke_test))
         if stages:
             st.plotly_chart(charts.stage_timeline(stages, current=r.failed_stage), key=f"stages_{job.id}")
+        step_timeline(job, r)
     with right:
         predicted = job.predicted or {}
+        st.caption(f"{job.model} · {fmt.resolution(job.params.height, job.params.width)} · {job.params.frames} "
+                   f"frames · {job.params.steps} steps · {fmt.memory_mode(job.params.offload, job.params.weights)}")
         st.dataframe(pd.DataFrame([
             {"figure": "total time", "measured": fmt.seconds(r.total_s), "predicted": fmt.seconds(predicted.get("seconds"))},
             {"figure": "peak allocated", "measured": fmt.gib(r.peak_allocated_bytes),
              "predicted": fmt.gib(predicted.get("peak_allocated_bytes"))},
             {"figure": "peak reserved", "measured": fmt.gib(r.peak_reserved_bytes),
              "predicted": fmt.gib(predicted.get("peak_reserved_bytes"))},
+            {"figure": "peak host RAM", "measured": fmt.gib(r.peak_host_rss_bytes),
+             "predicted": fmt.gib(predicted.get("host_peak_bytes"))},
+            *([{"figure": "pinned host RAM", "measured": fmt.gib(r.host_pinned_bytes), "predicted": fmt.NA}]
+              if r.host_pinned_bytes else []),
         ]), hide_index=True)
         if stages:
             st.dataframe(pd.DataFrame([{"stage": k, "seconds": fmt.number(v, ".2f")} for k, v in stages.items()]),
@@ -124,3 +165,23 @@ def result(job: Job) -> None:
             st.dataframe(video.quality_frame(flat), hide_index=True)
         elif job.succeeded:
             st.caption("No quality scores (quality scoring is off or failed for this job).")
+
+
+def step_timeline(job: Job, r: JobResult) -> None:
+    """Each denoising step's seconds; for a mixture of experts each step's expert and where it switched."""
+    if not r.step_times_s:
+        return
+    experts = list(r.step_experts[:len(r.step_times_s)])
+    moe = len(set(experts)) > 1 or (job.params.model in MODELS and len(MODELS[job.params.model].denoisers) > 1)
+    runs = expert_runs(experts) if moe and experts else []
+    switch_after = runs[0][2] if len(runs) > 1 else None
+    switched_to = expert_label(job.params.model, runs[1][0]) if switch_after is not None else None
+    switch_label = f"→ {switched_to}" if switched_to else ""
+    groups = [expert_label(job.params.model, name) or "" for name in experts] if runs else None
+    st.plotly_chart(charts.step_timeline(r.step_times_s, groups, switch_after=switch_after, switch_label=switch_label),
+                    key=f"steps_{job.id}")
+    if runs:
+        text = "; ".join(f"step{'s' if last > first else ''} {first}{f'–{last}' if last > first else ''}: "
+                         f"{expert_label(job.params.model, name)}" for name, first, last in runs)
+        switch = f" — switched to the {switched_to} after step {switch_after}" if switched_to else " — no switch"
+        st.caption(f"Experts: {text}{switch}.")

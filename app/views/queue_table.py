@@ -34,7 +34,8 @@ def _act(action: str, queue: JobQueue, job_id: str, other: str | None = None) ->
 
 def _describe(job: Job) -> str:
     p = job.params
-    return f"{p.model} · {fmt.resolution(p.height, p.width)} · {p.frames} fr · {p.steps} steps"
+    mode = "" if p.offload == "none" and not p.weights else f" · {fmt.memory_mode(p.offload, p.weights)}"
+    return f"{p.model} · {fmt.resolution(p.height, p.width)} · {p.frames} fr · {p.steps} steps{mode}"
 
 
 def _status(job: Job, largest_gpu_bytes: int | None = None) -> str:

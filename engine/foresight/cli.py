@@ -23,6 +23,16 @@ def free_memory_bytes(gpu_index: int) -> int | None:
     return _capacity(gpu_index)[0]
 
 
+def host_free_memory_bytes() -> int | None:
+    """Host RAM a job can have (collector.capacity's answer, the same pre-flight and the API get)."""
+    from collector import capacity
+    from config import load_settings
+    from data.paths import data_paths
+
+    settings = load_settings()
+    return capacity.host_free_memory(data_paths(settings), settings=settings)
+
+
 def gpu_name(gpu_index: int) -> str | None:
     """The name of GPU `gpu_index` ('NVIDIA H100 80GB HBM3') by collector.capacity; None: no such GPU."""
     return _capacity(gpu_index)[1]
@@ -125,7 +135,8 @@ def handle_recommend(args: argparse.Namespace) -> int:
     name = gpu_name(args.gpu) if free is not None else None
     try:
         rec = recommend(args.model, free, gpu_name=name, time_budget_s=args.time_budget,
-                        safety_margin_gib=args.safety_margin, history=_history(args), guidance=args.guidance)
+                        safety_margin_gib=args.safety_margin, history=_history(args), guidance=args.guidance,
+                        host_free_bytes=host_free_memory_bytes() if name is not None else None)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

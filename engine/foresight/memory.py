@@ -231,45 +231,12 @@ def estimate_memory(structure: ModelSpec, coef: MemoryCoefficients, height: int,
     resident_all = coef.weights_bytes(structure.denoisers, weights)
     comps = coef.components_bytes
 
-    # (resident weights, activations allocated, activations reserved) per phase
     if offload == "none" or (offload == "model" and not comps):
         phases = {"denoise": (resident_all, den_a, den_r), "decode": (resident_all, dec_a, dec_r)}
     elif offload == "model":
-        scale = coef.fp8_ratio(structure.denoisers) if weights == "fp8" else 1.0
-        vae = float(comps.get("vae", 0))
-        # one expert on the GPU at a time; the largest sets the peak
-        denoiser = max(float(comps.get(d, 0)) for d in structure.denoisers) * scale or resident_all
-        encoders = float(sum(v for k, v in comps.items() if k not in structure.denoisers))
-        phases = {
-            "encode": (encoders, 0.0, 0.0),
-            "denoise": (denoiser + vae, den_a, den_r),
-            "decode": (vae, dec_a, dec_r),
-        }
-        if structure.vae_causal:
-            # The conditioning video's VAE encode (the area term) runs with only the VAE on the GPU; the
-            # denoiser's own activations are the rest.
-            vae_part = den_f.copy()
-            vae_part[1] = 0.0
-            den_part = den_f.copy()
-            den_part[2] = 0.0
-            enc_a, enc_r = float(vae_part @ coef.denoise_allocated), float(vae_part @ coef.denoise_reserved)
-            step_a, step_r = float(den_part @ coef.denoise_allocated), float(den_part @ coef.denoise_reserved)
-            phases["vae_encode"] = (vae, enc_a, max(enc_a, enc_r))
-            phases["denoise"] = (denoiser + vae, step_a, max(step_a, step_r))
-    elif offload == "sequential":  # about one layer resident; little held beyond what is allocated
-        resident_streamed, ratio, _ = coef.streamed_fit(offload)
-        resident = min(resident_streamed, resident_all)
-        phases = {
-            "denoise": (resident, den_a, (resident + den_a) * ratio - resident),
-            "decode": (resident, dec_a, (resident + dec_a) * ratio - resident),
-        }
-    elif offload == "group":  # a layer or two resident, and the blocks that carry the next one in
-        resident_streamed, held, _ = coef.streamed_fit(offload)
-        resident = min(resident_streamed, resident_all)
-        phases = {
-            "denoise": (resident, den_a, den_r + held),
-            "decode": (resident, dec_a, dec_r + held),
-        }
+        phases = _model_offload_phases(structure, coef, den_f, (den_a, den_r), (dec_a, dec_r), weights, resident_all)
+    elif offload in STREAMED_MODES:
+        phases = _streamed_phases(coef, offload, (den_a, den_r), (dec_a, dec_r), resident_all)
     else:
         raise ValueError(f"offload {offload!r} is not one of none, model, {', '.join(STREAMED_MODES)}")
 
@@ -284,6 +251,44 @@ def estimate_memory(structure: ModelSpec, coef: MemoryCoefficients, height: int,
         phase=phase,
         cuda_context_bytes=coef.cuda_context_bytes,
     )
+
+
+Phases = dict[str, tuple[float, float, float]]  # phase → (resident weights, activations allocated, reserved)
+
+
+def _model_offload_phases(structure: ModelSpec, coef: MemoryCoefficients, den_f: np.ndarray,
+                          den: tuple[float, float], dec: tuple[float, float], weights: str | None,
+                          resident_all: float) -> Phases:
+    """Model offload: one component on the GPU at a time (and the VAE beside the denoiser)."""
+    comps = coef.components_bytes
+    scale = coef.fp8_ratio(structure.denoisers) if weights == "fp8" else 1.0
+    vae = float(comps.get("vae", 0))
+    # one expert on the GPU at a time; the largest sets the peak
+    denoiser = max(float(comps.get(d, 0)) for d in structure.denoisers) * scale or resident_all
+    encoders = float(sum(v for k, v in comps.items() if k not in structure.denoisers))
+    phases = {"encode": (encoders, 0.0, 0.0), "denoise": (denoiser + vae, *den), "decode": (vae, *dec)}
+    if structure.vae_causal:
+        # The conditioning video's VAE encode (the area term) runs with only the VAE on the GPU; the
+        # denoiser's own activations are the rest.
+        vae_part, den_part = den_f.copy(), den_f.copy()
+        vae_part[1], den_part[2] = 0.0, 0.0
+        enc_a, enc_r = float(vae_part @ coef.denoise_allocated), float(vae_part @ coef.denoise_reserved)
+        step_a, step_r = float(den_part @ coef.denoise_allocated), float(den_part @ coef.denoise_reserved)
+        phases["vae_encode"] = (vae, enc_a, max(enc_a, enc_r))
+        phases["denoise"] = (denoiser + vae, step_a, max(step_a, step_r))
+    return phases
+
+
+def _streamed_phases(coef: MemoryCoefficients, offload: str, den: tuple[float, float], dec: tuple[float, float],
+                     resident_all: float) -> Phases:
+    """Sequential offload: about one layer resident, little held beyond what is allocated (a ratio). Group
+    offload: a layer or two resident, and the blocks that carry the next one in (bytes beyond the reserve)."""
+    resident_streamed, reserve, _ = coef.streamed_fit(offload)
+    resident = min(resident_streamed, resident_all)
+    if offload == "sequential":
+        return {name: (resident, a, (resident + a) * reserve - resident) for name, (a, _r) in
+                (("denoise", den), ("decode", dec))}
+    return {name: (resident, a, r + reserve) for name, (a, r) in (("denoise", den), ("decode", dec))}
 
 
 def history_correction(structure: ModelSpec, coef: MemoryCoefficients, history: list[dict],

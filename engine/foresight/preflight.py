@@ -95,6 +95,101 @@ def _resolutions_below(structure: ModelSpec, height: int, width: int) -> list[tu
     return out
 
 
+@dataclass
+class _Suggester:
+    """The nearest settings of one job that fit `capacity`, found one change at a time."""
+
+    model: str
+    structure: ModelSpec
+    params: dict[str, Any]
+    capacity: Capacity
+    predict_kwargs: dict[str, Any]
+    found: list[dict[str, Any]] = field(default_factory=list)
+
+    def predict(self, cand: dict[str, Any], model: str | None = None) -> Prediction:
+        return predict_params(model or self.model, cand, **self.predict_kwargs)
+
+    def first_fit(self, candidates: list[dict[str, Any]], describe) -> None:
+        """The first candidate that fits, in order, as a suggestion."""
+        for cand in candidates:
+            p = self.predict(cand)
+            if self.capacity.fits(p):
+                self.found.append(_suggestion(describe(cand), cand, p))
+                return
+
+    def fastest_fit(self, candidates: list[dict[str, Any]], model: str | None = None) -> tuple[dict, Prediction] | None:
+        """The candidate that fits and is predicted fastest."""
+        fitting = [(p.seconds if p.seconds is not None else float("inf"), i, cand, p)
+                   for i, cand in enumerate(candidates)
+                   if self.capacity.fits(p := self.predict(cand, model))]
+        if not fitting:
+            return None
+        _, _, cand, p = min(fitting, key=lambda t: (t[0], t[1]))
+        return cand, p
+
+    def lower_chunk(self, chunk: int | None) -> None:
+        if chunk is not None and chunk > 1:
+            self.first_fit([{**self.params, "decode_chunk_size": c} for c in range(chunk - 1, 0, -1)],
+                           lambda c: f"decode_chunk_size {chunk} → {c['decode_chunk_size']}")
+
+    def memory_mode(self) -> None:
+        mode = (self.params["offload"], self.params.get("weights"))
+        found = self.fastest_fit([{**self.params, "offload": o, "weights": w}
+                                  for o, w in memory_modes(self.structure) if (o, w) != mode])
+        if found:
+            cand, p = found
+            self.found.append(_suggestion(mode_change(mode, (cand["offload"], cand["weights"])), cand, p))
+
+    def fewer_frames(self) -> None:
+        frames = self.params["frames"]
+        self.first_fit([{**self.params, "frames": f} for f in _frames_below(self.structure, frames)],
+                       lambda c: f"frames {frames} → {c['frames']}")
+
+    def lower_resolution(self) -> None:
+        h, w = self.params["height"], self.params["width"]
+        self.first_fit([{**self.params, "height": h2, "width": w2} for h2, w2 in _resolutions_below(self.structure, h, w)],
+                       lambda c: f"{h}×{w} → {c['height']}×{c['width']}")
+
+    def lighter_model(self) -> None:
+        if not self.structure.lighter:
+            return
+        lighter = get_model(self.structure.lighter)
+        found = self.fastest_fit([{**default_params(lighter), "offload": o, "weights": w} for o, w in memory_modes(lighter)],
+                                 lighter.id)
+        if found:
+            cand, p = found
+            self.found.append(_suggestion(f"model {self.model} → {lighter.id} at {cand['height']}×{cand['width']}×"
+                                          f"{cand['frames']} ({describe_mode(cand['offload'], cand['weights'])})",
+                                          cand, p, model=lighter.id))
+
+    def every_change(self, chunk: int | None) -> None:
+        """Nothing single fits: every change in the same order, one after another, down the ladders."""
+        params = self.params
+        cand = dict(params)
+        changes = []
+        if chunk is not None and chunk > 1:
+            cand["decode_chunk_size"] = 1
+            changes.append(f"decode_chunk_size {chunk} → 1")
+        least = memory_modes(self.structure)[-1]
+        if (cand["offload"], cand.get("weights")) != least:
+            changes.append(mode_change((cand["offload"], cand.get("weights")), least))
+            cand["offload"], cand["weights"] = least
+        ladder = [dict(cand, frames=f) for f in _frames_below(self.structure, cand["frames"])]
+        last_frames = ladder[-1]["frames"] if ladder else cand["frames"]
+        ladder += [dict(cand, frames=last_frames, height=h, width=w)
+                   for h, w in _resolutions_below(self.structure, cand["height"], cand["width"])]
+        for c in [cand] + ladder:
+            p = self.predict(c)
+            if self.capacity.fits(p):
+                extra = []
+                if c["frames"] != params["frames"]:
+                    extra.append(f"frames {params['frames']} → {c['frames']}")
+                if (c["height"], c["width"]) != (params["height"], params["width"]):
+                    extra.append(f"{params['height']}×{params['width']} → {c['height']}×{c['width']}")
+                self.found.append(_suggestion(", ".join(changes + extra), c, p))
+                return
+
+
 def suggestions_for(model: str, params: dict[str, Any], capacity: Capacity | float, margin: float | None = None,
                     **predict_kwargs: Any) -> list[dict[str, Any]]:
     """Nearest settings that fit, one change at a time in the order of the module docstring, then all changes
@@ -102,83 +197,16 @@ def suggestions_for(model: str, params: dict[str, Any], capacity: Capacity | flo
     if not isinstance(capacity, Capacity):
         capacity = Capacity(int(capacity * GIB), None, margin if margin is not None else 1.0)
     structure = get_model(model)
-    out: list[dict[str, Any]] = []
-
-    def first_fit(candidates: list[dict[str, Any]], describe) -> tuple[dict[str, Any], Prediction] | None:
-        for cand in candidates:
-            p = predict_params(model, cand, **predict_kwargs)
-            if capacity.fits(p):
-                out.append(_suggestion(describe(cand), cand, p))
-                return cand, p
-        return None
-
+    suggester = _Suggester(model, structure, params, capacity, predict_kwargs)
     chunk = structure.effective_decode_chunk(params["frames"], params["decode_chunk_size"])
-    # 1. A lower decode_chunk_size
-    if chunk is not None and chunk > 1:
-        first_fit([{**params, "decode_chunk_size": c} for c in range(chunk - 1, 0, -1)],
-                  lambda c: f"decode_chunk_size {chunk} → {c['decode_chunk_size']}")
-    # 2. The fastest memory mode that fits
-    mode = (params["offload"], params.get("weights"))
-    fitting = []
-    for offload, weights in memory_modes(structure):
-        if (offload, weights) == mode:
-            continue
-        cand = {**params, "offload": offload, "weights": weights}
-        p = predict_params(model, cand, **predict_kwargs)
-        if capacity.fits(p):
-            fitting.append((p.seconds if p.seconds is not None else float("inf"), cand, p))
-    if fitting:
-        _, cand, p = min(fitting, key=lambda t: t[0])
-        out.append(_suggestion(mode_change(mode, (cand["offload"], cand["weights"])), cand, p))
-    # 3. Fewer frames
-    first_fit([{**params, "frames": f} for f in _frames_below(structure, params["frames"])],
-              lambda c: f"frames {params['frames']} → {c['frames']}")
-    # 4. A lower resolution
-    first_fit([{**params, "height": h, "width": w} for h, w in _resolutions_below(structure, params["height"],
-                                                                                  params["width"])],
-              lambda c: f"{params['height']}×{params['width']} → {c['height']}×{c['width']}")
-    # 5. The lighter sibling at its own defaults, in the fastest memory mode that fits
-    if structure.lighter:
-        lighter = get_model(structure.lighter)
-        options = []
-        for offload, weights in memory_modes(lighter):
-            cand = {**default_params(lighter), "offload": offload, "weights": weights}
-            p = predict_params(lighter.id, cand, **predict_kwargs)
-            if capacity.fits(p):
-                options.append((p.seconds if p.seconds is not None else float("inf"), cand, p))
-        if options:
-            _, cand, p = min(options, key=lambda t: t[0])
-            out.append(_suggestion(f"model {model} → {lighter.id} at {cand['height']}×{cand['width']}×"
-                                   f"{cand['frames']} ({describe_mode(cand['offload'], cand['weights'])})",
-                                   cand, p, model=lighter.id))
-    if out:
-        return out
-
-    # 6. Nothing single fits: every change in the same order, one after another
-    cand = dict(params)
-    changes = []
-    if chunk is not None and chunk > 1:
-        cand["decode_chunk_size"] = 1
-        changes.append(f"decode_chunk_size {chunk} → 1")
-    least = memory_modes(structure)[-1]
-    if (cand["offload"], cand.get("weights")) != least:
-        changes.append(mode_change((cand["offload"], cand.get("weights")), least))
-        cand["offload"], cand["weights"] = least
-    ladder = [dict(cand, frames=f) for f in _frames_below(structure, cand["frames"])]
-    last_frames = ladder[-1]["frames"] if ladder else cand["frames"]
-    ladder += [dict(cand, frames=last_frames, height=h, width=w)
-               for h, w in _resolutions_below(structure, cand["height"], cand["width"])]
-    for c in [cand] + ladder:
-        p = predict_params(model, c, **predict_kwargs)
-        if capacity.fits(p):
-            extra = []
-            if c["frames"] != params["frames"]:
-                extra.append(f"frames {params['frames']} → {c['frames']}")
-            if (c["height"], c["width"]) != (params["height"], params["width"]):
-                extra.append(f"{params['height']}×{params['width']} → {c['height']}×{c['width']}")
-            out.append(_suggestion(", ".join(changes + extra), c, p))
-            break
-    return out
+    suggester.lower_chunk(chunk)
+    suggester.memory_mode()
+    suggester.fewer_frames()
+    suggester.lower_resolution()
+    suggester.lighter_model()
+    if not suggester.found:
+        suggester.every_change(chunk)
+    return suggester.found
 
 
 def preflight(model: str, params: dict[str, Any], free_bytes: int | None, *, safety_margin_gib: float = 1.0,

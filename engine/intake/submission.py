@@ -70,13 +70,15 @@ def submit(
     )
     paths = data_paths(settings)
     gpu_name = None
+    host_free = None
     if free_bytes == "read":
         free_bytes, gpu_name = capacity.free_memory(paths, settings=settings)
+        host_free = capacity.host_free_memory(paths, settings=settings) if gpu_name is not None else None
     from engine.foresight import preflight
 
     decision = preflight(
         params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
-        gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name),
+        gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name), host_free_bytes=host_free,
     )
     prediction = decision.prediction.to_dict()
     if not decision.fits and not force:
@@ -98,6 +100,7 @@ def submit(
         "seconds": prediction.get("seconds"),
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),
+        "host_peak_bytes": predicted_bytes("host_peak_gib"),
         "forced": bool(force and not decision.fits),
         "gpu_name": gpu_name,
     }

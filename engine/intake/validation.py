@@ -141,8 +141,60 @@ def _nearest_multiple(value: int, multiple: int) -> int:
     return max(multiple, round(value / multiple) * multiple)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """The video's size."""
+
+    height: int
+    width: int
+    frames: int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the denoiser runs (steps, guidance, seed) and the video plays (fps)."""
+
+    steps: int
+    guidance: float
+    seed: int
+    fps: int
+
+
+@dataclass(frozen=True)
+class MemoryMode:
+    """How the job spends memory: frames the VAE decodes at once, offload and weight storage."""
+
+    decode_chunk_size: int | None
+    offload: str
+    weights: str | None
+
+
+@dataclass(frozen=True)
+class Prompts:
+    prompt: str
+    negative_prompt: str
+
+
 def check_params(raw: dict) -> JobParams:
-    """Fill defaults from the registry and check every value against the model's limits."""
+    """Fill defaults from the registry and check every value against the model's limits.
+
+    Every value is read before any is checked: a malformed value is reported before one out of range."""
+    spec = _model_of(raw)
+    shape, sampling, memory = _read_values(raw, spec)
+    _check_shape(shape, spec)
+    _check_sampling(sampling)
+    memory = _check_memory(memory, spec, shape.frames)
+    prompts = _check_prompts(raw, spec)
+    return JobParams(
+        model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
+        height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
+        seed=sampling.seed, fps=sampling.fps, decode_chunk_size=memory.decode_chunk_size, offload=memory.offload,
+        weights=memory.weights,
+    )
+
+
+def _model_of(raw: object) -> ModelSpec:
+    """The spec of the model asked for, once the parameters' names are known ones."""
     if not isinstance(raw, dict):
         raise InputError("parameters must be a JSON object")
     unknown = set(raw) - set(JobParams.__dataclass_fields__)
@@ -151,29 +203,43 @@ def check_params(raw: dict) -> JobParams:
     if not raw.get("model"):
         raise InputError("model is required")
     try:
-        spec: ModelSpec = get_model(str(raw["model"]))
+        return get_model(str(raw["model"]))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _read_values(raw: dict, spec: ModelSpec) -> tuple[Shape, Sampling, MemoryMode]:
+    """Every value as its type, the model's default where it is missing or empty; nothing checked yet."""
     d = spec.defaults
 
     def pick(key: str, default: object) -> object:
         value = raw.get(key)
         return default if value is None or value == "" else value
 
-    height = _whole("height", pick("height", d.height))
-    width = _whole("width", pick("width", d.width))
-    frames = _whole("frames", pick("frames", d.frames))
-    steps = _whole("steps", pick("steps", d.steps))
-    fps = _whole("fps", pick("fps", d.fps))
-    seed = _whole("seed", pick("seed", 0))
-    guidance = _number("guidance", pick("guidance", d.guidance))
-    chunk_raw = pick("decode_chunk_size", None)
-    decode_chunk_size = None if chunk_raw is None else _whole("decode_chunk_size", chunk_raw)
-    offload = str(pick("offload", "none"))
-    weights_raw = pick("weights", None)
-    weights = None if weights_raw is None else str(weights_raw)
+    shape = Shape(
+        height=_whole("height", pick("height", d.height)),
+        width=_whole("width", pick("width", d.width)),
+        frames=_whole("frames", pick("frames", d.frames)),
+    )
+    # Keyword arguments run in the order written: the order the values were always read in.
+    sampling = Sampling(
+        steps=_whole("steps", pick("steps", d.steps)),
+        fps=_whole("fps", pick("fps", d.fps)),
+        seed=_whole("seed", pick("seed", 0)),
+        guidance=_number("guidance", pick("guidance", d.guidance)),
+    )
+    chunk = pick("decode_chunk_size", None)
+    weights = pick("weights", None)
+    memory = MemoryMode(
+        decode_chunk_size=None if chunk is None else _whole("decode_chunk_size", chunk),
+        offload=str(pick("offload", "none")),
+        weights=None if weights is None else str(weights),
+    )
+    return shape, sampling, memory
 
-    for name, value in (("height", height), ("width", width)):
+
+def _check_shape(shape: Shape, spec: ModelSpec) -> None:
+    for name, value in (("height", shape.height), ("width", shape.width)):
         if value <= 0:
             raise InputError(f"{name} must be positive, not {value}")
         if value % spec.size_multiple:
@@ -183,10 +249,15 @@ def check_params(raw: dict) -> JobParams:
             )
         if value > spec.max_side:
             raise InputError(f"{name} {value} is beyond {spec.id}'s limit of {spec.max_side}")
+    frames = shape.frames
     if not spec.min_frames <= frames <= spec.max_frames:
         raise InputError(f"frames must be between {spec.min_frames} and {spec.max_frames} for {spec.id}, not {frames}")
     if (problem := spec.check_frames(frames)) is not None:
         raise InputError(problem)
+
+
+def _check_sampling(sampling: Sampling) -> None:
+    steps, guidance, fps, seed = sampling.steps, sampling.guidance, sampling.fps, sampling.seed
     if not 1 <= steps <= MAX_STEPS:
         raise InputError(f"steps must be between 1 and {MAX_STEPS}, not {steps}")
     if not 0 <= guidance <= MAX_GUIDANCE:
@@ -195,23 +266,30 @@ def check_params(raw: dict) -> JobParams:
         raise InputError(f"fps must be between 1 and 120, not {fps}")
     if not 0 <= seed < 2**63:
         raise InputError(f"seed must be between 0 and 2^63-1, not {seed}")
-    if decode_chunk_size is None and d.decode_chunk_size is not None:
-        decode_chunk_size = min(d.decode_chunk_size, frames)  # the default, not a user's choice
-    elif decode_chunk_size is not None and not 1 <= decode_chunk_size <= frames:
-        raise InputError(f"decode_chunk_size must be between 1 and the number of frames ({frames}), not {decode_chunk_size}")
+
+
+def _check_memory(memory: MemoryMode, spec: ModelSpec, frames: int) -> MemoryMode:
+    """The memory mode as stored: the model's default decode chunk filled in (None for a model that decodes the
+    whole video), the compute dtype's weight storage as None."""
+    chunk, offload, weights = memory.decode_chunk_size, memory.offload, memory.weights
+    default_chunk = spec.defaults.decode_chunk_size
+    if chunk is None and default_chunk is not None:
+        chunk = min(default_chunk, frames)  # the default, not a user's choice
+    elif chunk is not None and not 1 <= chunk <= frames:
+        raise InputError(f"decode_chunk_size must be between 1 and the number of frames ({frames}), not {chunk}")
     if offload not in OFFLOAD_MODES:
         raise InputError(f"offload must be one of {', '.join(OFFLOAD_MODES)}, not {offload!r}")
     if (problem := spec.check_memory_mode(offload, weights)) is not None:
         raise InputError(problem)
     if weights == "bf16":
         weights = None  # the compute dtype: stored as "no choice made", as every older job is
+    return MemoryMode(chunk if spec.supports_decode_chunk else None, offload, weights)
+
+
+def _check_prompts(raw: dict, spec: ModelSpec) -> Prompts:
     prompt = _text("prompt", raw.get("prompt"))
     if spec.takes_prompt and not prompt:
         raise InputError(f"{spec.id} needs a prompt describing the motion")
-    return JobParams(
-        # A prompt given to an image-only model is kept for CLIP scoring; the pipeline never sees it.
-        model=spec.id, prompt=prompt, negative_prompt=_text("negative prompt", raw.get("negative_prompt")) if spec.takes_prompt else "",
-        height=height, width=width, frames=frames, steps=steps, guidance=guidance, seed=seed, fps=fps,
-        decode_chunk_size=decode_chunk_size if spec.supports_decode_chunk else None, offload=offload,
-        weights=weights,
-    )
+    # A prompt given to an image-only model is kept for CLIP scoring; the pipeline never sees it.
+    negative = _text("negative prompt", raw.get("negative_prompt")) if spec.takes_prompt else ""
+    return Prompts(prompt, negative)

@@ -48,7 +48,7 @@ def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path 
     except (OSError, LocalEntryNotFoundError, ValueError) as exc:
         where = source if Path(source).is_dir() else f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
         raise WeightsMissing(
-            f"weights for {spec.id} not found in {where}; download with `huggingface-cli download {spec.hub_id}` "
+            f"weights for {spec.id} not found in {where}; download with `{spec.download_command}` "
             f"or set I2VMON_ENGINE__MODELS_DIR to a folder holding {spec.id}/ ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from exc
     pipe._i2vmon_smoke_test = False

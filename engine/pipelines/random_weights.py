@@ -71,14 +71,6 @@ else:
 
 MODEL_CONFIGS_DIR = Path(__file__).parent / "model_configs"
 
-TINY_NAMES = ("tiny", "tiny-svd", "tiny-ltx", "tiny-wan", "tiny-wan-moe")
-FULL_SIZE_NAMES = (
-    "i2vgen-xl", "svd", "svd-xt", "ltx-video",
-    "wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b",
-)
-RANDOM_PIPELINE_NAMES: tuple[str, ...] = TINY_NAMES + FULL_SIZE_NAMES
-
-
 def build_random_pipeline(
     name: str, *, torch_dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu", seed: int = 0
 ) -> DiffusionPipeline:
@@ -699,18 +691,25 @@ def _image_processor(name: str, component: str = "feature_extractor") -> CLIPIma
     return CLIPImageProcessor(**config)
 
 
-_BUILDERS: dict[str, Callable[..., DiffusionPipeline]] = {
+# The builders by name (a ModelSpec's `random_build`): the only list of the random pipelines.
+_TINY_BUILDERS: dict[str, Callable[..., DiffusionPipeline]] = {
     "tiny": _build_tiny_i2vgenxl,
     "tiny-svd": _build_tiny_svd,
     "tiny-ltx": _build_tiny_ltx,
+    "tiny-wan": _build_tiny_wan(moe=False),
+    "tiny-wan-moe": _build_tiny_wan(moe=True),
+}
+_FULL_SIZE_BUILDERS: dict[str, Callable[..., DiffusionPipeline]] = {
     "i2vgen-xl": _build_i2vgenxl,
     "svd": _build_svd("svd"),
     "svd-xt": _build_svd("svd-xt"),
     "ltx-video": _build_ltx_video,
-    "tiny-wan": _build_tiny_wan(moe=False),
-    "tiny-wan-moe": _build_tiny_wan(moe=True),
     "wan2.1-i2v-14b-480p": _build_wan("wan2.1-i2v-14b-480p"),
     "wan2.1-i2v-14b-720p": _build_wan("wan2.1-i2v-14b-720p"),
     "wan2.2-i2v-a14b": _build_wan("wan2.2-i2v-a14b"),
     "wan2.2-ti2v-5b": _build_wan("wan2.2-ti2v-5b"),
 }
+_BUILDERS = {**_TINY_BUILDERS, **_FULL_SIZE_BUILDERS}
+TINY_NAMES: tuple[str, ...] = tuple(_TINY_BUILDERS)
+FULL_SIZE_NAMES: tuple[str, ...] = tuple(_FULL_SIZE_BUILDERS)
+RANDOM_PIPELINE_NAMES: tuple[str, ...] = TINY_NAMES + FULL_SIZE_NAMES

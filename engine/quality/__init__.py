@@ -3,6 +3,9 @@
 `score_video` reads a video and returns a `QualityReport`; `combine_quality` recomputes the combined score
 from its parts (pure Python, for the UI). Importing this package, or `engine.quality.combine`, does not
 import torch, cv2, av or transformers: `score_video` and `VideoUnreadable` load on first use.
+
+The submodules import one another by their full names (`from engine.quality.alignment import ...`), never
+this package, so re-exporting from them here makes no import cycle.
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ def format_table(flat: dict, reasons: dict[str, str]) -> str:
                 shown += f" [{notes.index(reasons[key]) + 1}]"
         elif isinstance(value, bool):
             shown = "yes" if value else "no"
+        elif isinstance(value, int):
+            shown = str(value)  # a count: clip_frames_scored
         else:
             shown = f"{value:.4f}"
         rows.append(f"{key:<22} {shown}")

@@ -1,9 +1,11 @@
 """Motion and temporal metrics from Farneback optical flow; numpy and OpenCV only, no weights.
 
-All metrics work on consecutive *sampled* frames (see video.sample_indices): for a video no longer than
-`max_frames` that is every frame; for a longer one, frames spread uniformly in time, so "per frame step"
-means per sampled step. Flow is computed on grey frames at the working size (short side 256) and reported
-in pixels of the video (scaled back by `pixel_scale`).
+All metrics work on every pair of consecutive frames of the video, so "per frame step" is per frame of the
+video (the CLIP metrics, not these, read a sample of frames). Flow is computed on grey frames at the
+working size (short side 256, see video.WORKING_SHORT_SIDE) and reported in pixels of the video (scaled
+back by `pixel_scale`). Pairs are processed one at a time and only per-pair numbers are kept, so memory
+does not grow with the frame count beyond the frames themselves (a 121-frame 720×1280 video is 14 MB of
+grey frames at the working size).
 
 - smoothness_std: the seed's metric, the standard deviation over frame pairs of the mean flow magnitude
   (pixels). Lower is smoother. Needs 3 frames.
@@ -54,10 +56,9 @@ class MotionMetrics:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
-def farneback_flows(grey: np.ndarray) -> np.ndarray:
-    """Flow from each frame to the next: (T-1, h, w, 2) float32, in working-size pixels."""
-    pairs = range(len(grey) - 1)
-    return np.stack([cv2.calcOpticalFlowFarneback(grey[t], grey[t + 1], None, **FARNEBACK) for t in pairs])
+def farneback_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Flow from one grey frame to the next: (h, w, 2) float32, in working-size pixels."""
+    return cv2.calcOpticalFlowFarneback(first, second, None, **FARNEBACK)
 
 
 def dynamic_threshold(height: int, width: int) -> float:
@@ -77,30 +78,38 @@ def jerk_of(mean_vectors: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(mean_vectors, n=2, axis=0), axis=1).mean())
 
 
-def flicker_of(grey: np.ndarray, flows: np.ndarray, grid: int = FLICKER_GRID) -> float:
-    """Mean absolute motion-compensated block brightness change between consecutive frames, 0..1."""
-    _, h, w = grey.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+def block_brightness_change(
+    grey: np.ndarray, grey_next: np.ndarray, flow: np.ndarray, grid: int = FLICKER_GRID, coords=None
+) -> float | None:
+    """Mean absolute motion-compensated block brightness change from `grey` to `grey_next`, grey levels.
+
+    None when no block has a valid pixel. `coords` is np.mgrid[0:h, 0:w] as float32, to reuse across pairs.
+    """
+    h, w = grey.shape
+    ys, xs = coords if coords is not None else np.mgrid[0:h, 0:w].astype(np.float32)
     bh, bw = h // grid, w // grid
-    changes = []
-    for t, flow in enumerate(flows):
-        map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
-        warped = cv2.remap(
-            grey[t + 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        valid = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-        diff = np.where(valid, warped - grey[t].astype(np.float32), 0.0)[: bh * grid, : bw * grid]
-        valid = valid[: bh * grid, : bw * grid]
-        block_sum = diff.reshape(grid, bh, grid, bw).sum(axis=(1, 3))
-        block_count = valid.reshape(grid, bh, grid, bw).sum(axis=(1, 3))
-        filled = block_count > 0
-        if filled.any():
-            changes.append(np.abs(block_sum[filled] / block_count[filled]).mean())
+    map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
+    warped = cv2.remap(grey_next.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    valid = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    diff = np.where(valid, warped - grey.astype(np.float32), 0.0)[: bh * grid, : bw * grid]
+    valid = valid[: bh * grid, : bw * grid]
+    block_sum = diff.reshape(grid, bh, grid, bw).sum(axis=(1, 3))
+    block_count = valid.reshape(grid, bh, grid, bw).sum(axis=(1, 3))
+    filled = block_count > 0
+    return np.abs(block_sum[filled] / block_count[filled]).mean() if filled.any() else None
+
+
+def flicker_from(changes: list[float | None]) -> float:
+    """The flicker metric, 0..1, from the per-pair block brightness changes (None: no valid block)."""
+    changes = [change for change in changes if change is not None]
     return float(np.mean(changes) / 255.0) if changes else 0.0
 
 
 def motion_metrics(frames: np.ndarray, pixel_scale: float = 1.0) -> MotionMetrics:
-    """Motion and temporal metrics of RGB uint8 frames (T, h, w, 3), in pixels × `pixel_scale`."""
+    """Motion and temporal metrics of every consecutive pair of `frames`, in pixels × `pixel_scale`.
+
+    `frames`: grey uint8 (T, h, w), or RGB uint8 (T, h, w, 3) converted to grey here.
+    """
     count = len(frames)
     reasons = {
         name: f"needs at least {needed} frames, the video has {count}"
@@ -110,18 +119,29 @@ def motion_metrics(frames: np.ndarray, pixel_scale: float = 1.0) -> MotionMetric
     if count < 2:
         return MotionMetrics(None, None, None, None, None, reasons)
 
-    grey = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames])
-    flows = farneback_flows(grey)
-    magnitude = np.linalg.norm(flows, axis=-1)  # (P, h, w), working pixels
-    pair_mean = magnitude.mean(axis=(1, 2)) * pixel_scale
-    mean_vectors = flows.mean(axis=(1, 2)) * pixel_scale
-    threshold = dynamic_threshold(*grey.shape[1:])
+    grey = frames if frames.ndim == 3 else np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames])
+    h, w = grey.shape[1:]
+    coords = np.mgrid[0:h, 0:w].astype(np.float32)
+    pairs = count - 1
+    pair_mean = np.empty(pairs, np.float32)  # mean flow magnitude, working pixels
+    mean_vectors = np.empty((pairs, 2), np.float32)  # mean flow vector, working pixels
+    pair_top = np.empty(pairs, np.float32)  # mean of the top 5 % magnitudes, working pixels
+    changes: list[float | None] = []
+    for t in range(pairs):  # one flow field at a time: memory stays flat however long the video
+        flow = farneback_flow(grey[t], grey[t + 1])[None]  # (1, h, w, 2), reduced as the stacked array was
+        magnitude = np.linalg.norm(flow, axis=-1)
+        pair_mean[t] = magnitude.mean(axis=(1, 2))[0]
+        mean_vectors[t] = flow.mean(axis=(1, 2))[0]
+        pair_top[t] = top_magnitude(magnitude)[0]
+        changes.append(block_brightness_change(grey[t], grey[t + 1], flow[0], coords=coords))
+    pair_mean_px = pair_mean * pixel_scale
+    threshold = dynamic_threshold(h, w)
 
     return MotionMetrics(
-        smoothness_std=float(pair_mean.std()) if "smoothness_std" not in reasons else None,
-        mean_flow=float(pair_mean.mean()),
-        jerk=jerk_of(mean_vectors) if "jerk" not in reasons else None,
-        dynamic_degree=float((top_magnitude(magnitude) > threshold).mean()),
-        flicker=flicker_of(grey, flows),
+        smoothness_std=float(pair_mean_px.std()) if "smoothness_std" not in reasons else None,
+        mean_flow=float(pair_mean_px.mean()),
+        jerk=jerk_of(mean_vectors * pixel_scale) if "jerk" not in reasons else None,
+        dynamic_degree=float((pair_top > threshold).mean()),
+        flicker=flicker_from(changes),
         reasons=reasons,
     )

@@ -12,6 +12,7 @@ FLAT_KEYS: tuple[str, ...] = (
     "image_alignment_mean",
     "image_alignment_first",
     "subject_consistency",
+    "clip_frames_scored",
     "smoothness_std",
     "mean_flow",
     "jerk",
@@ -31,7 +32,10 @@ class QualityReport:
     - image_alignment_mean, image_alignment_first: cosine of CLIP image embeddings, input image vs frames
       (mean over frames, and the first frame), -1..1.
     - subject_consistency: VBench's rule on CLIP image embeddings, 0..1.
-    - smoothness_std, mean_flow: pixels of the video per sampled frame step.
+    - clip_frames_scored: how many frames the CLIP metrics above read (every frame of a short video, at most
+      video.CLIP_MAX_FRAMES spread evenly from the first to the last of a long one); None when CLIP did not
+      run. The motion and temporal metrics below read every frame.
+    - smoothness_std, mean_flow: pixels of the video per frame step.
     - jerk: pixels per frame step², mean magnitude of the second difference of the mean flow vector.
     - dynamic_degree: fraction of frame pairs that move, 0..1.
     - flicker: brightness change beyond motion, 0..1 (a fraction of the full 0..255 range).
@@ -47,6 +51,7 @@ class QualityReport:
     image_alignment_mean: float | None = None
     image_alignment_first: float | None = None
     subject_consistency: float | None = None
+    clip_frames_scored: int | None = None
     smoothness_std: float | None = None
     mean_flow: float | None = None
     jerk: float | None = None
@@ -66,6 +71,7 @@ class QualityReport:
             "clip_score_min": self.clip_score_min,
             "image_alignment": {"mean": self.image_alignment_mean, "first_frame": self.image_alignment_first},
             "subject_consistency": self.subject_consistency,
+            "clip_frames_scored": self.clip_frames_scored,
             "motion": {
                 "smoothness_std": self.smoothness_std,
                 "mean_flow": self.mean_flow,

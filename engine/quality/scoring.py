@@ -1,20 +1,72 @@
-"""`score_video`: every quality metric of one finished video, in one QualityReport."""
+"""`score_video`: every quality metric of one finished video, in one QualityReport.
+
+Scoring is five named steps, each returning a small dataclass, that `score_video` times and assembles:
+`read_video` (SampledVideo), `motion_metrics` (MotionMetrics), `load_clip_step` (ClipLoad),
+`clip_metrics` (ClipMetrics) and `combine_step` (Combined).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine.quality import alignment
-from engine.quality.clip import DEFAULT_CLIP_MODEL, ClipUnavailable, load_clip
+from engine.quality.alignment import clip_scores, image_alignment, subject_consistency
+from engine.quality.clip import DEFAULT_CLIP_MODEL, ClipUnavailable, LoadedClip, load_clip
 from engine.quality.combine import combine_quality
-from engine.quality.motion import motion_metrics
+from engine.quality.motion import MotionMetrics, motion_metrics
 from engine.quality.report import QualityReport
-from engine.quality.video import read_video
+from engine.quality.video import CLIP_MAX_FRAMES, SampledVideo, read_video
 
-CLIP_KEYS = ("clip_score", "clip_score_min", "image_alignment_mean", "image_alignment_first", "subject_consistency")
+CLIP_KEYS = (
+    "clip_score",
+    "clip_score_min",
+    "image_alignment_mean",
+    "image_alignment_first",
+    "subject_consistency",
+    "clip_frames_scored",
+)
+MOTION_KEYS = ("smoothness_std", "mean_flow", "jerk", "dynamic_degree", "flicker")
+
+
+@dataclass(frozen=True)
+class ClipLoad:
+    """CLIP loaded for scoring, or None and the reason every CLIP metric is null."""
+
+    clip: LoadedClip | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ClipMetrics:
+    """The CLIP metrics of the sampled frames; a None metric has its reason in `reasons`."""
+
+    clip_score: float | None = None
+    clip_score_min: float | None = None
+    image_alignment_mean: float | None = None
+    image_alignment_first: float | None = None
+    subject_consistency: float | None = None
+    clip_frames_scored: int | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def unavailable(cls, reason: str) -> ClipMetrics:
+        """Every CLIP metric null, for `reason`."""
+        return cls(reasons={key: reason for key in CLIP_KEYS})
+
+
+@dataclass(frozen=True)
+class Combined:
+    """The combined score, its low-quality flag and its term breakdown (see combine_quality)."""
+
+    quality_score: float | None
+    low_quality: bool | None
+    terms: dict[str, dict]
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def _read_image(image_path: Path) -> np.ndarray:
@@ -22,6 +74,13 @@ def _read_image(image_path: Path) -> np.ndarray:
 
     with Image.open(image_path) as image:
         return np.asarray(image.convert("RGB"))
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[step] = time.perf_counter() - start
 
 
 def score_video(
@@ -33,94 +92,123 @@ def score_video(
     device: str = "cpu",
     rating: int | None = None,
     low_quality_threshold: float = 0.6,
-    max_frames: int = 16,
+    clip_max_frames: int = CLIP_MAX_FRAMES,
 ) -> QualityReport:
     """Score `video_path` against its `prompt` and input image; see QualityReport for each metric.
 
-    Up to `max_frames` frames spread uniformly in time are scored. The motion and temporal metrics always
-    run (no weights needed); the CLIP metrics need `clip_model` (a hub id or a local folder) and are None,
-    with a reason, when it cannot be loaded, when there is no prompt (clip_score) or no input image
-    (image_alignment). `rating` (1..5 stars) joins the combined score; below `low_quality_threshold` the
-    video is flagged low quality.
+    The motion and temporal metrics read every frame (at the working size) and always run (no weights
+    needed). The CLIP metrics read up to `clip_max_frames` frames spread uniformly in time, the first and
+    the last included (every frame of a shorter video); they need `clip_model` (a hub id or a local folder)
+    and are None, with a reason, when it cannot be loaded, when there is no prompt (clip_score) or no input
+    image (image_alignment). `rating` (1..5 stars) joins the combined score; below `low_quality_threshold`
+    the video is flagged low quality.
 
     Raises VideoUnreadable when the video is missing or cannot be decoded, ValueError for a bad rating.
     """
-    report = QualityReport()
-    timings = report.timings_s
     if rating is not None:
         combine_quality(None, None, rating)  # refuse a bad rating before the work
-
-    # 1. read_video
-    start = time.perf_counter()
-    video = read_video(Path(video_path), max_frames=max_frames)
-    timings["read_video"] = time.perf_counter() - start
-    report.meta.update(
-        frames_scored=len(video.indices),
-        frame_count=video.frame_count,
-        width=video.width,
-        height=video.height,
-        fps=video.fps,
-        clip_model=clip_model,
-        device=device,
+    timings: dict[str, float] = {}
+    with _timed(timings, "read_video"):
+        video = read_video(Path(video_path), max_frames=clip_max_frames)
+    with _timed(timings, "motion"):
+        motion = motion_metrics(video.grey, pixel_scale=video.pixel_scale)
+    with _timed(timings, "clip_load"):
+        loaded = load_clip_step(clip_model, device)
+    if loaded.clip is None:
+        clip = ClipMetrics.unavailable(loaded.reason)
+    else:
+        with _timed(timings, "clip_metrics"):
+            clip = clip_metrics(loaded.clip, video.frames, prompt, image_path)
+    combined = combine_step(clip.clip_score, motion.smoothness_std, rating, low_quality_threshold)
+    return assemble_report(
+        video, motion, clip, combined, timings,
+        clip_model=clip_model, device=device, rating=rating, low_quality_threshold=low_quality_threshold,
     )
 
-    # 2. motion (motion and temporal metrics)
-    start = time.perf_counter()
-    motion = motion_metrics(video.frames, pixel_scale=video.pixel_scale)
-    for key in ("smoothness_std", "mean_flow", "jerk", "dynamic_degree", "flicker"):
-        setattr(report, key, getattr(motion, key))
-    report.reasons.update(motion.reasons)
-    timings["motion"] = time.perf_counter() - start
 
-    # 3. clip_load
-    start = time.perf_counter()
+def load_clip_step(clip_model: str, device: str) -> ClipLoad:
+    """CLIP on `device`, or the reason it cannot be loaded."""
     try:
-        clip = load_clip(clip_model, device)
+        return ClipLoad(load_clip(clip_model, device))
     except ClipUnavailable as unavailable:
-        clip = None
-        report.reasons.update({key: unavailable.reason for key in CLIP_KEYS})
-    timings["clip_load"] = time.perf_counter() - start
-
-    # 4. clip_metrics
-    if clip is not None:
-        start = time.perf_counter()
-        _clip_metrics(report, clip, video.frames, prompt, image_path)
-        timings["clip_metrics"] = time.perf_counter() - start
-
-    # 5. combine
-    report.quality_score, report.terms = combine_quality(report.clip_score, report.smoothness_std, rating)
-    if report.quality_score is None:
-        report.reasons["quality_score"] = "no term to combine: clip_score, smoothness_std and rating are all null"
-    else:
-        report.low_quality = report.quality_score < low_quality_threshold
-    report.meta["low_quality_threshold"] = low_quality_threshold
-    report.meta["rating"] = rating
-    return report
+        return ClipLoad(None, unavailable.reason)
 
 
-def _clip_metrics(report: QualityReport, clip, frames: np.ndarray, prompt: str | None, image_path: Path | None) -> None:
+def clip_metrics(clip: LoadedClip, frames: np.ndarray, prompt: str | None, image_path: Path | None) -> ClipMetrics:
+    """The CLIP metrics of RGB `frames` (T, h, w, 3) against `prompt` and the input image at `image_path`."""
     frame_embeds = clip.embed_images(list(frames))
+    values: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
 
     if prompt and prompt.strip():
-        scores = alignment.clip_scores(frame_embeds, clip.embed_text(prompt))
-        report.clip_score, report.clip_score_min = float(scores.mean()), float(scores.min())
+        scores = clip_scores(frame_embeds, clip.embed_text(prompt))
+        values["clip_score"], values["clip_score_min"] = float(scores.mean()), float(scores.min())
     else:
-        report.reasons["clip_score"] = report.reasons["clip_score_min"] = "no prompt given"
+        reasons["clip_score"] = reasons["clip_score_min"] = "no prompt given"
 
     if image_path is None:
-        report.reasons["image_alignment_mean"] = report.reasons["image_alignment_first"] = "no input image given"
+        reasons["image_alignment_mean"] = reasons["image_alignment_first"] = "no input image given"
     else:
         try:
             image = _read_image(Path(image_path))
         except (OSError, ValueError) as error:
             reason = f"input image {image_path} could not be read: {error}"
-            report.reasons["image_alignment_mean"] = report.reasons["image_alignment_first"] = reason
+            reasons["image_alignment_mean"] = reasons["image_alignment_first"] = reason
         else:
             image_embed = clip.embed_images([image])[0]
-            mean, first = alignment.image_alignment(frame_embeds, image_embed)
-            report.image_alignment_mean, report.image_alignment_first = mean, first
+            values["image_alignment_mean"], values["image_alignment_first"] = image_alignment(frame_embeds, image_embed)
 
     if len(frame_embeds) >= 2:
-        report.subject_consistency = alignment.subject_consistency(frame_embeds)
+        values["subject_consistency"] = subject_consistency(frame_embeds)
     else:
-        report.reasons["subject_consistency"] = f"needs at least 2 frames, the video has {len(frame_embeds)}"
+        reasons["subject_consistency"] = f"needs at least 2 frames, the video has {len(frame_embeds)}"
+    return ClipMetrics(**values, clip_frames_scored=len(frame_embeds), reasons=reasons)
+
+
+def combine_step(
+    clip_score: float | None, smoothness_std: float | None, rating: int | None, low_quality_threshold: float
+) -> Combined:
+    """The combined score of the parts present, flagged low quality below `low_quality_threshold`."""
+    score, terms = combine_quality(clip_score, smoothness_std, rating)
+    if score is None:
+        reason = "no term to combine: clip_score, smoothness_std and rating are all null"
+        return Combined(None, None, terms, {"quality_score": reason})
+    return Combined(score, score < low_quality_threshold, terms)
+
+
+def assemble_report(
+    video: SampledVideo,
+    motion: MotionMetrics,
+    clip: ClipMetrics,
+    combined: Combined,
+    timings: dict[str, float],
+    *,
+    clip_model: str,
+    device: str,
+    rating: int | None,
+    low_quality_threshold: float,
+) -> QualityReport:
+    """One QualityReport from the steps' results; reasons in step order (motion, CLIP, combined)."""
+    report = QualityReport(
+        **{key: getattr(motion, key) for key in MOTION_KEYS},
+        **{key: getattr(clip, key) for key in CLIP_KEYS},
+        quality_score=combined.quality_score,
+        low_quality=combined.low_quality,
+        reasons={**motion.reasons, **clip.reasons, **combined.reasons},
+        terms=combined.terms,
+        timings_s=timings,
+    )
+    report.meta.update(
+        frame_count=video.frame_count,
+        motion_frames_scored=len(video.grey),
+        clip_frames_scored=clip.clip_frames_scored,
+        clip_frame_indices=list(video.indices) if clip.clip_frames_scored is not None else None,
+        width=video.width,
+        height=video.height,
+        fps=video.fps,
+        clip_model=clip_model,
+        device=device,
+        low_quality_threshold=low_quality_threshold,
+        rating=rating,
+    )
+    return report

@@ -76,6 +76,7 @@ class Progress:
     eta_s: float | None = None
     elapsed_s: float | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds of each stage done so far
+    expert: str | None = None  # a mixture of experts: the denoiser of the latest step ("transformer_2")
 
 
 class JobResult(BaseModel):
@@ -100,6 +101,9 @@ class JobResult(BaseModel):
     peak_nvml_process_bytes: int | None = None
     total_s: float | None = None
     gpu_name: str | None = None
+    step_experts: list[str] = Field(default_factory=list)  # the denoiser of each step (a mixture of experts)
+    peak_host_rss_bytes: int | None = None  # the worker's peak host memory over the job
+    host_pinned_bytes: int | None = None
 
     @classmethod
     def from_stored(cls, raw: object) -> "JobResult":

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     eta_s DOUBLE PRECISION,
     elapsed_s DOUBLE PRECISION,
     stage_times JSONB NOT NULL DEFAULT '{{}}',
+    expert TEXT,
     progress_at TIMESTAMPTZ,
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
     cancel_reason TEXT,
@@ -117,7 +118,7 @@ def _row_to_job(row: dict[str, Any]) -> Job:
         attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
         lease_expires_at=row["lease_expires_at"], heartbeat_at=row["heartbeat_at"],
         progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"],
-                          stages=dict(row["stage_times"] or {})),
+                          stages=dict(row["stage_times"] or {}), expert=row["expert"]),
         progress_at=row["progress_at"], cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=row["result"] or {}, predicted=row["predicted"] or {},
@@ -140,6 +141,11 @@ class PostgresJobQueue(JobQueue):
                 "AND table_schema = current_schema()"
             ).fetchone():
                 con.execute("ALTER TABLE jobs ADD COLUMN stage_times JSONB NOT NULL DEFAULT '{}'")
+            if not con.execute(  # a queue made before mixtures of experts ran
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'jobs' AND column_name = 'expert' "
+                "AND table_schema = current_schema()"
+            ).fetchone():
+                con.execute("ALTER TABLE jobs ADD COLUMN expert TEXT")
 
     # -- connection -------------------------------------------------------------------------
     def _con(self) -> psycopg.Connection:
@@ -243,10 +249,10 @@ class PostgresJobQueue(JobQueue):
         if progress is not None:
             row = self._con().execute(
                 f"UPDATE jobs SET lease_expires_at = {lease}, heartbeat_at = {_NOW}, stage = %s, step = %s, total_steps = %s, "
-                f"eta_s = %s, elapsed_s = %s, stage_times = %s, progress_at = {_NOW} WHERE id = %s AND worker_id = %s "
-                f"AND state = '{RUNNING}' RETURNING cancel_requested, cancel_reason",
+                f"eta_s = %s, elapsed_s = %s, stage_times = %s, expert = %s, progress_at = {_NOW} WHERE id = %s "
+                f"AND worker_id = %s AND state = '{RUNNING}' RETURNING cancel_requested, cancel_reason",
                 (float(lease_s), progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
-                 Jsonb(progress.stages), job_id, worker_id),
+                 Jsonb(progress.stages), progress.expert, job_id, worker_id),
             ).fetchone()
         else:
             row = self._con().execute(

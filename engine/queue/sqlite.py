@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     eta_s REAL,
     elapsed_s REAL,
     stage_times TEXT NOT NULL DEFAULT '{{}}',
+    expert TEXT,
     progress_at REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     cancel_reason TEXT,
@@ -89,7 +90,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
         lease_expires_at=_ts(row["lease_expires_at"]), heartbeat_at=_ts(row["heartbeat_at"]),
         progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"],
-                          stages=json.loads(row["stage_times"] or "{}")),
+                          stages=json.loads(row["stage_times"] or "{}"), expert=row["expert"]),
         progress_at=_ts(row["progress_at"]), cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=json.loads(row["result"] or "{}"), predicted=json.loads(row["predicted"] or "{}"),
@@ -131,6 +132,8 @@ class SqliteJobQueue(JobQueue):
             columns = {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
             if "stage_times" not in columns:  # a queue.db made before stage times were published
                 con.execute("ALTER TABLE jobs ADD COLUMN stage_times TEXT NOT NULL DEFAULT '{}'")
+            if "expert" not in columns:  # a queue.db made before mixtures of experts ran
+                con.execute("ALTER TABLE jobs ADD COLUMN expert TEXT")
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.path, exc) from exc
 
@@ -249,9 +252,10 @@ class SqliteJobQueue(JobQueue):
         if progress is not None:
             cur = con.execute(
                 "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ?, stage = ?, step = ?, total_steps = ?, eta_s = ?, "
-                f"elapsed_s = ?, stage_times = ?, progress_at = ? WHERE id = ? AND worker_id = ? AND state = '{RUNNING}'",
+                f"elapsed_s = ?, stage_times = ?, expert = ?, progress_at = ? WHERE id = ? AND worker_id = ? "
+                f"AND state = '{RUNNING}'",
                 (now + lease_s, now, progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
-                 json.dumps(progress.stages), now, job_id, worker_id),
+                 json.dumps(progress.stages), progress.expert, now, job_id, worker_id),
             )
         else:
             cur = con.execute(

@@ -42,6 +42,16 @@ def peak_rss_bytes() -> int | None:
         return None
 
 
+def current_rss_bytes() -> int | None:
+    """This process's resident memory now."""
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
+        return None
+
+
 def pinned_bytes() -> int | None:
     """Host memory PyTorch's pinned-memory allocator holds now (None without CUDA or on an older torch)."""
     try:

@@ -34,7 +34,8 @@ from engine.queue.models import (
     JobResult,
     QueueDiskFull,
 )
-from engine.worker import warm_start
+from engine.registry import MODELS, get_model
+from engine.worker import host_memory, warm_start
 from engine.worker.clock import JobCancelled, StageClock
 from engine.worker.eta import remaining_seconds
 from engine.worker.run_record import build_run_record
@@ -102,6 +103,11 @@ class Heartbeat(threading.Thread):
         self.started = time.monotonic()
         self.cancel_reason: str | None = None
         self.peak_nvml_bytes: int | None = None
+        # The OS resets the process's peak resident memory at the job's start where it can (Linux); elsewhere
+        # the heartbeat's samples of the resident memory stand in for it.
+        self.host_peak_exact = False
+        self.sampled_host_bytes: int | None = None
+        self.experts = len(get_model(job.params.model).denoisers) if job.params.model in MODELS else 1
         self._done = threading.Event()
 
     def progress(self) -> Progress:
@@ -118,6 +124,7 @@ class Heartbeat(threading.Thread):
         return Progress(
             stage=stage, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
             eta_s=eta, elapsed_s=elapsed, stages=dict(self.clock.stages),
+            expert=self.clock.step_experts[-1] if self.clock.step_experts and self.experts > 1 else None,
         )
 
     def beat(self) -> None:
@@ -138,6 +145,13 @@ class Heartbeat(threading.Thread):
         used = self.worker.nvml_process_memory()
         if used is not None:
             self.peak_nvml_bytes = max(self.peak_nvml_bytes or 0, used)
+        if not self.host_peak_exact and (rss := host_memory.current_rss_bytes()) is not None:
+            self.sampled_host_bytes = max(self.sampled_host_bytes or 0, rss)
+
+    def host_peak(self) -> tuple[int | None, int | None]:
+        """(peak resident host bytes over the job, pinned host bytes at its end)."""
+        peak = host_memory.peak_rss_bytes() if self.host_peak_exact else self.sampled_host_bytes
+        return peak, host_memory.pinned_bytes()
 
     def run(self) -> None:
         while not self._done.wait(self.worker.settings.engine.heartbeat_s):
@@ -165,6 +179,7 @@ class Attempt:
     error_message: str | None = None
     output: RunOutput | None = None  # None unless it succeeded
     peaks: tuple[int | None, int | None] = (None, None)  # torch's peak allocated and reserved bytes (CUDA only)
+    host: tuple[int | None, int | None] = (None, None)  # the process's peak resident and pinned host bytes
 
     @property
     def worker_stopping(self) -> bool:
@@ -305,6 +320,7 @@ class Worker:
         beat = Heartbeat(self, job, clock)
         clock.should_cancel = lambda: STOPPING_REASON if self.stopping.is_set() else beat.cancel_reason
         _reset_peak_memory(self.device.name)
+        beat.host_peak_exact = host_memory.reset_peak_rss()
         beat.start()
         return JobWatch(clock, beat)
 
@@ -327,7 +343,8 @@ class Worker:
             watch.beat.stop()
         if state != SUCCEEDED:
             free_memory(self.device.name)
-        return Attempt(state, error_kind, error_message, output, _peak_memory(self.device.name))
+        return Attempt(state, error_kind, error_message, output, _peak_memory(self.device.name),
+                       watch.beat.host_peak())
 
     def _requeue(self, job: Job) -> Job:
         """This worker is stopping: the job goes back to the queue for the next worker, and nothing is recorded."""
@@ -342,7 +359,8 @@ class Worker:
         record = build_run_record(
             job, self.settings, watch.clock, attempt.output, device_name=self.device.gpu_name, state=attempt.state,
             error_kind=attempt.error_kind, error_message=attempt.error_message, peaks=attempt.peaks,
-            peak_nvml_bytes=watch.beat.peak_nvml_bytes, worker_id=self.worker_id, gpu_index=self.device.index,
+            peak_nvml_bytes=watch.beat.peak_nvml_bytes, host=attempt.host, worker_id=self.worker_id,
+            gpu_index=self.device.index,
         )
         self._write_record(record)
         return record
@@ -357,6 +375,8 @@ class Worker:
             smoke_test=record.smoke_test, quality=output.quality_report if output else None, speed_mode=record.speed_mode,
             peak_allocated_bytes=record.peak_allocated_bytes, peak_reserved_bytes=record.peak_reserved_bytes,
             peak_nvml_process_bytes=record.peak_nvml_process_bytes, total_s=record.total_s, gpu_name=self.device.gpu_name,
+            step_experts=list(clock.step_experts), peak_host_rss_bytes=record.peak_host_rss_bytes,
+            host_pinned_bytes=record.host_pinned_bytes,
         )
 
     def _conclude(self, job: Job, attempt: Attempt, result: JobResult) -> Job:

@@ -12,8 +12,8 @@ import pytest
 
 from tests.app.conftest import no_exception, texts
 
-TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Predicted vs measured", "Compare two settings",
-        "GPU history", "Export")
+TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Memory modes", "Predicted vs measured",
+        "Compare two settings", "GPU history", "Export")
 
 
 def open_tab(at, name: str):
@@ -52,7 +52,8 @@ def test_first_run_draws_only_the_history_tab(page, history):
 
 
 @pytest.mark.parametrize(("tab", "charts", "downloads"), [
-    ("Stages", 1, 0), ("Fastest per setting", 0, 0), ("Speed modes", 1, 0), ("Predicted vs measured", 2, 0),
+    ("Stages", 1, 0), ("Fastest per setting", 0, 0), ("Speed modes", 1, 0), ("Memory modes", 0, 0),
+    ("Predicted vs measured", 2, 0),
     ("Compare two settings", 1, 0), ("GPU history", 2, 0), ("Export", 0, 2),
 ])
 def test_opening_a_tab_draws_that_tab_alone(page, history, tab, charts, downloads):

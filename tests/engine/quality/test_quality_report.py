@@ -10,7 +10,7 @@ from engine.quality import QualityReport, score_video
 from engine.quality.report import FLAT_KEYS
 
 NESTED_KEYS = {
-    "clip_score", "clip_score_min", "image_alignment", "subject_consistency", "motion", "temporal",
+    "clip_score", "clip_score_min", "image_alignment", "subject_consistency", "clip_frames_scored", "motion", "temporal",
     "quality_score", "low_quality", "reasons", "terms",
 }
 
@@ -45,7 +45,8 @@ def test_flat_has_exactly_the_run_record_columns(report):
     assert list(flat) == [*FLAT_KEYS, "quality_reasons"]
     assert json.loads(flat["quality_reasons"]) == report.reasons
     assert isinstance(flat["low_quality"], bool)
-    assert all(flat[key] is None or isinstance(flat[key], float) for key in FLAT_KEYS if key != "low_quality")
+    counts = ("low_quality", "clip_frames_scored")
+    assert all(flat[key] is None or isinstance(flat[key], float) for key in FLAT_KEYS if key not in counts)
 
 
 def test_the_rating_joins_the_score_and_the_flag_uses_the_threshold(videos):

@@ -92,3 +92,30 @@ def texts(at: AppTest) -> str:
 def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert "unexpected error" not in texts(at), texts(at)
+
+
+# (offload, weights, seconds factor, GPU peak GiB, host RAM peak GiB) of the memory modes in `memory_mode_history`
+MEMORY_MODES = (("none", None, 1.0, 76.0, 9.0), ("group", "fp8", 1.1, 12.0, 56.0), ("model", None, 1.3, 40.0, 70.0))
+
+
+@pytest.fixture
+def memory_mode_history(paths, now):
+    """The synthetic history's runs as Wan 2.2 A14B jobs of one setting in three memory modes (MEMORY_MODES), each
+    with its host RAM peak and each step's expert, written through data/."""
+    import dataclasses
+
+    from data.parquet_store import write_rows
+
+    gib = app_synthetic.GIB
+    records = []
+    for i, r in enumerate(app_synthetic.run_records(18, now, days=2)):
+        offload, weights, factor, gpu_gib, host_gib = MEMORY_MODES[i % len(MEMORY_MODES)]
+        records.append(dataclasses.replace(
+            r, model="wan2.2-i2v-a14b", smoke_test=False, state="succeeded", error_kind=None, error_message=None,
+            failed_stage=None, height=480, width=832, frames=81, steps=40, offload=offload, weights=weights,
+            total_s=250.0 * factor + i, s_per_step=6.0 * factor, step_times_s=[6.0 * factor] * 40,
+            step_experts=["transformer"] * 36 + ["transformer_2"] * 4, peak_allocated_bytes=int(gpu_gib * gib),
+            peak_reserved_bytes=int(gpu_gib * 1.05 * gib), peak_host_rss_bytes=int((host_gib + i % 2) * gib),
+            predicted_host_peak_bytes=int(host_gib * gib)))
+    write_rows(paths, "runs", records, app_synthetic.HOST)
+    return records

@@ -300,3 +300,109 @@ def test_a_waiting_job_too_large_for_every_serving_gpu_says_so_in_the_queue(page
     no_exception(at)
     status = at.dataframe[0].value["status"].tolist()
     assert any("waiting for a GPU that holds 40.0 GiB" in s and "up to 23.0 GiB" in s for s in status), status
+
+
+WAN_MODELS = ("wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "tiny-wan",
+              "tiny-wan-moe")
+
+
+def _machine(paths, settings, *, gpu_free_gib: float, host_free_gib: float, gpu_name: str = "NVIDIA H200") -> None:
+    """A collector's fresh sample of this host: one GPU with `gpu_free_gib` free, `host_free_gib` of RAM free."""
+    from datetime import datetime, timezone
+
+    from data import live
+    from data.schemas import GpuSample, HostSample
+
+    now, gib, host = datetime.now(timezone.utc), 2**30, settings.hostname
+    live.write_snapshot(paths, live.LiveSnapshot(
+        HostSample(ts=now, host=host, ram_total_bytes=256 * gib, ram_used_bytes=int((256 - host_free_gib) * gib)),
+        [GpuSample(ts=now, host=host, gpu_index=0, gpu_uuid="GPU-0", gpu_name=gpu_name,
+                   memory_free_bytes=int(gpu_free_gib * gib), memory_total_bytes=141 * gib)], []))
+
+
+def test_wan_models_are_offered_with_presets_frame_rule_and_memory_modes(page):
+    at = page("generate")
+    at.run()
+    assert set(WAN_MODELS) <= set(at.selectbox(key="gen_model").options)
+    at.selectbox(key="gen_model").set_value("wan2.2-i2v-a14b")
+    at.run()
+    no_exception(at)
+    assert at.selectbox(key="gen_resolution").value == "480×832"
+    assert {"720×1280", "custom"} <= set(at.selectbox(key="gen_resolution").options)
+    frames = at.number_input(key="gen_frames")
+    assert frames.value == 81 and "4k+1" in frames.label and frames.step == 4
+    assert at.radio(key="gen_offload").options == ["none", "model", "group", "sequential"]
+    assert at.radio(key="gen_weights").options == ["bf16", "fp8"]
+    at.selectbox(key="gen_model").set_value("svd")  # a model without a choice of weight storage
+    at.run()
+    no_exception(at)
+    assert at.radio(key="gen_offload").options == ["none", "model", "sequential"]
+    assert not [r for r in at.radio if r.key == "gen_weights"]
+    assert "keeps its weights in its compute dtype" in texts(at)
+
+
+def test_a_submitted_tiny_wan_moe_job_carries_its_offload_and_weights(page, queue):
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("tiny-wan-moe")
+    at.run()
+    at.radio(key="gen_offload").set_value("group")
+    at.radio(key="gen_weights").set_value("fp8")
+    at.file_uploader(key="gen_image").set_value(("cat.png", _png(), "image/png"))
+    at.text_area(key="gen_prompt").input("a cat turns its head")
+    at.run()
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    job = queue.get(at.session_state["gen_job_id"])
+    assert (job.params.model, job.params.frames) == ("tiny-wan-moe", 9)
+    assert (job.params.offload, job.params.weights) == ("group", "fp8")
+    assert "group offload · fp8 weights" in texts(at)  # the job's line says its memory mode
+
+
+def test_the_prediction_shows_host_ram_and_whether_it_fits_this_machine(page, paths, settings):
+    _machine(paths, settings, gpu_free_gib=100, host_free_gib=120)
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("wan2.2-i2v-a14b")
+    at.run()
+    at.radio(key="gen_offload").set_value("model")
+    at.run()
+    no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Predicted GPU memory"].endswith("GiB") and metrics["Predicted host RAM"].endswith("GiB")
+    assert "min" in metrics["Predicted time"]  # a long job: in minutes
+    bars = [p.proto.text for p in at.get("progress")]
+    assert any(b.startswith("GPU NVIDIA H200: fits") for b in bars), bars
+    assert any(b.startswith("host RAM: fits") and "of 120.0 GiB free" in b for b in bars), bars
+    assert "offload keeps" in texts(at) and "in host RAM" in texts(at)
+
+
+def test_a_refusal_s_model_switch_suggestion_applied_switches_the_model(page, paths, settings):
+    _machine(paths, settings, gpu_free_gib=30, host_free_gib=120)  # too small for the 14B experts unoffloaded
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("wan2.2-i2v-a14b")
+    at.run()
+    at.file_uploader(key="gen_image").set_value(("cat.png", _png(), "image/png"))
+    at.text_area(key="gen_prompt").input("a cat turns its head")
+    at.run()
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    refused = at.session_state["gen_refused"]
+    assert refused and "does not fit" in refused["message"]
+    i, switch = next((i, s) for i, s in enumerate(refused["suggestions"]) if s.get("model"))
+    assert switch["model"] == "wan2.2-ti2v-5b" and "about" in texts(at)
+    button = at.button(key=f"gen_apply_suggestion_{i}")
+    assert button.label == "Switch to wan2.2-ti2v-5b"
+    button.click()
+    at.run()
+    no_exception(at)
+    assert at.session_state["gen_model"] == "wan2.2-ti2v-5b"
+    params = switch["params"]
+    assert (at.number_input(key="gen_height").value, at.number_input(key="gen_width").value,
+            at.number_input(key="gen_frames").value) == (params["height"], params["width"], params["frames"])
+    assert at.radio(key="gen_offload").value == params["offload"]
+    assert at.radio(key="gen_weights").value == (params["weights"] or "bf16")
+    assert not at.session_state["gen_refused"]

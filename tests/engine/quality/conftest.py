@@ -105,6 +105,17 @@ def make_pan_video(tmp_path):
     return make
 
 
+LONG_FRAMES = 97  # a Wan-length video (81–121 frames), longer than CLIP_MAX_FRAMES
+LONG_SIZE, LONG_PAN_PX = 64, 2  # small, so that decoding and 96 flow fields stay fast
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory) -> Path:
+    """A 97-frame steady pan (LONG_PAN_PX per frame) of LONG_SIZE × LONG_SIZE at 16 fps, as H.264."""
+    frames = pan_frames(seed=3, frames=LONG_FRAMES, size=LONG_SIZE, pan_px=LONG_PAN_PX)
+    return write_video(tmp_path_factory.mktemp("long") / "long_pan.mp4", frames, fps=16)
+
+
 # A tiny CLIP vocabulary and merges, as in transformers' own CLIP tokenizer tests.
 TINY_VOCAB = ["l", "o", "w", "e", "r", "s", "t", "i", "d", "n", "lo", "l</w>", "w</w>", "r</w>", "t</w>",
               "low</w>", "er</w>", "lowest</w>", "newer</w>", "wider", "<unk>", "<|startoftext|>", "<|endoftext|>"]

@@ -51,6 +51,7 @@ class StageClock:
         # Parallel to step_times: the denoiser component that ran each step ("unet", "transformer",
         # "transformer_2"); for a mixture of experts the high-noise expert, then the low-noise one.
         self.step_experts: list[str] = []
+        self.experts: tuple[str, ...] = ()  # the denoisers hooked; more than one: a mixture of experts
         self.current: str | None = None
         self.total_steps = 0
         self._handles: list[Any] = []
@@ -120,6 +121,7 @@ class StageClock:
         skipped, but one at least must be there."""
         names = tuple(denoisers) or ((denoiser,) if denoiser else ())
         experts = [(name, getattr(pipe, name, None)) for name in names]
+        self.experts = tuple(name for name, module in experts if module is not None)
         if not any(module is not None for _name, module in experts):
             raise ValueError(f"the pipeline has none of the denoisers {names}")
         for attr, stage in encoders.items():

@@ -34,7 +34,6 @@ from engine.queue.models import (
     JobResult,
     QueueDiskFull,
 )
-from engine.registry import MODELS, get_model
 from engine.worker import host_memory, warm_start
 from engine.worker.clock import JobCancelled, StageClock
 from engine.worker.eta import remaining_seconds
@@ -107,7 +106,6 @@ class Heartbeat(threading.Thread):
         # the heartbeat's samples of the resident memory stand in for it.
         self.host_peak_exact = False
         self.sampled_host_bytes: int | None = None
-        self.experts = len(get_model(job.params.model).denoisers) if job.params.model in MODELS else 1
         self._done = threading.Event()
 
     def progress(self) -> Progress:
@@ -124,7 +122,7 @@ class Heartbeat(threading.Thread):
         return Progress(
             stage=stage, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
             eta_s=eta, elapsed_s=elapsed, stages=dict(self.clock.stages),
-            expert=self.clock.step_experts[-1] if self.clock.step_experts and self.experts > 1 else None,
+            expert=self.clock.step_experts[-1] if self.clock.step_experts and len(self.clock.experts) > 1 else None,
         )
 
     def beat(self) -> None:

@@ -239,6 +239,13 @@ def _arrow_type(hint: object) -> pa.DataType:
     return _scalars()[hint]  # type: ignore[index]
 
 
+def known_fields(cls: type, row: dict) -> dict:
+    """The entries of `row` that are fields of the dataclass `cls`: a row or file written by an older or newer
+    version may carry keys `cls` does not have."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in row.items() if k in names}
+
+
 def arrow_schema(cls: type) -> pa.Schema:
     import pyarrow as pa
 

@@ -3,24 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-
-# The flat columns of a run record, in order (`QualityReport.flat()`); `quality_reasons` is added last.
-FLAT_KEYS: tuple[str, ...] = (
-    "clip_score",
-    "clip_score_min",
-    "image_alignment_mean",
-    "image_alignment_first",
-    "subject_consistency",
-    "clip_frames_scored",
-    "smoothness_std",
-    "mean_flow",
-    "jerk",
-    "dynamic_degree",
-    "flicker",
-    "quality_score",
-    "low_quality",
-)
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -90,3 +73,10 @@ class QualityReport:
         row = {key: getattr(self, key) for key in FLAT_KEYS}
         row["quality_reasons"] = json.dumps(self.reasons, sort_keys=True)
         return row
+
+
+# The flat columns of a run record, in order (`QualityReport.flat()`): the report's metric fields;
+# `quality_reasons` is added last.
+FLAT_KEYS: tuple[str, ...] = tuple(
+    f.name for f in fields(QualityReport) if f.name not in ("reasons", "terms", "meta", "timings_s")
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +22,13 @@ from engine.quality.motion import MotionMetrics, motion_metrics
 from engine.quality.report import QualityReport
 from engine.quality.video import CLIP_MAX_FRAMES, SampledVideo, read_video
 
-CLIP_KEYS = (
-    "clip_score",
-    "clip_score_min",
-    "image_alignment_mean",
-    "image_alignment_first",
-    "subject_consistency",
-    "clip_frames_scored",
-)
-MOTION_KEYS = ("smoothness_std", "mean_flow", "jerk", "dynamic_degree", "flicker")
+
+def _metric_names(cls: type) -> tuple[str, ...]:
+    """The metrics of a metrics dataclass, in order: its fields but `reasons`."""
+    return tuple(f.name for f in fields(cls) if f.name != "reasons")
+
+
+MOTION_KEYS = _metric_names(MotionMetrics)
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,9 @@ class ClipMetrics:
     def unavailable(cls, reason: str) -> ClipMetrics:
         """Every CLIP metric null, for `reason`."""
         return cls(reasons={key: reason for key in CLIP_KEYS})
+
+
+CLIP_KEYS = _metric_names(ClipMetrics)
 
 
 @dataclass(frozen=True)

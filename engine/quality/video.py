@@ -15,13 +15,13 @@ WORKING_SHORT_SIDE = 256
 
 # The CLIP metrics read at most this many frames, spread evenly from the first to the last; the motion and
 # temporal metrics read every frame. 32 because the Wan models make 81–121 frames and their VAE decodes
-# each latent frame into 4 video frames (121 frames = 1 + 4·30, 31 latent steps): 32 samples are about one
-# per latent step, at most ~4 frames (0.17–0.25 s at 16–24 fps) apart. CLIP content changes little in that
+# each latent frame into 4 video frames (121 frames = 1 + 4·30: 31 latent frames): 32 samples are about one
+# per latent frame, at most ~4 frames (0.17–0.25 s at 16–24 fps) apart. CLIP content changes little in that
 # gap, so clip_score's mean hardly moves, clip_score_min still sees a glitch lasting 4 frames, and
 # subject_consistency compares frames ~4 apart instead of VBench's 1 (16 samples would put them 8 apart).
-# The cost is linear in the count: ViT-B/32 embeds 32 frames in ~4 s on two CPU cores and in tens of
-# milliseconds on the worker's GPU. A video of up to 32 frames (every SVD, I2VGen-XL and tiny video) has
-# every frame scored, as before.
+# The cost is linear in the count: ViT-B/32 embeds 32 frames in 4–7 s on two (shared) CPU cores, in tens of
+# milliseconds on the worker's GPU. Every frame of a video of up to 32 frames is read, so one of up to 16
+# frames is scored exactly as before this cap (the earlier sample was 16 frames for every metric).
 CLIP_MAX_FRAMES = 32
 
 

@@ -11,7 +11,6 @@ import pytest
 from data.schemas import RunRecord
 from engine.quality import clip as clip_module, score_video
 from engine.quality.video import CLIP_MAX_FRAMES
-
 from tests.engine.quality.conftest import FRAMES, LONG_FRAMES, LONG_PAN_PX
 
 

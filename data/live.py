@@ -19,7 +19,7 @@ import pyarrow.ipc as ipc
 from data.atomic import write_atomically, write_bytes_atomically
 from data.parquet_store import rows_to_table
 from data.paths import DataPaths
-from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample
+from data.schemas import AlertEvent, GpuProcessSample, GpuSample, HostSample, known_fields
 
 if TYPE_CHECKING:
     from config import Settings
@@ -83,11 +83,6 @@ def _parse_ts(row: dict) -> dict:
     return row
 
 
-def _known(cls: type, row: dict) -> dict:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in row.items() if k in names}
-
-
 def write_snapshot(paths: DataPaths, snapshot: LiveSnapshot) -> None:
     payload = json.dumps(snapshot.to_json(), default=_jsonable).encode()
     write_bytes_atomically(paths.live_sample(snapshot.host.host), payload)
@@ -97,9 +92,9 @@ def read_snapshot(paths: DataPaths, host: str) -> LiveSnapshot | None:
     try:
         raw = json.loads(paths.live_sample(host).read_text())
         return LiveSnapshot(
-            host=HostSample(**_known(HostSample, _parse_ts(raw["host"]))),
-            gpus=[GpuSample(**_known(GpuSample, _parse_ts(g))) for g in raw["gpus"]],
-            processes=[GpuProcessSample(**_known(GpuProcessSample, _parse_ts(p))) for p in raw["processes"]],
+            host=HostSample(**known_fields(HostSample, _parse_ts(raw["host"]))),
+            gpus=[GpuSample(**known_fields(GpuSample, _parse_ts(g))) for g in raw["gpus"]],
+            processes=[GpuProcessSample(**known_fields(GpuProcessSample, _parse_ts(p))) for p in raw["processes"]],
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -166,7 +161,7 @@ def _active_alert(row: dict, host: str, written: datetime) -> AlertEvent | None:
     since = row.get("ts") or row.get("since")
     try:
         ts = datetime.fromisoformat(since) if isinstance(since, str) else written
-        return AlertEvent(**(_known(AlertEvent, row) | {"ts": ts, "host": row.get("host") or host, "state": "firing"}))
+        return AlertEvent(**(known_fields(AlertEvent, row) | {"ts": ts, "host": row.get("host") or host, "state": "firing"}))
     except (TypeError, ValueError):
         return None
 
@@ -201,7 +196,7 @@ def read_workers(paths: DataPaths, host: str) -> list[WorkerPresence]:
     workers = []
     for path in sorted(paths.workers_dir.glob(f"{host}-gpu*.json")) if paths.workers_dir.is_dir() else []:
         try:
-            workers.append(WorkerPresence(**_known(WorkerPresence, json.loads(path.read_text()))))
+            workers.append(WorkerPresence(**known_fields(WorkerPresence, json.loads(path.read_text()))))
         except (OSError, ValueError, TypeError):
             continue  # being replaced, or a half-written file of a crashed writer: no presence
     return [w for w in workers if w.host == host]

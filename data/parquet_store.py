@@ -15,7 +15,6 @@ compaction, so no row is counted twice for longer than one compaction interval.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -197,8 +196,3 @@ def compact(paths: DataPaths, *, host: str, max_parts: int = 12, now: datetime |
     if merged:
         pa.default_memory_pool().release_unused()  # give the merge buffers back, or RSS keeps the largest
     return merged
-
-
-def record_from_row(cls: type, row: dict) -> object:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in row.items() if k in names})

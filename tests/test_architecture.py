@@ -1,4 +1,4 @@
-"""The structure of docs/ARCHITECTURE.md as executable rules, one rule a test.
+"""The structure of docs/ARCHITECTURE.md as executable rules, one rule a test (and one test of the cycle finder).
 
 Product code is every .py file under the project's own packages (PACKAGES); tests/ and benchmarks/ are not
 product code. Imports are read with `ast`, so an import inside a function counts as much as one at the top

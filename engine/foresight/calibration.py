@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from data.schemas import known_fields
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
 GIB = 1024**3
@@ -52,8 +54,7 @@ class MeasuredPoint:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> MeasuredPoint:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in row.items() if k in names})
+        return cls(**known_fields(cls, row))
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,7 @@ class GpuCalibration:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> GpuCalibration:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in row.items() if k in names})
+        return cls(**known_fields(cls, row))
 
 
 @dataclass(frozen=True)

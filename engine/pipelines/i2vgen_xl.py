@@ -6,6 +6,7 @@ from typing import Any
 
 from transformers import CLIPTextModel
 
+from engine.pipelines import shared_call_kwargs
 from engine.queue.models import JobParams
 
 ENCODERS = {"text_encoder": "text_encoding", "image_encoder": "image_encoding"}
@@ -37,16 +38,10 @@ def pretrained_components(source: str, *, torch_dtype: Any, local_files_only: bo
 
 def call_kwargs(params: JobParams, image: Any, generator: Any) -> dict:
     return {
+        **shared_call_kwargs(params, image, generator),
         "prompt": params.prompt,
         "negative_prompt": params.negative_prompt or None,
-        "image": image,
-        "height": params.height,
-        "width": params.width,
-        "num_frames": params.frames,
-        "num_inference_steps": params.steps,
         "guidance_scale": params.guidance,
         "target_fps": params.fps,
         "decode_chunk_size": params.decode_chunk_size,
-        "generator": generator,
-        "output_type": "np",
     }

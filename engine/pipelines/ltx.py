@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.pipelines import shared_call_kwargs
 from engine.queue.models import JobParams
 
 ENCODERS = {"text_encoder": "text_encoding"}
@@ -11,15 +12,9 @@ ENCODERS = {"text_encoder": "text_encoding"}
 
 def call_kwargs(params: JobParams, image: Any, generator: Any) -> dict:
     return {
+        **shared_call_kwargs(params, image, generator),
         "prompt": params.prompt,
         "negative_prompt": params.negative_prompt or None,
-        "image": image,
-        "height": params.height,
-        "width": params.width,
-        "num_frames": params.frames,
-        "num_inference_steps": params.steps,
         "guidance_scale": params.guidance,
         "frame_rate": params.fps,
-        "generator": generator,
-        "output_type": "np",
     }

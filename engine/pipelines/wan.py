@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.pipelines import shared_call_kwargs
 from engine.queue.models import JobParams
 
 ENCODERS = {"text_encoder": "text_encoding", "image_encoder": "image_encoding"}
@@ -29,14 +30,8 @@ def call_kwargs(params: JobParams, image: Any, generator: Any) -> dict:
     # For the two-expert model the pipeline takes `guidance_scale_2` for the low-noise expert; left out, it is
     # `guidance_scale` (a job has one guidance value). Passing it to a one-transformer pipeline is an error.
     return {
+        **shared_call_kwargs(params, image, generator),
         "prompt": params.prompt,
         "negative_prompt": params.negative_prompt or None,
-        "image": image,
-        "height": params.height,
-        "width": params.width,
-        "num_frames": params.frames,
-        "num_inference_steps": params.steps,
         "guidance_scale": params.guidance,
-        "generator": generator,
-        "output_type": "np",
     }

@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # A job's states are defined once, in data.schemas beside the stages (the runs table stores them too, and data/ never
-# imports engine/); the queue's modules and its users import them from here (re-exported).
+# imports engine/); the queue's modules and its users import them from here (re-exported). known_fields: from_dict.
 from data.schemas import (  # noqa: F401
     CANCELLED,
     FAILED,
@@ -21,6 +21,7 @@ from data.schemas import (  # noqa: F401
     SUCCEEDED,
     FinalState,
     JobState,
+    known_fields,
 )
 
 ReapOutcome = Literal["requeued", "failed"]  # what became of a job whose worker died
@@ -57,8 +58,7 @@ class JobParams:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "JobParams":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names})
+        return cls(**known_fields(cls, raw))
 
 
 # A running job's stage while speed mode compiles the denoiser, or the VAE decoder, for a new shape. It

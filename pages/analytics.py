@@ -148,7 +148,19 @@ def fastest(window: Window) -> None:
     if table.empty:
         st.info("No succeeded runs in this window.")
         return
+    # Above the table, not below: its toolbar (shown on hover) would otherwise cover the right-hand tabs.
+    st.caption("The fastest succeeded run of each setting: model, GPU, resolution, frames, steps, decode chunk, "
+               "memory mode (offload, weights) and speed mode.")
     st.dataframe(_display(table), hide_index=True, column_config=NUMBER_COLUMNS)
+
+
+def _by_setting(table: pd.DataFrame) -> pd.DataFrame:
+    """A mode comparison's rows for display, a `setting` column first (model · resolution · frames · steps)."""
+    shown = _display(table)
+    shown.insert(0, "setting", [f"{m} · {fmt.resolution(h, w)} · {f} fr · {s} steps"
+                                for m, h, w, f, s in zip(shown["model"], shown["height"], shown["width"],
+                                                         shown["frames"], shown["steps"])])
+    return shown
 
 
 SPEED_MEASURES = {  # choice -> (column, chart title, unit)
@@ -166,10 +178,7 @@ def speed_modes(window: Window) -> None:
                 "records its speed mode (`speed_mode` in the engine's settings); run a setting with it off and on "
                 "to compare them here.")
         return
-    shown = _display(table)
-    shown.insert(0, "setting", [f"{m} · {fmt.resolution(h, w)} · {f} fr · {s} steps"
-                                for m, h, w, f, s in zip(shown["model"], shown["height"], shown["width"],
-                                                         shown["frames"], shown["steps"])])
+    shown = _by_setting(table)
     measure = st.segmented_control("Measure", list(SPEED_MEASURES), key="an_speed_measure") or "s/step"
     column, title, unit = SPEED_MEASURES[measure]
     st.plotly_chart(charts.by_speed_mode(shown, column, f"{title} by speed mode", unit), key="an_speed_chart")
@@ -195,15 +204,15 @@ def memory_modes(window: Window) -> None:
                 "memory mode is its offload and, for the Wan models, its weight storage (bf16 or fp8), chosen on "
                 "Generate; run a setting in two of them to see here what each costs in time, GPU memory and host RAM.")
         return
-    shown = _display(table)
-    shown.insert(0, "setting", [f"{m} · {fmt.resolution(h, w)} · {f} fr · {s} steps"
-                                for m, h, w, f, s in zip(shown["model"], shown["height"], shown["width"],
-                                                         shown["frames"], shown["steps"])])
+    shown = _by_setting(table)
     measure = st.segmented_control("Measure", list(MEMORY_MEASURES), key="an_memory_measure") or "time"
     column, title, unit = MEMORY_MEASURES[measure]
     st.plotly_chart(charts.by_mode(shown, column, f"{title} by memory mode", unit, mode="memory_mode",
                                    legend="memory mode"), key="an_memory_chart")
-    st.dataframe(shown.drop(columns=list(analytics.WORK_KEYS)), hide_index=True, column_config=NUMBER_COLUMNS)
+    first = ["setting", "memory_mode", "runs", "median_total_s", "time_vs_no_offload", "median_peak_reserved_gib",
+             "median_peak_host_rss_gib", "max_peak_host_rss_gib"]
+    shown = shown[first + [c for c in shown.columns if c not in first and c not in analytics.WORK_KEYS]]
+    st.dataframe(shown, hide_index=True, column_config=NUMBER_COLUMNS)
     st.caption(f"Settings that ran in two memory modes or more; succeeded runs for time, s/step and memory. "
                f"Time against the same setting's '{NO_OFFLOAD}' runs where it has some. Offload moves the weights "
                "into host RAM: less GPU memory, more host RAM and time.")

@@ -244,27 +244,29 @@ def foresight_panel(spec: ModelSpec) -> None:
     rec = _recommend(root, spec.id, free, gpu_name, margin, params["guidance"] if params is not None else None,
                      host_free)
     same = params is not None and all(params.get(k) == v for k, v in rec.params.items())
-    st.info(f"**Recommended:** {_params_text(rec.params)} — {rec.reason}", icon="💡")
+    long = f" · {fmt.about(rec.prediction.seconds)}" if (rec.prediction.seconds or 0) >= 120 else ""
+    st.info(f"**Recommended:** {_params_text(rec.params)}{long} — {rec.reason}", icon="💡")
     st.button("Apply recommendation", key="gen_apply_rec", on_click=_apply, args=(dict(rec.params),),
               disabled=same, help="already applied" if same else None)
 
 
 def prediction_figures(p, params: dict) -> None:
     """The prediction's GPU memory, host RAM and time, with what the memory mode and guidance do to them."""
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)  # two a row: the right-hand column is narrow
     c1.metric("Predicted GPU memory", fmt.gib(p.required_free_gib * 2**30) if p.required_free_gib else fmt.NA,
               help=f"peak reserved + CUDA context; {p.memory_source}")
     c2.metric("Predicted host RAM", fmt.gib(p.host_peak_gib * 2**30, 1) if p.host_peak_gib is not None else fmt.NA,
               help=f"the worker's peak resident host memory over the job; {p.host_source}")
     compile_note = (f"; includes {fmt.seconds(p.compile_s)} compiling: the first job at this resolution on this "
                     "machine compiles the model for it once" if p.compile_s else "")
-    c3.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}{compile_note}")
+    c1, c2 = st.columns(2)
+    c1.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}{compile_note}")
     if params["offload"] != "none":
-        held = (f"{fmt.gib(p.host_weights_gib * 2**30, 1)} of weights, within the {fmt.gib(p.host_peak_gib * 2**30, 1)} "
-                "host peak," if p.host_weights_gib and p.host_peak_gib is not None else "its weights")
-        st.caption(f"🧠 {fmt.memory_mode(params['offload'], params.get('weights')).capitalize()}: offload keeps "
-                   f"{held} in host RAM while the job runs and moves them to the GPU as they are needed — less GPU "
-                   "memory, more host RAM and time.")
+        held = (f" ({fmt.gib(p.host_weights_gib * 2**30, 1)} of the {fmt.gib(p.host_peak_gib * 2**30, 1)} host peak)"
+                if p.host_weights_gib and p.host_peak_gib is not None else "")
+        st.caption(f"🧠 {fmt.memory_mode(params['offload'], params.get('weights')).capitalize()}: offload keeps the "
+                   f"weights in host RAM{held} while the job runs and moves them to the GPU as they are needed — less "
+                   "GPU memory, more host RAM and time.")
     elif params.get("weights") == "fp8":
         st.caption("🧠 fp8 weights: the weights are stored in fp8 on the GPU and upcast layer by layer — about half "
                    "their memory, a little slower per step.")
@@ -305,15 +307,15 @@ def suggestion_rows(suggestions: list[dict] | None, key_prefix: str) -> None:
     """Pre-flight's suggestions, each with its predicted memory and time and a button that applies it (one that
     names another model switches to it)."""
     for i, s in enumerate(suggestions or []):
-        c1, c2 = st.columns([5, 1])
         host = (f", {fmt.number(s['host_peak_gib'], '.1f', 'GiB')} of host RAM"
                 if s.get("host_peak_gib") is not None else "")
         time = fmt.about(s["seconds"]) if s.get("seconds") is not None else "time not estimated"
-        c1.write(f"**{s['change']}** — needs {fmt.number(s.get('required_free_gib'), '.2f', 'GiB')} of GPU "
-                 f"memory{host}, {time}")
         model = s.get("model")
-        c2.button(f"Switch to {model}" if model else "Apply", key=f"{key_prefix}_{i}", on_click=_apply,
-                  args=(dict(s["params"]), model))
+        with st.container(border=True):  # the page's right-hand column is narrow: the button under its text
+            st.write(f"**{s['change']}** — needs {fmt.number(s.get('required_free_gib'), '.2f', 'GiB')} of GPU "
+                     f"memory{host}, {time}")
+            st.button(f"Switch to {model}" if model else "Apply", key=f"{key_prefix}_{i}", on_click=_apply,
+                      args=(dict(s["params"]), model))
 
 
 def image_input(settings) -> tuple[bytes | None, str]:

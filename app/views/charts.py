@@ -134,8 +134,12 @@ def step_timeline(step_times: list[float | None], groups: list[str] | None = Non
         fig.add_vline(x=switch_after + 0.5, line_dash="dash", line_color="grey")
         fig.add_annotation(x=switch_after + 0.5, y=1, yref="paper", text=switch_label, showarrow=False,
                            xanchor="left", yanchor="bottom")
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="seconds", height=260, barmode="overlay",
-                      showlegend=len(set(labels)) > 1, margin={"l": 40, "r": 10, "t": 50, "b": 30})
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="seconds", height=280, barmode="overlay",
+                      showlegend=len(set(labels)) > 1, margin={"l": 40, "r": 10, "t": 50, "b": 30},
+                      legend={"orientation": "h", "y": -0.3},
+                      xaxis={"range": [0.5, len(steps) + 0.5]})  # the label must not widen the axis
+    if switch_after is not None:
+        fig.update_annotations(xanchor="right" if switch_after > len(steps) / 2 else "left")
     return fig
 
 

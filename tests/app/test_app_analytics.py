@@ -165,3 +165,55 @@ def store_and_history(paths, history):
     from data.store import Store
 
     return Store(paths), history
+
+
+def test_history_groups_by_memory_mode_with_host_ram_beside_gpu_memory(page, memory_mode_history):
+    at = analytics_on(page)
+    at.get("button_group")[0].set_value("memory_mode")
+    at.run()
+    no_exception(at)
+    table = at.dataframe[0].value.set_index("memory_mode")
+    assert set(table.index) == {"no offload", "group offload · fp8 weights", "model offload"}
+    assert table.loc["group offload · fp8 weights", "max_peak_allocated_gib"] == pytest.approx(12.0)
+    assert table.loc["model offload", "max_peak_host_rss_gib"] == pytest.approx(71.0)
+    assert len(at.get("plotly_chart")) == 7  # the six measures and host RAM
+
+
+def test_memory_modes_tab_compares_the_same_work_in_each_mode(page, memory_mode_history):
+    at = analytics_on(page, "Memory modes")
+    no_exception(at)
+    assert len(at.get("plotly_chart")) == 1
+    table = at.dataframe[0].value.set_index("memory_mode")
+    assert list(table.index) == ["no offload", "group offload · fp8 weights", "model offload"]
+    assert table.loc["no offload", "time_vs_no_offload"] == pytest.approx(1.0)
+    assert table.loc["model offload", "time_vs_no_offload"] > 1.2
+    assert table.loc["group offload · fp8 weights", "median_peak_host_rss_gib"] == pytest.approx(56.5)
+    at.get("button_group")[0].set_value("host RAM")
+    at.run()
+    no_exception(at)
+    assert "Median peak host RAM by memory mode" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_memory_mode_comparison_matches_the_rows(paths, memory_mode_history):
+    from data import analytics
+    from data.analytics import RunFilter
+    from data.store import Store
+
+    rows = analytics.memory_mode_comparison(Store(paths), RunFilter()).to_pylist()
+    for row in rows:
+        offload = {"no offload": "none", "group offload · fp8 weights": "group", "model offload": "model"}[row["memory_mode"]]
+        same = [r for r in memory_mode_history if r.offload == offload]
+        assert row["runs"] == len(same)
+        assert row["median_total_s"] == pytest.approx(statistics.median(r.total_s for r in same))
+        assert row["max_peak_host_rss_bytes"] == max(r.peak_host_rss_bytes for r in same)
+
+
+def test_runs_csv_carries_the_memory_mode_host_ram_and_experts(paths, memory_mode_history, now):
+    from app.views import export
+    from data.store import Store
+
+    runs = list(csv.DictReader(io.StringIO(export.runs_csv(Store(paths), now - timedelta(days=3), now).decode())))
+    assert len(runs) == len(memory_mode_history)
+    assert {"offload", "weights", "peak_host_rss_bytes", "predicted_host_peak_bytes", "step_experts"} <= set(runs[0])
+    assert {(r["offload"], r["weights"]) for r in runs} == {("none", ""), ("group", "fp8"), ("model", "")}
+    assert runs[0]["step_experts"].endswith("transformer;transformer_2;transformer_2;transformer_2;transformer_2")

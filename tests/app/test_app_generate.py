@@ -323,7 +323,8 @@ def _machine(paths, settings, *, gpu_free_gib: float, host_free_gib: float, gpu_
 def test_wan_models_are_offered_with_presets_frame_rule_and_memory_modes(page):
     at = page("generate")
     at.run()
-    assert set(WAN_MODELS) <= set(at.selectbox(key="gen_model").options)
+    offered = {o.removesuffix(" (smoke test)") for o in at.selectbox(key="gen_model").options}
+    assert set(WAN_MODELS) <= offered
     at.selectbox(key="gen_model").set_value("wan2.2-i2v-a14b")
     at.run()
     no_exception(at)
@@ -406,3 +407,27 @@ def test_a_refusal_s_model_switch_suggestion_applied_switches_the_model(page, pa
     assert at.radio(key="gen_offload").value == params["offload"]
     assert at.radio(key="gen_weights").value == (params["weights"] or "bf16")
     assert not at.session_state["gen_refused"]
+
+
+def test_a_finished_moe_job_shows_each_step_s_expert_the_switch_and_its_host_ram_peak(page, queue, png_file):
+    from engine.queue import JobParams
+
+    job = queue.submit(JobParams(model="tiny-wan-moe", prompt="a", height=32, width=32, frames=9, steps=4),
+                       str(png_file), job_id="ef" * 16, predicted={"host_peak_bytes": 2 * 2**30})
+    queue.claim("w1", None, 10)
+    queue.finish(job.id, "w1", "succeeded", result={
+        "stages": {"model_load": 1.0, "denoising_loop": 2.0}, "total_s": 3.0, "smoke_test": True,
+        "step_times_s": [0.5, 0.5, 0.6, 0.4], "step_experts": ["transformer", "transformer", "transformer_2",
+                                                               "transformer_2"],
+        "peak_host_rss_bytes": 3 * 2**30})
+    at = page("generate")
+    at.session_state["gen_job_id"] = job.id
+    at.run()
+    no_exception(at)
+    assert ("Experts: steps 1–2: high-noise expert (transformer); steps 3–4: low-noise expert (transformer_2) — "
+            "switched to the low-noise expert (transformer_2) after step 2.") in texts(at)
+    steps = next(c for c in at.get("plotly_chart") if "Denoising steps" in c.proto.spec)
+    assert "low-noise expert (transformer_2)" in steps.proto.spec
+    peaks = next(d.value for d in at.dataframe if "figure" in d.value.columns)
+    host = peaks[peaks["figure"] == "peak host RAM"].iloc[0]
+    assert (host["measured"], host["predicted"]) == ("3.00 GiB", "2.00 GiB")

@@ -79,3 +79,20 @@ def test_with_gaps_breaks_the_line():
     assert len(out) == 5 and out["v"].isna().sum() == 1
     assert out["v"].isna().tolist() == [False, False, True, False, False]
     assert len(with_gaps(frame.iloc[:2], max_gap_s=3)) == 2
+
+
+def test_a_running_mixture_of_experts_job_shows_the_expert_running(page, queue, png_file, collector_live):
+    from engine.queue import JobParams, Progress
+
+    job = queue.submit(JobParams(model="tiny-wan-moe", prompt="a", height=32, width=32, frames=9, steps=4,
+                                 offload="group", weights="fp8"), str(png_file), job_id="ab" * 16)
+    queue.claim("w1", 0, 10)
+    queue.heartbeat(job.id, "w1", 10, Progress(stage="denoising_loop", step=3, total_steps=4, eta_s=0.5,
+                                               elapsed_s=3.0, expert="transformer_2"))
+    at = page("live")
+    at.run()
+    no_exception(at)
+    assert "running the **low-noise expert (transformer_2)** (step 3 of 4)" in texts(at)
+    assert any("step 3/4 · denoising_loop · ▶ low-noise expert (transformer_2)" in p.proto.text
+               for p in at.get("progress"))
+    assert "group offload · fp8 weights" in texts(at)

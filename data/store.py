@@ -10,7 +10,6 @@ file has yet (all written by an older i2vmon) reads as null instead of failing t
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -87,19 +86,26 @@ class Store:
                 cur.close()
 
     def _quarantine(self, message: str) -> bool:
-        tables_dir = str(self.paths.tables_dir)
-        for candidate in re.findall(r"""["']?(/[^"'\s]+?\.parquet)""", message):
-            path = Path(candidate)
-            if str(path).startswith(tables_dir) and path.exists():
-                target_dir = self.paths.quarantine_dir
-                target_dir.mkdir(parents=True, exist_ok=True)
-                target = target_dir / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{path.name}"
+        """Move the files a failed query could not read to quarantine/; False if none is found. The error text
+        is not parsed for a path (a path with a space or a quote defeats any pattern): a file it names whole is
+        taken, else every file whose Parquet footer pyarrow cannot read."""
+        files = [p for p in sorted(self.paths.tables_dir.rglob("*.parquet")) if p.is_file()]
+        bad = [p for p in files if str(p) in message] or [p for p in files if not _footer_readable(p)]
+        reason = (message.splitlines() or [""])[0][:300]
+        moved = False
+        for path in bad:
+            target_dir = self.paths.quarantine_dir
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{path.name}"
+            try:
                 shutil.move(str(path), target)
-                reason = message.splitlines()[0][:300]
-                self.notices.append(QuarantineNotice(target, reason))
-                log.warning("unreadable Parquet file %s moved to %s: %s", path, target, reason)
-                return True
-        return False
+            except FileNotFoundError:  # merged away by a compaction meanwhile: the retry reads the new list
+                moved = True
+                continue
+            moved = True
+            self.notices.append(QuarantineNotice(target, reason))
+            log.warning("unreadable Parquet file %s moved to %s: %s", path, target, reason)
+        return moved
 
     def query(self, table: str, sql: str, params: list | None = None) -> pa.Table:
         """Run `sql` in which `{src}` stands for the table's files; empty result if none."""
@@ -280,9 +286,12 @@ class Store:
     def runs_for(self, job_ids: list[str]) -> list[dict]:
         if not job_ids:
             return []
+        # One record per attempt of a job: a record written again for the same attempt (a crash between the
+        # record and the queue's outcome, the reaper's record of a dead worker) counts once, the latest.
         table = self.query(
             "runs",
-            f"SELECT * EXCLUDE (date) FROM {{src}} WHERE job_id IN ({', '.join('?' for _ in job_ids)}) ORDER BY finished_at DESC",
+            f"SELECT * EXCLUDE (date) FROM {{src}} WHERE job_id IN ({', '.join('?' for _ in job_ids)}) "
+            "QUALIFY row_number() OVER (PARTITION BY job_id, attempts ORDER BY finished_at DESC) = 1 ORDER BY finished_at DESC",
             list(job_ids),
         )
         return table.to_pylist()
@@ -292,12 +301,16 @@ class Store:
             return self.query("ratings", "SELECT * EXCLUDE (date) FROM {src} WHERE job_id = ? ORDER BY ts", [job_id])
         return self.query("ratings", "SELECT * EXCLUDE (date) FROM {src} ORDER BY ts")
 
-    def similar_runs(self, model: str, gpu_name: str | None, limit: int = 200) -> list[dict]:
-        """Finished runs of a model (on a GPU), newest first: the history the ETA and predictor learn from.
+    def similar_runs(self, model: str | None, gpu_name: str | None, limit: int = 200) -> list[dict]:
+        """Finished runs of a model (None: every model) on a GPU (None: any), newest first: the history the ETA and
+        predictor learn from — the one history-row shape (`_SIMILAR_RUN_COLUMNS`) every caller gets.
 
         Columns added to the runs table later (`speed_mode`) are None for stores written before them."""
-        sql = f"SELECT * FROM {{src}} WHERE model = ? AND state = '{SUCCEEDED}'"
-        params: list = [model]
+        sql = f"SELECT * FROM {{src}} WHERE state = '{SUCCEEDED}'"
+        params: list = []
+        if model is not None:
+            sql += " AND model = ?"
+            params.append(model)
         if gpu_name is not None:
             sql += " AND gpu_name = ?"
             params.append(gpu_name)
@@ -321,6 +334,17 @@ def _duckdb_type(arrow_type: pa.DataType) -> str:
         return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
     names = {pa.bool_(): "BOOLEAN", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}
     return names[arrow_type]
+
+
+def _footer_readable(path: Path) -> bool:
+    """Whether pyarrow reads the file's Parquet footer (a file gone meanwhile counts as readable: not ours to move)."""
+    try:
+        pq.read_metadata(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except (OSError, pa.ArrowException):
+        return False
 
 
 def _read(files: list[str]) -> str:

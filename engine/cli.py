@@ -8,11 +8,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from config import load_settings
 from engine.intake.validation import InputError, read_image_file
 from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
-from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, SUCCEEDED, WEIGHT_STORAGES, JobResult
+from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, WEIGHT_STORAGES, JobResult
 from engine.registry import MODELS
 
 EXIT_BAD_INPUT = 2
@@ -153,11 +154,33 @@ def _history_loader():
         from data.store import Store
 
         try:
-            return Store(data_paths(load_settings())).runs(state=SUCCEEDED, limit=2000).to_pylist()
+            return Store(data_paths(load_settings())).similar_runs(None, None, limit=2000)
         except Exception:
             return []
 
     return load
+
+
+PRIORITY_RANGE = (-1000, 1000)  # as POST /api/jobs takes it
+LIMIT_RANGE = (1, 100_000)
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number between low and high, or argparse's usage error (exit 2) naming the range —
+    before anything is read or written. A value beyond 64 bits used to reach SQLite (OverflowError, a traceback)
+    after the input image was stored."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {text.strip()[:30]}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its message
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the weights live: none (GPU), model, group (streamed, overlapped) or sequential")
     s.add_argument("--weights", choices=WEIGHT_STORAGES, default=None,
                    help="weight storage for models that offer it (Wan): bf16 (default) or fp8")
-    s.add_argument("--priority", type=int, default=0, help="higher runs first")
+    s.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE), default=0,
+                   help=f"higher runs first ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")
     s.add_argument("--wait", action="store_true", help="block until the job ends; print the run record")
     s.add_argument("--json", action="store_true")
@@ -193,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="jobs: running, then queued in order, then finished")
     s.add_argument("--state", action="append", choices=JOB_STATES)
-    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--limit", type=bounded_int(*LIMIT_RANGE), default=50)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_list)
 
@@ -208,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top", action="store_true")
     g.add_argument("--bottom", action="store_true")
     g.add_argument("--before", metavar="JOB_ID")
-    g.add_argument("--priority", type=int)
+    g.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE))
     s.set_defaults(func=_move)
 
     from engine.foresight.cli import register as register_foresight

@@ -111,7 +111,9 @@ class _Search:
 
 
 def _fit_reason(capacity: Capacity, best: Prediction, time_budget_s: float | None, note: str) -> str:
-    time_txt = f", about {best.seconds:.0f} s" if best.seconds is not None else ""
+    time_txt = ""
+    if best.seconds is not None:
+        time_txt = f", about {best.seconds / 60:.0f} min" if best.seconds >= 120 else f", about {best.seconds:.0f} s"
     budget_txt = f" and the {time_budget_s:.0f} s budget" if time_budget_s is not None else ""
     host_txt = (f" and {capacity.host_free_gib:.1f} GiB of free host RAM (needs {best.host_peak_gib:.1f} GiB)"
                 if capacity.host_free_bytes is not None and best.host_peak_gib is not None and best.offload != "none"

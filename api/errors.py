@@ -1,7 +1,7 @@
 """Every error answer is JSON `{"detail": "<plain message>"}`; no traceback ever reaches a client.
 
 Domain errors map to 4xx here, once: bad input 400, unknown job 404, a queue refusing an operation
-409, the queue's database unreachable 503. Anything else is logged whole and answered 500.
+409, the queue's database unreachable or the data directory read-only 503, the data directory's disk full 507. Anything else is logged whole and answered 500.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.intake.validation import InputError
 from engine.queue import JobNotFound, QueueError, QueueUnavailable
+from engine.queue.models import QueueDiskFull
 
 log = logging.getLogger("api")
 
@@ -33,7 +34,8 @@ def responses(*codes: int) -> dict[int | str, dict]:
         409: "the queue or the GPU refuses it now",
         413: "upload larger than api.max_upload_mb",
         422: "a parameter has the wrong type or is out of range",
-        503: "the queue's database cannot be reached",
+        503: "the queue's database cannot be reached, or the data directory is read-only",
+        507: "the data directory's disk is full",
     }
     return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
 
@@ -79,6 +81,11 @@ def install(app: FastAPI) -> None:
     async def queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:
         log.error("queue unavailable: %s", exc)
         return JSONResponse({"detail": f"the job queue is unavailable: {exc}"}, status_code=503)
+
+    @app.exception_handler(QueueDiskFull)
+    async def disk_full(request: Request, exc: QueueDiskFull) -> JSONResponse:
+        log.error("disk full: %s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=507)
 
     @app.exception_handler(QueueError)
     async def queue_refused(request: Request, exc: QueueError) -> JSONResponse:

@@ -4,7 +4,9 @@
 start of that stage (or at every denoising step for `denoising_step`) the engine raises a CUDA
 out-of-memory error, sleeps, raises an error, exits the process (`crash`) or fills the disk
 error path (`disk_full`). `oom*3` fires three times, then never again in that process.
-The collector has one too: `collector_flush`, before each table's file of a flush.
+The collector has one too: `collector_flush`, before each table's file of a flush. A job's end-of-job writes
+have `video_written` (after the video's rename), `run_record_written` (after the run record, before the
+queue's `finish`) and `job_finished` (after it); submission has `intake_write` (job folder made, image not yet).
 Unset, each failpoint costs one dict lookup.
 """
 

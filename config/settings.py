@@ -92,6 +92,10 @@ class EngineSettings(BaseModel):
     safety_margin_gib: float = Field(1.0, ge=0)
     max_image_pixels: int = Field(8192 * 8192, gt=0)
     max_image_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_image_decoded_bytes: int = Field(
+        192 * 1024 * 1024, gt=0,
+        description="memory one input image may decode into (as decoded plus its RGB copy); a large JPEG is decoded at a reduced scale first",
+    )
     max_consecutive_ooms: int = Field(3, ge=1)
     cpu_model: str = "tiny"
     speed_mode: Literal["off", "compile"] = Field(

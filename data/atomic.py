@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -16,9 +16,7 @@ class DiskFullError(OSError):
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_temporary(path)
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
@@ -35,6 +33,21 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _new_temporary(path: Path) -> Path:
+    """An empty file beside `path` with a name no one else has, created 0666 less the umask — as `open()` creates
+    files (files 0644 under umask 022). `tempfile.mkstemp` would create it 0600 whatever the umask, and the rename
+    would carry that onto videos, Parquet and live files that other users (a web server, a backup) must read."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path}")
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:

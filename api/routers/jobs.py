@@ -7,7 +7,6 @@ CancelOutcome itself.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from api.deps import ApiContext, context
 from api.encode import plain
 from api.errors import responses
 from engine.intake.submission import PreflightRefused, submit
-from engine.intake.validation import InputError
+from engine.intake.validation import parse_params_json
 from engine.queue.models import CancelOutcome, Job, JobResult, JobState
 
 router = APIRouter(tags=["jobs"])
@@ -124,12 +123,7 @@ def submit_job(
     priority: int = Form(0, ge=-1000, le=1000, description="higher runs first"),
     ctx: ApiContext = Depends(context),
 ) -> Any:
-    try:
-        raw = json.loads(params)
-    except ValueError as exc:
-        raise InputError(f"params is not valid JSON ({exc}); send an object such as {{\"model\": \"tiny\"}}") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"params must be a JSON object, not {type(raw).__name__}")
+    raw = parse_params_json(params)
     try:
         submitted = submit(ctx.settings, ctx.queue, raw, image.file.read(), image_name=_printable(image.filename),
                            force=force, priority=priority)

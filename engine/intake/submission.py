@@ -6,15 +6,19 @@ Check the parameters and the image, check the predicted memory against the memor
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass, field
 
 from collector import capacity
 from config import Settings
+from config.failpoints import failpoint
 from data.paths import DataPaths, data_paths
-from engine.intake.validation import InputError, check_image_bytes, check_params
+from engine.intake.validation import InputError, check_image_bytes, check_params, stored_form
 from engine.queue import Job, JobQueue
+from engine.queue.models import QueueDiskFull, QueueReadOnly, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,8 @@ def submit(
     """Validate, pre-flight and queue a job. Raises InputError (or PreflightRefused) with the reason."""
     params = check_params(raw_params)
     checked = check_image_bytes(
-        image_bytes, name=image_name, max_bytes=settings.engine.max_image_bytes, max_pixels=settings.engine.max_image_pixels
+        image_bytes, name=image_name, max_bytes=settings.engine.max_image_bytes, max_pixels=settings.engine.max_image_pixels,
+        max_decoded_bytes=settings.engine.max_image_decoded_bytes,
     )
     paths = data_paths(settings)
     gpu_name = None
@@ -85,24 +90,49 @@ def submit(
         raise PreflightRefused(decision.message, decision.suggestions, prediction)
     job_id = uuid.uuid4().hex
     job_dir = paths.job_dir(job_id)
-    job_dir.mkdir(parents=True, exist_ok=False)
-    input_path = job_dir / "input.png"
-    checked.image.save(input_path, format="PNG")
+    try:
+        job_dir.mkdir(parents=True, exist_ok=False)
+        image, fmt, options = stored_form(checked)  # a large input downscaled; a JPEG kept as a JPEG
+        input_path = job_dir / f"input.{'jpg' if fmt == 'JPEG' else 'png'}"
+        failpoint("intake_write")
+        image.save(input_path, format=fmt, **options)
+        job = queue.submit(params, str(input_path), job_id=job_id, priority=priority,
+                           predicted=_predicted(prediction, gpu_name, force and not decision.fits))
+    except BaseException as exc:
+        shutil.rmtree(job_dir, ignore_errors=True)  # nothing of a job that was not queued stays behind
+        if isinstance(exc, OSError) and not isinstance(exc, QueueUnavailable):
+            raise _storage_error(exc, paths.root) from exc
+        raise
+    return Submitted(job=job, preflight_message=decision.message, prediction=prediction)
+
+
+def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:
     on_gpu = gpu_name is not None  # a CPU job has no GPU memory to predict
 
     def predicted_bytes(key: str) -> int | None:
         gib = prediction.get(key)
         return int(gib * 2**30) if on_gpu and gib is not None else None
 
-    predicted = {
+    return {
         "peak_allocated_bytes": predicted_bytes("peak_allocated_gib"),
         "peak_reserved_bytes": predicted_bytes("peak_reserved_gib"),
         "seconds": prediction.get("seconds"),
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),
         "host_peak_bytes": predicted_bytes("host_peak_gib"),
-        "forced": bool(force and not decision.fits),
+        "forced": bool(forced),
         "gpu_name": gpu_name,
     }
-    job = queue.submit(params, str(input_path), job_id=job_id, priority=priority, predicted=predicted)
-    return Submitted(job=job, preflight_message=decision.message, prediction=prediction)
+
+
+def _storage_error(exc: OSError, root: object) -> QueueUnavailable:
+    """The data directory could not take the job's image: a full disk (API 507) or a read-only mount or
+    missing permissions (API 503); the CLI prints either and exits 2."""
+    if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+        return QueueDiskFull(f"no space left on the disk holding the data directory {root}; nothing was queued. "
+                             "Free some space (or point I2VMON_DATA_DIR at a larger disk) and submit again")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = "is on a read-only filesystem" if exc.errno == errno.EROFS else "is not writable by this user"
+        return QueueReadOnly(f"the data directory {root} {what} ({exc.strerror}); nothing was queued. Remount it "
+                             "read-write or fix its permissions (or point I2VMON_DATA_DIR elsewhere) and submit again")
+    return QueueUnavailable(f"the job's image could not be saved under {root} ({exc}); nothing was queued")

@@ -6,16 +6,17 @@ No torch here: the UI and the API validate with the same code.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 
 from engine.queue.models import OFFLOAD_MODES, JobParams
-from engine.registry import ModelSpec, get_model
+from engine.registry import MODELS, ModelSpec, get_model
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 MIN_IMAGE_SIDE = 32
@@ -28,18 +29,49 @@ class InputError(ValueError):
     """Bad input, with a message meant for the user."""
 
 
+# The largest side any model generates: an input larger than this on its shorter side is decoded (JPEG) and stored
+# at this size, since no model's frame can show more of it (the worker cover-crops it to the video's size).
+STORE_SIDE = max(spec.max_side for spec in MODELS.values())
+# The memory one check may decode into (the image as decoded plus its RGB copy); EngineSettings.max_image_decoded_bytes.
+MAX_DECODED_BYTES = 192 * 2**20
+_ORIENTATION = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+
+
 @dataclass(frozen=True)
 class CheckedImage:
-    image: Image.Image  # RGB, EXIF orientation applied
+    image: Image.Image  # RGB, EXIF orientation applied; a large JPEG decoded at a reduced scale (never below STORE_SIDE)
     format: str
     original_mode: str
+    full_size: tuple[int, int] | None = None  # the image's own size, EXIF orientation applied
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.image.size
+        return self.full_size or self.image.size
 
 
-def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, max_pixels: int) -> CheckedImage:
+def decoded_bytes(width: int, height: int, mode: str) -> int:
+    """The memory PIL holds to decode an image of this size and mode and make its RGB copy: bands × bit depth per
+    pixel as PIL stores them (a 1-bit pixel takes a byte, a 3-band pixel four) plus four bytes of RGB."""
+    try:
+        info = ImageMode.getmode(mode)
+        per_pixel = len(info.bands) * int(info.typestr[-1])
+    except (KeyError, ValueError, AttributeError):
+        per_pixel = 4
+    if per_pixel in (2, 3) and not mode.startswith("I;16"):
+        per_pixel = 4  # LA, PA, RGB, YCbCr, LAB, HSV: held in 32 bits
+    return width * height * (per_pixel + 4)
+
+
+def check_image_bytes(
+    data: bytes, *, name: str = "the image", max_bytes: int, max_pixels: int, max_decoded_bytes: int = MAX_DECODED_BYTES,
+) -> CheckedImage:
+    """The image as RGB, or an InputError saying why not. Everything that reads the bytes — the header, the pixels,
+    the EXIF orientation — runs in one guard: whatever a decoder or a metadata parser raises on crafted bytes
+    (struct.error, TypeError, SyntaxError, IndexError, …) is the same refusal, never a traceback."""
     if not data:
         raise InputError(f"{name} is empty (0 bytes); choose a PNG, JPEG or WEBP image")
     if len(data) > max_bytes:
@@ -47,20 +79,8 @@ def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, m
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            probe = Image.open(io.BytesIO(data))
-            fmt = probe.format or "unknown"
-            width, height = probe.size
-            if width * height > max_pixels:
-                raise InputError(
-                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
-                    f"{max_pixels / 1e6:.0f} MP — downscale it first (the video is generated at most at 1536 px anyway)"
-                )
-            if fmt not in ACCEPTED_FORMATS:
-                raise InputError(f"{name} is a {fmt} file; use PNG, JPEG, WEBP, BMP, GIF or TIFF")
-            if getattr(probe, "n_frames", 1) > 1:
-                raise InputError(f"{name} is an animated {fmt} with {probe.n_frames} frames; export the frame to start from as a PNG")
-            probe.load()
-    except InputError:
+            return _decode(data, name, max_pixels, max_decoded_bytes)
+    except (InputError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         declared = re.search(r"\((\d+) pixels\)", str(exc))
@@ -70,17 +90,66 @@ def check_image_bytes(data: bytes, *, name: str = "the image", max_bytes: int, m
         ) from None
     except UnidentifiedImageError:
         raise InputError(f"{name} is not an image PIL can read; choose a PNG, JPEG or WEBP file") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{name} is damaged or truncated ({exc}); export it again") from None
+    except Exception as exc:  # noqa: BLE001 — any error a decoder raises on crafted bytes is bad input
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        raise InputError(f"{name} is damaged or truncated, or its metadata is malformed ({detail}); export it again") from None
+
+
+def _decode(data: bytes, name: str, max_pixels: int, max_decoded_bytes: int) -> CheckedImage:
+    probe = Image.open(io.BytesIO(data))
+    fmt = probe.format or "unknown"
+    width, height = probe.size
+    if width * height > max_pixels:
+        raise InputError(
+            f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
+            f"{max_pixels / 1e6:.0f} MP — downscale it first (the video is generated at most at {STORE_SIDE} px anyway)"
+        )
+    if fmt not in ACCEPTED_FORMATS:
+        raise InputError(f"{name} is a {fmt} file; use PNG, JPEG, WEBP, BMP, GIF or TIFF")
+    if getattr(probe, "n_frames", 1) > 1:
+        raise InputError(f"{name} is an animated {fmt} with {probe.n_frames} frames; export the frame to start from as a PNG")
     if min(width, height) < MIN_IMAGE_SIDE:
         raise InputError(f"{name} is {width}×{height}; it must be at least {MIN_IMAGE_SIDE} pixels on each side")
     original_mode = probe.mode
-    image = ImageOps.exif_transpose(probe)
+    if fmt == "JPEG":
+        probe.draft(None, (STORE_SIDE, STORE_SIDE))  # decode at 1/2, 1/4 or 1/8 scale where that keeps STORE_SIDE
+    cost = decoded_bytes(*probe.size, probe.mode)
+    if cost > max_decoded_bytes:
+        raise InputError(
+            f"{name} is {width}×{height} pixels (mode {original_mode}), {cost / 2**20:.0f} MiB once decoded; the limit is "
+            f"{max_decoded_bytes / 2**20:.0f} MiB — downscale it first (the video is generated at most at {STORE_SIDE} px anyway)"
+        )
+    probe.load()
+    method = _TRANSPOSE.get(probe.getexif().get(_ORIENTATION, 1))  # type: ignore[arg-type]
+    image = probe
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: scale to 8 bits rather than clip to white.
         image = image.point(lambda v: v / 256).convert("L")
     image = image.convert("RGB")
-    return CheckedImage(image=image, format=fmt, original_mode=original_mode)
+    probe.close()
+    if method is not None:
+        image = image.transpose(method)
+        if method in _SWAPS:
+            width, height = height, width
+    return CheckedImage(image=image, format=fmt, original_mode=original_mode, full_size=(width, height))
+
+
+_SWAPS = {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90}
+
+
+def stored_form(checked: CheckedImage) -> tuple[Image.Image, str, dict]:
+    """What `submit` keeps of an input, as (image, format, save options): downscaled (Lanczos) to a shorter side of
+    STORE_SIDE when larger, since the worker only ever cover-crops it to at most STORE_SIDE on a side; a JPEG kept as
+    a JPEG (quality 95, 4:4:4: a camera photo stays about its size instead of a PNG ten times larger), anything else
+    as a lossless PNG. PIL opens either by its content."""
+    image = checked.image
+    short = min(image.size)
+    if short > STORE_SIDE:
+        scale = STORE_SIDE / short
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+    if checked.format == "JPEG":
+        return image, "JPEG", {"quality": 95, "subsampling": 0}
+    return image, "PNG", {}
 
 
 def read_image_file(path: Path, *, max_bytes: int) -> bytes:
@@ -95,6 +164,40 @@ def read_image_file(path: Path, *, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise InputError(f"image {path} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
     return path.read_bytes()
+
+
+MAX_JSON_DEPTH = 16  # parameters are a flat object; a little room for nested mistakes to get their own message
+
+
+def json_depth(value: object) -> int:
+    """How deep the lists and dicts of a parsed JSON value nest (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_params_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> dict:
+    """The parameters sent as JSON text, as a dict, or an InputError saying what is wrong with them. Nesting is
+    bounded: 1000 levels made `json.loads` raise RecursionError (a 500 from the API), and a few hundred levels
+    reached the checks, which print values."""
+    too_deep = f"params nests deeper than {max_depth} levels; send a flat object such as {{\"model\": \"tiny\"}}"
+    try:
+        raw = json.loads(text)
+    except RecursionError:
+        raise InputError(too_deep) from None
+    except ValueError as exc:
+        raise InputError(f"params is not valid JSON ({exc}); send an object such as {{\"model\": \"tiny\"}}") from None
+    if json_depth(raw) > max_depth:
+        raise InputError(too_deep)
+    if not isinstance(raw, dict):
+        raise InputError(f"params must be a JSON object, not {type(raw).__name__}")
+    return raw
 
 
 def _whole(name: str, value: object) -> int:
@@ -126,12 +229,21 @@ def _number(name: str, value: object) -> float:
     return number
 
 
+# Stripped from prompts: C0 controls but tab and newline (terminal escapes, NUL), the bidi overrides and isolates
+# (U+202A–U+202E, U+2066–U+2069: text that reads differently from what it says), and lone surrogates (not text; no
+# UTF-8 encoding, so no Parquet or tokenizer takes them). Everything else is kept: zero-width joiners and
+# non-joiners build emoji and Persian words, and other format characters carry meaning too.
+_STRIPPED = dict.fromkeys(
+    [c for c in range(0x20) if chr(c) not in "\t\n"] + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xD800, 0xE000)]
+)
+
+
 def _text(name: str, value: object) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InputError(f"{name} must be text, not {type(value).__name__}")
-    cleaned = "".join(c for c in value if c in "\t\n" or c.isprintable())
+    cleaned = value.translate(_STRIPPED)
     if len(cleaned) > MAX_PROMPT_CHARS:
         raise InputError(f"{name} is {len(cleaned)} characters; the limit is {MAX_PROMPT_CHARS} (the text encoder reads about 77 tokens)")
     return cleaned.strip()

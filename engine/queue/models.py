@@ -238,3 +238,8 @@ class QueueUnavailable(QueueError):
 
 class QueueDiskFull(QueueUnavailable):
     """The queue's database cannot be written because its disk is full; it works again once space returns."""
+
+
+class QueueReadOnly(QueueUnavailable):
+    """The data directory (the queue's database, a job's folder) cannot be written: a read-only mount or
+    missing permissions. Nothing is damaged; it works again once the directory is writable."""

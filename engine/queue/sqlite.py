@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from engine.queue.models import (
     Progress,
     QueueDiskFull,
     QueueError,
+    QueueReadOnly,
     QueueUnavailable,
     ReapedJob,
     verdict_for_dead_worker,
@@ -97,9 +99,42 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
+def _not_writable(directory: Path) -> bool:
+    """A read-only mount or a directory this user cannot write (access(2) reports EROFS even to root)."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
+_HEADER_BYTES = 100  # an SQLite file's header; a live queue file is never shorter
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _truncated(path: Path, size: int) -> QueueUnavailable:
+    return QueueUnavailable(
+        f"the queue database {path} was truncated to {size} bytes while i2vmon was running; its jobs are lost. "
+        f"Stop i2vmon (the workers stop by themselves), move the file and its -wal and -shm aside "
+        f"(`mv {path} {path}.truncated`, same for {path.name}-wal and {path.name}-shm) and restart: a new empty "
+        "queue is created"
+    )
+
+
 def _unavailable(path: Path, exc: sqlite3.DatabaseError) -> QueueUnavailable:
     if "full" in str(exc):
         return QueueDiskFull(f"the queue database {path} cannot be written: the disk is full ({exc}); free some space")
+    if "readonly" in str(exc) or _not_writable(path.parent):
+        return QueueReadOnly(
+            f"the queue database {path} cannot be written: {path.parent} is on a read-only filesystem or not "
+            f"writable by this user ({exc}); remount it read-write or fix its permissions, then retry"
+        )
     return QueueUnavailable(
         f"the queue database {path} cannot be used ({exc}); if it is damaged, move it aside "
         f"(e.g. `mv {path} {path}.damaged`) and restart: a new empty queue is created"
@@ -112,6 +147,7 @@ def _damage_is_unavailable(method):
 
     @functools.wraps(method)
     def call(self: "SqliteJobQueue", *args: object, **kwargs: object):
+        self._check_file()
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
@@ -126,6 +162,7 @@ class SqliteJobQueue(JobQueue):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._refuse_truncated()
         try:
             con = self._con()
             con.executescript(_SCHEMA)
@@ -144,11 +181,55 @@ class SqliteJobQueue(JobQueue):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA journal_mode=WAL")  # writes the file's header (page 1) if it is new
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=30000")
             self._local.con = con
+            self._local.inode = _inode(self.path)
         return con
+
+    def _check_file(self) -> None:
+        """Before each call, one stat: a queue file deleted, or truncated below its header, while connections
+        hold its WAL open is unavailable now (SQLite itself would wait 30 s on a lock, then blame damage, while
+        the connections already open went on writing into a WAL no new process can read). A file replaced
+        (moved aside, a new queue created in its place) is reopened."""
+        inode = getattr(self._local, "inode", None)
+        if inode is None:
+            self._refuse_truncated()
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise QueueUnavailable(
+                f"the queue database {self.path} is gone (deleted or moved while i2vmon was running); its jobs "
+                "are not reachable. Restart i2vmon: a new empty queue is created (or put the file back)"
+            ) from None
+        if (st.st_dev, st.st_ino) != inode:
+            self._drop_connection()  # a new queue in its place: this thread opens it on its next call
+            self._refuse_truncated()
+            return
+        if st.st_size < _HEADER_BYTES:
+            raise _truncated(self.path, st.st_size)
+
+    def _refuse_truncated(self) -> None:
+        """A queue file shorter than its header while its WAL is still there was truncated under running
+        processes (a fresh queue in WAL mode writes its header at once)."""
+        try:
+            size = os.stat(self.path).st_size
+            wal = os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return
+        if size < _HEADER_BYTES and wal > 0:
+            raise _truncated(self.path, size)
+
+    def _drop_connection(self) -> None:
+        con = getattr(self._local, "con", None)
+        self._local.con = self._local.inode = None
+        if con is not None:
+            try:
+                con.close()
+            except sqlite3.Error:
+                pass
 
     class _Tx:
         def __init__(self, con: sqlite3.Connection) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from config import Settings
+from config.failpoints import failpoint
 from data.paths import data_paths
 from engine.pipelines.loading import apply_memory_options, load_device, load_pipeline
 from engine.queue.models import Job
@@ -133,6 +134,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
     video_path, thumbnail_path = job_dir / "video.mp4", job_dir / "thumbnail.jpg"
     with clock.stage("export_video"):
         write_mp4(video_path, frames, params.fps)
+        failpoint("video_written")  # tests kill the worker here: the video in place, nothing recorded
         write_thumbnail(thumbnail_path, frames)
     del frames
     output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)),

@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 
 from collector import capacity
 from config import Settings
+from config.failpoints import failpoint
 from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths, data_paths
-from data.schemas import AlertEvent, RunRecord
+from data.schemas import STAGES, AlertEvent, RunRecord
 from engine.pipelines.loading import WeightsMissing
 from engine.queue import JobQueue, LeaseLost, Progress, open_queue
 from engine.queue.models import (
@@ -28,11 +29,13 @@ from engine.queue.models import (
     COMPILING_DECODER_STAGE,
     COMPILING_STAGE,
     FAILED,
+    RUNNING,
     SUCCEEDED,
     FinalState,
     Job,
     JobResult,
     QueueDiskFull,
+    QueueUnavailable,
 )
 from engine.worker import host_memory, warm_start
 from engine.worker.clock import JobCancelled, StageClock
@@ -133,6 +136,11 @@ class Heartbeat(threading.Thread):
                 self.cancel_reason = reply.cancel_reason or "cancelled by user"
         except LeaseLost as exc:
             self.cancel_reason = f"lease lost: {exc}"
+        except QueueUnavailable as exc:
+            if isinstance(exc, QueueDiskFull):  # space returns; the outcome waits for it
+                log.warning("heartbeat for %s failed: %s", self.job.id, exc)
+            else:
+                self.worker.queue_lost(exc)
         except Exception as exc:  # a busy or briefly unreadable queue must not kill the job
             log.warning("heartbeat for %s failed: %s", self.job.id, exc)
         if self.cancel_reason is None:
@@ -198,6 +206,7 @@ class Worker:
         self.stopping = StopRequest()
         self._last_disk_full_log = -1e9
         self._unwritten_records: list[object] = []
+        self.queue_error: QueueUnavailable | None = None
 
     def max_reserved_bytes(self) -> int | None:
         """The largest predicted reserve this worker takes a job with (`job_reserve_limit` of its GPU). On a host
@@ -224,6 +233,13 @@ class Worker:
 
     # -- the loop --------------------------------------------------------------------------
     def reap(self) -> None:
+        # A job whose worker died after its video and run record were written, before the queue took the outcome
+        # (kill -9 between the two): it is finished, not run again nor failed as "worker died".
+        now = datetime.now(timezone.utc)
+        for job in self.queue.list((RUNNING,)):
+            if job.lease_expires_at is not None and job.lease_expires_at < now and job.worker_id:
+                if (record := self._finished_before(job)) is not None:
+                    self._adopt(job, job.worker_id, record)
         for reaped in self.queue.reap_expired(on_death=self.settings.engine.on_worker_death, max_attempts=self.settings.engine.max_attempts):
             log.warning("job %s: %s → %s", reaped.job.id, reaped.message, reaped.outcome)
             if reaped.job.is_final:
@@ -296,6 +312,8 @@ class Worker:
 
     def process(self, job: Job) -> Job:
         """Run a claimed job and record how it ended: its run record, then its outcome (JobResult) in the queue."""
+        if (record := self._finished_before(job)) is not None:  # requeued after its run had ended: not run again
+            return self._adopt(job, self.worker_id, record)
         log.info("job %s: %s %dx%dx%d, %d steps", job.id, job.model, job.params.height, job.params.width, job.params.frames, job.params.steps)
         watch = self._watch(job)
         attempt = self._attempt(job, watch)
@@ -308,7 +326,45 @@ class Worker:
                       "this attempt's outcome (%s) is dropped", job.id, self.worker_id, attempt.state)
             return self.queue.get(job.id)
         record = self._record(job, watch, attempt)
-        return self._conclude(job, attempt, self._result(watch, attempt, record))
+        failpoint("run_record_written")  # tests kill the worker here: record written, outcome not yet in the queue
+        finished = self._conclude(job, attempt, self._result(watch, attempt, record))
+        failpoint("job_finished")
+        return finished
+
+    def _finished_before(self, job: Job) -> dict | None:
+        """The succeeded run record of an earlier attempt of this job whose video is on disk, if any: that
+        attempt's worker died between writing the record and recording the outcome in the queue."""
+        if not (self.paths.job_dir(job.id) / "video.mp4").is_file():
+            return None  # the common case, one stat: a job never finished has no video
+        try:
+            from data.store import Store
+
+            records = Store(self.paths).runs_for([job.id])
+        except Exception as exc:  # history unreadable: the job runs again, as before
+            log.warning("job %s: its earlier run records cannot be read (%s); running it", job.id, exc)
+            return None
+        return next((r for r in records if r.get("state") == SUCCEEDED and r.get("video_path")
+                     and os.path.isfile(r["video_path"])), None)
+
+    def _adopt(self, job: Job, holder: str, record: dict) -> Job:
+        """Record in the queue the outcome an earlier attempt left in its run record (no new record, no rerun)."""
+        stages = {stage: record.get(f"stage_{stage}_s") for stage in STAGES if record.get(f"stage_{stage}_s") is not None}
+        result = JobResult(
+            stages=stages, step_times_s=list(record.get("step_times_s") or []), video_path=record.get("video_path"),
+            thumbnail_path=record.get("thumbnail_path"), smoke_test=record.get("smoke_test"),
+            speed_mode=record.get("speed_mode"), peak_allocated_bytes=record.get("peak_allocated_bytes"),
+            peak_reserved_bytes=record.get("peak_reserved_bytes"),
+            peak_nvml_process_bytes=record.get("peak_nvml_process_bytes"), total_s=record.get("total_s"),
+            gpu_name=record.get("gpu_name"), step_experts=list(record.get("step_experts") or []),
+            peak_host_rss_bytes=record.get("peak_host_rss_bytes"), host_pinned_bytes=record.get("host_pinned_bytes"),
+        )
+        try:
+            finished = self.queue.finish(job.id, holder, SUCCEEDED, result=result.to_stored())
+        except LeaseLost:
+            return self.queue.get(job.id)
+        log.warning("job %s had finished (attempt %s: its video and run record exist) when its worker died; "
+                    "recorded as succeeded, not run again", job.id, record.get("attempts"))
+        return finished
 
     def _watch(self, job: Job) -> JobWatch:
         """Start the job's stage clock and its heartbeat (which turns a cancel, a critical alert or this worker
@@ -344,8 +400,18 @@ class Worker:
         return Attempt(state, error_kind, error_message, output, _peak_memory(self.device.name),
                        watch.beat.host_peak())
 
+    def queue_lost(self, exc: QueueUnavailable) -> None:
+        """The queue's database went away under this worker (deleted, truncated, damaged): stop at the next step
+        rather than run on into a database no other process can read; the worker then exits with the reason."""
+        if self.queue_error is None:
+            log.error("the job queue is unavailable: %s; stopping", exc)
+        self.queue_error = exc
+        self.stopping.set()
+
     def _requeue(self, job: Job) -> Job:
         """This worker is stopping: the job goes back to the queue for the next worker, and nothing is recorded."""
+        if self.queue_error is not None:
+            raise self.queue_error  # nothing can be recorded; `python -m engine serve` exits with the reason
         log.info("job %s: worker stopping, job goes back to the queue", job.id)
         try:
             return self.queue.requeue(job.id, self.worker_id, "the worker stopped; the job waits for the next worker")

@@ -129,3 +129,21 @@ def test_a_newer_file_beside_older_ones_keeps_its_values(paths):
     parquet_store.write_rows(paths, "runs", [new], host="h1")
     rows = {r["job_id"]: r["speed_mode"] for r in Store(paths).runs().to_pylist()}
     assert rows == {"old": None, "new": "compile"}
+
+
+def test_a_damaged_runs_file_is_quarantined_when_the_data_directory_has_a_space_in_its_path(tmp_path):
+    """DuckDB's error names the file; a pattern over its text stopped at the space, so nothing was quarantined
+    and every query of the runs failed (the API's /api/runs answered 500) until the file was moved by hand."""
+    from data.paths import DataPaths
+    from data.schemas import RunRecord
+
+    paths = DataPaths(tmp_path / "my data" / "i2vmon data").ensure()
+    good = RunRecord(job_id="good", host="h1", model="tiny", state="succeeded", created_at=T0, finished_at=T0)
+    bad_row = RunRecord(job_id="bad", host="h1", model="tiny", state="succeeded", created_at=T0, finished_at=T0)
+    parquet_store.write_rows(paths, "runs", [good], host="h1")
+    (bad,) = parquet_store.write_rows(paths, "runs", [bad_row], host="h1")
+    bad.write_bytes(bad.read_bytes()[:100])
+    store = Store(paths)
+    assert [r["job_id"] for r in store.runs().to_pylist()] == ["good"]
+    assert not bad.exists() and [n.path.parent for n in store.notices] == [paths.quarantine_dir]
+    assert Store(paths).runs().num_rows == 1  # and for good: the next query reads without it

@@ -105,6 +105,18 @@ def test_control_characters_are_stripped_and_rtl_and_cjk_text_kept():
     assert "قطة تمشي" in params.prompt and "一只猫在走路" in params.prompt and "고양이" in params.prompt
 
 
+def test_joiners_are_kept_and_only_c0_controls_and_bidi_overrides_are_stripped():
+    """Issue 26: the cleaning stripped every non-printable character, ZWJ and ZWNJ included, which split emoji
+    sequences and changed Persian words."""
+    kept = ["\U0001F469\u200d\U0001F4BB coding", "\U0001F3F3\ufe0f\u200d\U0001F308", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "tab\there\nand a line"]
+    for text in kept:
+        assert check_params({"model": "tiny", "prompt": text}).prompt == text
+    bidi = "".join(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+    c0 = "".join(chr(c) for c in range(0x20) if chr(c) not in "\t\n")
+    assert check_params({"model": "tiny", "prompt": f"a{bidi}b{c0}c\u200dd"}).prompt == "abc\u200dd"
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", "\x00\x01"])
 def test_an_empty_prompt_is_refused_for_a_model_that_needs_one(prompt):
     with pytest.raises(InputError, match="needs a prompt"):
@@ -225,3 +237,16 @@ def test_named_uploads_through_submit_and_the_api_get_clear_messages_and_write_o
     expected = 1 + len(ACCEPTED) + 2 * len(TRAVERSAL_NAMES)
     assert queue.counts()["queued"] == expected
     assert {p.name for p in paths.jobs_dir.iterdir()} == {j.id for j in queue.list(limit=1000)}
+
+
+@pytest.mark.parametrize("params", [
+    "[" * 1000 + "]" * 1000,
+    '{"model": "tiny", "prompt": ' + "[" * 1000 + "]" * 1000 + "}",
+    '{"model": ' + '{"a": ' * 1000 + "1" + "}" * 1001,
+    '{"model": "tiny", "prompt": ' + "[" * 40 + "]" * 40 + "}",
+])
+def test_params_nested_deep_are_a_400_saying_so(api_client, png_bytes, params):
+    """Issue 26: params nested 1000 deep made json.loads raise RecursionError, a 500."""
+    r = api_client.post("/api/jobs", files={"image": ("x.png", png_bytes, "image/png")}, data={"params": params})
+    assert r.status_code == 400, r.text
+    assert "nests deeper than" in r.json()["detail"]

@@ -327,7 +327,8 @@ def image_input(settings) -> tuple[bytes | None, str]:
     data = upload.getvalue()
     try:
         checked = check_image_bytes(data, name=upload.name, max_bytes=settings.engine.max_image_bytes,
-                                    max_pixels=settings.engine.max_image_pixels)
+                                    max_pixels=settings.engine.max_image_pixels,
+                                    max_decoded_bytes=settings.engine.max_image_decoded_bytes)
     except InputError as exc:
         st.error(str(exc))
         return None, upload.name

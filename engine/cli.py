@@ -122,13 +122,26 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    jobs = open_queue(load_settings()).list(tuple(args.state) if args.state else None, limit=args.limit)
+    queue = open_queue(load_settings())
+    states = tuple(args.state) if args.state else None
+    jobs = queue.list(states, limit=args.limit, offset=args.after)
+    total = queue.total(states)
+    end = args.after + len(jobs)
+    # the JSON stays a list of jobs on stdout; the page note goes to stderr there
+    note = sys.stderr if args.json else sys.stdout
     if args.json:
         print(json.dumps([j.to_json() for j in jobs], default=str, indent=2))
-    elif not jobs:
+    elif not jobs and total == 0 and states:
+        print(f"no {' or '.join(states)} jobs")
+    elif not jobs and total == 0:
         print("no jobs yet: submit one with `python -m engine submit --image PATH --prompt TEXT --model tiny`")
     for job in jobs if not args.json else []:
         _print_job(job, False)
+    if not jobs and total:
+        print(f"no jobs after {args.after}: there are {total}", file=note)
+    elif end < total:
+        shown = f"{args.after + 1}-{end}" if args.after else f"{len(jobs)}"
+        print(f"showing {shown} of {total}; --after {end} for more", file=note)
     return 0
 
 
@@ -217,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="jobs: running, then queued in order, then finished")
     s.add_argument("--state", action="append", choices=JOB_STATES)
-    s.add_argument("--limit", type=bounded_int(*LIMIT_RANGE), default=50)
+    s.add_argument("--limit", type=bounded_int(*LIMIT_RANGE), default=50, help="at most this many jobs (default 50)")
+    s.add_argument("--after", type=bounded_int(0, 2**62), default=0, metavar="CURSOR",
+                   help="start after this many jobs: the number a previous page's 'for more' line gave")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_list)
 

@@ -74,8 +74,8 @@ def card(run: dict, rating: dict | None) -> None:
         video.play(run.get("video_path"), smoke_test=bool(run.get("smoke_test")))
         st.markdown(f"**{run['model']}** · {fmt.resolution(run.get('height'), run.get('width'))} · "
                     f"{run.get('frames')} fr · {run.get('steps')} steps · seed {run.get('seed')}")
-        if run.get("prompt"):
-            st.caption(run["prompt"][:200])
+        if run.get("prompt"):  # plain text: a prompt's Markdown (an image link every viewer would fetch) stays literal
+            st.text(run["prompt"][:200], width="stretch")
         score = combined(run.get("clip_score"), run.get("smoothness_std"), saved)
         st.markdown(f"**Combined {fmt.number(score, '.3f')}** · CLIP {fmt.number(run.get('clip_score'), '.1f')} · "
                     f"smoothness std {fmt.number(run.get('smoothness_std'), '.2f', 'px')}",

@@ -74,6 +74,8 @@ class JobDetailOut(JobOut):
 class JobListOut(BaseModel):
     jobs: list[JobOut]
     counts: dict[str, int]
+    total: int  # the jobs in the asked states, all pages together
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last one
 
 
 class SubmittedOut(BaseModel):
@@ -135,11 +137,21 @@ def submit_job(
 @router.get("/api/jobs", response_model=JobListOut, summary="jobs: running, then queued in order, then finished")
 def list_jobs(
     state: list[JobState] | None = Query(None, description="only these states (repeat the parameter)"),
-    limit: int = Query(50, ge=1, le=1000),
+    limit: int = Query(50, ge=1, le=1000, description="at most this many jobs on this page"),
+    cursor: str | None = Query(None, max_length=18, pattern=r"^[0-9]+$",
+                               description="the previous page's next_cursor: where this page starts"),
     ctx: ApiContext = Depends(context),
 ) -> Any:
-    jobs = ctx.queue.list(tuple(state) if state else None, limit=limit)
-    return {"jobs": [job_out(j) for j in jobs], "counts": ctx.queue.counts()}
+    """A page of the list. The cursor is a position in the list's order, so a job that changes state between two
+    pages can be shown twice or skipped; `total` and `counts` are read with the page."""
+    states = tuple(state) if state else None
+    offset = int(cursor) if cursor else 0
+    jobs = ctx.queue.list(states, limit=limit, offset=offset)
+    counts = ctx.queue.counts()
+    total = sum(counts.values()) if not states else sum(counts.get(s, 0) for s in set(states))
+    more = len(jobs) == limit and offset + limit < total
+    return {"jobs": [job_out(j) for j in jobs], "counts": counts, "total": total,
+            "next_cursor": str(offset + limit) if more else None}
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobDetailOut, responses=responses(404),

@@ -18,8 +18,14 @@ class JobQueue(ABC):
         """The job, or JobNotFound."""
 
     @abstractmethod
-    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200) -> list[Job]:
-        """Jobs in queue order for queued ones (priority, then position), newest first otherwise."""
+    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200, offset: int = 0) -> list[Job]:
+        """Jobs in queue order for queued ones (priority, then position), newest first otherwise; the id breaks
+        ties, so the order is total and `offset` pages through it (skip that many, then at most `limit`)."""
+
+    def total(self, states: tuple[JobState, ...] | None = None) -> int:
+        """Number of jobs in these states (all jobs for None): what `list` pages through."""
+        counts = self.counts()
+        return sum(counts.values()) if not states else sum(counts.get(s, 0) for s in set(states))
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

@@ -196,14 +196,14 @@ class PostgresJobQueue(JobQueue):
     def get(self, job_id: str) -> Job:
         return self._get(self._con(), job_id)
 
-    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200) -> list[Job]:
+    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200, offset: int = 0) -> list[Job]:
         where = "WHERE state = ANY(%s)" if states else ""
         rows = self._con().execute(
             f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN '{RUNNING}' THEN 0 WHEN '{QUEUED}' THEN 1 ELSE 2 END, "
             f"CASE WHEN state = '{QUEUED}' THEN -priority ELSE 0 END, "
-            f"CASE WHEN state = '{QUEUED}' THEN position ELSE -EXTRACT(EPOCH FROM created_at) END "
-            "LIMIT %s",
-            ((list(states), limit) if states else (limit,)),
+            f"CASE WHEN state = '{QUEUED}' THEN position ELSE -EXTRACT(EPOCH FROM created_at) END, id "
+            "LIMIT %s OFFSET %s",
+            ((list(states), limit, offset) if states else (limit, offset)),
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 

@@ -272,13 +272,13 @@ class SqliteJobQueue(JobQueue):
         return self._get(self._con(), job_id)
 
     @_damage_is_unavailable
-    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200) -> list[Job]:
+    def list(self, states: tuple[JobState, ...] | None = None, limit: int = 200, offset: int = 0) -> list[Job]:
         where = f"WHERE state IN ({', '.join('?' for _ in states)})" if states else ""
         rows = self._con().execute(
             f"SELECT * FROM jobs {where} ORDER BY CASE state WHEN '{RUNNING}' THEN 0 WHEN '{QUEUED}' THEN 1 ELSE 2 END, "
-            f"CASE WHEN state = '{QUEUED}' THEN -priority ELSE 0 END, CASE WHEN state = '{QUEUED}' THEN position ELSE -created_at END "
-            "LIMIT ?",
-            (*(states or ()), limit),
+            f"CASE WHEN state = '{QUEUED}' THEN -priority ELSE 0 END, CASE WHEN state = '{QUEUED}' THEN position ELSE -created_at END, id "
+            "LIMIT ? OFFSET ?",
+            (*(states or ()), limit, offset),
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 

@@ -169,3 +169,24 @@ def test_old_or_odd_result_rows_still_answer(client):
     seen = sorted(json.dumps([a["timings"], a["step_times_s"], a["total_s"], a["video_url"]]) for a in answers.values())
     assert seen == sorted(json.dumps(x) for x in ([{"model_load": 1.0}, [], None, None], [{}, [], 3.0, None], [{}, [1.0, None], None, None]))
     assert all(client.get(f"/api/jobs/{job_id}/video").status_code == 404 for job_id in ids)
+
+
+def test_list_pages_with_a_cursor_and_an_honest_total(client):
+    """Issue 26: /api/jobs pages with `cursor` (its answer's next_cursor) and says how many jobs there are."""
+    queue = client.app.state.ctx.queue
+    submitted = [post_job(client).json()["job"]["id"] for _ in range(5)]
+    assert [j.id for j in queue.list()] == submitted
+    seen, cursor, pages = [], None, 0
+    while True:
+        body = client.get("/api/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        assert body["total"] == 5 and body["counts"]["queued"] == 5
+        seen += [j["id"] for j in body["jobs"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert (seen, pages) == (submitted, 3)
+    only = client.get("/api/jobs", params={"state": "cancelled"}).json()
+    assert (only["jobs"], only["total"], only["next_cursor"]) == ([], 0, None)
+    for bad in ("-1", "x", "9" * 19):  # 19 digits could overflow SQLite's 64-bit integers
+        assert client.get("/api/jobs", params={"cursor": bad}).status_code == 422

@@ -88,3 +88,22 @@ def test_append_rating_refuses_bad_stars(paths):
             append_rating(paths, "ab" * 16, bad, None, "h")
     event = append_rating(paths, "ab" * 16, 3, "  ", "h")
     assert event.note is None
+
+
+def test_a_prompt_shows_as_plain_text_not_markdown(page, paths, now, video_file):
+    """Issue 26: a prompt's Markdown (an image link each viewer's browser would fetch, bold) shows literally."""
+    import dataclasses
+
+    from benchmarks import app_synthetic
+    from data.parquet_store import write_rows
+
+    prompt = "a cat ![x](http://example.invalid/p.png) **bold**"
+    run = next(r for r in app_synthetic.run_records(10, now, days=1, video_path=str(video_file)) if r.state == "succeeded")
+    write_rows(paths, "runs", [dataclasses.replace(run, prompt=prompt)], app_synthetic.HOST)
+    at = page("quality")
+    at.run()
+    no_exception(at)
+    assert prompt in [str(t.value) for t in at.text]
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader"):
+        for element in getattr(at, kind):
+            assert "example.invalid" not in str(element.value) and "**bold**" not in str(element.value), (kind, element)

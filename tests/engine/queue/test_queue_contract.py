@@ -137,6 +137,20 @@ def test_list_shows_running_then_queued_then_finished(queue):
     assert len(queue.list(limit=2)) == 2
 
 
+def test_list_pages_through_every_job_with_offset(queue):
+    """Issue 26: pages of `limit` from `offset` cover the whole list once, in its order; `total` counts it."""
+    for job_id in ("a", "b", "c", "d", "e"):
+        submit(queue, job_id)
+    first = queue.claim("w", None, 30)
+    queue.finish(first.id, "w", "failed", error_kind="oom", error_message="out of memory")
+    queue.claim("w", None, 30)
+    whole = [j.id for j in queue.list()]
+    pages = [[j.id for j in queue.list(limit=2, offset=offset)] for offset in (0, 2, 4, 6)]
+    assert pages == [whole[0:2], whole[2:4], whole[4:5], []]
+    assert (queue.total(), queue.total(("queued",)), queue.total(("queued", "failed"))) == (5, 3, 4)
+    assert [j.id for j in queue.list(("queued",), limit=2, offset=1)] == [j.id for j in queue.list(("queued",))][1:3]
+
+
 def test_cancel_queued_job_never_runs(queue):
     submit(queue, "a")
     outcome = queue.cancel("a", "not needed")

@@ -13,7 +13,7 @@ from typing import Callable
 from config import load_settings
 from engine.intake.validation import InputError, read_image_file
 from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
-from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, WEIGHT_STORAGES, JobResult
+from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, WEIGHT_STORAGES, JobResult, expert_runs
 from engine.registry import MODELS
 
 EXIT_BAD_INPUT = 2
@@ -101,12 +101,12 @@ def _print_finished(job: Job, as_json: bool) -> None:
     _print_job(job, False)
     for stage, seconds in record["stages"].items():
         print(f"  {stage:<18} {seconds:8.3f} s")
-    experts = r.step_experts
-    if len(set(experts)) > 1:
-        switch = next(i for i, e in enumerate(experts) if e != experts[0])
-        by_expert = {e: sum(t or 0.0 for t, x in zip(r.step_times_s, experts) if x == e) for e in dict.fromkeys(experts)}
-        print(f"  experts: {experts[0]} for steps 1–{switch}, {experts[switch]} from step {switch + 1} ("
-              + ", ".join(f"{e} {s:.2f} s" for e, s in by_expert.items()) + ")")
+    runs = expert_runs(r.step_experts)
+    if len(runs) > 1:
+        times = r.step_times_s
+        print("  experts: " + ", ".join(
+            f"{name} steps {first}–{last} ({sum(t or 0.0 for t in times[first - 1:last]):.2f} s)"
+            for name, first, last in runs))
     if record["output_path"]:
         label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
         print(f"  video: {record['output_path']}{label}")

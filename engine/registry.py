@@ -106,6 +106,12 @@ class ModelSpec:
         return (f'hf download {self.hub_id} --include "model_index.json" "*/*.json" "*/*.safetensors" '
                 '"*/*.model" "*/*.txt"')
 
+    def speed_mode_applies(self, offload: str, weights: str | None) -> bool:
+        """Whether today's speed mode can apply to a job of this memory mode: nothing offloaded (a compiled graph
+        cannot follow modules moving between devices), weights in the compute dtype, and a model its parts were
+        built for (the UNets and LTX-Video)."""
+        return offload == "none" and weights is None and self.speed_mode
+
     # -- validation ---------------------------------------------------------------------------------------
 
     def check_frames(self, frames: int) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+from engine.queue.models import memory_mode_label
+
 NA = "N/A"
 GIB = 2**30
 
@@ -82,10 +84,9 @@ def timestamp(ts: datetime | None) -> str:
 
 
 def memory_mode(offload: str | None, weights: str | None) -> str:
-    """Where a job's weights live and how they are stored: 'no offload', 'group offload · fp8 weights'.
-    None for either is the default (no offload; the compute dtype)."""
-    where = "no offload" if not offload or offload == "none" else f"{offload} offload"
-    return f"{where} · {weights} weights" if weights and weights != "bf16" else where
+    """Where a job's weights live and how they are stored: 'no offload', 'group offload · fp8 weights' (the
+    labels data/analytics.py's SQL gives runs)."""
+    return memory_mode_label(offload, weights, " · ")
 
 
 SMOKE_TEST_LABEL = "smoke-test model (random weights)"

@@ -13,7 +13,7 @@ from app.views.frame import live_fragment
 from collector import capacity
 from data.schemas import STAGES
 from engine.queue import Job, JobNotFound, JobQueue
-from engine.queue.models import CANCELLED, COMPILING_DECODER_STAGE, COMPILING_STAGE, QUEUED, JobResult
+from engine.queue.models import CANCELLED, COMPILING_DECODER_STAGE, COMPILING_STAGE, QUEUED, JobResult, expert_runs
 from engine.registry import MODELS
 
 # A mixture of experts' denoisers in the order they run (Wan 2.2 A14B: `transformer` while the noise is high,
@@ -31,17 +31,6 @@ def expert_label(model: str, name: str | None) -> str | None:
     if spec is not None and len(spec.denoisers) == len(EXPERT_ROLES) and name in spec.denoisers:
         return f"{EXPERT_ROLES[spec.denoisers.index(name)]} ({name})"
     return name
-
-
-def expert_runs(step_experts: list[str]) -> list[tuple[str, int, int]]:
-    """(denoiser, first step, last step), 1-based, for each run of steps one denoiser ran in a row."""
-    runs: list[tuple[str, int, int]] = []
-    for i, name in enumerate(step_experts, start=1):
-        if runs and runs[-1][0] == name:
-            runs[-1] = (name, runs[-1][1], i)
-        else:
-            runs.append((name, i, i))
-    return runs
 
 
 def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int | None = None) -> tuple[float, str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from engine.foresight.calibration import GIB
 from engine.foresight.predictor import Prediction
+from engine.queue.models import memory_mode_label
 from engine.registry import ModelSpec
 
 HOST_MARGIN_GIB = 2.0  # the OS, the collector, the UI and the API beside the worker
@@ -53,10 +54,7 @@ def memory_modes(spec: ModelSpec) -> list[tuple[str, str | None]]:
 
 def describe_mode(offload: str, weights: str | None) -> str:
     """'group offload, fp8 weights' — for messages."""
-    parts = [f"{offload} offload" if offload != "none" else "no offload"]
-    if weights == "fp8":
-        parts.append("fp8 weights")
-    return ", ".join(parts)
+    return memory_mode_label(offload, weights)
 
 
 def mode_change(old: tuple[str, str | None], new: tuple[str, str | None]) -> str:

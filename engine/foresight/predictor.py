@@ -287,7 +287,7 @@ def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str, s
                    weights: str | None = None) -> bool:
     """Whether the engine would compile this job (speed mode on, on a GPU, nothing offloaded, a model it
     applies to)."""
-    if _is_cpu(gpu_name) or offload != "none" or weights is not None or not structure.speed_mode:
+    if _is_cpu(gpu_name) or not structure.speed_mode_applies(offload, weights):
         return False
     if speed_mode is None:
         from config import settings_source

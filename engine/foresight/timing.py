@@ -278,7 +278,7 @@ class OffloadTiming:
     points: int  # measured offload points these come from; 0: from copy bandwidths
     group_step_s_per_byte: float = 0.0  # group offload: every step, what the stream's overlap leaves
     group_once_s: float = 0.0
-    group_points: int = 0  # measured group-offload points of this model; 0: taken as sequential's
+    group_points: int = 0  # measured group-offload points (this model's, else every model's); 0: as sequential
 
     def streamed(self, offload: str) -> tuple[float, float]:
         """(seconds per step per denoiser byte, seconds once) of a streamed offload mode."""

@@ -37,6 +37,25 @@ WeightStorage = Literal["bf16", "fp8"]
 WEIGHT_STORAGES: tuple[WeightStorage, ...] = get_args(WeightStorage)
 
 
+def memory_mode_label(offload: str | None, weights: str | None, sep: str = ", ") -> str:
+    """A memory mode as people read it: 'no offload', 'group offload, fp8 weights'. None for either is the default
+    (no offload; the compute dtype)."""
+    where = "no offload" if not offload or offload == "none" else f"{offload} offload"
+    return f"{where}{sep}{weights} weights" if weights and weights != "bf16" else where
+
+
+def expert_runs(step_experts: list[str]) -> list[tuple[str, int, int]]:
+    """(denoiser, first step, last step), 1-based, for each run of steps one denoiser ran in a row: a mixture of
+    experts hands over once, so two runs."""
+    runs: list[tuple[str, int, int]] = []
+    for i, name in enumerate(step_experts, start=1):
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], i)
+        else:
+            runs.append((name, i, i))
+    return runs
+
+
 @dataclass(frozen=True)
 class JobParams:
     model: str

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from config.failpoints import failpoint
+from engine.queue.models import expert_runs
 
 
 class JobCancelled(Exception):
@@ -122,7 +123,7 @@ class StageClock:
         names = tuple(denoisers) or ((denoiser,) if denoiser else ())
         experts = [(name, getattr(pipe, name, None)) for name in names]
         self.experts = tuple(name for name, module in experts if module is not None)
-        if not any(module is not None for _name, module in experts):
+        if not self.experts:
             raise ValueError(f"the pipeline has none of the denoisers {names}")
         for attr, stage in encoders.items():
             module = getattr(pipe, attr, None)
@@ -224,7 +225,8 @@ class StageClock:
     def expert_switch_step(self) -> int | None:
         """The first step (0-based) a different denoiser ran than step 0's (a mixture of experts handing over
         to its low-noise expert); None while one denoiser ran them all."""
-        return next((i for i, name in enumerate(self.step_experts) if name != self.step_experts[0]), None)
+        runs = expert_runs(self.step_experts)
+        return runs[1][1] - 1 if len(runs) > 1 else None
 
     def _decode_start(self, _stage: str) -> None:
         if self.current != "decode_video":

@@ -8,10 +8,7 @@ how much it holds. Where /proc is missing (macOS), the current RSS stands in for
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -34,12 +31,7 @@ def peak_rss_bytes() -> int | None:
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
-    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
-        return None
+    return current_rss_bytes()
 
 
 def current_rss_bytes() -> int | None:
@@ -48,7 +40,7 @@ def current_rss_bytes() -> int | None:
         import psutil
 
         return int(psutil.Process().memory_info().rss)
-    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
+    except Exception:  # a missing figure must never fail a job
         return None
 
 
@@ -61,5 +53,5 @@ def pinned_bytes() -> int | None:
             return None
         stats = torch.cuda.memory.host_memory_stats()
         return int(stats.get("allocated_bytes.current", stats.get("reserved_bytes.current", 0)))
-    except Exception:  # noqa: BLE001 - a missing figure must never fail a job
+    except Exception:  # a missing figure must never fail a job
         return None

@@ -66,10 +66,9 @@ class PipelineCache:
         apply_memory_options(pipe, spec, offload=offload, weights=weights, device=self.device,
                              gpu_index=self.gpu_index, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
-        # Offloaded modules move between devices per call, which a compiled graph cannot follow; today's parts
-        # are built for the UNets and LTX-Video (speed_mode=False for the Wan family: its record says "off").
-        on_gpu_as_is = offload == "none" and weights is None and spec.speed_mode
-        parts = SpeedParts.from_settings(self.settings.engine, self.device if on_gpu_as_is else "cpu")
+        # Where speed mode does not apply (the Wan family, offload, fp8 storage) the record says "off".
+        applies = spec.speed_mode_applies(offload, weights)
+        parts = SpeedParts.from_settings(self.settings.engine, self.device if applies else "cpu")
         self.speed = apply_speed_mode(
             pipe, denoiser=spec.denoiser, parts=parts, cache_dir=data_paths(self.settings).compile_cache_dir
         )

@@ -360,8 +360,7 @@ def overhead_eta(args: argparse.Namespace) -> int:
         b, clock = engine(args.overhead_steps)
         pairs.append((a, b))
         emit({"kind": "overhead", "model": args.model, "height": h, "width": w, "frames": f,
-              "steps": args.overhead_steps, "stock_s": a, "engine_s": b, "stages": clock.stages,
-              "peak_host_rss_note": "see measure"})
+              "steps": args.overhead_steps, "stock_s": a, "engine_s": b, "stages": clock.stages})
     ratio = statistics.median(b / a for a, b in pairs)
     emit({"kind": "overhead_summary", "model": args.model, "median_engine_over_stock": ratio})
 

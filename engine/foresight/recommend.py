@@ -11,7 +11,7 @@ Resolutions, frames and steps come from the model's ladders in its ModelSpec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.foresight.memory_modes import Capacity, describe_mode, memory_modes
@@ -59,13 +59,21 @@ class _Search:
     capacity: Capacity
     time_budget_s: float | None
     kwargs: dict[str, Any]
+    seen: dict[tuple[int, int, int, int], list[Prediction]] = field(default_factory=dict)
 
     def within(self, p: Prediction) -> bool:
         in_time = self.time_budget_s is None or (p.seconds is not None and p.seconds <= self.time_budget_s)
         return self.capacity.fits(p) and in_time
 
     def options(self, h: int, w: int, f: int, steps: int) -> list[Prediction]:
-        """Every decode chunk and memory mode at this shape that fits."""
+        """Every decode chunk and memory mode at this shape that fits (each shape predicted once: the search asks
+        for the fewest steps twice)."""
+        key = (h, w, f, steps)
+        if key not in self.seen:
+            self.seen[key] = self._options(h, w, f, steps)
+        return self.seen[key]
+
+    def _options(self, h: int, w: int, f: int, steps: int) -> list[Prediction]:
         out = []
         for offload, weights in memory_modes(self.structure):
             for chunk in _chunks(self.structure, f):

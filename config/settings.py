@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.unknown_keys import check_environment, check_toml
+
 CHECKOUT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = CHECKOUT_DIR / "i2vmon-data"
 
@@ -227,4 +229,7 @@ def load_settings(**overrides: object) -> Settings:
     toml_path = _toml_file()
     if toml_path is not None and not toml_path.is_file():
         raise FileNotFoundError(f"settings file {toml_path} (from I2VMON_CONFIG) does not exist")
+    # A misspelt key would otherwise be dropped without a word (config/unknown_keys.py).
+    check_toml(Settings, toml_path)
+    check_environment(Settings, "I2VMON_", "__", not_settings=("I2VMON_CONFIG",))
     return Settings(**overrides)

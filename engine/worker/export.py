@@ -30,11 +30,13 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
     h2, w2 = h - h % 2, w - w % 2
 
     def encode(tmp: Path) -> None:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+        # faststart is the muxer's option (the stream's options never reach it): `moov` is moved before `mdat`,
+        # so a browser starts playing before the whole file has arrived.
+        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
             stream.width, stream.height = w2, h2
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "18", "preset": "medium", "movflags": "+faststart"}
+            stream.options = {"crf": "18", "preset": "medium"}
             for frame in frames:
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h2, :w2]), format="rgb24")
                 for packet in stream.encode(video_frame):

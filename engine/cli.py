@@ -1,4 +1,4 @@
-"""`python -m engine`: serve, submit, status, list, cancel, move, predict, recommend, score."""
+"""`python -m engine`: serve, submit, status, list, cancel, move, download, predict, recommend, score."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from engine.registry import MODELS
 
 EXIT_BAD_INPUT = 2
 EXIT_JOB_NOT_SUCCEEDED = 3
+EXIT_DOWNLOAD_FAILED = 4
 
 
 def _print_job(job: Job, as_json: bool) -> None:
@@ -161,6 +162,32 @@ def _move(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace) -> int:
+    from engine.pipelines.hub import DownloadFailed, download_model
+    from engine.registry import UnknownModel, get_model
+
+    try:
+        spec = get_model(args.model)
+    except UnknownModel as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if spec.hub_id is None:
+        print(f"error: {spec.id} is a smoke-test model built from random weights: there is nothing to download",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    models_dir = Path(args.models_dir) if args.models_dir else load_settings().engine.models_dir
+    where = f"{Path(models_dir) / spec.id}" if models_dir is not None else "the Hugging Face cache"
+    variant = f" ({spec.variant} weights)" if spec.variant else ""
+    print(f"fetching what {spec.id} loads from {spec.hub_id}{variant} into {where}", file=sys.stderr)
+    try:
+        done = download_model(spec, models_dir)
+    except DownloadFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DOWNLOAD_FAILED
+    print(f"{spec.id}: {len(done.files)} files in {done.folder}")
+    return 0
+
+
 def _history_loader():
     def load() -> list[dict]:
         from data.paths import data_paths
@@ -249,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--before", metavar="JOB_ID")
     g.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE))
     s.set_defaults(func=_move)
+
+    s = sub.add_parser("download", help="fetch the files a model's pipeline loads (and nothing else) from the hub")
+    s.add_argument("model", help=", ".join(m for m, spec in MODELS.items() if spec.hub_id))
+    s.add_argument("--models-dir", default=None,
+                   help="into DIR/MODEL (default: engine.models_dir, else the Hugging Face cache)")
+    s.set_defaults(func=_download)
 
     from engine.foresight.cli import register as register_foresight
     from engine.quality.cli import register as register_quality

@@ -54,6 +54,7 @@ class ModelSpec:
     smoke_test: bool = False  # random weights built offline; output is not a real video
     random_build: str | None = None  # name for engine.pipelines.random_weights.build_random_pipeline
     torch_dtype: str | None = None  # compute dtype on a GPU; None: the engine's setting (engine.dtype)
+    variant: str | None = None  # the repo's half-precision weights ("fp16"): what from_pretrained loads and downloads fetch
     speed_mode: bool = True  # whether today's speed mode (built for the UNets and LTX-Video) applies
     # -- what a job may ask of it ------------------------------------------------------------------------
     takes_prompt: bool = True
@@ -103,7 +104,8 @@ class ModelSpec:
         other checkpoints beside the diffusers folders: SVD-XT's root holds two more of ~9.5 GB)."""
         if self.hub_id is None:
             return None
-        return (f'hf download {self.hub_id} --include "model_index.json" "*/*.json" "*/*.safetensors" '
+        weights = f"*/*.{self.variant}.safetensors" if self.variant else "*/*.safetensors"
+        return (f'hf download {self.hub_id} --include "model_index.json" "*/*.json" "{weights}" '
                 '"*/*.model" "*/*.txt"')
 
     def speed_mode_applies(self, offload: str, weights: str | None) -> bool:
@@ -246,7 +248,7 @@ MODELS: dict[str, ModelSpec] = {
     spec.id: spec
     for spec in (
         ModelSpec(
-            id="i2vgen-xl", family="i2vgen_xl", pipeline_class="I2VGenXLPipeline", hub_id="ali-vilab/i2vgen-xl",
+            id="i2vgen-xl", family="i2vgen_xl", pipeline_class="I2VGenXLPipeline", hub_id="ali-vilab/i2vgen-xl", variant="fp16",
             description="I2VGen-XL (Alibaba), UNet, 16 frames at 704×1280",
             random_build="i2vgen-xl", defaults=Defaults(704, 1280, 16, 50, 9.0, 16, 1),
             size_multiple=64, max_side=1536, max_frames=64, presets=((512, 512), (576, 1024), (704, 1280)),
@@ -255,7 +257,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             id="svd", family="svd", pipeline_class="StableVideoDiffusionPipeline",
-            hub_id="stabilityai/stable-video-diffusion-img2vid", description="Stable Video Diffusion, 14 frames, image only",
+            hub_id="stabilityai/stable-video-diffusion-img2vid", variant="fp16", description="Stable Video Diffusion, 14 frames, image only",
             random_build="svd", takes_prompt=False, defaults=Defaults(576, 1024, 14, 25, 3.0, 7, 14),
             size_multiple=64, max_side=1536, max_frames=64, presets=((576, 1024), (1024, 576), (512, 512)),
             components=("image_encoder", "vae", "unet"),
@@ -263,7 +265,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             id="svd-xt", family="svd", pipeline_class="StableVideoDiffusionPipeline",
-            hub_id="stabilityai/stable-video-diffusion-img2vid-xt",
+            hub_id="stabilityai/stable-video-diffusion-img2vid-xt", variant="fp16",
             description="Stable Video Diffusion XT, 25 frames, image only",
             random_build="svd-xt", takes_prompt=False, defaults=Defaults(576, 1024, 25, 25, 3.0, 7, 8),
             size_multiple=64, max_side=1536, max_frames=64, presets=((576, 1024), (1024, 576), (512, 512)),

@@ -26,12 +26,12 @@ class I2VGenXLCLIPTextModel(CLIPTextModel):
         return self
 
 
-def pretrained_components(source: str, *, torch_dtype: Any, local_files_only: bool) -> dict:
+def pretrained_components(source: str, *, torch_dtype: Any, local_files_only: bool, variant: str | None = None) -> dict:
     """Components loaded ahead of the pipeline: the text encoder with the attribute path the
     pipeline's default `clip_skip=1` (the penultimate layer, as the model was trained) needs."""
     return {
         "text_encoder": I2VGenXLCLIPTextModel.from_pretrained(
-            source, subfolder="text_encoder", torch_dtype=torch_dtype, local_files_only=local_files_only
+            source, subfolder="text_encoder", torch_dtype=torch_dtype, local_files_only=local_files_only, variant=variant
         )
     }
 

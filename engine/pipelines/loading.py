@@ -42,13 +42,18 @@ def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path 
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or Path(source).is_dir()
     cls = getattr(diffusers, spec.pipeline_class)
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
+    from engine.pipelines.hub import cached_folder, load_variant
+
+    # The half-precision files where the repo has them (half the bytes read and held in host RAM while loading).
+    variant = load_variant(spec, cached_folder(spec, models_dir))
     try:
-        components = family.pretrained_components(source, torch_dtype=dtype, local_files_only=offline) if hasattr(family, "pretrained_components") else {}
-        pipe = cls.from_pretrained(source, torch_dtype=dtype, local_files_only=offline, **components)
+        components = family.pretrained_components(source, torch_dtype=dtype, local_files_only=offline, variant=variant) if hasattr(family, "pretrained_components") else {}
+        pipe = cls.from_pretrained(source, torch_dtype=dtype, local_files_only=offline, variant=variant, **components)
     except (OSError, LocalEntryNotFoundError, ValueError) as exc:
         where = source if Path(source).is_dir() else f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
         raise WeightsMissing(
-            f"weights for {spec.id} not found in {where}; download with `{spec.download_command}` "
+            f"weights for {spec.id} not found in {where}; download with `python -m engine download {spec.id}` "
+            f"(or `{spec.download_command}`) "
             f"or set I2VMON_ENGINE__MODELS_DIR to a folder holding {spec.id}/ ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from exc
     pipe._i2vmon_smoke_test = False

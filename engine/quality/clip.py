@@ -86,7 +86,8 @@ def _offline() -> bool:
 def not_found_reason(model_id: str, cause: str) -> str:
     return (
         f"CLIP weights not found at {model_id}: {cause}; download with "
-        f"`huggingface-cli download {DEFAULT_CLIP_MODEL}` or set {SETTING_ENV} to a local folder"
+        f"`hf download {DEFAULT_CLIP_MODEL} --include \"*.json\" \"*.txt\" model.safetensors` or set {SETTING_ENV} "
+        "to a local folder"
     )
 
 

@@ -27,7 +27,7 @@ def test_missing_local_weights_make_every_clip_metric_null_with_the_reason(video
     for key in CLIP_KEYS:
         assert getattr(report, key) is None
         assert report.reasons[key].startswith(f"CLIP weights not found at {missing}: ")
-        assert "huggingface-cli download openai/clip-vit-base-patch32" in report.reasons[key]
+        assert "hf download openai/clip-vit-base-patch32 --include" in report.reasons[key]
         assert "I2VMON_QUALITY__CLIP_MODEL" in report.reasons[key]
 
 

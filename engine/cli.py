@@ -70,16 +70,18 @@ def _submit(args: argparse.Namespace) -> int:
         else:
             print(f"queued {job.id} ({submitted.preflight_message})")
         return 0
-    while not job.is_final:
-        time.sleep(0.25)
-        job = queue.get(job.id)
-        if not args.json:
-            p = job.progress
-            expert = f" ({p.expert})" if p.expert else ""
-            print(f"\r{job.state} {p.stage or ''} step {p.step}/{p.total_steps}{expert}   ", end="", file=sys.stderr,
-                  flush=True)
-    if not args.json:
-        print(file=sys.stderr)
+    from engine.cli_progress import WaitProgress
+
+    progress = None if args.json else WaitProgress(sys.stderr)
+    try:
+        while not job.is_final:
+            time.sleep(0.25)
+            job = queue.get(job.id)
+            if progress is not None:
+                progress.update(job)
+    finally:
+        if progress is not None:
+            progress.close()
     _print_finished(job, args.json)
     return 0 if job.succeeded else EXIT_JOB_NOT_SUCCEEDED
 

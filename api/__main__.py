@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s api %(levelname)s %(message)s")
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # an unknown or invalid setting: its name and the fix, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         settings.api = settings.api.model_copy(update=overrides)

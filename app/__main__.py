@@ -60,7 +60,10 @@ def plan(port: int, api_port: int, gpus: list[int]) -> list[Child]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # an unknown or invalid setting: its name and the fix, not a traceback
+        raise SystemExit(f"error: {exc}") from None
     parser = argparse.ArgumentParser(prog="python -m app", description="Start i2vmon: collector, engine, API and UI.")
     parser.add_argument("--port", type=int, default=settings.app.port, help=f"UI port (default {settings.app.port})")
     parser.add_argument("--api-port", type=int, default=settings.api.port, help=f"API port (default {settings.api.port})")

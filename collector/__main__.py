@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # an unknown or invalid setting: its name and the fix, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "sample":
         return _print_sample(args.json)
-    settings = load_settings()
     run_daemon(settings, data_paths(settings))
     return 0
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from config import load_settings
+from config import UnknownSettingError, load_settings
 from engine.intake.validation import InputError, read_image_file
 from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
 from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, WEIGHT_STORAGES, JobResult, expert_runs
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         go_offline_if_hub_unreachable()
     try:
         return int(args.func(args) or 0)
-    except (InputError, JobNotFound, QueueError, QueueUnavailable) as exc:
+    except (InputError, JobNotFound, QueueError, QueueUnavailable, UnknownSettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

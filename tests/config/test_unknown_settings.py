@@ -92,3 +92,12 @@ def test_other_i2vmon_variables_that_are_not_settings_pass(settings_file, monkey
     monkeypatch.setenv("I2VMON_TEST_FAKE_NVML", "1")
     monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "off")
     assert load_settings().engine.speed_mode == "off"
+
+
+def test_a_command_refuses_to_start_with_the_message_and_no_traceback(settings_file, capsys):
+    from engine import cli
+
+    settings_file.write_text('[engine]\nspeed_mod = "off"\n')
+    assert cli.main(["list"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "unknown setting engine.speed_mod; did you mean speed_mode?" in err and "Traceback" not in err

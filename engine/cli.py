@@ -178,7 +178,12 @@ def _download(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_BAD_INPUT
     models_dir = Path(args.models_dir) if args.models_dir else load_settings().engine.models_dir
-    where = f"{Path(models_dir) / spec.id}" if models_dir is not None else "the Hugging Face cache"
+    if models_dir is not None:
+        where = str(Path(models_dir) / spec.id)
+    else:
+        from huggingface_hub import constants
+
+        where = f"the Hugging Face cache ({constants.HF_HUB_CACHE})"  # HF_HUB_CACHE, else HF_HOME/hub
     variant = f" ({spec.variant} weights)" if spec.variant else ""
     print(f"fetching what {spec.id} loads from {spec.hub_id}{variant} into {where}", file=sys.stderr)
     try:

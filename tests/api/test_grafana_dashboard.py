@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
+import pytest
+import uvicorn
+
+from api.app import create_app
 from data import live
-from tests.api.synthetic_host import HOST
+from tests.api.synthetic_host import HOST, free_port
 from tests.api.test_api_prometheus import fill, scrape
 from tests.conftest import ROOT
 
@@ -85,3 +96,62 @@ def test_the_dashboard_covers_gpus_queue_durations_ooms_and_alerts():
 def test_panel_ids_are_unique():
     ids = [panel["id"] for panel in json.loads(DASHBOARD.read_text())["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def grafana_variables_filled(query: str) -> str:
+    """The query as Grafana sends it with every host and GPU picked."""
+    return query.replace("$hostname", ".*").replace("$uuid", ".*")
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (Debian package `prometheus`)")
+def test_a_real_prometheus_evaluates_every_dashboard_query(client, settings, paths, tmp_path):
+    fill(client, paths)
+    api_port, prom_port = free_port(), free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        f"scrape_configs:\n  - job_name: i2vmon\n    static_configs:\n      - targets: ['127.0.0.1:{api_port}']\n"
+    )
+    prometheus = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"),
+    )
+    base = f"http://127.0.0.1:{prom_port}/api/v1"
+
+    def query(expr: str) -> dict:
+        body = urllib.parse.urlencode({"query": expr}).encode()
+        try:
+            with urllib.request.urlopen(f"{base}/query", data=body, timeout=5) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 400: a query Prometheus cannot parse or evaluate
+            return json.loads(exc.read())
+
+    try:
+        deadline, gpu = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not gpu:
+            time.sleep(0.5)
+            try:
+                gpu = query('DCGM_FI_DEV_GPU_UTIL{hostname=~".*",uuid=~".*"}')["data"]["result"]
+            except OSError:
+                continue  # not listening yet
+        assert gpu, (tmp_path / "prometheus.log").read_text()[-2000:]
+        dashboard = json.loads(DASHBOARD.read_text())
+        failed = {}
+        for expr in dashboard_queries(dashboard):
+            inner = re.fullmatch(r"label_values\((.+),\s*\w+\)", expr)  # Grafana asks the series API for these
+            answer = query(grafana_variables_filled(inner.group(1) if inner else expr))
+            if answer.get("status") != "success":
+                failed[expr] = answer.get("error")
+        assert not failed, failed
+        utilisation = next(p for p in dashboard["panels"] if p["title"] == "GPU utilisation")
+        series = query(grafana_variables_filled(utilisation["targets"][0]["expr"]))["data"]["result"]
+        assert {s["metric"]["gpu"] for s in series} == {"0", "1"}
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -194,3 +194,16 @@ def test_from_pretrained_is_asked_for_the_variant_the_models_dir_holds(monkeypat
     monkeypatch.setattr(diffusers.StableVideoDiffusionPipeline, "from_pretrained", from_pretrained)
     load_pipeline(get_model("svd-xt"), device="cpu", dtype=torch.float16, models_dir=tmp_path)
     assert calls[0][0] == str(tmp_path / "svd-xt") and calls[0][1]["variant"] == "fp16"
+
+
+def test_missing_weights_name_the_download_command(monkeypatch, tmp_path):
+    import torch
+
+    from engine.pipelines.loading import WeightsMissing, load_pipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsMissing) as missing:
+        load_pipeline(get_model("svd-xt"), device="cpu", dtype=torch.float16, models_dir=tmp_path)
+    message = str(missing.value)
+    assert "`python -m engine download svd-xt`" in message
+    assert '`hf download stabilityai/stable-video-diffusion-img2vid-xt --include "model_index.json"' in message

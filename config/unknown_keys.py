@@ -8,6 +8,7 @@ known here without being listed, and each unknown name comes with the nearest va
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 import types
@@ -110,6 +111,17 @@ def check_toml(model: type[BaseModel], toml_path: Path | None) -> None:
         raise UnknownSettingError(unknown, f"settings file {toml_path}")
 
 
+def _value(text: str) -> object:
+    """A variable's value as the settings loader reads it: JSON for a section or a list (`I2VMON_ENGINE='{…}'`),
+    so the keys inside are checked too; anything else as it is."""
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
 def check_environment(model: type[BaseModel], prefix: str, delimiter: str, *, environ: Mapping[str, str] | None = None,
                       not_settings: Iterable[str] = ()) -> None:
     """Raise UnknownSettingError naming each `PREFIX…` variable that sets nothing.
@@ -124,9 +136,7 @@ def check_environment(model: type[BaseModel], prefix: str, delimiter: str, *, en
         if not var.upper().startswith(prefix.upper()) or var.upper() in skip:
             continue
         parts = var[len(prefix):].lower().split(delimiter)
-        if len(parts) == 1:
-            if parts[0] in _names(model):
-                continue
+        if len(parts) == 1 and parts[0] not in _names(model):
             close = nearest(parts[0], model.model_fields, cutoff=0.8)
             if close is not None:
                 unknown.append(UnknownKey(var, (prefix + close).upper()))
@@ -135,7 +145,7 @@ def check_environment(model: type[BaseModel], prefix: str, delimiter: str, *, en
         node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})  # type: ignore[assignment]
-        node[parts[-1]] = environ[var]
+        node[parts[-1]] = _value(environ[var])
         for miss in unknown_keys(model, nested):
             suggestion = None
             if miss.suggestion is not None:

@@ -101,3 +101,13 @@ def test_a_command_refuses_to_start_with_the_message_and_no_traceback(settings_f
     assert cli.main(["list"]) == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "unknown setting engine.speed_mod; did you mean speed_mode?" in err and "Traceback" not in err
+
+
+def test_keys_inside_a_json_section_variable_are_checked(settings_file, monkeypatch):
+    monkeypatch.setenv("I2VMON_ENGINE", '{"speed_mod": "off"}')
+    assert "I2VMON_ENGINE; did you mean I2VMON_ENGINE__SPEED_MODE?" in refusal(settings_file)
+
+
+def test_a_json_section_variable_with_valid_keys_loads(settings_file, monkeypatch):
+    monkeypatch.setenv("I2VMON_ENGINE", '{"speed_mode": "off"}')
+    assert load_settings().engine.speed_mode == "off"

@@ -18,7 +18,8 @@ from config.failpoints import failpoint
 from data.paths import DataPaths, data_paths
 from engine.intake.validation import InputError, check_image_bytes, check_params, stored_form
 from engine.queue import Job, JobQueue
-from engine.queue.models import QueueDiskFull, QueueReadOnly, QueueUnavailable
+from engine.queue.models import JobParams, QueueDiskFull, QueueReadOnly, QueueUnavailable
+from engine.registry import get_model
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def submit(
     free_bytes: int | None | str = "read",
 ) -> Submitted:
     """Validate, pre-flight and queue a job. Raises InputError (or PreflightRefused) with the reason."""
-    params = check_params(raw_params)
+    auto_gpus = str(raw_params.get("gpus", "")).strip().lower() == "auto"
+    params = check_params({**raw_params, "gpus": 1} if auto_gpus else raw_params)
     checked = check_image_bytes(
         image_bytes, name=image_name, max_bytes=settings.engine.max_image_bytes, max_pixels=settings.engine.max_image_pixels,
         max_decoded_bytes=settings.engine.max_image_decoded_bytes,
@@ -81,6 +83,8 @@ def submit(
         host_free = capacity.host_free_memory(paths, settings=settings) if gpu_name is not None else None
     from engine.foresight import preflight
 
+    if auto_gpus:
+        params = _auto_gpus(settings, paths, raw_params, params, gpu_name)
     decision = preflight(
         params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
         gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name), host_free_bytes=host_free,
@@ -104,6 +108,21 @@ def submit(
             raise _storage_error(exc, paths.root) from exc
         raise
     return Submitted(job=job, preflight_message=decision.message, prediction=prediction)
+
+
+def _auto_gpus(settings: Settings, paths: DataPaths, raw: dict, params: JobParams, gpu_name: str | None) -> JobParams:
+    """`gpus: auto`: a group's size when a group serves this host and the job is long on one GPU, else 1."""
+    from engine.foresight import predict
+    from engine.parallel.placement import gpus_for, largest_group
+
+    group = largest_group(paths, settings.hostname)
+    if group < 2:
+        return params
+    one_gpu = predict(params.model, params.height, params.width, params.frames, steps=params.steps,
+                      decode_chunk_size=params.decode_chunk_size, offload=params.offload, weights=params.weights,
+                      gpu_name=gpu_name, guidance=params.guidance)
+    gpus = gpus_for(get_model(params.model), one_gpu.seconds, group, settings.engine.group_auto_min_s)
+    return check_params({**raw, "gpus": gpus}) if gpus > 1 else params
 
 
 def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:

@@ -11,6 +11,7 @@ with EXIT_RESTART_ME, and the launcher restarts the whole group.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -25,10 +26,11 @@ from PIL import Image
 from config import Settings
 from data import live
 from data.paths import data_paths
-from engine.queue.models import FAILED, Job
+from engine.queue.models import CANCELLED, FAILED, Job
 from engine.registry import ModelSpec, get_model
+from engine.worker.clock import StageClock
 from engine.worker.runner import PipelineCache, fit_image
-from engine.worker.worker import EXIT_RESTART_ME, Attempt, JobWatch, Worker
+from engine.worker.worker import EXIT_RESTART_ME, STOPPING_REASON, Attempt, JobWatch, Worker
 
 from .sequence import RANK_FAILED, STOP, GroupStopped, StepAgreement, denoisers_of, enable_sequence_parallel
 
@@ -129,6 +131,7 @@ class GroupWorker(Worker):
         self.agreement = StepAgreement(device)
         self.cache = GroupCache(settings, self.device.name, self.device.index, group=group, agreement=self.agreement)
         self.group_broken = False
+        self.rank_lost = False
 
     def warm_start(self) -> None:
         log.info("a job group does not warm start: its first job loads the model on every GPU")
@@ -157,13 +160,33 @@ class GroupWorker(Worker):
         clock.should_cancel = should_cancel
         return watch
 
+    def _classify(self, exc: Exception, job: Job, clock: StageClock) -> tuple[str, str]:
+        if _rank_lost(exc):
+            self.rank_lost = True
+            return "group_rank_lost", f"a rank of the job group stopped answering: {exc}"
+        return super()._classify(exc, job, clock)
+
     def _attempt(self, job: Job, watch: JobWatch) -> Attempt:
-        share_job(job)
+        self.rank_lost = False
+        try:
+            share_job(job)
+        except Exception as exc:
+            if not _rank_lost(exc):
+                raise
+            self.rank_lost = True
+            watch.beat.stop()
+            return self._lost(job, Attempt(CANCELLED))
         attempt = super()._attempt(job, watch)
+        if not self.rank_lost and self.cache.pipe is not None and self.agreement.exchanges == 0:
+            try:  # failed or stopped before the loop: release the ranks waiting in its first exchange
+                self.agreement.leave(STOP)
+            except Exception as exc:
+                if not _rank_lost(exc):
+                    raise
+                self.rank_lost = True
+        if self.rank_lost:
+            return self._lost(job, attempt)
         clock = watch.clock
-        loaded = self.cache.pipe is not None
-        if loaded and self.agreement.exchanges == 0:
-            self.agreement.leave(STOP)  # failed or stopped before the loop: release the ranks waiting in it
         loop_unfinished = len(clock.completed_step_times) < clock.total_steps
         if attempt.state == FAILED and self.agreement.exchanges and not self.agreement.left_together and loop_unfinished:
             log.error("job %s failed inside the group's loop; the other ranks are left in a collective: "
@@ -171,6 +194,23 @@ class GroupWorker(Worker):
             self.group_broken = True
             self.stopping.set()
         return attempt
+
+    def _lost(self, job: Job, attempt: Attempt) -> Attempt:
+        """A rank died: not the job's fault. It goes back to the queue (as for a worker that stops) and the
+        launcher restarts the group."""
+        log.error("job %s: a rank of the group was lost; the job goes back to the queue, the group restarts", job.id)
+        self.group_broken = True
+        self.stopping.set()
+        return dataclasses.replace(attempt, state=CANCELLED, error_kind="cancelled",
+                                   error_message=f"{STOPPING_REASON}: a rank of the job group was lost")
+
+
+def _rank_lost(exc: BaseException) -> bool:
+    """A collective that failed because another rank died (gloo: the peer closed its connection; NCCL: an
+    error or a timeout of the communicator)."""
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or any(
+        marker in text for marker in ("Connection closed by peer", "Connection reset by peer", "NCCL", "gloo"))
 
 
 def follow(settings: Settings, group: Group, device: torch.device) -> int:
@@ -181,7 +221,7 @@ def follow(settings: Settings, group: Group, device: torch.device) -> int:
     presence = None
     if group.gpu is not None:
         presence = live.WorkerPresence(settings.hostname, group.gpu, os.getpid(), f"{settings.hostname}:{os.getpid()}:"
-                                       f"gpus[{group.label}] rank {group.rank}")
+                                       f"gpus[{group.label}] rank {group.rank}", group.size)
         live.write_worker(data_paths(settings), presence)
     try:
         while (job := share_job(None)) is not None:

@@ -258,7 +258,8 @@ class Worker:
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
         presence = None
         if self.device.index is not None:
-            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id)
+            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id,
+                                           self.group_size)
             try:
                 live.write_worker(self.paths, presence)
             except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong

@@ -18,8 +18,7 @@ from config.failpoints import failpoint
 from data.paths import DataPaths, data_paths
 from engine.intake.validation import InputError, check_image_bytes, check_params, stored_form
 from engine.queue import Job, JobQueue
-from engine.queue.models import JobParams, QueueDiskFull, QueueReadOnly, QueueUnavailable
-from engine.registry import get_model
+from engine.queue.models import QueueDiskFull, QueueReadOnly, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,9 @@ def submit(
     from engine.foresight import preflight
 
     if auto_gpus:
-        params = _auto_gpus(settings, paths, raw_params, params, gpu_name)
+        from engine.parallel.placement import auto_gpus
+
+        params = auto_gpus(settings, paths, raw_params, params, gpu_name)
     decision = preflight(
         params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
         gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name), host_free_bytes=host_free,
@@ -108,21 +109,6 @@ def submit(
             raise _storage_error(exc, paths.root) from exc
         raise
     return Submitted(job=job, preflight_message=decision.message, prediction=prediction)
-
-
-def _auto_gpus(settings: Settings, paths: DataPaths, raw: dict, params: JobParams, gpu_name: str | None) -> JobParams:
-    """`gpus: auto`: a group's size when a group serves this host and the job is long on one GPU, else 1."""
-    from engine.foresight import predict
-    from engine.parallel.placement import gpus_for, largest_group
-
-    group = largest_group(paths, settings.hostname)
-    if group < 2:
-        return params
-    one_gpu = predict(params.model, params.height, params.width, params.frames, steps=params.steps,
-                      decode_chunk_size=params.decode_chunk_size, offload=params.offload, weights=params.weights,
-                      gpu_name=gpu_name, guidance=params.guidance)
-    gpus = gpus_for(get_model(params.model), one_gpu.seconds, group, settings.engine.group_auto_min_s)
-    return check_params({**raw, "gpus": gpus}) if gpus > 1 else params
 
 
 def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:

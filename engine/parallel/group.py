@@ -201,7 +201,7 @@ class GroupWorker(Worker):
         log.error("job %s: a rank of the group was lost; the job goes back to the queue, the group restarts", job.id)
         self.group_broken = True
         self.stopping.set()
-        return dataclasses.replace(attempt, state=CANCELLED, error_kind="cancelled",
+        return dataclasses.replace(attempt, state=CANCELLED, error_kind=CANCELLED,
                                    error_message=f"{STOPPING_REASON}: a rank of the job group was lost")
 
 

@@ -5,9 +5,27 @@ from __future__ import annotations
 
 import os
 
+from config import Settings
 from data import live
 from data.paths import DataPaths
-from engine.registry import ModelSpec
+from engine.intake.validation import check_params
+from engine.queue.models import JobParams
+from engine.registry import ModelSpec, get_model
+
+
+def auto_gpus(settings: Settings, paths: DataPaths, raw: dict, params: JobParams, gpu_name: str | None) -> JobParams:
+    """`params` (checked with one GPU) as `gpus: auto` makes them: a group's size when a group serves this
+    host and the job is predicted to take at least `engine.group_auto_min_s` on one GPU, else unchanged."""
+    from engine.foresight import predict
+
+    group = largest_group(paths, settings.hostname)
+    if group < 2:
+        return params
+    one_gpu = predict(params.model, params.height, params.width, params.frames, steps=params.steps,
+                      decode_chunk_size=params.decode_chunk_size, offload=params.offload, weights=params.weights,
+                      gpu_name=gpu_name, guidance=params.guidance)
+    gpus = gpus_for(get_model(params.model), one_gpu.seconds, group, settings.engine.group_auto_min_s)
+    return check_params({**raw, "gpus": gpus}) if gpus > 1 else params
 
 
 def largest_group(paths: DataPaths, host: str) -> int:

@@ -99,17 +99,24 @@ def test_a_group_of_fewer_than_two_distinct_gpus_is_refused(text):
         parse_group(text)
 
 
-def test_submitting_with_auto_queues_a_group_job_when_a_group_serves_and_the_job_is_long_enough(
-        data_dir, monkeypatch, png_bytes):
+def test_auto_gives_a_job_the_serving_groups_gpus_when_it_is_long_on_one_gpu(data_dir):
     from config import load_settings
-    from engine.intake.submission import submit
-    from engine.queue import open_queue
+    from engine.parallel.placement import auto_gpus
 
-    monkeypatch.setenv("I2VMON_ENGINE__GROUP_AUTO_MIN_S", "0")
     settings = load_settings()
-    queue = open_queue(settings)
-    short = submit(settings, queue, {**WAN, "gpus": "auto"}, png_bytes, free_bytes=None)
-    assert short.job.params.gpus == 1  # no group serves this host
-    live.write_worker(DataPaths(data_dir), live.WorkerPresence(settings.hostname, 0, os.getpid(), "g", 2))
-    grouped = submit(settings, queue, {**WAN, "gpus": "auto"}, png_bytes, free_bytes=None)
-    assert grouped.job.params.gpus == 2
+    paths = DataPaths(data_dir)
+    raw = {"model": "wan2.1-i2v-14b-720p", "prompt": "a fox", "gpus": "auto"}
+    one = check_params({**raw, "gpus": 1})
+    assert auto_gpus(settings, paths, raw, one, "NVIDIA H200").gpus == 1  # no group serves this host
+    live.write_worker(paths, live.WorkerPresence(settings.hostname, 0, os.getpid(), "g", 4))
+    assert auto_gpus(settings, paths, raw, one, "NVIDIA H200").gpus == 4  # ~16 min predicted on one H200
+
+
+def test_auto_keeps_a_job_of_unknown_length_on_one_gpu(data_dir):
+    from config import load_settings
+    from engine.parallel.placement import auto_gpus
+
+    settings = load_settings()
+    paths = DataPaths(data_dir)
+    live.write_worker(paths, live.WorkerPresence(settings.hostname, 0, os.getpid(), "g", 2))
+    assert auto_gpus(settings, paths, {**WAN, "gpus": "auto"}, check_params(WAN), None).gpus == 1

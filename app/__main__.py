@@ -48,10 +48,26 @@ def parse_gpus(text: str | None, available: int) -> list[int]:
     return picked
 
 
-def plan(port: int, api_port: int, gpus: list[int]) -> list[Child]:
+def parse_group(text: str | None, gpus: list[int]) -> list[int]:
+    """The GPUs (among `gpus`) that run each job together as one job group: `text` like "0,1"; none by default."""
+    if text is None:
+        return []
+    group = parse_gpus(text, max(gpus, default=-1) + 1)
+    outside = sorted(set(group) - set(gpus))
+    if len(group) < 2 or outside:
+        raise SystemExit(f"--group {text!r}: a job group is two or more of the GPUs that get a worker "
+                         f"({', '.join(map(str, gpus)) or 'none here'}), e.g. --group 0,1")
+    return group
+
+
+def plan(port: int, api_port: int, gpus: list[int], group: list[int] | None = None) -> list[Child]:
     children = [Child("collector", python_module("collector"))]
+    group = group or []
+    if group:
+        label = ",".join(map(str, group))
+        children.append(Child(f"engine-group{'-'.join(map(str, group))}", python_module("engine", "serve", "--group", label)))
     if gpus:
-        children += [Child(f"engine-gpu{i}", python_module("engine", "serve", "--gpu", str(i))) for i in gpus]
+        children += [Child(f"engine-gpu{i}", python_module("engine", "serve", "--gpu", str(i))) for i in gpus if i not in group]
     else:
         children.append(Child("engine-cpu", python_module("engine", "serve")))
     children.append(Child("api", python_module("api", "--port", str(api_port))))
@@ -68,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.app.port, help=f"UI port (default {settings.app.port})")
     parser.add_argument("--api-port", type=int, default=settings.api.port, help=f"API port (default {settings.api.port})")
     parser.add_argument("--gpus", help="GPU indices to run a worker on, e.g. 0,1 (default: one worker on every GPU)")
+    parser.add_argument("--group", help="GPUs that run each job together (sequence parallel, for the Wan family), "
+                                        "e.g. 0,1; the other GPUs keep one worker each")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s app %(levelname)s %(message)s")
     paths = data_paths(settings)
@@ -76,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
 
     go_offline_if_hub_unreachable()  # children inherit HF_HUB_OFFLINE
     gpus = parse_gpus(args.gpus, gpu_count())
-    children = plan(args.port, args.api_port, gpus)
-    workers = (f"one worker on each of GPU {', '.join(map(str, gpus))}" if gpus
-               else "no NVIDIA GPU: one CPU worker; use the smoke-test model tiny")
+    group = parse_group(args.group, gpus)
+    children = plan(args.port, args.api_port, gpus, group)
+    singles = [g for g in gpus if g not in group]
+    workers = (f"one worker on each of GPU {', '.join(map(str, singles))}" if singles else "")
+    if group:
+        workers = "; ".join(filter(None, [f"a job group on GPUs {', '.join(map(str, group))}", workers]))
+    workers = workers or "no NVIDIA GPU: one CPU worker; use the smoke-test model tiny"
     print(
         f"i2vmon: data in {paths.root}\n"
         f"  UI   http://localhost:{args.port}\n"

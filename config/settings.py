@@ -99,6 +99,11 @@ class EngineSettings(BaseModel):
         description="memory one input image may decode into (as decoded plus its RGB copy); a large JPEG is decoded at a reduced scale first",
     )
     max_consecutive_ooms: int = Field(3, ge=1)
+    group_timeout_s: float = Field(
+        900.0, gt=0, description="a job group's collectives wait this long for a rank (its model load included)")
+    group_stop_grace_s: float = Field(60.0, gt=0, description="a stopping job group's ranks get this long to finish")
+    group_auto_min_s: float = Field(
+        300.0, ge=0, description="gpus=auto: a job predicted to take at least this long on one GPU runs on a group")
     cpu_model: str = "tiny"
     speed_mode: Literal["off", "compile"] = Field(
         "compile",

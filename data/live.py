@@ -175,6 +175,7 @@ class WorkerPresence:
     gpu_index: int
     pid: int
     worker_id: str
+    group_size: int = 1  # a job group's rank (engine.parallel): the GPUs that run each of its jobs together
 
 
 def write_worker(paths: DataPaths, worker: WorkerPresence) -> None:

@@ -127,6 +127,8 @@ class RunRecord:
     error_message: str | None = None
     gpu_index: int | None = None
     gpu_name: str | None = None
+    # A job run by a group of GPUs together (sequence parallel): every GPU's index, "0,1"; None: one device.
+    gpu_indices: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
     height: int | None = None

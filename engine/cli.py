@@ -37,6 +37,10 @@ def _print_job(job: Job, as_json: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.group:
+        from engine.parallel.launcher import parse_group, serve_group
+
+        return serve_group(parse_group(args.group))
     from engine.worker.worker import serve
 
     return serve(args.gpu)
@@ -53,7 +57,7 @@ def _submit(args: argparse.Namespace) -> int:
         "model": args.model, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "height": args.height,
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
-        "weights": args.weights,
+        "weights": args.weights, "gpus": args.gpus_per_job,
     }
     try:
         submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force, priority=args.priority)
@@ -236,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run a worker (one per GPU; a CPU worker where there is none)")
     s.add_argument("--gpu", type=int, default=None, help="CUDA device index to pin this worker to")
+    s.add_argument("--group", default=None, metavar="GPUS",
+                   help="run jobs over several GPUs together (sequence parallel), e.g. 0,1; cpu:2 for CPU ranks")
     s.set_defaults(func=_serve)
 
     s = sub.add_parser("submit", help="queue a job (checked first; nothing is queued on bad input)")
@@ -250,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the weights live: none (GPU), model, group (streamed, overlapped) or sequential")
     s.add_argument("--weights", choices=WEIGHT_STORAGES, default=None,
                    help="weight storage for models that offer it (Wan): bf16 (default) or fp8")
+    s.add_argument("--gpus-per-job", default=None, metavar="N|auto",
+                   help="GPUs that run this job together (a job group must serve that many); auto: the queue "
+                        "decides from the predicted time (default 1)")
     s.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE), default=0,
                    help=f"higher runs first ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")

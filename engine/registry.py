@@ -82,6 +82,9 @@ class ModelSpec:
     frame_options: tuple[int, ...] = ()  # frames the recommender tries, largest first
     step_options: tuple[int, ...] = ()  # steps the recommender tries, largest first
     lighter: str | None = None  # a smaller model of the same kind, suggested when this one does not fit
+    # The denoiser's attention heads where one job can run on several GPUs (diffusers' Ulysses sequence
+    # parallelism: each GPU attends with heads / N of them, so N must divide them); None: one GPU only.
+    attention_heads: int | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.offload_modes) - set(OFFLOAD_MODES) | set(self.weight_storages) - set(WEIGHT_STORAGES)
@@ -92,6 +95,13 @@ class ModelSpec:
     def denoiser(self) -> str:
         """The denoiser that runs first (the only one but for a mixture of experts)."""
         return self.denoisers[0]
+
+    def group_sizes(self, most: int) -> tuple[int, ...]:
+        """How many GPUs (up to `most`) can run one job of this model together: 1, and every N > 1 dividing
+        its attention heads."""
+        if self.attention_heads is None:
+            return (1,)
+        return tuple(n for n in range(1, most + 1) if self.attention_heads % n == 0)
 
     @property
     def supports_decode_chunk(self) -> bool:
@@ -234,14 +244,14 @@ _WAN_14B = {
     "max_side": 1280, "max_frames": 121, "min_frames": 5, "frame_step": 4, "architecture": "dit",
     "spatial_factor": 16, "temporal_factor": 4, "denoisers": ("transformer",),
     "components": ("text_encoder", "image_encoder", "vae", "transformer"), "resolutions": _WAN_LADDER,
-    "frame_options": (81, 61, 49, 33), "step_options": (40, 30, 20), "lighter": "wan2.2-ti2v-5b", **_WAN_MEMORY,
+    "frame_options": (81, 61, 49, 33), "step_options": (40, 30, 20), "lighter": "wan2.2-ti2v-5b", "attention_heads": 40, **_WAN_MEMORY,
 }
 _TINY_WAN = {
     "family": "wan", "pipeline_class": "WanImageToVideoPipeline", "hub_id": None, "smoke_test": True,
     "torch_dtype": "float32", "speed_mode": False, "vae_causal": True, "defaults": Defaults(32, 32, 9, 4, 5.0, 8), "size_multiple": 16, "max_side": 128,
     "max_frames": 17, "min_frames": 5, "frame_step": 4, "presets": ((32, 32), (32, 48), (64, 64)),
     "architecture": "dit", "spatial_factor": 16, "temporal_factor": 4, "resolutions": ((64, 64), (32, 32)),
-    "frame_options": (9, 5), "step_options": (4, 2), **_WAN_MEMORY,
+    "frame_options": (9, 5), "step_options": (4, 2), "attention_heads": 2, **_WAN_MEMORY,
 }
 
 MODELS: dict[str, ModelSpec] = {
@@ -308,7 +318,7 @@ MODELS: dict[str, ModelSpec] = {
             presets=((704, 1280), (1280, 704), (480, 832)),
             **{**_WAN_14B, "size_multiple": 32, "spatial_factor": 32, "components": ("text_encoder", "vae", "transformer"),
                "resolutions": ((704, 1280), (576, 1024), (480, 832), (384, 672)), "frame_options": (121, 81, 49),
-               "step_options": (50, 30, 20), "lighter": None},
+               "step_options": (50, 30, 20), "lighter": None, "attention_heads": 24},
         ),
         ModelSpec(
             id="tiny", family="i2vgen_xl", pipeline_class="I2VGenXLPipeline", hub_id=None,

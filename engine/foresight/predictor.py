@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
 from engine.foresight.compile_time import first_compile_seconds
+from engine.foresight.group import for_group
 from engine.foresight.host import estimate_host
 from engine.foresight.memory import coefficients_for, estimate_memory, history_correction
 from engine.foresight.timing import TimeEstimate, estimate_time, finished_rows, fp8_step_factor, is_compiled
@@ -126,7 +127,8 @@ class _Host:
 def predict(model: str, height: int, width: int, frames: int, *, steps: int | None = None,
             decode_chunk_size: int | None = None, offload: str = "none", weights: str | None = None,
             gpu_name: str | None = None, history: list[dict] | None = None, gpu_tflops: float | None = None,
-            include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None) -> Prediction:
+            include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None,
+            gpus: int = 1) -> Prediction:
     """Peak GPU memory, peak host RAM and time of one job of registry model `model`; ValueError on bad settings.
 
     `offload` and `weights` are the job's memory mode (see engine.queue.models.OffloadMode and WeightStorage).
@@ -136,6 +138,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     throughput, for a GPU never seen before. `include_holdout=False` leaves the held-out calibration points
     out of the fit (the accuracy table in BENCHMARKS.md). `guidance`: the job's guidance scale (None: the
     model's default); at 1 or less the pipeline runs without classifier-free guidance, a batch of one.
+    `gpus`: the job runs on a group of that many GPUs (engine.parallel); the figures are each GPU's.
     """
     # 1. Settings
     structure = get_model(model)
@@ -173,7 +176,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     confidence = _confidence(structure, height, width, frames, chunk, offload, weights, include_holdout, history,
                              gpu_name, compiled, memory.points, t.history_points)
 
-    return Prediction(
+    one_gpu = Prediction(
         model=model, height=height, width=width, frames=frames, steps=steps, decode_chunk_size=chunk,
         offload=offload, gpu_name=gpu_name,
         peak_allocated_gib=memory.allocated / GIB,
@@ -189,6 +192,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         batch=batch, weights=weights, host_peak_gib=host.peak_gib, host_weights_gib=host.weights_gib,
         host_source=host.source,
     )
+    return for_group(one_gpu, gpus)
 
 
 def _predict_memory(structure: ModelSpec, height: int, width: int, frames: int, chunk: int | None, offload: str,

@@ -53,6 +53,7 @@ def job_params(structure: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
         "decode_chunk_size": params.get("decode_chunk_size"),
         "offload": params.get("offload") or "none",
         "weights": params.get("weights") or None,
+        "gpus": int(params.get("gpus") or 1),
     }
     if out["decode_chunk_size"] is not None:
         out["decode_chunk_size"] = int(out["decode_chunk_size"])

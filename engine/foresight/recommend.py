@@ -41,7 +41,7 @@ def predict_params(model: str, params: dict[str, Any], **kwargs: Any) -> Predict
     """predict() for a params dict (height, width, frames, steps, decode_chunk_size, offload, weights)."""
     return predict(model, params["height"], params["width"], params["frames"], steps=params["steps"],
                    decode_chunk_size=params["decode_chunk_size"], offload=params["offload"],
-                   weights=params.get("weights"), **kwargs)
+                   weights=params.get("weights"), gpus=params.get("gpus", 1), **kwargs)
 
 
 def default_params(structure: ModelSpec) -> dict[str, Any]:

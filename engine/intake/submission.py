@@ -68,7 +68,8 @@ def submit(
     free_bytes: int | None | str = "read",
 ) -> Submitted:
     """Validate, pre-flight and queue a job. Raises InputError (or PreflightRefused) with the reason."""
-    params = check_params(raw_params)
+    auto_gpus = str(raw_params.get("gpus", "")).strip().lower() == "auto"
+    params = check_params({**raw_params, "gpus": 1} if auto_gpus else raw_params)
     checked = check_image_bytes(
         image_bytes, name=image_name, max_bytes=settings.engine.max_image_bytes, max_pixels=settings.engine.max_image_pixels,
         max_decoded_bytes=settings.engine.max_image_decoded_bytes,
@@ -81,6 +82,10 @@ def submit(
         host_free = capacity.host_free_memory(paths, settings=settings) if gpu_name is not None else None
     from engine.foresight import preflight
 
+    if auto_gpus:
+        from engine.parallel.placement import auto_gpus
+
+        params = auto_gpus(settings, paths, raw_params, params, gpu_name)
     decision = preflight(
         params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
         gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name), host_free_bytes=host_free,

@@ -23,6 +23,7 @@ MIN_IMAGE_SIDE = 32
 MAX_PROMPT_CHARS = 2000
 MAX_STEPS = 500
 MAX_GUIDANCE = 50.0
+MAX_GPUS_PER_JOB = 8  # one host's NVLink domain: diffusers' context parallelism runs over one process group
 
 
 class InputError(ValueError):
@@ -297,11 +298,12 @@ def check_params(raw: dict) -> JobParams:
     _check_sampling(sampling)
     memory = _check_memory(memory, spec, shape.frames)
     prompts = _check_prompts(raw, spec)
+    gpus = _check_gpus(raw.get("gpus"), spec, memory.offload)
     return JobParams(
         model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
         height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
         seed=sampling.seed, fps=sampling.fps, decode_chunk_size=memory.decode_chunk_size, offload=memory.offload,
-        weights=memory.weights,
+        weights=memory.weights, gpus=gpus,
     )
 
 
@@ -396,6 +398,25 @@ def _check_memory(memory: MemoryMode, spec: ModelSpec, frames: int) -> MemoryMod
     if weights == "bf16":
         weights = None  # the compute dtype: stored as "no choice made", as every older job is
     return MemoryMode(chunk if spec.supports_decode_chunk else None, offload, weights)
+
+
+def _check_gpus(raw: object, spec: ModelSpec, offload: str) -> int:
+    """GPUs that run the job together (sequence parallel); `auto` is resolved at submission, not here."""
+    gpus = 1 if raw is None or raw == "" else _whole("gpus", raw)
+    if not 1 <= gpus <= MAX_GPUS_PER_JOB:
+        raise InputError(f"gpus must be between 1 and {MAX_GPUS_PER_JOB}, not {gpus}")
+    if gpus == 1:
+        return gpus
+    sizes = spec.group_sizes(MAX_GPUS_PER_JOB)
+    if gpus not in sizes:
+        if sizes == (1,):
+            raise InputError(f"{spec.id} runs on one GPU only (its pipeline has no sequence parallelism); set gpus to 1")
+        raise InputError(f"{spec.id} splits its {spec.attention_heads} attention heads evenly over the GPUs of a job: "
+                         f"gpus must be one of {', '.join(map(str, sizes))}, not {gpus}")
+    if offload != "none":
+        raise InputError(f"a job on {gpus} GPUs keeps its model on every GPU: offload must be none, not {offload!r} "
+                         "(on one GPU, offload is available)")
+    return gpus
 
 
 def _check_prompts(raw: dict, spec: ModelSpec) -> Prompts:

@@ -38,10 +38,11 @@ class JobQueue(ABC):
 
     @abstractmethod
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
-              max_reserved_bytes: int | None = None) -> Job | None:
+              max_reserved_bytes: int | None = None, gpus: int = 1) -> Job | None:
         """Atomically take the next queued job (highest priority, then earliest position). With
         `max_reserved_bytes` (what the worker's GPU can hold), jobs predicted to need more are left for a
-        larger GPU's worker, unless they were forced past the pre-flight."""
+        larger GPU's worker, unless they were forced past the pre-flight. `gpus`: how many GPUs the claiming
+        worker runs a job on (a job group's size); jobs asking for more are left to a larger group."""
 
     @abstractmethod
     def heartbeat(self, job_id: str, worker_id: str, lease_s: float, progress: Progress | None = None) -> Heartbeat:

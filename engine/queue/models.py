@@ -71,6 +71,8 @@ class JobParams:
     decode_chunk_size: int | None = None
     offload: OffloadMode = "none"
     weights: WeightStorage | None = None  # None: the model's compute dtype
+    # GPUs that run this one job together (sequence parallel, engine.parallel); 1: one GPU as always.
+    gpus: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -226,13 +226,14 @@ class PostgresJobQueue(JobQueue):
 
     # -- workers ---------------------------------------------------------------------------------
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
-              max_reserved_bytes: int | None = None) -> Job | None:
+              max_reserved_bytes: int | None = None, gpus: int = 1) -> Job | None:
         # One statement: lock the next queued row no other claim holds (SKIP LOCKED), run it, log the event.
         row = self._con().execute(
             f"WITH next AS (SELECT id, {_NOW} AS now FROM jobs WHERE state = '{QUEUED}' "
             "               AND (%s::bigint IS NULL OR (predicted->>'forced')::boolean IS TRUE "
             "                    OR predicted->>'peak_reserved_bytes' IS NULL "
             "                    OR (predicted->>'peak_reserved_bytes')::bigint <= %s::bigint) "
+            "               AND COALESCE((params->>'gpus')::int, 1) <= %s "
             "               ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED), "
             f"claimed AS (UPDATE jobs SET state = '{RUNNING}', worker_id = %s, gpu_index = %s, started_at = next.now, "
             "    attempts = attempts + 1, lease_expires_at = next.now + make_interval(secs => %s), heartbeat_at = next.now, "
@@ -240,7 +241,7 @@ class PostgresJobQueue(JobQueue):
             "    FROM next WHERE jobs.id = next.id RETURNING jobs.*), "
             f"ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, '{RUNNING}', %s FROM claimed) "
             "SELECT * FROM claimed",
-            (max_reserved_bytes, max_reserved_bytes, worker_id, gpu_index, float(lease_s), f"claimed by {worker_id}"),
+            (max_reserved_bytes, max_reserved_bytes, gpus, worker_id, gpu_index, float(lease_s), f"claimed by {worker_id}"),
         ).fetchone()
         return _row_to_job(row) if row is not None else None
 

@@ -305,14 +305,15 @@ class SqliteJobQueue(JobQueue):
     # -- workers ---------------------------------------------------------------------------------
     @_damage_is_unavailable
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
-              max_reserved_bytes: int | None = None) -> Job | None:
+              max_reserved_bytes: int | None = None, gpus: int = 1) -> Job | None:
         with self._tx() as con:
             row = con.execute(
                 f"SELECT id FROM jobs WHERE state = '{QUEUED}' AND (? IS NULL "
                 "  OR json_extract(predicted, '$.forced') = 1 "
                 "  OR json_extract(predicted, '$.peak_reserved_bytes') IS NULL "
                 "  OR json_extract(predicted, '$.peak_reserved_bytes') <= ?) "
-                "ORDER BY priority DESC, position LIMIT 1", (max_reserved_bytes, max_reserved_bytes),
+                "AND COALESCE(json_extract(params, '$.gpus'), 1) <= ? "
+                "ORDER BY priority DESC, position LIMIT 1", (max_reserved_bytes, max_reserved_bytes, gpus),
             ).fetchone()
             if row is None:
                 return None

@@ -33,6 +33,7 @@ def build_run_record(
     host: tuple[int | None, int | None] = (None, None),
     worker_id: str | None = None,
     gpu_index: int | None = None,
+    gpu_indices: str | None = None,
 ) -> RunRecord:
     p = job.params
     now = datetime.now(timezone.utc)
@@ -46,6 +47,7 @@ def build_run_record(
         worker_id=worker_id or job.worker_id, started_at=job.started_at, attempts=job.attempts,
         error_kind=error_kind if state else job.error_kind, error_message=error_message if state else job.error_message,
         gpu_index=gpu_index if gpu_index is not None else job.gpu_index, gpu_name=device_name or job.predicted.get("gpu_name"),
+        gpu_indices=gpu_indices,
         prompt=p.prompt, negative_prompt=p.negative_prompt, height=p.height, width=p.width, frames=p.frames, steps=p.steps,
         guidance=p.guidance, seed=p.seed, fps=p.fps, decode_chunk_size=p.decode_chunk_size, offload=p.offload,
         weights=p.weights,

@@ -207,6 +207,9 @@ class Worker:
         self._last_disk_full_log = -1e9
         self._unwritten_records: list[object] = []
         self.queue_error: QueueUnavailable | None = None
+        # A job group's rank 0 (engine.parallel) runs jobs of up to group_size GPUs, on the GPUs it names.
+        self.group_size = 1
+        self.gpu_indices: str | None = None
 
     def max_reserved_bytes(self) -> int | None:
         """The largest predicted reserve this worker takes a job with (`job_reserve_limit` of its GPU). On a host
@@ -255,7 +258,8 @@ class Worker:
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
         presence = None
         if self.device.index is not None:
-            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id)
+            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id,
+                                           self.group_size)
             try:
                 live.write_worker(self.paths, presence)
             except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
@@ -276,7 +280,7 @@ class Worker:
                 last_reap = time.monotonic()
             try:
                 job = self.queue.claim(self.worker_id, self.device.index, self.settings.engine.lease_s,
-                                       max_reserved_bytes=self.max_reserved_bytes())
+                                       max_reserved_bytes=self.max_reserved_bytes(), gpus=self.group_size)
             except QueueDiskFull as exc:
                 self._wait_for_space(exc)
                 continue
@@ -424,7 +428,7 @@ class Worker:
             job, self.settings, watch.clock, attempt.output, device_name=self.device.gpu_name, state=attempt.state,
             error_kind=attempt.error_kind, error_message=attempt.error_message, peaks=attempt.peaks,
             peak_nvml_bytes=watch.beat.peak_nvml_bytes, host=attempt.host, worker_id=self.worker_id,
-            gpu_index=self.device.index,
+            gpu_index=self.device.index, gpu_indices=self.gpu_indices,
         )
         self._write_record(record)
         return record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.__main__ import parse_gpus, plan
+from app.__main__ import parse_gpus, parse_group, plan
 
 
 def _workers(children) -> dict[str, list[str]]:
@@ -38,3 +38,15 @@ def test_gpus_option_that_is_not_a_list_of_numbers_says_how_to_write_it():
 def test_collector_api_and_ui_start_once_whatever_the_gpu_count():
     names = [c.name for c in plan(8501, 8000, [0, 1, 2, 3])]
     assert names.count("collector") == names.count("api") == names.count("ui") == 1
+
+
+def test_a_group_of_gpus_gets_one_group_worker_and_the_other_gpus_one_worker_each():
+    workers = _workers(plan(8501, 8000, [0, 1, 2], parse_group("0,1", [0, 1, 2])))
+    assert workers == {"engine-group0-1": ["serve", "--group", "0,1"], "engine-gpu2": ["serve", "--gpu", "2"]}
+
+
+def test_a_group_must_be_two_of_the_workers_gpus():
+    with pytest.raises(SystemExit, match="two or more of the GPUs"):
+        parse_group("1", [0, 1])
+    with pytest.raises(SystemExit):
+        parse_group("0,3", [0, 1])

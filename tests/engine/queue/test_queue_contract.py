@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -308,3 +309,18 @@ def test_unreachable_postgres_names_the_url_without_password():
     with pytest.raises(QueueUnavailable, match="cannot reach the PostgreSQL queue") as caught:
         open_url(url)
     assert "secret" not in str(caught.value) and "i2vmon:***@" in str(caught.value)
+
+
+def test_a_one_gpu_worker_leaves_a_job_that_asks_for_a_group_of_gpus(queue):
+    queue.submit(dataclasses.replace(PARAMS, gpus=2), "/in/pair.png", job_id="pair")
+    assert queue.claim("single", 0, 30) is None
+    assert queue.claim("group-of-4", 0, 30, gpus=4).id == "pair"
+
+
+def test_a_group_claims_the_jobs_it_can_hold_in_queue_order_and_leaves_larger_ones(queue):
+    queue.submit(dataclasses.replace(PARAMS, gpus=4), "/in/four.png", job_id="four")
+    queue.submit(PARAMS, "/in/one.png", job_id="one")
+    queue.submit(dataclasses.replace(PARAMS, gpus=2), "/in/two.png", job_id="two")
+    assert queue.claim("pair", 0, 30, gpus=2).id == "one"
+    assert queue.claim("pair", 0, 30, gpus=2).id == "two"
+    assert queue.claim("pair", 0, 30, gpus=2) is None

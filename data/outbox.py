@@ -223,6 +223,13 @@ class Outbox:
             con.execute("UPDATE deliveries SET next_at = ? WHERE event_id = ? AND target = ? AND state = 'pending'",
                         (until, event_id, target))
 
+    def postpone_target(self, target: str, *, until: float) -> int:
+        """Every pending delivery to `target` due before `until` waits until then (its receiver is failing: the
+        next attempt finds out whether it is back, the others follow in order). No attempt is counted."""
+        with self._write() as con:
+            return con.execute("UPDATE deliveries SET next_at = ? WHERE target = ? AND state = 'pending' AND next_at < ?",
+                               (until, target, until)).rowcount
+
     def forget_delivered(self, *, older_than: datetime) -> int:
         """Drop delivered deliveries (and events left with none) older than `older_than`: the file stays small."""
         cutoff = older_than.timestamp()

@@ -146,6 +146,7 @@ class Notifier:
                 retry_at = None if give_up else now + self.backoff_s(delivery.attempts + 1)
                 self.outbox.failed(event.id, name, error, retry_at=retry_at, now=now)
                 failing[name] = retry_at if retry_at is not None else now + self.settings.backoff_max_s
+                self.outbox.postpone_target(name, until=failing[name])
                 report.failed += 1
                 report.dead += give_up
                 report.errors.append(f"{name}: {error}")

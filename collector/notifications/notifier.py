@@ -26,6 +26,7 @@ from engine.queue.base import JobQueue
 log = logging.getLogger(__name__)
 
 JOBS_CURSOR = "jobs_cursor"  # the latest finished_at (Unix seconds) the job scan has published
+JOBS_FLOOR = "jobs_floor"  # when the first scan ran: jobs that ended before it are history, never announced
 # Two workers can commit their jobs' ends out of the order of their finished_at; each scan reads this far back
 # again, and an event already stored (its id) is not stored twice.
 SCAN_OVERLAP_S = 60.0
@@ -89,9 +90,11 @@ class Notifier:
         notifier does not announce the history."""
         cursor = self.outbox.state(JOBS_CURSOR)
         if cursor is None:
-            self.outbox.set_state(JOBS_CURSOR, time.time())
+            now = time.time()
+            self.outbox.add([], state={JOBS_CURSOR: now, JOBS_FLOOR: now})
             return 0
-        after = datetime.fromtimestamp(float(cursor) - SCAN_OVERLAP_S, timezone.utc)
+        floor = float(self.outbox.state(JOBS_FLOOR) or 0)
+        after = datetime.fromtimestamp(max(float(cursor) - SCAN_OVERLAP_S, floor), timezone.utc)
         added = 0
         while True:
             jobs = queue.ended_since(after, limit=_SCAN_PAGE)

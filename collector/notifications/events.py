@@ -31,7 +31,7 @@ def job_event(job: Job, host: str, ui_url: str | None = None) -> NotificationEve
         where = f" during {result.failed_stage}" if result.failed_stage else ""
         message = f"{job.error_kind or 'error'}{where}: {job.error_message or 'no message'}"
     elif job.state == CANCELLED:
-        message = job.cancel_reason or job.error_message or "cancelled"
+        message = job.cancel_reason or job.error_message or CANCELLED
     else:
         took = f"{result.total_s:.0f} s" if result.total_s is not None else "time not recorded"
         message = f"{took}; video {result.video_path or 'not recorded'}"

@@ -257,7 +257,9 @@ class RegressionWatch:
     def active(self) -> list[dict]:
         """The regressions firing now, in the live alerts file's shape (collector.alerts.AlertEvaluator.active)."""
         return [
-            {"host": s["host"], "gpu_index": None, "rule": s["rule"], "level": self.settings.level, "value": s["after"],
+            # "warning" whatever the event's level: in this file a critical alert on a host makes its workers stop
+            # their running job (engine.worker.Worker.critical_alert), and a slower setting is no reason to.
+            {"host": s["host"], "gpu_index": None, "rule": s["rule"], "level": "warning", "value": s["after"],
              "since": s["since"],
              "message": f"{s['measure']} regression: {s['setting_label']} (was {s['before']:.4g}, now {s['after']:.4g}; "
                         f"{s['versions']})",

@@ -223,7 +223,9 @@ class RegressionSettings(BaseModel):
     s_per_step_margin: float = Field(0.15, gt=0)
     peak_memory_margin: float = Field(0.10, gt=0)
     quality_margin: float = Field(0.10, gt=0)
-    level: EventLevel = "warning"
+    level: Literal["warning", "critical"] = Field(
+        "warning", description="the level of the regression's event (routing to targets); the UI's alert list "
+        "shows it as a warning, since a critical alert there stops the running job")
     lookback_days: int = Field(60, gt=0)
     check_every_s: float = Field(60.0, gt=0)
 

@@ -141,3 +141,11 @@ def test_the_rule_reads_run_records_from_the_store_and_says_when_versions_are_no
     assert active["rule"] == "regression_s_per_step" and active["level"] == "warning" and "tiny 64×64×4" in active["message"]
     [row] = watch.alert_rows([event])
     assert row.state == "firing" and row.rule == "regression_s_per_step"
+
+
+def test_a_critical_regression_is_routed_as_critical_but_listed_as_a_warning_so_no_job_is_stopped(watch):
+    watch.settings = RegressionSettings(level="critical")
+    [event] = _firing(_replay(watch, _runs([1.0] * 15 + [1.3] * 5)))
+    assert event.level == "critical"
+    [active] = watch.active()
+    assert active["level"] == "warning"  # workers stop their job on a critical alert in the live file

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -187,6 +187,13 @@ class NotificationTarget(BaseModel):
         "non-empty list passes no job event until it does",
     )
     timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _http_url(self) -> "NotificationTarget":
+        if self.kind != "apprise" and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"notification target {self.name!r} ({self.kind}): url {self.url!r} must start with "
+                             "http:// or https://")
+        return self
 
 
 class NotificationSettings(BaseModel):

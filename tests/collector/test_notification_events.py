@@ -206,3 +206,11 @@ def test_job_event_ids_name_the_job_and_its_end():
     job = Job(id="00000000-0000-0000-0000-00000000000b", state=FAILED, params=JobParams(model="tiny"), input_image="x",
               finished_at=T0, error_kind="timeout", error_message="step 3 ran 10x its prediction")
     assert job_event(job, "box").id == job_event(job, "box").id == f"job-{job.id}-{FAILED}"
+
+
+def test_a_webhook_target_needs_an_http_url():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must start with http:// or https://"):
+        _target(url="ops.example.com/hook")
+    assert _target(kind="apprise", url="ntfy://ntfy.sh/topic").url == "ntfy://ntfy.sh/topic"

@@ -288,7 +288,7 @@ class SqliteJobQueue(JobQueue):
     def ended_since(self, after: datetime, limit: int = 500) -> list[Job]:
         rows = self._con().execute(
             f"SELECT * FROM jobs WHERE state IN ({_FINAL_SQL}) AND finished_at >= ? ORDER BY finished_at, id LIMIT ?",
-            (after.timestamp(), limit),
+            (after.timestamp() - 1e-6, limit),  # a datetime holds microseconds; the column, the float it came from
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 

@@ -15,6 +15,7 @@ forgets one.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -179,7 +180,7 @@ class RegressionWatch:
         groups: dict[str, list[dict]] = {}
         for run in runs:
             groups.setdefault(_setting_id(run), []).append(run)
-        firing = dict(self._firing)
+        firing = copy.deepcopy(self._firing)  # compared with the old state below: changed → stored
         events: list[NotificationEvent] = []
         for sid, group in groups.items():
             for measure in MEASURES:

@@ -214,3 +214,19 @@ def test_a_webhook_target_needs_an_http_url():
     with pytest.raises(ValidationError, match="must start with http:// or https://"):
         _target(url="ops.example.com/hook")
     assert _target(kind="apprise", url="ntfy://ntfy.sh/topic").url == "ntfy://ntfy.sh/topic"
+
+
+def test_the_collectors_alert_transitions_go_to_the_outbox(monkeypatch, tmp_path, settings, paths):
+    from benchmarks.fake_nvml import FakeNvml
+    from collector.daemon import Collector
+    from collector.sampler import Sampler
+
+    settings.notifications.targets = [_target(kind="alertmanager", min_level="critical")]
+    FakeNvml(gpus=2, lost_gpu=1, lost_after_calls=2).install(monkeypatch.setattr)
+    collector = Collector(settings, paths, Sampler(host="testhost", data_dir=tmp_path))
+    collector.start()
+    for i in range(4):
+        collector.tick(T0 + timedelta(seconds=i))
+    [delivery] = collector.notifier.outbox.claim(lease_s=60)
+    assert delivery.target == "t" and delivery.event.kind == "alert_firing" and delivery.event.level == "critical"
+    assert delivery.event.data["alert"]["rule"] == "gpu_lost" and delivery.event.data["alert"]["gpu_index"] == 1

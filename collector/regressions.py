@@ -182,12 +182,14 @@ class RegressionWatch:
             groups.setdefault(_setting_id(run), []).append(run)
         firing = copy.deepcopy(self._firing)  # compared with the old state below: changed → stored
         events: list[NotificationEvent] = []
+        judged: set[str] = set()
         for sid, group in groups.items():
             for measure in MEASURES:
                 key = f"{sid}:{measure.column}"
                 window = compare(group, measure, self.settings)
                 if window is None:
                     continue
+                judged.add(key)
                 margin = getattr(self.settings, measure.margin_setting)
                 state = firing.get(key)
                 if state is None:
@@ -207,6 +209,13 @@ class RegressionWatch:
                                               why="recovered" if recovered else "accepted"))
                 else:
                     state["after"] = window.after  # the banner shows the figure now
+        # A setting no longer run: its alert ends once it has no runs to judge in the lookback window.
+        stale_before = now - timedelta(days=self.settings.lookback_days)
+        for key, state in list(firing.items()):
+            if key not in judged and datetime.fromisoformat(state["since"]) < stale_before:
+                del firing[key]
+                measure = next(m for m in MEASURES if state["rule"] == f"regression_{m.column}")
+                events.append(self._event(key, state, "resolved", now, measure, None, why="stale"))
         if events or firing != self._firing:
             self.notifier.publish(events, state={STATE_KEY: firing})
         self._firing = firing
@@ -223,14 +232,20 @@ class RegressionWatch:
             "versions": _versions_text(window), "fired_by": window.recent_jobs[-1],
         }
 
-    def _event(self, key: str, state: dict, transition: str, now: datetime, measure: Measure, window: Window,
+    def _event(self, key: str, state: dict, transition: str, now: datetime, measure: Measure, window: Window | None,
                why: str = "") -> NotificationEvent:
-        before, after = float(state["before"]), window.after
-        pct = f"{window.change:+.0%}" if transition == "firing" else ""
-        if transition == "firing":
+        """`window`: the figures now; None for a setting with no runs left to judge (its last figures stand)."""
+        before = float(state["before"])
+        after = window.after if window else float(state["after"])
+        change = window.change if window else float(state["change"])
+        pct = f"{change:+.0%}" if transition == "firing" else ""
+        if transition == "firing" and window is not None:
             message = (f"{measure.label} of {state['setting_label']} got worse {pct}: median {measure.fmt(before)} over "
                        f"{len(window.baseline_jobs)} runs → {measure.fmt(after)} over the last {len(window.recent_jobs)}; "
                        f"versions: {state['versions']}")
+        elif why == "stale":
+            message = (f"{measure.label} of {state['setting_label']}: no run of this setting in the last "
+                       f"{self.settings.lookback_days} days to judge; last {measure.fmt(after)} (was {measure.fmt(before)})")
         elif why == "recovered":
             message = f"{measure.label} of {state['setting_label']} is back: {measure.fmt(after)} (was {measure.fmt(before)})"
         else:
@@ -245,9 +260,10 @@ class RegressionWatch:
                  else f"{measure.label} regression resolved ({why}): {state['setting_label']}")
         regression = {
             "setting": state["setting"], "setting_label": state["setting_label"], "measure": measure.column,
-            "before": before, "after": after, "change": window.change, "versions": state["versions"],
-            "versions_changed": {k: list(v) for k, v in window.versions_changed.items()},
-            "baseline_jobs": list(window.baseline_jobs), "recent_jobs": list(window.recent_jobs),
+            "before": before, "after": after, "change": change, "versions": state["versions"],
+            "versions_changed": {k: list(v) for k, v in window.versions_changed.items()} if window else {},
+            "baseline_jobs": list(window.baseline_jobs) if window else [],
+            "recent_jobs": list(window.recent_jobs) if window else [],
         }
         event = alert_event(alert, started_at=datetime.fromisoformat(state["since"]), extra={"regression": regression},
                             title=title)

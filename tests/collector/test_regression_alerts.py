@@ -149,3 +149,12 @@ def test_a_critical_regression_is_routed_as_critical_but_listed_as_a_warning_so_
     assert event.level == "critical"
     [active] = watch.active()
     assert active["level"] == "warning"  # workers stop their job on a critical alert in the live file
+
+
+def test_a_regression_of_a_setting_no_longer_run_resolves_after_the_lookback_window(watch):
+    runs = _runs([1.0] * 15 + [1.3] * 5)
+    assert len(_firing(_replay(watch, runs))) == 1
+    later = runs[-1]["finished_at"] + timedelta(days=RegressionSettings().lookback_days + 1)
+    [resolved] = watch.evaluate([], now=later)
+    assert resolved.kind == "alert_resolved" and "no run of this setting" in resolved.message
+    assert watch.active() == []

@@ -137,7 +137,10 @@ class RegressionWatch:
         self.host = host
         self.store = store
         self.notifier = notifier
-        self._firing: dict[str, dict] = notifier.outbox.state(STATE_KEY) or {}
+        # Read from the outbox at the first evaluation, not here: a damaged or unwritable notifications file
+        # must not stop the collector from starting (its scheduled job logs the error and tries again).
+        self._firing: dict[str, dict] = {}
+        self._loaded = False
         self._seen_files: tuple | None = None
 
     # -- reading the history ------------------------------------------------------------------------
@@ -177,6 +180,9 @@ class RegressionWatch:
         """Apply the rule to `runs` (succeeded, oldest first), publish firing and resolved events with the new
         state in one transaction, and return the events."""
         now = now or datetime.now(timezone.utc)
+        if not self._loaded:
+            self._firing = self.notifier.outbox.state(STATE_KEY) or {}
+            self._loaded = True
         groups: dict[str, list[dict]] = {}
         for run in runs:
             groups.setdefault(_setting_id(run), []).append(run)

@@ -3,6 +3,7 @@ DeliveryError (with what to tell the operator) when it did not; the notifier dec
 
 from __future__ import annotations
 
+import functools
 import json
 
 import httpx
@@ -16,9 +17,16 @@ class DeliveryError(Exception):
     """The target did not accept the event; the message says what it answered."""
 
 
+@functools.cache
+def _client() -> httpx.Client:
+    """One client for every delivery: its TLS context and connections are reused (a fresh one per request cost
+    ~50 ms each, most of a delivery's time)."""
+    return httpx.Client()
+
+
 def _post(target: NotificationTarget, body: bytes, headers: dict[str, str]) -> None:
     try:
-        response = httpx.post(target.url, content=body, headers=headers, timeout=target.timeout_s)
+        response = _client().post(target.url, content=body, headers=headers, timeout=target.timeout_s)
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc or 'no answer'} ({target.url})") from exc
     if not response.is_success:

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from app.streamlit_server import streamlit_env, streamlit_run_args
-from app.supervisor import Child, Supervisor, python_module
-from config import load_settings
-from data.paths import data_paths
+from app.supervisor import Child, RestartHook, Supervisor, python_module
+from config import Settings, load_settings
+from data.paths import DataPaths, data_paths
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +75,26 @@ def plan(port: int, api_port: int, gpus: list[int], group: list[int] | None = No
     return children
 
 
+def worker_restart_notifier(settings: Settings, paths: DataPaths) -> RestartHook | None:
+    """The supervisor's hook that puts an engine worker's restart in the notification outbox (the collector
+    delivers it). None without notification targets."""
+    if not settings.notifications.targets:
+        return None
+    from collector.notifications.events import worker_restart_event
+    from collector.notifications.notifier import Notifier
+
+    notifier = Notifier(settings, paths)
+
+    def tell(child: Child, code: int, delay: float) -> None:
+        if child.name.startswith("engine"):
+            notifier.publish([worker_restart_event(
+                settings.hostname, child.name, child.describe_exit(code), restart_in_s=delay,
+                asked=code == 75,  # the worker's EXIT_RESTART_ME: it asked to be restarted
+            )])
+
+    return tell
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
@@ -109,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  logs in {paths.logs_dir}; Ctrl-C stops everything",
         flush=True,
     )
-    return Supervisor(children, paths.logs_dir, CHECKOUT).run()
+    return Supervisor(children, paths.logs_dir, CHECKOUT, on_restart=worker_restart_notifier(settings, paths)).run()
 
 
 if __name__ == "__main__":

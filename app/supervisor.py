@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,14 @@ class Child:
         return f"exit code {code}"
 
 
+# Told of every child that stopped and will be restarted: (child, its exit code, seconds until the restart).
+RestartHook = Callable[["Child", int, float], None]
+
+
 class Supervisor:
-    def __init__(self, children: list[Child], log_dir: Path, cwd: Path) -> None:
+    def __init__(self, children: list[Child], log_dir: Path, cwd: Path, on_restart: RestartHook | None = None) -> None:
         self.children = children
+        self.on_restart = on_restart
         self.log_dir = log_dir
         self.cwd = cwd
         self.stopping = False
@@ -106,10 +112,19 @@ class Supervisor:
                               child.name, child.describe_exit(code), delay, child.name, self._last_lines(child))
                     child.proc = None
                     child.next_start = time.monotonic() + delay
+                    self._tell_restart(child, code, delay)
                 if child.proc is None and time.monotonic() >= child.next_start:
                     self._start(child)
         self.stop_all()
         return 0
+
+    def _tell_restart(self, child: Child, code: int, delay: float) -> None:
+        if self.on_restart is None:
+            return
+        try:
+            self.on_restart(child, code, delay)
+        except Exception:  # noqa: BLE001 — telling someone must never stop the supervising
+            log.exception("restart of %s not notified", child.name)
 
     def stop_all(self) -> None:
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]

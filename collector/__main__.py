@@ -38,12 +38,53 @@ def _print_sample(as_json: bool) -> int:
     return 0
 
 
+def _notify(action: str, wait_s: float) -> int:
+    """`notify status`: each target's deliveries; `notify test`: a test event to every target, delivered now;
+    `notify deliver`: deliver what is due (with --wait, until nothing is pending or the time is up)."""
+    from datetime import datetime, timezone
+
+    from collector.notifications.notifier import Notifier
+    from data.outbox import NotificationEvent
+
+    settings = load_settings()
+    notifier = Notifier(settings, data_paths(settings))
+    if not notifier.enabled:
+        print("no notification targets: add [[notifications.targets]] to the settings (README, 'Notifications')")
+        return 1
+    if action == "test":
+        now = datetime.now(timezone.utc)
+        notifier.publish_to_every_target(NotificationEvent(
+            id=f"test-{settings.hostname}-{now.isoformat()}", kind="alert_firing", ts=now, host=settings.hostname,
+            level="info", title=f"i2vmon test notification from {settings.hostname}",
+            message="If you read this, the target works.",
+            data={"alert": {"rule": "notification_test", "state": "firing", "level": "info", "gpu_index": None,
+                            "value": None, "message": "test", "action": "", "started_at": now.isoformat(), "ended_at": None}},
+        ))
+    if action in ("test", "deliver"):
+        deadline = time.monotonic() + wait_s
+        while True:
+            report = notifier.deliver_due()
+            for error in report.errors:
+                print(f"  failed: {error}")
+            print(f"delivered {report.delivered}, failed {report.failed}, pending {notifier.pending()}", flush=True)
+            if action == "test" or notifier.pending() == 0 or time.monotonic() >= deadline:
+                break
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    for s in notifier.outbox.summary():
+        last = f"; last error {s.last_error_at:%Y-%m-%d %H:%M:%S}: {s.last_error}" if s.last_error else ""
+        print(f"{s.target}: {s.delivered} delivered, {s.pending} pending ({s.failing} retrying), {s.dead} given up{last}")
+    return 0 if all(s.dead == 0 and s.failing == 0 for s in notifier.outbox.summary()) else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m collector", description="Sample every GPU and the host into the i2vmon store.")
     sub = parser.add_subparsers(dest="command")
     sample = sub.add_parser("sample", help="print one sample of everything and exit")
     sample.add_argument("--json", action="store_true")
     sub.add_parser("run", help="run the daemon until stopped (the default)")
+    notify = sub.add_parser("notify", help="notification outbox: status, a test event, or deliver now")
+    notify.add_argument("action", choices=("status", "test", "deliver"))
+    notify.add_argument("--wait", type=float, default=0.0, help="deliver: keep going until nothing is pending, at most this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
@@ -54,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "sample":
         return _print_sample(args.json)
+    if args.command == "notify":
+        return _notify(args.action, args.wait)
     run_daemon(settings, data_paths(settings))
     return 0
 

@@ -64,6 +64,11 @@ class AlertEvaluator:
                     state.pending_since = None
         return events
 
+    def fired_at(self, rule: str, subject: Subject) -> datetime | None:
+        """When the alert of `rule` on `subject` last started firing (kept after it resolves)."""
+        state = self._state.get((rule, subject))
+        return state.fired_at if state else None
+
     def active(self) -> list[dict]:
         """The alerts firing now, as plain dicts for the live file."""
         out = []

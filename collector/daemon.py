@@ -13,6 +13,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.alerts import AlertEvaluator
 from collector.host import prime_cpu_counters
+from collector.notifications.events import alert_event
+from collector.notifications.notifier import Notifier
+from collector.regressions import RegressionWatch
 from collector.sampler import Sampler
 from config import Settings
 from config.failpoints import failpoint
@@ -20,6 +23,7 @@ from data import live, parquet_store
 from data.atomic import DiskFullError
 from data.paths import DataPaths
 from data.schemas import GpuSample
+from data.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,9 @@ class Collector:
         self._recent: deque[GpuSample] = deque(maxlen=window * 16)
         self.disk_full = False
         self.samples_taken = 0
+        self.notifier = Notifier(settings, paths)
+        self._queue = None
+        self.regressions = RegressionWatch(settings.regressions, self.host, Store(paths), self.notifier)
 
     def start(self) -> None:
         self.sampler.start()
@@ -58,6 +65,7 @@ class Collector:
         events = self.alerts.evaluate(snapshot.ts, values)
         for event in events:
             (log.error if event.level != "warning" else log.warning)("alert %s %s: %s", event.rule, event.state, event.message)
+        self._notify_alerts(events)
         with self._lock:
             self._buffers["gpu_samples"].extend(snapshot.gpus)
             self._buffers["gpu_processes"].extend(snapshot.processes)
@@ -69,7 +77,7 @@ class Collector:
         try:
             live.write_snapshot(self.paths, snapshot)
             live.write_recent(self.paths, self.host, recent)
-            live.write_active_alerts(self.paths, self.host, self.alerts.active())
+            live.write_active_alerts(self.paths, self.host, self.alerts.active() + self.regressions.active())
         except DiskFullError as exc:
             self._disk_full(exc)
 
@@ -93,6 +101,40 @@ class Collector:
             self.disk_full = False
             log.warning("disk space is back: buffered samples written")
         return written
+
+    def _notify_alerts(self, events: list) -> None:
+        if not events or not self.notifier.enabled:
+            return
+        try:
+            self.notifier.publish([
+                alert_event(e, started_at=self.alerts.fired_at(e.rule, e.gpu_index) if e.state == "resolved" else None)
+                for e in events
+            ])
+        except Exception:  # noqa: BLE001 — a notification problem must never stop the sampling
+            log.exception("alert events not stored for notification")
+
+    def scan_jobs(self) -> None:
+        """Publish the jobs that ended since the last scan (an APScheduler job)."""
+        if not self.notifier.enabled:
+            return
+        from engine.queue import QueueError, open_queue
+
+        try:
+            if self._queue is None:
+                self._queue = open_queue(self.settings)
+            self.notifier.scan_jobs(self._queue)
+        except QueueError as exc:
+            log.warning("ended jobs not scanned for notifications: %s", exc)
+
+    def deliver(self) -> None:
+        if self.notifier.enabled:
+            self.notifier.deliver_due()
+
+    def check_regressions(self) -> None:
+        events = self.regressions.check()
+        if events:
+            with self._lock:
+                self._buffers["alert_events"].extend(self.regressions.alert_rows(events))
 
     def compact(self) -> None:
         parquet_store.compact(self.paths, host=self.host, max_parts=self.settings.collector.compact_after_parts)
@@ -121,6 +163,11 @@ def run_daemon(settings: Settings, paths: DataPaths) -> None:
     scheduler.add_job(collector.tick, "interval", seconds=settings.collector.interval_s, next_run_time=datetime.now(timezone.utc), **job_defaults)
     scheduler.add_job(collector.flush, "interval", seconds=settings.collector.flush_interval_s, **job_defaults)
     scheduler.add_job(collector.compact, "interval", seconds=60, **job_defaults)
+    notifications = settings.notifications
+    scheduler.add_job(collector.scan_jobs, "interval", seconds=notifications.scan_jobs_every_s, **job_defaults)
+    scheduler.add_job(collector.deliver, "interval", seconds=notifications.deliver_every_s, **job_defaults)
+    scheduler.add_job(collector.check_regressions, "interval", seconds=settings.regressions.check_every_s,
+                      next_run_time=datetime.now(timezone.utc), **job_defaults)
 
     signals: list[int] = []
 

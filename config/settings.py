@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -171,6 +171,79 @@ class AlertSettings(BaseModel):
     rules: list[AlertRule] = Field(default_factory=default_alert_rules)
 
 
+EventKind = Literal["job_succeeded", "job_failed", "job_cancelled", "alert_firing", "alert_resolved", "worker_restarted"]
+EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
+EventLevel = Literal["info", "warning", "critical", "fatal"]
+
+
+class NotificationTarget(BaseModel):
+    """Where events go, and which. `kind`: webhook (JSON, HMAC-signed when `secret` is set), alertmanager
+    (Alertmanager's webhook format; alert events only), apprise (chat, e-mail, push: `url` is an Apprise URL
+    such as `slack://…`, `mailto://…`, `ntfy://…`; several separated by spaces)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal["webhook", "alertmanager", "apprise"]
+    url: str = Field(min_length=1)
+    secret: str | None = Field(None, description="webhook: the HMAC-SHA256 key the receiver verifies with")
+    events: list[EventKind] = Field(default_factory=lambda: list(EVENT_KINDS))
+    only_failures: bool = Field(False, description="only job_failed, worker_restarted and alert_firing")
+    min_level: EventLevel = Field("info", description="skip events below this level (info < warning < critical < fatal)")
+    submitted_by: list[str] = Field(
+        default_factory=list,
+        description="only jobs submitted by these users (job events); the queue records no submitter yet, so a "
+        "non-empty list passes no job event until it does",
+    )
+    timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _http_url(self) -> "NotificationTarget":
+        if self.kind != "apprise" and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"notification target {self.name!r} ({self.kind}): url {self.url!r} must start with "
+                             "http:// or https://")
+        return self
+
+
+class NotificationSettings(BaseModel):
+    """Delivery is at least once: events wait in an outbox (notifications.db in the data directory) until each
+    target accepted them; a failed attempt is retried after backoff_initial_s, doubling up to backoff_max_s."""
+
+    targets: list[NotificationTarget] = Field(default_factory=list)
+    deliver_every_s: float = Field(2.0, gt=0)
+    scan_jobs_every_s: float = Field(5.0, gt=0)
+    backoff_initial_s: float = Field(5.0, gt=0)
+    backoff_max_s: float = Field(900.0, gt=0)
+    give_up_after_s: float = Field(7 * 86400.0, gt=0, description="a delivery failing this long is marked dead")
+    ui_url: str | None = Field(None, description="a link to the UI put in messages, e.g. http://gpubox:8501")
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, targets: list[NotificationTarget]) -> list[NotificationTarget]:
+        names = [t.name for t in targets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"notification target names must be unique; repeated: {', '.join(dup)}")
+        return targets
+
+
+class RegressionSettings(BaseModel):
+    """A drift rule per setting (data.analytics.SETTING_KEYS, same host and GPU): the median of its last
+    `recent_runs` succeeded runs against the median of the `baseline_runs` before them; fires when worse by more
+    than the margin (relative), and only with `min_baseline_runs` runs of history."""
+
+    enabled: bool = True
+    recent_runs: int = Field(5, ge=1)
+    baseline_runs: int = Field(10, ge=1)
+    min_baseline_runs: int = Field(5, ge=1)
+    s_per_step_margin: float = Field(0.15, gt=0)
+    peak_memory_margin: float = Field(0.10, gt=0)
+    quality_margin: float = Field(0.10, gt=0)
+    level: Literal["warning", "critical"] = Field(
+        "warning", description="the level of the regression's event (routing to targets); the UI's alert list "
+        "shows it as a warning, since a critical alert there stops the running job")
+    lookback_days: int = Field(60, gt=0)
+    check_every_s: float = Field(60.0, gt=0)
+
+
 def _toml_file() -> Path | None:
     explicit = os.environ.get("I2VMON_CONFIG")
     if explicit:
@@ -191,6 +264,8 @@ class Settings(BaseSettings):
     app: AppSettings = AppSettings()
     api: ApiSettings = ApiSettings()
     alerts: AlertSettings = AlertSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    regressions: RegressionSettings = RegressionSettings()
 
     model_config = SettingsConfigDict(env_prefix="I2VMON_", env_nested_delimiter="__", extra="ignore")
 

@@ -7,6 +7,7 @@
       live/<host>-alerts.json      the alerts firing now on that host
       live/workers/<host>-gpu<i>.json  the engine worker serving GPU i of that host (its pid), while it runs
       queue.db                     the job queue (SQLite, WAL)
+      notifications.db             the notification outbox, its delivery state and scan cursors (SQLite, WAL)
       jobs/<job_id>/               input image, video, thumbnail of one job
       quarantine/                  files a query found unreadable, moved aside
       compile-cache/               torch.compile's cache (speed mode)
@@ -60,6 +61,10 @@ class DataPaths:
     @property
     def queue_db(self) -> Path:
         return self.root / "queue.db"
+
+    @property
+    def notifications_db(self) -> Path:
+        return self.root / "notifications.db"
 
     @property
     def jobs_dir(self) -> Path:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from engine.queue.models import CancelOutcome, FinalState, Heartbeat, Job, JobParams, JobState, Progress, ReapedJob
+from engine.queue.models import (
+    FINAL_STATES,
+    CancelOutcome,
+    FinalState,
+    Heartbeat,
+    Job,
+    JobParams,
+    JobState,
+    Progress,
+    ReapedJob,
+)
 
 
 class JobQueue(ABC):
@@ -76,3 +86,15 @@ class JobQueue(ABC):
     @abstractmethod
     def events(self, job_id: str) -> list[dict]:
         """Every state change of a job, oldest first."""
+
+    def ended_since(self, after: datetime, limit: int = 500) -> list[Job]:
+        """Jobs that reached a final state at or after `after`, earliest end first (then by id), at most `limit`:
+        what a reader that follows endings (notifications) pages through by `finished_at`. The backends answer
+        it with one indexed query; this fallback reads every ended job."""
+        ended = []
+        offset = 0
+        while page := self.list(FINAL_STATES, limit=500, offset=offset):
+            ended += [job for job in page if job.finished_at is not None and job.finished_at >= after]
+            offset += len(page)
+        ended.sort(key=lambda job: (job.finished_at, job.id))
+        return ended[:limit]

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (priority DESC, position) WHERE state = '{QUEUED}';
 CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_expires_at) WHERE state = '{RUNNING}';
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE SEQUENCE IF NOT EXISTS jobs_position_seq;
 CREATE TABLE IF NOT EXISTS job_events (
     seq BIGSERIAL PRIMARY KEY,
@@ -204,6 +205,13 @@ class PostgresJobQueue(JobQueue):
             f"CASE WHEN state = '{QUEUED}' THEN position ELSE -EXTRACT(EPOCH FROM created_at) END, id "
             "LIMIT %s OFFSET %s",
             ((list(states), limit, offset) if states else (limit, offset)),
+        ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def ended_since(self, after: datetime, limit: int = 500) -> list[Job]:
+        rows = self._con().execute(
+            "SELECT * FROM jobs WHERE state = ANY(%s) AND finished_at >= %s ORDER BY finished_at, id LIMIT %s",
+            (list(FINAL_STATES), after, limit),
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 

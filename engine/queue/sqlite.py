@@ -36,6 +36,7 @@ from engine.queue.models import (
 )
 
 _STATES_SQL = ",".join(f"'{state}'" for state in JOB_STATES)  # the CHECK constraint's list
+_FINAL_SQL = ",".join(f"'{state}'" for state in FINAL_STATES)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, position);
 CREATE INDEX IF NOT EXISTS jobs_position ON jobs (position);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS job_events (
     job_id TEXT NOT NULL,
     at REAL NOT NULL,
@@ -279,6 +281,14 @@ class SqliteJobQueue(JobQueue):
             f"CASE WHEN state = '{QUEUED}' THEN -priority ELSE 0 END, CASE WHEN state = '{QUEUED}' THEN position ELSE -created_at END, id "
             "LIMIT ? OFFSET ?",
             (*(states or ()), limit, offset),
+        ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    @_damage_is_unavailable
+    def ended_since(self, after: datetime, limit: int = 500) -> list[Job]:
+        rows = self._con().execute(
+            f"SELECT * FROM jobs WHERE state IN ({_FINAL_SQL}) AND finished_at >= ? ORDER BY finished_at, id LIMIT ?",
+            (after.timestamp() - 1e-6, limit),  # a datetime holds microseconds; the column, the float it came from
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 

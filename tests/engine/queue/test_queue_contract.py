@@ -324,3 +324,21 @@ def test_a_group_claims_the_jobs_it_can_hold_in_queue_order_and_leaves_larger_on
     assert queue.claim("pair", 0, 30, gpus=2).id == "one"
     assert queue.claim("pair", 0, 30, gpus=2).id == "two"
     assert queue.claim("pair", 0, 30, gpus=2) is None
+
+
+def test_ended_since_lists_the_jobs_that_ended_from_a_time_on_in_the_order_they_ended(queue):
+    for job_id in ("a", "b", "c", "d"):
+        submit(queue, job_id)
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    first = queue.claim("w", None, 30)
+    queue.finish(first.id, "w", "failed", error_kind="oom", error_message="out of memory")
+    queue.cancel("c")
+    second = queue.claim("w", None, 30)
+    queue.finish(second.id, "w", "succeeded")
+    ended = queue.ended_since(before)
+    assert [(j.id, j.state) for j in ended] == [("a", "failed"), ("c", "cancelled"), ("b", "succeeded")]
+    assert [j.id for j in queue.ended_since(before, limit=2)] == ["a", "c"]
+    assert [j.id for j in queue.ended_since(ended[-1].finished_at)] == ["b"]
+    assert queue.ended_since(datetime.now(timezone.utc) + LATER) == []
+    # the interface's fallback (a backend without its own query) gives the same answer
+    assert [j.id for j in JobQueue.ended_since(queue, before)] == ["a", "c", "b"]

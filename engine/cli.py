@@ -36,6 +36,10 @@ def _print_job(job: Job, as_json: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if not args.no_respawn:  # a parent without torch that restarts the worker when it asks (engine.worker.respawn)
+        from engine.worker.respawn import serve_respawning
+
+        return serve_respawning(args.gpu)
     from engine.worker.worker import serve
 
     return serve(args.gpu)
@@ -202,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run a worker (one per GPU; a CPU worker where there is none)")
     s.add_argument("--gpu", type=int, default=None, help="CUDA device index to pin this worker to")
+    s.add_argument("--no-respawn", action="store_true",
+                   help="run the worker in this process; by default a parent restarts it when it asks to be (after "
+                   "the watchdog ended a hung job, or repeated out-of-memory failures), which frees the GPU")
     s.set_defaults(func=_serve)
 
     s = sub.add_parser("submit", help="queue a job (checked first; nothing is queued on bad input)")

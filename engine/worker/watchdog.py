@@ -22,6 +22,8 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from data.schemas import CANCELLED
+
 if TYPE_CHECKING:
     from config.settings import EngineSettings
 
@@ -44,7 +46,7 @@ class Overrun:
 
     @property
     def error_kind(self) -> str:
-        return "timeout" if self.kind == "timeout" else "cancelled"
+        return "timeout" if self.kind == "timeout" else CANCELLED  # as a cancel the job reached in time is
 
     def where(self) -> str:
         if self.step is not None:
@@ -53,7 +55,7 @@ class Overrun:
 
     def message(self, cancel_reason: str | None = None) -> str:
         if self.kind == "cancel_stuck":
-            return (f"{cancel_reason or 'cancelled'} (during {self.stage or 'start-up'}: stuck in {self.where()} for "
+            return (f"{cancel_reason or 'stop requested'} (during {self.stage or 'start-up'}: stuck in {self.where()} for "
                     f"{self.ran_s:.0f} s, past {self.basis}; the worker restarted to free the GPU)")
         return (f"timed out: {self.where()} ran {self.ran_s:.0f} s, over its limit of {self.limit_s:.0f} s "
                 f"({self.basis}); the worker restarted to free the GPU")

@@ -211,6 +211,11 @@ class RunRecord:
     driver_version: str | None = None
 
 
+# The run record's software versions (engine/worker/versions.py fills them; Analytics filters by them).
+RUN_VERSION_COLUMNS: tuple[str, ...] = ("i2vmon_version", "torch_version", "diffusers_version", "cuda_version",
+                                        "driver_version")
+
+
 @dataclass(frozen=True)
 class RatingEvent:
     ts: datetime

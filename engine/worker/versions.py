@@ -17,12 +17,11 @@ from config.settings import CHECKOUT_DIR
 
 log = logging.getLogger(__name__)
 
-VERSION_COLUMNS = ("i2vmon_version", "torch_version", "diffusers_version", "cuda_version", "driver_version")
-
 
 @dataclass(frozen=True)
 class SoftwareVersions:
-    """The run-record columns of the same names; None where not applicable (no CUDA on a CPU worker)."""
+    """The run-record columns of the same names (data.schemas.RUN_VERSION_COLUMNS); None where not applicable (no
+    CUDA on a CPU worker)."""
 
     i2vmon_version: str | None = None
     torch_version: str | None = None

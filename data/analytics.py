@@ -351,6 +351,16 @@ def energy_per_setting(store: Store | RunWindow, run_filter: RunFilter) -> pa.Ta
     return store.query("runs", sql, params)
 
 
+def version_values(store: Store | RunWindow, run_filter: RunFilter, column: str) -> list[str]:
+    """The values of the version `column` (RUN_VERSION_COLUMNS) among the filter's runs, oldest first."""
+    if column not in RUN_VERSION_COLUMNS:
+        raise ValueError(f"no version column {column!r}; choose one of {', '.join(RUN_VERSION_COLUMNS)}")
+    runs, params = _runs(run_filter)
+    sql = f"SELECT {column} AS v FROM {runs} WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY min(finished_at), 1"
+    table = store.query("runs", sql, params)
+    return table.column("v").to_pylist() if "v" in table.column_names else []
+
+
 def version_comparison(store: Store | RunWindow, run_filter: RunFilter, column: str) -> pa.Table:
     """Per setting (ENERGY_KEYS) and value of the version `column` (RUN_VERSION_COLUMNS), over succeeded runs:
     runs, median s/step and time, median peak memory, median Wh per video and mean quality — did an upgrade make

@@ -57,7 +57,7 @@ class Overrun:
         if self.kind == "cancel_stuck":
             return (f"{cancel_reason or 'stop requested'} (during {self.stage or 'start-up'}: stuck in {self.where()} for "
                     f"{self.ran_s:.0f} s, past {self.basis}; the worker restarted to free the GPU)")
-        return (f"timed out: {self.where()} ran {self.ran_s:.0f} s, over its limit of {self.limit_s:.0f} s "
+        return (f"timed out: {self.where()} ran {self.ran_s:.1f} s, over its limit of {self.limit_s:.1f} s "
                 f"({self.basis}); the worker restarted to free the GPU")
 
 

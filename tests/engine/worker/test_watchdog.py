@@ -31,7 +31,7 @@ def test_a_step_running_past_k_times_the_jobs_median_step_is_a_timeout_naming_th
     overrun = _at(dog, 111.0)
     assert (overrun.kind, overrun.error_kind, overrun.stage, overrun.step) == ("timeout", "timeout", "denoising_loop", 3)
     assert overrun.limit_s == 10.0
-    assert overrun.message().startswith("timed out: step 3/20 of denoising_loop ran 11 s, over its limit of 10 s")
+    assert overrun.message().startswith("timed out: step 3/20 of denoising_loop ran 11.0 s, over its limit of 10.0 s")
 
 
 def test_before_its_first_step_ends_the_predicted_step_and_warm_up_set_the_limit():

@@ -98,6 +98,8 @@ def _print_finished(job: Job, as_json: bool) -> None:
         "peak_allocated_bytes": r.peak_allocated_bytes, "peak_reserved_bytes": r.peak_reserved_bytes,
         "peak_host_rss_bytes": r.peak_host_rss_bytes,
         "total_s": r.total_s, "gpu_name": r.gpu_name, "predicted": job.predicted,
+        "energy_j": r.energy_j, "energy_method": r.energy_method, "energy_note": r.energy_note,
+        "energy_cost": r.energy_cost, "energy_currency": r.energy_currency, "failed_step": r.failed_step,
     }
     if as_json:
         print(json.dumps(record, default=str, indent=2))
@@ -111,6 +113,11 @@ def _print_finished(job: Job, as_json: bool) -> None:
         print("  experts: " + ", ".join(
             f"{name} steps {first}–{last} ({sum(t or 0.0 for t in times[first - 1:last]):.2f} s)"
             for name, first, last in runs))
+    if r.energy_j is not None:
+        cost = f", cost {r.energy_cost:.4f} {r.energy_currency}" if r.energy_cost is not None else ""
+        print(f"  GPU energy: {r.energy_j / 3600:.3f} Wh ({r.energy_j:.0f} J, {r.energy_method}){cost}")
+    elif r.energy_note:
+        print(f"  GPU energy: none ({r.energy_note})")
     if record["output_path"]:
         label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
         print(f"  video: {record['output_path']}{label}")

@@ -489,7 +489,10 @@ class Worker:
             attempt = Attempt(state, overrun.error_kind, message, host=watch.beat.host_peak(),
                               energy=watch.beat.energy.stop(), failed_step=overrun.step)
             record = self._record(job, watch, attempt)
-            self._conclude(job, attempt, self._result(watch, attempt, record))
+            result = self._result(watch, attempt, record)
+            # Once, not _finish's wait for space: on a full disk the lease runs out and the reaper ends the job.
+            self.queue.finish(job.id, self.worker_id, state, error_kind=attempt.error_kind, error_message=message,
+                              result=result.to_stored())
         except BaseException:  # the exit below is what frees the GPU; it happens whatever failed here
             log.exception("job %s: recording the watchdog's verdict failed", job.id)
         finally:

@@ -65,6 +65,8 @@ def serve_respawning(gpu_index: int | None) -> int:
     while True:
         started = time.monotonic()
         child = subprocess.Popen(worker_argv(gpu_index), preexec_fn=_die_with_parent())
+        if stopping:  # asked to stop while it was being started
+            child.send_signal(signal.SIGTERM)
         code = child.wait()
         if stopping or code != EXIT_RESTART_ME:
             return code if code >= 0 else 128 - code

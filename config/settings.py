@@ -153,6 +153,10 @@ class EngineSettings(BaseModel):
     job_timeout_s: float = Field(
         4 * 3600.0, gt=0, description="absolute ceiling on a job's running time, compiles included"
     )
+    frozen_worker_s: float = Field(
+        60.0, gt=0, description="`engine serve` kills and replaces a worker whose running job has had no heartbeat "
+        "this long (at least lease_s): a hang that froze the whole process, heartbeat thread included",
+    )
     cancel_grace_s: float = Field(
         15.0, gt=0, description="a cancelled (or critically alerted) job stuck inside a step this long is ended by "
         "restarting its worker",

@@ -53,7 +53,7 @@ class Child:
             except ValueError:
                 return f"killed by signal {-code}"
         if code == 75:
-            return "exit 75 (asked to be restarted: 3 consecutive out-of-memory failures)"
+            return "exit 75 (asked to be restarted: repeated out-of-memory failures, or the watchdog ended a hung job)"
         return f"exit code {code}"
 
 

@@ -27,7 +27,12 @@ class FakeNvml:
     lost_gpu: int | None = None  # this GPU raises GpuIsLost ...
     lost_after_calls: int = 0  # ... after this many memory reads
     processes: list[tuple[int, int]] = field(default_factory=lambda: [(4242, 3 * GIB)])
+    energy_mj: int = 123_456_789  # the total energy counter's first reading ...
+    energy_step_mj: int = 0  # ... and what each later reading adds (a job's energy through the counter)
+    power_mw: int = 350_000
+    driver_version: str = "550.54.15"
     _memory_calls: dict[int, int] = field(default_factory=dict)
+    _energy_reads: int = 0
 
     def functions(self) -> dict[str, Callable]:
         fake = self
@@ -53,6 +58,11 @@ class FakeNvml:
                 raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
             return SimpleNamespace(total=fake.total_bytes, used=fake.used_bytes + h.index * GIB, free=fake.total_bytes - fake.used_bytes - h.index * GIB)
 
+        def energy(h):
+            reading = fake.energy_mj + fake._energy_reads * fake.energy_step_mj
+            fake._energy_reads += 1
+            return reading
+
         def init():
             if fake.driver_missing:
                 raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
@@ -67,9 +77,9 @@ class FakeNvml:
             "nvmlDeviceGetMemoryInfo": memory,
             "nvmlDeviceGetUtilizationRates": lambda h: SimpleNamespace(gpu=50 + h.index, memory=20),
             "nvmlDeviceGetTemperature": lambda h, sensor: fake.temp_c + h.index,
-            "nvmlDeviceGetPowerUsage": lambda h: 350_000,
+            "nvmlDeviceGetPowerUsage": lambda h: fake.power_mw,
             "nvmlDeviceGetEnforcedPowerLimit": lambda h: 700_000,
-            "nvmlDeviceGetTotalEnergyConsumption": lambda h: 123_456_789,
+            "nvmlDeviceGetTotalEnergyConsumption": energy,
             "nvmlDeviceGetClockInfo": lambda h, clock: 1980 if clock == pynvml.NVML_CLOCK_SM else 2619,
             "nvmlDeviceGetCurrentClocksEventReasons": lambda h: 0,
             "nvmlDeviceGetCurrentClocksThrottleReasons": lambda h: 0,
@@ -78,8 +88,10 @@ class FakeNvml:
             "nvmlDeviceGetComputeRunningProcesses": lambda h: [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in fake.processes],
             "nvmlDeviceGetGraphicsRunningProcesses": lambda h: [],
             "nvmlSystemGetProcessName": lambda pid: b"/usr/bin/python3",
+            "nvmlSystemGetDriverVersion": lambda: fake.driver_version,
         }
-        plain = {"nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetMemoryInfo", "nvmlSystemGetProcessName"}
+        plain = {"nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetMemoryInfo", "nvmlSystemGetProcessName",
+                 "nvmlSystemGetDriverVersion"}
         return {name: fn if name in plain else guarded(name, fn) for name, fn in table.items()}
 
     def install(self, setattr_: Callable[[object, str, object], None] = setattr) -> "FakeNvml":

@@ -8,6 +8,7 @@ into a critical alert while it carries on with the other GPUs and the host.
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime
 from typing import Any, Callable
 
@@ -99,6 +100,14 @@ class NvmlDevice:
                 return int(used)
         return None
 
+    def energy_mj(self) -> int | None:
+        """The GPU's total energy since the driver loaded, in mJ (NVML's counter); None: unsupported (pre-Volta)."""
+        return _int(self._read(pynvml.nvmlDeviceGetTotalEnergyConsumption))
+
+    def power_mw(self) -> int | None:
+        """The GPU's power draw now, in mW; None: unsupported."""
+        return _int(self._read(pynvml.nvmlDeviceGetPowerUsage))
+
     def sample(self, ts: datetime, host: str) -> tuple[GpuSample, list[GpuProcessSample]]:
         util = self._read(pynvml.nvmlDeviceGetUtilizationRates)
         mem = self._read(pynvml.nvmlDeviceGetMemoryInfo)
@@ -141,6 +150,33 @@ class NvmlDevice:
                     used_memory_bytes=int(used) if isinstance(used, int) and used >= 0 else None,
                 )
         return list(seen.values())
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver's version ("550.54.15"); None where NVML does not say. NVML must be started."""
+    try:
+        return _text(pynvml.nvmlSystemGetDriverVersion())
+    except pynvml.NVMLError:
+        return None
+
+
+_opened: dict[int, NvmlDevice] = {}
+_opened_lock = threading.Lock()
+
+
+def opened_device(index: int) -> NvmlDevice:
+    """GPU `index` for a process that reads it again and again (a worker's energy, its driver): NVML is started
+    once and left open. Raises NvmlUnavailable (no driver) or GpuLost; asked again, it tries again."""
+    with _opened_lock:
+        device = _opened.get(index)
+        if device is None:
+            start_nvml()
+            try:
+                device = _opened[index] = NvmlDevice(index)
+            except Exception:
+                stop_nvml()
+                raise
+        return device
 
 
 def _process_name(pid: int) -> str | None:

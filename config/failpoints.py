@@ -3,7 +3,8 @@
 `I2VMON_FAILPOINTS="denoising_loop=oom,export_video=sleep:5,denoising_step=sleep:0.2"` — at the
 start of that stage (or at every denoising step for `denoising_step`) the engine raises a CUDA
 out-of-memory error, sleeps, raises an error, exits the process (`crash`) or fills the disk
-error path (`disk_full`). `oom*3` fires three times, then never again in that process.
+error path (`disk_full`). `oom*3` fires three times, then never again in that process; `sleep:600@3` fires
+from the third time the point is reached on (the third denoising step), `sleep:600@3*1` at the third time only.
 The collector has one too: `collector_flush`, before each table's file of a flush. A job's end-of-job writes
 have `video_written` (after the video's rename), `run_record_written` (after the run record, before the
 queue's `finish`) and `job_finished` (after it); submission has `intake_write` (job folder made, image not yet).
@@ -29,6 +30,7 @@ def _points() -> dict[str, str]:
 
 
 _fired: dict[str, int] = {}
+_reached: dict[str, int] = {}  # times a point with `@N` was reached
 
 
 def failpoint(name: str) -> None:
@@ -36,6 +38,11 @@ def failpoint(name: str) -> None:
     if not action:
         return
     action, _, times = action.partition("*")
+    action, _, first = action.partition("@")
+    if first:
+        _reached[name] = _reached.get(name, 0) + 1
+        if _reached[name] < int(first):
+            return
     if times:
         if _fired.get(name, 0) >= int(times):
             return

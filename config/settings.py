@@ -147,6 +147,32 @@ class EngineSettings(BaseModel):
     random_weights: bool = Field(
         False, description="build full-size models from their configs with random weights (GPU measurements; output is noise)"
     )
+    # The hung-job watchdog (engine/worker/watchdog.py): a step (or a predicted stage) that runs watchdog_factor times
+    # its expected time, and never less than watchdog_min_s, fails the job as `timeout` and restarts the worker.
+    watchdog: bool = Field(True, description="fail a job whose current step has run far beyond its expected time")
+    watchdog_factor: float = Field(
+        10.0, gt=1, description="k: a step may run k × its expected time (the job's own median step once it has one, "
+        "else the predicted s/step; a predicted stage likewise) before the job fails as timed out",
+    )
+    watchdog_min_s: float = Field(
+        120.0, gt=0, description="no step or stage is timed out before it has run this long (noise, first kernels)"
+    )
+    job_timeout_s: float = Field(
+        4 * 3600.0, gt=0, description="absolute ceiling on a job's running time, compiles included"
+    )
+    frozen_worker_s: float = Field(
+        60.0, gt=0, description="`engine serve` kills and replaces a worker whose running job has had no heartbeat "
+        "this long (at least lease_s): a hang that froze the whole process, heartbeat thread included",
+    )
+    cancel_grace_s: float = Field(
+        15.0, gt=0, description="a cancelled (or critically alerted) job stuck inside a step this long is ended by "
+        "restarting its worker",
+    )
+    # Energy and cost per video (collector/job_energy.py): the GPU's energy over each job, priced per kWh.
+    energy_price_per_kwh: float | None = Field(
+        None, ge=0, description="electricity price per kWh for each run record's energy_cost (unset: no cost)"
+    )
+    energy_currency: str = Field("EUR", max_length=8, description="the currency of energy_price_per_kwh")
 
 
 class QualitySettings(BaseModel):

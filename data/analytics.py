@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from data.schemas import CANCELLED, FAILED, STAGES, SUCCEEDED
+from data.schemas import CANCELLED, FAILED, RUN_VERSION_COLUMNS, STAGES, SUCCEEDED
 from data.store import Store
 
 # A run's memory mode as people read it (app/views/formatting.memory_mode): where the weights lived (offload) and
@@ -51,6 +51,9 @@ NO_SPEED_MODE = "not recorded"
 _LATER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("speed_mode", pa.string()), ("weights", pa.string()), ("peak_host_rss_bytes", pa.int64()),
     ("predicted_host_peak_bytes", pa.int64()),
+    ("energy_j", pa.float64()), ("energy_wh", pa.float64()), ("energy_method", pa.string()),
+    ("energy_cost", pa.float64()), ("energy_currency", pa.string()),
+    *((name, pa.string()) for name in RUN_VERSION_COLUMNS),
 )
 
 _LATEST = "(SELECT * FROM {src} WHERE {where} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)"
@@ -66,6 +69,8 @@ class RunFilter:
     gpu_names: tuple[str, ...] = ()
     include_smoke_test: bool = True
     equals: dict[str, object] = field(default_factory=dict)  # SETTING_KEYS only
+    # (column, value) pairs of RUN_VERSION_COLUMNS: only runs with that version ("torch_version", "2.6.0+cu124")
+    versions: tuple[tuple[str, str], ...] = ()
 
     def sql(self) -> tuple[str, list]:
         where, params = ["TRUE"], []
@@ -91,6 +96,11 @@ class RunFilter:
             else:
                 where.append(f"{key} = ?")
                 params.append(value)
+        for column, value in self.versions:
+            if column not in RUN_VERSION_COLUMNS:
+                raise ValueError(f"cannot filter runs by the version {column!r}; columns: {', '.join(RUN_VERSION_COLUMNS)}")
+            where.append(f"{column} = ?")
+            params.append(value)
         return " AND ".join(where), params
 
 
@@ -309,11 +319,67 @@ def memory_mode_comparison(store: Store | RunWindow, run_filter: RunFilter, *, c
 
 def distinct_values(store: Store | RunWindow, column: str) -> list:
     """The values of a run column seen in the history (for filter choices)."""
-    if column not in ("model", "gpu_name"):
+    if column not in ("model", "gpu_name", *RUN_VERSION_COLUMNS):
         raise ValueError(f"no choice list for {column!r}")
     sql = f"SELECT DISTINCT {column} AS v FROM {{src}} WHERE {column} IS NOT NULL ORDER BY 1"
     table = store.query("runs", sql)
     return table.column("v").to_pylist() if "v" in table.column_names else []
+
+
+# -- energy and cost per video, software versions ---------------------------------------------------------
+# A setting for energy: the work asked for, on which GPU, in which speed mode.
+ENERGY_KEYS: tuple[str, ...] = ("model", "gpu_name", "height", "width", "frames", "steps", "speed_mode")
+
+
+def energy_per_setting(store: Store | RunWindow, run_filter: RunFilter) -> pa.Table:
+    """Per setting (ENERGY_KEYS), over succeeded runs: how many have an energy figure, the median Wh per video,
+    Wh per second of video (frames / fps), J per generated frame, the median cost (in its currency) and how the
+    energy was measured."""
+    runs, params = _runs(run_filter)
+    keys = ", ".join(ENERGY_KEYS)
+    video_s = "(frames / nullif(fps, 0))"
+    sql = (
+        f"SELECT {keys}, count(*) AS runs, count(energy_j) AS runs_with_energy, "
+        "median(energy_wh) AS median_wh_per_video, "
+        f"median(energy_wh / nullif({video_s}, 0)) AS median_wh_per_video_second, "
+        "median(energy_j / nullif(frames, 0)) AS median_j_per_frame, "
+        "median(energy_cost) AS median_cost_per_video, any_value(energy_currency) AS currency, "
+        "string_agg(DISTINCT energy_method, ', ' ORDER BY energy_method) AS energy_methods "
+        f"FROM {runs} WHERE state = '{SUCCEEDED}' GROUP BY ALL "
+        "ORDER BY model, gpu_name, height, width, frames, steps, speed_mode"
+    )
+    return store.query("runs", sql, params)
+
+
+def version_values(store: Store | RunWindow, run_filter: RunFilter, column: str) -> list[str]:
+    """The values of the version `column` (RUN_VERSION_COLUMNS) among the filter's runs, oldest first."""
+    if column not in RUN_VERSION_COLUMNS:
+        raise ValueError(f"no version column {column!r}; choose one of {', '.join(RUN_VERSION_COLUMNS)}")
+    runs, params = _runs(run_filter)
+    sql = f"SELECT {column} AS v FROM {runs} WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY min(finished_at), 1"
+    table = store.query("runs", sql, params)
+    return table.column("v").to_pylist() if "v" in table.column_names else []
+
+
+def version_comparison(store: Store | RunWindow, run_filter: RunFilter, column: str) -> pa.Table:
+    """Per setting (ENERGY_KEYS) and value of the version `column` (RUN_VERSION_COLUMNS), over succeeded runs:
+    runs, median s/step and time, median peak memory, median Wh per video and mean quality — did an upgrade make
+    it slower? Only settings run under two versions or more."""
+    if column not in RUN_VERSION_COLUMNS:
+        raise ValueError(f"no version column {column!r}; choose one of {', '.join(RUN_VERSION_COLUMNS)}")
+    runs, params = _runs(run_filter)
+    keys = ", ".join(ENERGY_KEYS)
+    sql = (
+        f"WITH per_version AS (SELECT {keys}, coalesce({column}, 'not recorded') AS version, "
+        "count(*) AS runs, min(finished_at) AS first_run, median(s_per_step) AS median_s_per_step, "
+        "median(total_s) AS median_total_s, median(peak_allocated_bytes) AS median_peak_allocated_bytes, "
+        "median(energy_wh) AS median_wh_per_video, avg(quality_score) AS mean_quality_score "
+        f"FROM {runs} WHERE state = '{SUCCEEDED}' GROUP BY ALL) "
+        f"SELECT * EXCLUDE (versions) FROM (SELECT *, count(*) OVER (PARTITION BY {keys}) AS versions "
+        "FROM per_version) WHERE versions >= 2 "
+        "ORDER BY model, gpu_name, height, width, frames, steps, speed_mode, first_run"
+    )
+    return store.query("runs", sql, params)
 
 
 # -- the quality gallery ---------------------------------------------------------------------------------

@@ -191,6 +191,31 @@ class RunRecord:
     # Seconds the job spent compiling its shape (the first at it on the machine; inside its first step and its
     # decode). None: speed mode off or a record older than the column.
     compile_s: float | None = None
+    # The step (1-based) under way when the job ended stuck in it (error_kind 'timeout', or a cancel the watchdog
+    # had to end by restarting the worker); None otherwise.
+    failed_step: int | None = None
+    # The GPU's energy over the job's span (collector/job_energy.py), in J and Wh; how it was measured: 'counter'
+    # (NVML's total energy counter, read at the start and the end) or 'power_x_time' (power readings integrated);
+    # energy_note says why there is no figure (a CPU job). Its cost at engine.energy_price_per_kwh, in
+    # energy_currency (None: no price set). All None in records older than the columns.
+    energy_j: float | None = None
+    energy_wh: float | None = None
+    energy_method: str | None = None
+    energy_note: str | None = None
+    energy_cost: float | None = None
+    energy_currency: str | None = None
+    # What software ran the job (engine/worker/versions.py); None where not applicable (CUDA and the driver on a
+    # CPU worker), unknown, or a record older than the columns.
+    i2vmon_version: str | None = None
+    torch_version: str | None = None
+    diffusers_version: str | None = None
+    cuda_version: str | None = None
+    driver_version: str | None = None
+
+
+# The run record's software versions (engine/worker/versions.py fills them; Analytics filters by them).
+RUN_VERSION_COLUMNS: tuple[str, ...] = ("i2vmon_version", "torch_version", "diffusers_version", "cuda_version",
+                                        "driver_version")
 
 
 @dataclass(frozen=True)

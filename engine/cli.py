@@ -37,10 +37,14 @@ def _print_job(job: Job, as_json: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.group:
+    if args.group:  # the group's launcher restarts the whole group when a rank asks to be restarted or dies
         from engine.parallel.launcher import parse_group, serve_group
 
         return serve_group(parse_group(args.group))
+    if not args.no_respawn:  # a parent without torch that restarts the worker when it asks (engine.worker.respawn)
+        from engine.worker.respawn import serve_respawning
+
+        return serve_respawning(args.gpu)
     from engine.worker.worker import serve
 
     return serve(args.gpu)
@@ -101,6 +105,8 @@ def _print_finished(job: Job, as_json: bool) -> None:
         "peak_allocated_bytes": r.peak_allocated_bytes, "peak_reserved_bytes": r.peak_reserved_bytes,
         "peak_host_rss_bytes": r.peak_host_rss_bytes,
         "total_s": r.total_s, "gpu_name": r.gpu_name, "predicted": job.predicted,
+        "energy_j": r.energy_j, "energy_method": r.energy_method, "energy_note": r.energy_note,
+        "energy_cost": r.energy_cost, "energy_currency": r.energy_currency, "failed_step": r.failed_step,
     }
     if as_json:
         print(json.dumps(record, default=str, indent=2))
@@ -114,6 +120,11 @@ def _print_finished(job: Job, as_json: bool) -> None:
         print("  experts: " + ", ".join(
             f"{name} steps {first}–{last} ({sum(t or 0.0 for t in times[first - 1:last]):.2f} s)"
             for name, first, last in runs))
+    if r.energy_j is not None:
+        cost = f", cost {r.energy_cost:.4f} {r.energy_currency}" if r.energy_cost is not None else ""
+        print(f"  GPU energy: {r.energy_j / 3600:.3f} Wh ({r.energy_j:.0f} J, {r.energy_method}){cost}")
+    elif r.energy_note:
+        print(f"  GPU energy: none ({r.energy_note})")
     if record["output_path"]:
         label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
         print(f"  video: {record['output_path']}{label}")
@@ -242,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gpu", type=int, default=None, help="CUDA device index to pin this worker to")
     s.add_argument("--group", default=None, metavar="GPUS",
                    help="run jobs over several GPUs together (sequence parallel), e.g. 0,1; cpu:2 for CPU ranks")
+    s.add_argument("--no-respawn", action="store_true",
+                   help="run the worker in this process; by default a parent restarts it when it asks to be (after "
+                   "the watchdog ended a hung job, or repeated out-of-memory failures), which frees the GPU")
     s.set_defaults(func=_serve)
 
     s = sub.add_parser("submit", help="queue a job (checked first; nothing is queued on bad input)")

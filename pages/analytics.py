@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.views import charts, export, formatting as fmt, resources
+from app.views import charts, energy, export, formatting as fmt, resources
 from app.views.frame import guarded
 from data import analytics
 from data.analytics import GROUPINGS, NO_OFFLOAD, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow
@@ -342,7 +342,7 @@ def export_panel(store: Store, run_filter: RunFilter) -> None:
 
 
 TABS = ("History", "Stages", "Fastest per setting", "Speed modes", "Memory modes", "Predicted vs measured",
-        "Compare two settings", "GPU history", "Export")
+        "Compare two settings", "GPU history", "Export", "Energy & versions")
 
 
 def main() -> None:
@@ -358,7 +358,7 @@ def main() -> None:
     window = window_controls(str(store.paths.root))
     draw = (lambda: history(window), lambda: stages(window), lambda: fastest(window), lambda: speed_modes(window),
             lambda: memory_modes(window), lambda: predictions(window), lambda: compare(window), lambda: gpu_history(store),
-            lambda: export_panel(store, window.run_filter))
+            lambda: export_panel(store, window.run_filter), lambda: energy.tab(window))
     for tab, body in zip(st.tabs(TABS, key=TAB_KEY, on_change="rerun"), draw):
         if tab.open:  # only the open tab runs: the others would cost a query and their charts for nothing
             with tab:

@@ -68,6 +68,7 @@ class RunAggregates:
     ooms: dict[str, int] = field(default_factory=dict)  # model → count
     generation: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (model, resolution) → total_s
     steps: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (model, resolution) → s per step
+    energy_j: dict[str, float] = field(default_factory=dict)  # model → GPU joules of its jobs (any end state)
 
 
 def aggregate_runs(rows: Iterable[dict], hostname: str) -> RunAggregates:
@@ -75,12 +76,15 @@ def aggregate_runs(rows: Iterable[dict], hostname: str) -> RunAggregates:
     ooms: dict = defaultdict(int)
     generation: dict = defaultdict(list)
     steps: dict = defaultdict(list)
+    energy: dict = defaultdict(float)
     for r in rows:
         if r.get("host") != hostname:
             continue
         model = str(r.get("model") or "unknown")
         jobs[(model, str(r.get("state") or "unknown"))] += 1
         ooms[model] += int(r.get("error_kind") == "oom")
+        if r.get("energy_j") is not None:  # a failed job used energy too
+            energy[model] += float(r["energy_j"])
         if r.get("state") != SUCCEEDED:
             continue
         key = (model, resolution(r.get("height"), r.get("width")))
@@ -91,7 +95,7 @@ def aggregate_runs(rows: Iterable[dict], hostname: str) -> RunAggregates:
             steps[key].extend(float(t) for t in times)
         elif r.get("s_per_step") is not None:
             steps[key].append(float(r["s_per_step"]))
-    return RunAggregates(dict(jobs), dict(ooms), dict(generation), dict(steps))
+    return RunAggregates(dict(jobs), dict(ooms), dict(generation), dict(steps), dict(energy))
 
 
 def histogram(name: str, doc: str, series: dict[tuple[str, str], list[float]], buckets: tuple[float, ...]) -> HistogramMetricFamily:
@@ -157,7 +161,8 @@ class I2vmonCollector(Collector):
         with self._lock:
             if self._runs is None or time.monotonic() - self._runs_at > RUNS_CACHE_S:
                 rows = self.ctx.store.runs().select(
-                    ["host", "model", "state", "height", "width", "total_s", "step_times_s", "s_per_step", "error_kind"]
+                    ["host", "model", "state", "height", "width", "total_s", "step_times_s", "s_per_step", "error_kind",
+                     "energy_j"]
                 ).to_pylist()
                 self._runs = aggregate_runs(rows, self.ctx.settings.hostname)
                 self._runs_at = time.monotonic()
@@ -175,6 +180,13 @@ class I2vmonCollector(Collector):
         yield ooms
         yield histogram("i2vmon_generation_seconds", "Seconds from model load to the exported video of succeeded jobs.",
                         runs.generation, GENERATION_BUCKETS_S)
+        energy = CounterMetricFamily("i2vmon_job_energy_joules",
+                                     "GPU energy of the jobs that ended on this host, by model (J; NVML's energy counter "
+                                     "over each job, or power x time where the GPU has none; CPU jobs add nothing).",
+                                     labels=["model"])
+        for model, joules in sorted(runs.energy_j.items()):
+            energy.add_metric([model], joules)
+        yield energy
         yield histogram("i2vmon_step_seconds", "Seconds per denoising step of succeeded jobs.", runs.steps, STEP_BUCKETS_S)
 
     def _alert_metrics(self) -> Iterator[Metric]:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from app.views import charts, formatting as fmt, resources, video
+from app.views import charts, energy, formatting as fmt, resources, video
 from app.views.frame import live_fragment
 from collector import capacity
 from data.schemas import STAGES
@@ -144,6 +144,7 @@ def result(job: Job) -> None:
             *([{"figure": "pinned host RAM", "measured": fmt.gib(r.host_pinned_bytes), "predicted": fmt.NA}]
               if r.host_pinned_bytes else []),
         ]), hide_index=True)
+        energy.job_energy(job, r)
         if stages:
             st.dataframe(pd.DataFrame([{"stage": k, "seconds": fmt.number(v, ".2f")} for k, v in stages.items()]),
                          hide_index=True)

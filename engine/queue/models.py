@@ -125,6 +125,13 @@ class JobResult(BaseModel):
     step_experts: list[str] = Field(default_factory=list)  # the denoiser of each step (a mixture of experts)
     peak_host_rss_bytes: int | None = None  # the worker's peak host memory over the job
     host_pinned_bytes: int | None = None
+    # The GPU's energy over the job (the run record's energy_* columns; None: no figure, energy_note says why).
+    energy_j: float | None = None
+    energy_method: str | None = None  # "counter" | "power_x_time"
+    energy_note: str | None = None
+    energy_cost: float | None = None
+    energy_currency: str | None = None
+    failed_step: int | None = None  # the step under way when the watchdog ended the job
 
     @classmethod
     def from_stored(cls, raw: object) -> "JobResult":

@@ -14,8 +14,10 @@ from engine.queue.models import SUCCEEDED, FinalState, Job
 from engine.registry import MODELS
 
 if TYPE_CHECKING:
+    from collector.job_energy import JobEnergy
     from engine.worker.clock import StageClock
     from engine.worker.runner import RunOutput
+    from engine.worker.versions import SoftwareVersions
 
 
 def build_run_record(
@@ -34,6 +36,9 @@ def build_run_record(
     worker_id: str | None = None,
     gpu_index: int | None = None,
     gpu_indices: str | None = None,
+    energy: "JobEnergy | None" = None,
+    versions: "SoftwareVersions | None" = None,
+    failed_step: int | None = None,
 ) -> RunRecord:
     p = job.params
     now = datetime.now(timezone.utc)
@@ -72,4 +77,15 @@ def build_run_record(
     # replace() refuses a name that is not a column, so a quality key the schema lost fails loudly.
     stage_columns = {f"stage_{stage}_s": stages[stage] for stage in STAGES if stage in stages}
     quality = output.quality if output and output.quality else {}
-    return dataclasses.replace(record, **stage_columns, **quality)
+    return dataclasses.replace(record, **stage_columns, **quality, **_energy_columns(energy, settings),
+                               **(versions.columns() if versions else {}), failed_step=failed_step)
+
+
+def _energy_columns(energy: "JobEnergy | None", settings: Settings) -> dict:
+    """The record's energy_* columns (none for a record without a measurement: the reaper's)."""
+    if energy is None:
+        return {}
+    cost = energy.cost(settings.engine.energy_price_per_kwh)
+    return {"energy_j": energy.joules, "energy_wh": energy.wh, "energy_method": energy.method,
+            "energy_note": energy.note, "energy_cost": cost,
+            "energy_currency": settings.engine.energy_currency if cost is not None else None}

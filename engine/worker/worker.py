@@ -14,8 +14,10 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 from collector import capacity
+from collector.job_energy import EnergyMeter, JobEnergy
 from config import Settings
 from config.failpoints import failpoint
 from data import live, parquet_store
@@ -40,13 +42,16 @@ from engine.queue.models import (
 from engine.worker import host_memory, warm_start
 from engine.worker.clock import JobCancelled, StageClock
 from engine.worker.eta import remaining_seconds
+from engine.worker.respawn import EXIT_RESTART_ME
 from engine.worker.run_record import build_run_record
 from engine.worker.runner import PipelineCache, RunOutput, free_memory, run_job
+from engine.worker.versions import software_versions
+from engine.worker.watchdog import Overrun, Watchdog
 
 log = logging.getLogger(__name__)
 
-# The supervisor restarts a worker that exits with this code (3 consecutive OOMs).
-EXIT_RESTART_ME = 75
+# `python -m engine serve` (engine.worker.respawn) or the supervisor restarts a worker that exits with
+# EXIT_RESTART_ME (3 consecutive OOMs; the watchdog ended a hung job).
 STOPPING_REASON = "worker stopping"
 _DISK_FULL_RETRY_S = 2.0
 _MAX_UNWRITTEN_RECORDS = 1000
@@ -110,6 +115,11 @@ class Heartbeat(threading.Thread):
         self.host_peak_exact = False
         self.sampled_host_bytes: int | None = None
         self._done = threading.Event()
+        self.energy = EnergyMeter(worker.device.index)  # the GPU's energy over the job (started in Worker._watch)
+        # The hung-job watchdog, asked every beat; what ends a stuck job (Worker._end_hung_job) is set by the worker.
+        engine = worker.settings.engine
+        self.watchdog = Watchdog(engine, job.predicted, job.params.steps, self.started) if engine.watchdog else None
+        self.on_hung: Callable[[Overrun], None] | None = None
 
     def progress(self) -> Progress:
         elapsed = time.monotonic() - self.started
@@ -162,6 +172,19 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(self.worker.settings.engine.heartbeat_s):
             self.beat()
+            self.energy.sample()
+            self.check_hung()
+
+    def check_hung(self) -> None:
+        """Ask the watchdog whether the job is stuck in its step; if so, end it (the worker process exits)."""
+        if self.watchdog is None or self.on_hung is None:
+            return
+        overrun = self.watchdog.check(
+            stage=self.clock.current, step=self.clock.step, completed_steps=self.clock.completed_step_times,
+            compiling=bool(self.worker.cache.speed.compiling), cancel_reason=self.cancel_reason, now=time.monotonic(),
+        )
+        if overrun is not None and not self._done.is_set():
+            self.on_hung(overrun)
 
     def stop(self) -> None:
         self._done.set()
@@ -186,6 +209,8 @@ class Attempt:
     output: RunOutput | None = None  # None unless it succeeded
     peaks: tuple[int | None, int | None] = (None, None)  # torch's peak allocated and reserved bytes (CUDA only)
     host: tuple[int | None, int | None] = (None, None)  # the process's peak resident and pinned host bytes
+    energy: JobEnergy | None = None  # the GPU's energy over the job
+    failed_step: int | None = None  # the step the watchdog found the job stuck in
 
     @property
     def worker_stopping(self) -> bool:
@@ -210,6 +235,7 @@ class Worker:
         # A job group's rank 0 (engine.parallel) runs jobs of up to group_size GPUs, on the GPUs it names.
         self.group_size = 1
         self.gpu_indices: str | None = None
+        self.versions = software_versions(self.device.index)  # stamped on every run record
 
     def max_reserved_bytes(self) -> int | None:
         """The largest predicted reserve this worker takes a job with (`job_reserve_limit` of its GPU). On a host
@@ -361,6 +387,7 @@ class Worker:
             peak_nvml_process_bytes=record.get("peak_nvml_process_bytes"), total_s=record.get("total_s"),
             gpu_name=record.get("gpu_name"), step_experts=list(record.get("step_experts") or []),
             peak_host_rss_bytes=record.get("peak_host_rss_bytes"), host_pinned_bytes=record.get("host_pinned_bytes"),
+            **{key: record.get(key) for key in _ENERGY_RESULT_KEYS},
         )
         try:
             finished = self.queue.finish(job.id, holder, SUCCEEDED, result=result.to_stored())
@@ -379,8 +406,11 @@ class Worker:
         clock.should_cancel = lambda: STOPPING_REASON if self.stopping.is_set() else beat.cancel_reason
         _reset_peak_memory(self.device.name)
         beat.host_peak_exact = host_memory.reset_peak_rss()
+        beat.energy.start()
+        watch = JobWatch(clock, beat)
+        beat.on_hung = lambda overrun: self._end_hung_job(job, watch, overrun)
         beat.start()
-        return JobWatch(clock, beat)
+        return watch
 
     def _attempt(self, job: Job, watch: JobWatch) -> Attempt:
         """Run the job's pipeline and stop its heartbeat; every failure ends as an Attempt with a reason."""
@@ -399,10 +429,11 @@ class Worker:
                 log.error("job %s failed in %s:\n%s", job.id, clock.current, traceback.format_exc())
         finally:
             watch.beat.stop()
+        energy = watch.beat.energy.stop()
         if state != SUCCEEDED:
             free_memory(self.device.name)
         return Attempt(state, error_kind, error_message, output, _peak_memory(self.device.name),
-                       watch.beat.host_peak())
+                       watch.beat.host_peak(), energy)
 
     def queue_lost(self, exc: QueueUnavailable) -> None:
         """The queue's database went away under this worker (deleted, truncated, damaged): stop at the next step
@@ -428,7 +459,8 @@ class Worker:
             job, self.settings, watch.clock, attempt.output, device_name=self.device.gpu_name, state=attempt.state,
             error_kind=attempt.error_kind, error_message=attempt.error_message, peaks=attempt.peaks,
             peak_nvml_bytes=watch.beat.peak_nvml_bytes, host=attempt.host, worker_id=self.worker_id,
-            gpu_index=self.device.index, gpu_indices=self.gpu_indices,
+            gpu_index=self.device.index, gpu_indices=self.gpu_indices, energy=attempt.energy, versions=self.versions,
+            failed_step=attempt.failed_step,
         )
         self._write_record(record)
         return record
@@ -444,8 +476,34 @@ class Worker:
             peak_allocated_bytes=record.peak_allocated_bytes, peak_reserved_bytes=record.peak_reserved_bytes,
             peak_nvml_process_bytes=record.peak_nvml_process_bytes, total_s=record.total_s, gpu_name=self.device.gpu_name,
             step_experts=list(clock.step_experts), peak_host_rss_bytes=record.peak_host_rss_bytes,
-            host_pinned_bytes=record.host_pinned_bytes,
+            host_pinned_bytes=record.host_pinned_bytes, **_energy_result(record),
         )
+
+    def _end_hung_job(self, job: Job, watch: JobWatch, overrun: Overrun) -> None:
+        """Called on the heartbeat thread while the job's own thread is stuck in a call that does not return: record
+        the job's end (failed as `timeout`, or cancelled) and exit, so the process's GPU memory is freed and
+        `python -m engine serve` (or the supervisor) starts a new worker. Never returns."""
+        try:
+            message = overrun.message(watch.beat.cancel_reason)
+            log.error("job %s: %s", job.id, message)
+            if not self._still_holds(job):
+                log.error("job %s is no longer held by %s; nothing recorded", job.id, self.worker_id)
+                return
+            state: FinalState = FAILED if overrun.kind == "timeout" else CANCELLED
+            # torch's peak counters are not read: the stuck thread may hold the allocator's lock
+            attempt = Attempt(state, overrun.error_kind, message, host=watch.beat.host_peak(),
+                              energy=watch.beat.energy.stop(), failed_step=overrun.step)
+            record = self._record(job, watch, attempt)
+            result = self._result(watch, attempt, record)
+            # Once, not _finish's wait for space: on a full disk the lease runs out and the reaper ends the job.
+            self.queue.finish(job.id, self.worker_id, state, error_kind=attempt.error_kind, error_message=message,
+                              result=result.to_stored())
+        except BaseException:  # the exit below is what frees the GPU; it happens whatever failed here
+            log.exception("job %s: recording the watchdog's verdict failed", job.id)
+        finally:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(EXIT_RESTART_ME)
 
     def _conclude(self, job: Job, attempt: Attempt, result: JobResult) -> Job:
         """Record the outcome in the queue; the job as the queue has it now."""
@@ -525,6 +583,14 @@ class Worker:
             parquet_store.write_rows(self.paths, "alert_events", [event], self.settings.hostname)
         except DiskFullError as exc:
             log.error("alert not written: %s", exc)
+
+
+_ENERGY_RESULT_KEYS = ("energy_j", "energy_method", "energy_note", "energy_cost", "energy_currency", "failed_step")
+
+
+def _energy_result(record: RunRecord) -> dict:
+    """What the queue's JobResult keeps of the record's energy (and the watchdog's step)."""
+    return {key: getattr(record, key) for key in _ENERGY_RESULT_KEYS}
 
 
 def _oom_message(exc: Exception, job: Job, stage: str, device: Device) -> str:

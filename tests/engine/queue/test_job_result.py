@@ -7,10 +7,12 @@ import json
 from engine.queue.models import JobResult
 
 # The keys a worker has always written (engine/worker/worker.py), in that order: queue rows, the API and the CLI rely on
-# them; then the ones the Wan family added (each step's expert, the job's host RAM).
+# them; then the ones the Wan family added (each step's expert, the job's host RAM); then the job's GPU energy and the
+# step the watchdog found it stuck in.
 STORED_KEYS = ["stages", "step_times_s", "failed_stage", "video_path", "thumbnail_path", "smoke_test", "quality",
                "speed_mode", "peak_allocated_bytes", "peak_reserved_bytes", "peak_nvml_process_bytes", "total_s", "gpu_name",
-               "step_experts", "peak_host_rss_bytes", "host_pinned_bytes"]
+               "step_experts", "peak_host_rss_bytes", "host_pinned_bytes", "energy_j", "energy_method", "energy_note",
+               "energy_cost", "energy_currency", "failed_step"]
 
 FULL = {
     "stages": {"model_load": 1.5, "denoising_loop": 12.25}, "step_times_s": [0.5, 0.52], "failed_stage": None,
@@ -18,6 +20,8 @@ FULL = {
     "quality": {"overall": 0.8, "metrics": {"clip": 0.31}}, "speed_mode": "off", "peak_allocated_bytes": 2**30,
     "peak_reserved_bytes": 2**31, "peak_nvml_process_bytes": None, "total_s": 13.75, "gpu_name": "NVIDIA H100",
     "step_experts": ["transformer", "transformer_2"], "peak_host_rss_bytes": 3 * 2**30, "host_pinned_bytes": 0,
+    "energy_j": 7200.0, "energy_method": "counter", "energy_note": None, "energy_cost": 0.0006, "energy_currency": "EUR",
+    "failed_step": None,
 }
 
 

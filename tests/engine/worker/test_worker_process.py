@@ -160,7 +160,7 @@ def test_an_out_of_memory_error_fails_that_job_with_advice_and_the_next_job_runs
 
 def test_three_consecutive_ooms_fire_the_fatal_alert_and_the_worker_exits_to_be_restarted(data_dir, png_file, tmp_path):
     jobs = [_submit(data_dir, png_file, steps=2) for _ in range(3)]
-    worker = start(["engine", "serve"], data_dir, tmp_path / "w.log", I2VMON_FAILPOINTS="decode_video=oom*5")
+    worker = start(["engine", "serve", "--no-respawn"], data_dir, tmp_path / "w.log", I2VMON_FAILPOINTS="decode_video=oom*5")
     assert worker.wait(timeout=180) == 75
     assert all(_job(data_dir, j)["error_kind"] == "oom" for j in jobs)
     events = Store(DataPaths(data_dir)).alert_events(datetime.now(timezone.utc) - timedelta(hours=1)).to_pylist()

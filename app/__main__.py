@@ -1,19 +1,25 @@
-"""`python -m app [--port P]`: the whole product on this machine.
+"""`python -m app [--port P] [--host H]`: the whole product on this machine; `python -m app hash-password`.
 
 Starts the collector, one engine worker per GPU (a CPU worker with the smoke-test model where
 there is none), the REST API and the Streamlit UI; restarts any that dies; stops all on Ctrl-C.
+The UI listens on 127.0.0.1 unless --host (or app.host) says otherwise; beyond loopback it refuses to
+start without a sign-in (app/access.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import socket
 import sys
 from pathlib import Path
 
+from app.access import listen_problem, sign_in_mode
 from app.streamlit_server import streamlit_env, streamlit_run_args
 from app.supervisor import Child, Supervisor, python_module
 from config import load_settings
+from config.auth import hash_password, is_loopback
 from data.paths import data_paths
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -48,24 +54,63 @@ def parse_gpus(text: str | None, available: int) -> list[int]:
     return picked
 
 
-def plan(port: int, api_port: int, gpus: list[int]) -> list[Child]:
+def plan(port: int, api_port: int, gpus: list[int], host: str = "127.0.0.1") -> list[Child]:
     children = [Child("collector", python_module("collector"))]
     if gpus:
         children += [Child(f"engine-gpu{i}", python_module("engine", "serve", "--gpu", str(i))) for i in gpus]
     else:
         children.append(Child("engine-cpu", python_module("engine", "serve")))
     children.append(Child("api", python_module("api", "--port", str(api_port))))
-    children.append(Child("ui", python_module(*streamlit_run_args(port)), env=streamlit_env()))
+    children.append(Child("ui", python_module(*streamlit_run_args(port, host)), env=streamlit_env()))
     return children
 
 
+def print_password_hash(stdin=sys.stdin) -> int:
+    """`python -m app hash-password`: asks for a password twice (or reads one line from a pipe) and prints the
+    auth.password_hash value; the hint goes to stderr so `$(python -m app hash-password)` is just the hash."""
+    if stdin.isatty():
+        password = getpass.getpass("password for the UI's sign-in: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the two passwords differ; nothing printed", file=sys.stderr)
+            return 2
+    else:
+        password = stdin.readline().rstrip("\r\n")
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(hashed)
+    print("put it in i2vmon.toml under [auth] as password_hash = \"...\" (or I2VMON_AUTH__PASSWORD_HASH='...');\n"
+          "the user name is auth.username (default admin)", file=sys.stderr)
+    return 0
+
+
+def ui_address(host: str, port: int) -> str:
+    """Where to open the UI, for the start-up lines."""
+    if is_loopback(host):
+        return f"http://localhost:{port}   (this machine only; --host 0.0.0.0 with a sign-in opens it to the network)"
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    return f"http://{shown}:{port}   (listening on {host}; sign-in required)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hash-password"]:
+        return print_password_hash()
     settings = load_settings()
     parser = argparse.ArgumentParser(prog="python -m app", description="Start i2vmon: collector, engine, API and UI.")
     parser.add_argument("--port", type=int, default=settings.app.port, help=f"UI port (default {settings.app.port})")
     parser.add_argument("--api-port", type=int, default=settings.api.port, help=f"API port (default {settings.api.port})")
+    parser.add_argument("--host", default=settings.app.host,
+                        help=f"address the UI listens on (default {settings.app.host}); 0.0.0.0 opens it to the network "
+                        "and needs a sign-in (auth.password_hash: `python -m app hash-password`)")
     parser.add_argument("--gpus", help="GPU indices to run a worker on, e.g. 0,1 (default: one worker on every GPU)")
     args = parser.parse_args(argv)
+    problem = listen_problem(args.host, settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s app %(levelname)s %(message)s")
     paths = data_paths(settings)
 
@@ -73,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
 
     go_offline_if_hub_unreachable()  # children inherit HF_HUB_OFFLINE
     gpus = parse_gpus(args.gpus, gpu_count())
-    children = plan(args.port, args.api_port, gpus)
+    children = plan(args.port, args.api_port, gpus, args.host)
     workers = (f"one worker on each of GPU {', '.join(map(str, gpus))}" if gpus
                else "no NVIDIA GPU: one CPU worker; use the smoke-test model tiny")
     print(
         f"i2vmon: data in {paths.root}\n"
-        f"  UI   http://localhost:{args.port}\n"
+        f"  UI   {ui_address(args.host, args.port)}\n"
+        f"       sign-in: {sign_in_mode(settings) or 'none'}\n"
         f"  API  http://{settings.api.host}:{args.api_port}/docs   (Prometheus: /metrics)\n"
         f"  engine: {workers}\n"
         f"  logs in {paths.logs_dir}; Ctrl-C stops everything",

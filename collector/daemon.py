@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.alerts import AlertEvaluator
 from collector.host import prime_cpu_counters
+from collector.prune import daily_prune
 from collector.sampler import Sampler
 from config import Settings
 from config.failpoints import failpoint
@@ -121,6 +122,10 @@ def run_daemon(settings: Settings, paths: DataPaths) -> None:
     scheduler.add_job(collector.tick, "interval", seconds=settings.collector.interval_s, next_run_time=datetime.now(timezone.utc), **job_defaults)
     scheduler.add_job(collector.flush, "interval", seconds=settings.collector.flush_interval_s, **job_defaults)
     scheduler.add_job(collector.compact, "interval", seconds=60, **job_defaults)
+    # Retention (collector/prune.py): once a day, at the configured hour (UTC); a collector that was down then
+    # prunes the next day (or run `python -m collector prune`).
+    scheduler.add_job(daily_prune, "cron", hour=settings.retention.prune_hour_utc, minute=0, args=(settings, paths),
+                      **job_defaults)
 
     signals: list[int] = []
 

@@ -75,3 +75,8 @@ class JobQueue(ABC):
     @abstractmethod
     def events(self, job_id: str) -> list[dict]:
         """Every state change of a job, oldest first."""
+
+    @abstractmethod
+    def delete_ended(self, job_ids: list[str]) -> int:
+        """Delete the rows (and events) of these jobs that have ended (retention); a queued or running job among
+        them is left as it is. Returns how many rows went."""

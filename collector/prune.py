@@ -73,7 +73,7 @@ def report(plan: PrunePlan, result: PruneResult | None, *, as_json: bool, listin
                       for r in (plan.removals if result is None else result.removed)],
             "bytes": plan.bytes if result is None else result.bytes,
             "kept_protected": plan.kept_protected,
-            "failed": [] if result is None else [{"path": r.path, "job_id": r.job_id, "why": why} for r, why in result.failed],
+            "not_removed": [] if result is None else [{"path": r.path, "job_id": r.job_id, "why": why} for r, why in result.failed],
         }
         return json.dumps(body, indent=2)
     items = plan.removals if result is None else result.removed

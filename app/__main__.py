@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  logs in {paths.logs_dir}; Ctrl-C stops everything",
         flush=True,
     )
-    return Supervisor(children, paths.logs_dir, CHECKOUT).run()
+    return Supervisor(children, paths.logs_dir, CHECKOUT, log_max_bytes=int(settings.logs.max_mb * 2**20),
+                      log_backups=settings.logs.backups).run()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.log_rotation import RotatingLog, pump
+
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 30.0
@@ -44,6 +46,8 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = 0.0
+    log: RotatingLog | None = None
+    log_pumps: list = field(default_factory=list)
 
     def describe_exit(self, code: int) -> str:
         if code < 0:
@@ -57,21 +61,29 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], log_dir: Path, cwd: Path) -> None:
+    def __init__(self, children: list[Child], log_dir: Path, cwd: Path, *, log_max_bytes: int = 20 * 2**20,
+                 log_backups: int = 5) -> None:
         self.children = children
         self.log_dir = log_dir
         self.cwd = cwd
+        self.log_max_bytes = log_max_bytes
+        self.log_backups = log_backups
         self.stopping = False
         self._preexec = _die_with_parent()
 
     def _start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{child.name}.log").open("ab")
+        if child.log is None:
+            child.log = RotatingLog(self.log_dir / f"{child.name}.log", max_bytes=self.log_max_bytes,
+                                    backups=self.log_backups)
+            child.log.write(b"")  # the file exists from the start, as a child's log did when it was its stdout
         child.proc = subprocess.Popen(
-            child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=out, stderr=subprocess.STDOUT,
+            child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the children in order
             preexec_fn=self._preexec,  # and if the supervisor is killed, they stop too
         )
+        # Through a pipe, so the log can rotate (app/log_rotation.py); the old pump ends when its pipe closes.
+        child.log_pumps = [t for t in child.log_pumps if t.is_alive()] + [pump(child.proc.stdout, child.log, child.name)]
         child.started_at = time.monotonic()
         log.info("started %s (pid %d): %s", child.name, child.proc.pid, " ".join(child.argv[1:]))
 
@@ -99,6 +111,8 @@ class Supervisor:
                 if child.proc is not None and (code := child.proc.poll()) is not None:
                     # A child that ran a while before dying starts again at once; one that keeps
                     # dying at start-up backs off, so a broken set-up does not spin.
+                    for thread in child.log_pumps:  # its last words reach the log before they are quoted
+                        thread.join(timeout=1)
                     lived = time.monotonic() - child.started_at
                     child.restarts = 0 if lived > 60 else child.restarts + 1
                     delay = min(_MAX_BACKOFF_S, 2 ** child.restarts - 1)
@@ -124,6 +138,11 @@ class Supervisor:
                 log.warning("%s did not stop within %.0fs: killing it", child.name, _STOP_GRACE_S)
                 os.killpg(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
+        for child in self.children:  # the last lines reach the logs
+            for thread in child.log_pumps:
+                thread.join(timeout=2)
+            if child.log is not None:
+                child.log.close()
 
 
 def python_module(module: str, *args: str) -> list[str]:

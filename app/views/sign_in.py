@@ -50,8 +50,8 @@ def _set_cookie(token: str | None, max_age_s: int) -> None:
     )
 
 
-def _session(token: str | None, key: bytes, password_hash: str) -> Session | None:
-    return read_session(token, key=key, password_hash=password_hash) if token else None
+def _session(token: object, key: bytes, password_hash: str) -> Session | None:
+    return read_session(token, key=key, password_hash=password_hash) if isinstance(token, str) and token else None
 
 
 def _sign_out() -> None:
@@ -76,7 +76,8 @@ def _signed_in(username: str, expires_at: float, token: str) -> None:
 def _password_form(settings: object, key: bytes) -> None:
     auth = settings.auth  # type: ignore[attr-defined]
     limit = _guess_limit(auth.max_failures, auth.lockout_s)
-    client = st.context.ip_address or "unknown address"
+    address = st.context.ip_address
+    client = address if isinstance(address, str) and address else "unknown address"
     form = st.empty()
     with form.container():
         st.title("i2vmon")

@@ -30,6 +30,7 @@ from data.session_key import session_key
 COOKIE = "i2vmon_session"
 _TOKEN = "i2vmon_session_token"
 _FORGET_COOKIE = "i2vmon_forget_cookie"
+_SIGNED_OUT = "i2vmon_signed_out_token"
 _EXPIRY_CHECK_S = 60
 
 
@@ -55,7 +56,9 @@ def _session(token: object, key: bytes, password_hash: str) -> Session | None:
 
 
 def _sign_out() -> None:
-    st.session_state.pop(_TOKEN, None)
+    # The browser's cookie is deleted on the next run, but this connection's copy of it (st.context.cookies, read
+    # when the websocket opened) stays: remember the token, so it never signs this session in again.
+    st.session_state[_SIGNED_OUT] = st.session_state.pop(_TOKEN, None)
     st.session_state[_FORGET_COOKIE] = True
 
 
@@ -113,7 +116,7 @@ def _require_password(settings: object) -> None:
             _set_cookie(None, 0)
         else:
             from_cookie = st.context.cookies.get(COOKIE)
-            if _session(from_cookie, key, auth.password_hash) is not None:
+            if from_cookie != st.session_state.get(_SIGNED_OUT) and _session(from_cookie, key, auth.password_hash):
                 st.session_state[_TOKEN] = token = from_cookie
         if st.session_state.get(_TOKEN) is None:
             _password_form(settings, key)  # stops the script unless the user signs in now

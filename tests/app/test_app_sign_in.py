@@ -80,3 +80,13 @@ def test_too_many_wrong_passwords_lock_the_address_out(guarded, monkeypatch):
     _sign_in(guarded, "ops", PASSWORD)
     assert "Too many wrong passwords" in texts(guarded)
     assert [t.value for t in guarded.title] == ["i2vmon"]
+
+
+def test_signing_out_returns_to_the_sign_in(guarded):
+    guarded.run()
+    _sign_in(guarded, "ops", PASSWORD)
+    next(b for b in guarded.button if b.label == "Sign out").click()
+    guarded.run()
+    assert [t.value for t in guarded.title] == ["i2vmon"]
+    guarded.run()
+    assert [t.label for t in guarded.text_input] == ["User name", "Password"]

@@ -10,7 +10,8 @@ the form and stops, so no page's content (nor the sidebar's, nor any data) is ev
   and shown in the sidebar for the API (`Authorization: Bearer <token>`). Every run checks it, and a fragment
   re-checks it every minute, so an expired session returns to the form even on a page that only refreshes.
 - OIDC (`auth.oidc_provider`): Streamlit's `st.login` with the provider in `.streamlit/secrets.toml`'s [auth]
-  block; only the addresses or domains in `auth.oidc_allowed` get in.
+  block; only the addresses or domains in `auth.oidc_allowed` get in, for `auth.session_hours` from the ID token's
+  issue time. The API cannot check an OIDC identity: beyond loopback it needs `api.token` then.
 """
 
 from __future__ import annotations
@@ -138,6 +139,9 @@ def _allowed(email: str | None, allowed: list[str]) -> bool:
 def _require_oidc(settings: object) -> None:
     auth = settings.auth  # type: ignore[attr-defined]
     provider = None if auth.oidc_provider == "default" else auth.oidc_provider
+    issued = st.user.get("iat") if st.user.is_logged_in else None  # the ID token's issue time: the sign-in's
+    if isinstance(issued, (int, float)) and time.time() - issued > auth.session_hours * 3600:
+        st.logout()  # Streamlit's own cookie would last 30 days; the session ends at auth.session_hours
     if not st.user.is_logged_in:
         st.title("i2vmon")
         st.write("Sign in to use this i2vmon.")

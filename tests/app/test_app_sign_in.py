@@ -90,3 +90,39 @@ def test_signing_out_returns_to_the_sign_in(guarded):
     assert [t.value for t in guarded.title] == ["i2vmon"]
     guarded.run()
     assert [t.label for t in guarded.text_input] == ["User name", "Password"]
+
+
+@pytest.fixture
+def oidc(ui, monkeypatch):
+    monkeypatch.setenv("I2VMON_AUTH__OIDC_PROVIDER", "default")
+    monkeypatch.setenv("I2VMON_AUTH__OIDC_ALLOWED", '["@example.com"]')
+    return ui
+
+
+def test_with_oidc_a_signed_out_user_sees_only_the_providers_button(oidc):
+    oidc.user = {"is_logged_in": False}
+    oidc.run()
+    no_exception(oidc)
+    assert [t.value for t in oidc.title] == ["i2vmon"] and [b.label for b in oidc.button] == ["Sign in"]
+
+
+def test_with_oidc_an_allowed_address_gets_the_pages(oidc):
+    oidc.user = {"is_logged_in": True, "email": "alice@example.com", "iat": time.time() - 60}
+    oidc.run()
+    no_exception(oidc)
+    assert "Generate" in [t.value for t in oidc.title]
+    assert any("alice@example.com" in c.value for c in oidc.sidebar.caption)
+
+
+def test_with_oidc_an_address_not_allowed_is_refused(oidc):
+    oidc.user = {"is_logged_in": True, "email": "mallory@elsewhere.org", "iat": time.time() - 60}
+    oidc.run()
+    assert any("may not use this i2vmon" in e.value for e in oidc.error)
+    assert "Generate" not in [t.value for t in oidc.title]
+
+
+def test_with_oidc_a_sign_in_older_than_the_session_hours_is_signed_out(oidc):
+    oidc.user = {"is_logged_in": True, "email": "alice@example.com", "iat": time.time() - 13 * 3600}
+    oidc.run()
+    assert "Generate" not in [t.value for t in oidc.title]
+    assert [b.label for b in oidc.button] == ["Sign in"]

@@ -1,101 +1,43 @@
 """The supervisor's child logs, rotated by size: `<name>.log` → `<name>.log.1` → … → `<name>.log.<backups>`, the
-oldest dropped, so each process's log holds at most (backups + 1) × max_bytes (the `logs` settings).
+oldest dropped, so each process's log stays near (backups + 1) × max_bytes (the `logs` settings).
 
-The supervisor reads each child's output through a pipe (`pump`) and writes it here, rather than handing the child
-the file: a child writing into a file itself would keep writing into the renamed one after a rotation.
+Each child writes its own log file (opened for appending), as before: it keeps logging whatever happens to the
+supervisor, which a pipe through the supervisor would not survive. The supervisor rotates by copy-and-truncate
+(logrotate's `copytruncate`): the content goes to `.1` and the file is emptied in place; the child's next write,
+in append mode, lands at its new start. What a child writes between the copy and the truncation (microseconds;
+the copy is re-checked for growth just before) is the price of not having to signal every process to reopen.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
+import shutil
 from pathlib import Path
-from typing import BinaryIO
-
-log = logging.getLogger(__name__)
-
-_READ_BYTES = 64 * 1024
 
 
-class RotatingLog:
-    """An append-only log file that rotates when it reaches `max_bytes`. Thread-safe: an old child's pipe may still
-    be draining when its restarted successor starts writing."""
-
-    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
-        if max_bytes <= 0 or backups < 0:
-            raise ValueError(f"max_bytes {max_bytes} must be > 0 and backups {backups} >= 0")
-        self.path = path
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self._lock = threading.Lock()
-        self._file: BinaryIO | None = None
-
-    def backup(self, n: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.{n}")
-
-    def _open(self) -> BinaryIO:
-        if self._file is not None:
-            try:
-                if os.fstat(self._file.fileno()).st_nlink == 0:  # deleted under us (by hand, or retention): start anew
-                    self._file.close()
-                    self._file = None
-            except OSError:
-                self._file = None
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("ab")
-        return self._file
-
-    def write(self, data: bytes) -> None:
-        """Append `data`; rotate at the end of its last whole line once the file has reached max_bytes (a pipe's
-        chunk may end mid-line: the rest of that line opens the next file, so no line is split across two)."""
-        with self._lock:
-            cut = data.rfind(b"\n") + 1
-            head, tail = (data[:cut], data[cut:]) if cut else (b"", data)
-            out = self._open()
-            out.write(head)
-            if out.tell() >= self.max_bytes:
-                self._rotate()
-                out = self._open()
-            out.write(tail)
-            out.flush()
-            if out.tell() >= 2 * self.max_bytes:  # one line longer than the limit: cut it rather than grow
-                self._rotate()
-
-    def _rotate(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self.backups == 0:
-            self.path.unlink(missing_ok=True)
-            return
-        self.backup(self.backups).unlink(missing_ok=True)
-        for n in range(self.backups - 1, 0, -1):
-            if self.backup(n).exists():
-                os.replace(self.backup(n), self.backup(n + 1))
-        os.replace(self.path, self.backup(1))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+def backup(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
 
 
-def pump(source: BinaryIO, target: RotatingLog, name: str) -> threading.Thread:
-    """Copy a child's output pipe into its log until the pipe closes, on a thread of its own."""
-
-    def run() -> None:
-        fd = source.fileno()
-        try:
-            while chunk := os.read(fd, _READ_BYTES):
-                target.write(chunk)
-        except OSError as exc:
-            log.warning("the log of %s stopped: %s", name, exc)
-        finally:
-            source.close()
-
-    thread = threading.Thread(target=run, name=f"log-{name}", daemon=True)
-    thread.start()
-    return thread
+def rotate_if_large(path: Path, *, max_bytes: int, backups: int) -> bool:
+    """Rotate `path` if it has reached `max_bytes`; returns whether it did."""
+    if max_bytes <= 0 or backups < 0:
+        raise ValueError(f"max_bytes {max_bytes} must be > 0 and backups {backups} >= 0")
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    if backups == 0:
+        os.truncate(path, 0)
+        return True
+    backup(path, backups).unlink(missing_ok=True)
+    for n in range(backups - 1, 0, -1):
+        if backup(path, n).exists():
+            os.replace(backup(path, n), backup(path, n + 1))
+    with path.open("rb") as source, backup(path, 1).open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+        while chunk := source.read(1024 * 1024):  # what was written during the copy
+            target.write(chunk)
+        os.truncate(path, 0)
+    return True

@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.log_rotation import RotatingLog, pump
+from app.log_rotation import rotate_if_large
 
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 30.0
 _STOP_GRACE_S = 20.0
+_ROTATE_EVERY_S = 5.0  # how often the logs' sizes are checked: a log may pass its limit by 5 s of output
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -46,8 +47,6 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = 0.0
-    log: RotatingLog | None = None
-    log_pumps: list = field(default_factory=list)
 
     def describe_exit(self, code: int) -> str:
         if code < 0:
@@ -73,17 +72,13 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        if child.log is None:
-            child.log = RotatingLog(self.log_dir / f"{child.name}.log", max_bytes=self.log_max_bytes,
-                                    backups=self.log_backups)
-            child.log.write(b"")  # the file exists from the start, as a child's log did when it was its stdout
+        out = (self.log_dir / f"{child.name}.log").open("ab")  # append mode: rotation empties it in place
         child.proc = subprocess.Popen(
-            child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the children in order
             preexec_fn=self._preexec,  # and if the supervisor is killed, they stop too
         )
-        # Through a pipe, so the log can rotate (app/log_rotation.py); the old pump ends when its pipe closes.
-        child.log_pumps = [t for t in child.log_pumps if t.is_alive()] + [pump(child.proc.stdout, child.log, child.name)]
+        out.close()  # the child has its own descriptor
         child.started_at = time.monotonic()
         log.info("started %s (pid %d): %s", child.name, child.proc.pid, " ".join(child.argv[1:]))
 
@@ -103,16 +98,18 @@ class Supervisor:
         signal.signal(signal.SIGINT, stop)
         for child in self.children:
             self._start(child)
+        next_rotation = 0.0
         while not self.stopping:
             time.sleep(0.5)
+            if time.monotonic() >= next_rotation:
+                self.rotate_logs()
+                next_rotation = time.monotonic() + _ROTATE_EVERY_S
             for child in self.children:
                 if self.stopping:
                     break
                 if child.proc is not None and (code := child.proc.poll()) is not None:
                     # A child that ran a while before dying starts again at once; one that keeps
                     # dying at start-up backs off, so a broken set-up does not spin.
-                    for thread in child.log_pumps:  # its last words reach the log before they are quoted
-                        thread.join(timeout=1)
                     lived = time.monotonic() - child.started_at
                     child.restarts = 0 if lived > 60 else child.restarts + 1
                     delay = min(_MAX_BACKOFF_S, 2 ** child.restarts - 1)
@@ -124,6 +121,18 @@ class Supervisor:
                     self._start(child)
         self.stop_all()
         return 0
+
+    def rotate_logs(self) -> list[str]:
+        """Rotate each child's log that has reached its size (app/log_rotation.py); the names of those rotated."""
+        rotated = []
+        for child in self.children:
+            try:
+                if rotate_if_large(self.log_dir / f"{child.name}.log", max_bytes=self.log_max_bytes,
+                                   backups=self.log_backups):
+                    rotated.append(child.name)
+            except OSError as exc:  # a full disk must not stop the supervision
+                log.warning("could not rotate logs/%s.log: %s", child.name, exc)
+        return rotated
 
     def stop_all(self) -> None:
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
@@ -138,11 +147,6 @@ class Supervisor:
                 log.warning("%s did not stop within %.0fs: killing it", child.name, _STOP_GRACE_S)
                 os.killpg(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
-        for child in self.children:  # the last lines reach the logs
-            for thread in child.log_pumps:
-                thread.join(timeout=2)
-            if child.log is not None:
-                child.log.close()
 
 
 def python_module(module: str, *args: str) -> list[str]:

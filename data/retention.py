@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from config.settings import RetentionSettings
 from data.atomic import write_atomically
 from data.parquet_store import ROLLUP_DIR
 from data.paths import DataPaths
@@ -184,30 +185,30 @@ def _rel(paths: DataPaths, path: Path) -> str:
     return str(path.relative_to(paths.root))
 
 
-def _plan_tables(paths: DataPaths, retention: object, now: datetime, protected: set[str], plan: PrunePlan) -> None:
+def _plan_tables(paths: DataPaths, retention: RetentionSettings, now: datetime, protected: set[str], plan: PrunePlan) -> None:
     r = retention
     gone_raw_days: set[date] = set()
     for table in RAW_TABLES:
-        for day, day_dir in _old_days(paths, paths.table_dir(table), r.raw_samples_days, now):  # type: ignore[attr-defined]
+        for day, day_dir in _old_days(paths, paths.table_dir(table), r.raw_samples_days, now):
             if table == "gpu_samples":
                 gone_raw_days.add(day)
             for f in _files(day_dir):
                 plan.removals.append(Removal(RAW_SAMPLES, _rel(paths, f), _size(f), f"{table} of {day}, older than "
-                                             f"{r.raw_samples_days:g} days"))  # type: ignore[attr-defined]
+                                             f"{r.raw_samples_days:g} days"))
     have_raw = _days(paths.table_dir("gpu_samples")) - gone_raw_days
-    for day, day_dir in _old_days(paths, paths.table_dir(ROLLUP_DIR), r.rollups_days, now):  # type: ignore[attr-defined]
+    for day, day_dir in _old_days(paths, paths.table_dir(ROLLUP_DIR), r.rollups_days, now):
         if day in have_raw:
             continue  # the compactor rebuilds a rollup while its day's raw samples exist
         for f in _files(day_dir):
             plan.removals.append(Removal(ROLLUPS, _rel(paths, f), _size(f), f"GPU minutes of {day}, older than "
-                                         f"{r.rollups_days:g} days"))  # type: ignore[attr-defined]
-    for day, day_dir in _old_days(paths, paths.table_dir("alert_events"), r.alert_events_days, now):  # type: ignore[attr-defined]
+                                         f"{r.rollups_days:g} days"))
+    for day, day_dir in _old_days(paths, paths.table_dir("alert_events"), r.alert_events_days, now):
         for f in _files(day_dir):
             plan.removals.append(Removal(ALERT_EVENTS, _rel(paths, f), _size(f), f"alerts of {day}, older than "
-                                         f"{r.alert_events_days:g} days"))  # type: ignore[attr-defined]
-    for day, day_dir in _old_days(paths, paths.table_dir("runs"), r.runs_days, now):  # type: ignore[attr-defined]
+                                         f"{r.alert_events_days:g} days"))
+    for day, day_dir in _old_days(paths, paths.table_dir("runs"), r.runs_days, now):
         for f in _files(day_dir):
-            reason = f"run records of {day}, older than {r.runs_days:g} days"  # type: ignore[attr-defined]
+            reason = f"run records of {day}, older than {r.runs_days:g} days"
             keep: tuple[str, ...] = ()
             if f.suffix == ".parquet":
                 try:
@@ -224,7 +225,7 @@ def _plan_tables(paths: DataPaths, retention: object, now: datetime, protected: 
             plan.removals.append(Removal(RUN_RECORDS, _rel(paths, f), _size(f), reason, keep_job_ids=keep))
 
 
-def _plan_jobs(paths: DataPaths, retention: object, now: datetime, jobs: dict[str, JobOnRecord], rated: set[str],
+def _plan_jobs(paths: DataPaths, retention: RetentionSettings, now: datetime, jobs: dict[str, JobOnRecord], rated: set[str],
                plan: PrunePlan) -> None:
     r = retention
     candidates: list[tuple[float, str, Path, int]] = []  # (ended, job id, dir, bytes) of removable job dirs
@@ -245,16 +246,16 @@ def _plan_jobs(paths: DataPaths, retention: object, now: datetime, jobs: dict[st
         candidates.append((ended, job_dir.name, job_dir, size))
     candidates.sort()
     chosen: set[str] = set()
-    if r.videos_days > 0:  # type: ignore[attr-defined]
-        cutoff = (now - timedelta(days=r.videos_days)).timestamp()  # type: ignore[attr-defined]
+    if r.videos_days > 0:
+        cutoff = (now - timedelta(days=r.videos_days)).timestamp()
         for ended, job_id, job_dir, size in candidates:
             if ended < cutoff:
                 chosen.add(job_id)
                 plan.removals.append(Removal(VIDEOS, _rel(paths, job_dir), size, f"ended {_ago(ended, now)}, older "
-                                             f"than {r.videos_days:g} days", job_id=job_id))  # type: ignore[attr-defined]
+                                             f"than {r.videos_days:g} days", job_id=job_id))
                 total -= size
-    if r.videos_max_gb > 0:  # type: ignore[attr-defined]
-        limit = int(r.videos_max_gb * 2**30)  # type: ignore[attr-defined]
+    if r.videos_max_gb > 0:
+        limit = int(r.videos_max_gb * 2**30)
         for ended, job_id, job_dir, size in candidates:
             if total <= limit:
                 break
@@ -263,9 +264,9 @@ def _plan_jobs(paths: DataPaths, retention: object, now: datetime, jobs: dict[st
             chosen.add(job_id)
             total -= size
             plan.removals.append(Removal(VIDEOS, _rel(paths, job_dir), size, f"jobs/ over {r.videos_max_gb:g} GB; the "
-                                         f"oldest ended job (ended {_ago(ended, now)})", job_id=job_id))  # type: ignore[attr-defined]
-    if r.queue_days > 0:  # type: ignore[attr-defined]
-        cutoff_dt = now - timedelta(days=r.queue_days)  # type: ignore[attr-defined]
+                                         f"oldest ended job (ended {_ago(ended, now)})", job_id=job_id))
+    if r.queue_days > 0:
+        cutoff_dt = now - timedelta(days=r.queue_days)
         for job in sorted(jobs.values(), key=lambda j: j.job_id):
             if job.state in _ACTIVE or job.ended_at is None or job.ended_at >= cutoff_dt:
                 continue
@@ -273,23 +274,23 @@ def _plan_jobs(paths: DataPaths, retention: object, now: datetime, jobs: dict[st
                 plan.kept_protected += 1
                 continue
             plan.removals.append(Removal(QUEUE_ROWS, None, 0, f"{job.state} {_ago(job.ended_at.timestamp(), now)}, older "
-                                         f"than {r.queue_days:g} days", job_id=job.job_id))  # type: ignore[attr-defined]
+                                         f"than {r.queue_days:g} days", job_id=job.job_id))
 
 
 def _ago(ts: float, now: datetime) -> str:
     return f"{(now.timestamp() - ts) / 86400:.0f} days ago"
 
 
-def _plan_files(paths: DataPaths, retention: object, now: datetime, plan: PrunePlan) -> None:
+def _plan_files(paths: DataPaths, retention: RetentionSettings, now: datetime, plan: PrunePlan) -> None:
     r = retention
-    if r.logs_days > 0 and paths.logs_dir.is_dir():  # type: ignore[attr-defined]
-        cutoff = (now - timedelta(days=r.logs_days)).timestamp()  # type: ignore[attr-defined]
+    if r.logs_days > 0 and paths.logs_dir.is_dir():
+        cutoff = (now - timedelta(days=r.logs_days)).timestamp()
         for f in sorted(paths.logs_dir.iterdir()):
             if f.is_file() and ".log" in f.name and f.stat().st_mtime < cutoff:
-                plan.removals.append(Removal(LOGS, _rel(paths, f), _size(f), f"not written to for {r.logs_days:g} days"))  # type: ignore[attr-defined]
+                plan.removals.append(Removal(LOGS, _rel(paths, f), _size(f), f"not written to for {r.logs_days:g} days"))
     cache = paths.compile_cache_dir
-    if r.compile_cache_days > 0 and cache.is_dir():  # type: ignore[attr-defined]
-        cutoff = (now - timedelta(days=r.compile_cache_days)).timestamp()  # type: ignore[attr-defined]
+    if r.compile_cache_days > 0 and cache.is_dir():
+        cutoff = (now - timedelta(days=r.compile_cache_days)).timestamp()
         for f in _files(cache):
             try:
                 old = _last_used(f) < cutoff
@@ -297,10 +298,10 @@ def _plan_files(paths: DataPaths, retention: object, now: datetime, plan: PruneP
                 continue
             if old:
                 plan.removals.append(Removal(COMPILE_CACHE, _rel(paths, f), _size(f), f"not used for "
-                                             f"{r.compile_cache_days:g} days"))  # type: ignore[attr-defined]
+                                             f"{r.compile_cache_days:g} days"))
 
 
-def plan_prune(paths: DataPaths, retention: object, jobs: Iterable[JobOnRecord] | None, *, now: datetime | None = None,
+def plan_prune(paths: DataPaths, retention: RetentionSettings, jobs: Iterable[JobOnRecord] | None, *, now: datetime | None = None,
                rated: set[str] | None = None) -> PrunePlan:
     """What a prune under these `retention` settings would delete now. `jobs` None (the queue cannot be read): no
     job's files or row are touched. RetentionError if the ratings cannot be read."""
@@ -322,6 +323,9 @@ def _rewrite_keeping(path: Path, keep: tuple[str, ...]) -> int:
     before = path.stat().st_size
     table = pq.read_table(path)
     kept = table.filter(pc.is_in(table["job_id"], value_set=pa.array(list(keep), type=table.schema.field("job_id").type)))
+    # Not a merge: drop the list of merged sources, which compaction would otherwise read as leftovers to delete.
+    metadata = {k: v for k, v in (kept.schema.metadata or {}).items() if k != b"i2vmon.merged_from"}
+    kept = kept.replace_schema_metadata(metadata or None)
     target = path.with_name(f"kept-{path.name}") if not path.name.startswith("kept-") else path
     write_atomically(target, lambda tmp: pq.write_table(kept, tmp, compression="zstd"))
     if target != path:

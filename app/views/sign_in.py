@@ -22,9 +22,17 @@ from datetime import datetime
 
 import streamlit as st
 
-from app.access import sign_in_mode
+from app.access import HOW_TO_SET, sign_in_mode
 from config import load_settings
-from config.auth import WRONG_PASSWORD_DELAY_S, GuessLimit, Session, issue_session, read_session, verify_password
+from config.auth import (
+    WRONG_PASSWORD_DELAY_S,
+    GuessLimit,
+    Session,
+    is_loopback,
+    issue_session,
+    read_session,
+    verify_password,
+)
 from data.paths import data_paths
 from data.session_key import session_key
 
@@ -157,6 +165,17 @@ def _require_oidc(settings: object) -> None:
         st.button("Sign out", on_click=st.logout, key="i2vmon_sign_out")
 
 
+def _refuse_remote_clients() -> None:
+    """Without a sign-in, serve this machine only. `python -m app` already listens on loopback then; this covers a
+    server started by hand (`streamlit run app/ui.py` listens on every interface by default)."""
+    address = st.context.ip_address
+    if isinstance(address, str) and address and not is_loopback(address):
+        st.title("i2vmon")
+        st.error(f"This i2vmon has no sign-in, so it serves only the machine it runs on, not {address}. To open it "
+                 f"to the network, {HOW_TO_SET.splitlines()[0]} and start it with `python -m app --host 0.0.0.0`.")
+        st.stop()
+
+
 def require_sign_in() -> None:
     """Return only for a signed-in user (or when no sign-in is configured); otherwise draw the sign-in and stop."""
     try:
@@ -165,7 +184,9 @@ def require_sign_in() -> None:
         st.error(f"The settings cannot be read, so the sign-in cannot be checked: {exc}")
         st.stop()
     mode = sign_in_mode(settings)
-    if mode == "password":
+    if mode is None:
+        _refuse_remote_clients()
+    elif mode == "password":
         _require_password(settings)
     elif mode == "oidc":
         _require_oidc(settings)

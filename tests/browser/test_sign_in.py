@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -144,3 +145,36 @@ def test_without_a_sign_in_it_refuses_to_listen_beyond_loopback(data_dir):
     assert "0.0.0.0" in r.stderr and "auth.password_hash" in r.stderr and "python -m app hash-password" in r.stderr
     assert "I2VMON_AUTH__PASSWORD_HASH" in r.stderr and "Traceback" not in r.stderr
     assert not (data_dir / "logs").exists() or not list((data_dir / "logs").iterdir())  # nothing was started
+
+
+def _lan_address() -> str | None:
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return a.address
+    return None
+
+
+def test_a_ui_started_by_hand_without_a_sign_in_serves_no_other_machine(data_dir, tmp_path, browser):
+    """`streamlit run app/ui.py` listens everywhere by default; without a sign-in a client that is not this
+    machine gets only the refusal."""
+    lan = _lan_address()
+    if lan is None:
+        pytest.skip("no non-loopback IPv4 address on this machine")
+    from app.streamlit_server import streamlit_env, streamlit_run_args
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", *streamlit_run_args(port, "0.0.0.0")], cwd=ROOT, env=subprocess_env(data_dir, **streamlit_env()),
+                            stdout=(tmp_path / "ui.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/_stcore/health"), 120, interval=0.5, what="the UI")
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        page.set_default_timeout(PAGE_MS)
+        page.goto(f"http://{lan}:{port}/")
+        page.get_by_text("serves only the machine it runs on").wait_for()
+        assert page.locator("[data-testid=stSidebarNav], [data-testid=stSidebar]").count() == 0
+        page.goto(f"http://127.0.0.1:{port}/")  # this machine itself is served
+        page.locator("[data-testid=stSidebarNav]").wait_for()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
+from config import Settings
 from config.auth import PasswordHashError, check_hash_format, is_loopback
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -27,9 +28,9 @@ HOW_TO_SET = (
 )
 
 
-def sign_in_mode(settings: object) -> SignIn | None:
+def sign_in_mode(settings: Settings) -> SignIn | None:
     """The sign-in the settings configure; None: the UI is open (loopback only)."""
-    auth = settings.auth  # type: ignore[attr-defined]
+    auth = settings.auth
     if auth.oidc_provider:
         return "oidc"
     if auth.password_hash:
@@ -42,8 +43,8 @@ def secrets_files(cwd: Path = CHECKOUT) -> list[Path]:
     return [Path.home() / ".streamlit" / "secrets.toml", cwd / ".streamlit" / "secrets.toml"]
 
 
-def _oidc_problem(settings: object) -> str | None:
-    auth = settings.auth  # type: ignore[attr-defined]
+def _oidc_problem(settings: Settings) -> str | None:
+    auth = settings.auth
     if not auth.oidc_allowed:
         return ("auth.oidc_provider is set but auth.oidc_allowed is empty: anyone with an account at the provider "
                 "could sign in. List the e-mail addresses or domains that may, e.g. oidc_allowed = [\"@example.com\"]")
@@ -65,9 +66,9 @@ def _oidc_problem(settings: object) -> str | None:
     return None
 
 
-def configuration_problem(settings: object) -> str | None:
+def configuration_problem(settings: Settings) -> str | None:
     """What is wrong with the sign-in settings themselves, whatever the address."""
-    auth = settings.auth  # type: ignore[attr-defined]
+    auth = settings.auth
     if auth.password_hash:
         try:
             check_hash_format(auth.password_hash)
@@ -78,7 +79,7 @@ def configuration_problem(settings: object) -> str | None:
     return None
 
 
-def listen_problem(host: str, settings: object) -> str | None:
+def listen_problem(host: str, settings: Settings) -> str | None:
     """Why the UI must not listen on `host` with these settings; None if it may."""
     problem = configuration_problem(settings)
     if problem:

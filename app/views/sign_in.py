@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 import streamlit as st
 
 from app.access import HOW_TO_SET, sign_in_mode
-from config import load_settings
+from config import Settings, load_settings
 from config.auth import (
     WRONG_PASSWORD_DELAY_S,
     GuessLimit,
@@ -77,7 +77,7 @@ def _signed_in(username: str, expires_at: float, token: str) -> None:
     if time.time() >= expires_at:
         st.session_state.pop(_TOKEN, None)
         st.rerun(scope="app")
-    until = datetime.fromtimestamp(expires_at).strftime("%a %H:%M")
+    until = datetime.fromtimestamp(expires_at, timezone.utc).strftime("%a %H:%M UTC")
     st.caption(f"Signed in as **{username}** until {until}")
     with st.expander("API access"):
         st.caption("This session's token, for the REST API until the session ends:")
@@ -85,8 +85,8 @@ def _signed_in(username: str, expires_at: float, token: str) -> None:
     st.button("Sign out", on_click=_sign_out, key="i2vmon_sign_out")
 
 
-def _password_form(settings: object, key: bytes) -> None:
-    auth = settings.auth  # type: ignore[attr-defined]
+def _password_form(settings: Settings, key: bytes) -> None:
+    auth = settings.auth
     limit = _guess_limit(auth.max_failures, auth.lockout_s)
     address = st.context.ip_address
     client = address if isinstance(address, str) and address else "unknown address"
@@ -102,7 +102,8 @@ def _password_form(settings: object, key: bytes) -> None:
             st.stop()
         wait = limit.wait_s(client)
         if wait:
-            st.error(f"Too many wrong passwords from {client}: try again in {wait / 60:.0f} min.")
+            later = f"{wait:.0f} s" if wait < 120 else f"{wait / 60:.0f} min"
+            st.error(f"Too many wrong passwords from {client}: try again in {later}.")
             st.stop()
         if not (username == auth.username and verify_password(password, auth.password_hash)):
             limit.failed(client)
@@ -115,8 +116,8 @@ def _password_form(settings: object, key: bytes) -> None:
     form.empty()
 
 
-def _require_password(settings: object) -> None:
-    auth = settings.auth  # type: ignore[attr-defined]
+def _require_password(settings: Settings) -> None:
+    auth = settings.auth
     key = session_key(data_paths(settings))
     token = st.session_state.get(_TOKEN)
     if _session(token, key, auth.password_hash) is None:
@@ -144,8 +145,8 @@ def _allowed(email: str | None, allowed: list[str]) -> bool:
     return any(email == a.lower() or (a.startswith("@") and email.endswith(a.lower())) for a in allowed)
 
 
-def _require_oidc(settings: object) -> None:
-    auth = settings.auth  # type: ignore[attr-defined]
+def _require_oidc(settings: Settings) -> None:
+    auth = settings.auth
     provider = None if auth.oidc_provider == "default" else auth.oidc_provider
     issued = st.user.get("iat") if st.user.is_logged_in else None  # the ID token's issue time: the sign-in's
     if isinstance(issued, (int, float)) and time.time() - issued > auth.session_hours * 3600:
@@ -156,7 +157,8 @@ def _require_oidc(settings: object) -> None:
         st.button("Sign in", type="primary", on_click=st.login, args=(provider,))
         st.stop()
     email = st.user.get("email")
-    if not _allowed(email, auth.oidc_allowed):
+    if st.user.get("email_verified") is False or not _allowed(email, auth.oidc_allowed):  # an address the
+        # provider has not verified could be anyone's
         st.error(f"{email or 'This account'} may not use this i2vmon (auth.oidc_allowed).")
         st.button("Sign out", on_click=st.logout)
         st.stop()

@@ -126,3 +126,9 @@ def test_with_oidc_a_sign_in_older_than_the_session_hours_is_signed_out(oidc):
     oidc.run()
     assert "Generate" not in [t.value for t in oidc.title]
     assert [b.label for b in oidc.button] == ["Sign in"]
+
+
+def test_with_oidc_an_unverified_address_is_refused(oidc):
+    oidc.user = {"is_logged_in": True, "email": "alice@example.com", "email_verified": False, "iat": time.time()}
+    oidc.run()
+    assert any("may not use this i2vmon" in e.value for e in oidc.error)

@@ -157,8 +157,8 @@ def _require_oidc(settings: Settings) -> None:
         st.button("Sign in", type="primary", on_click=st.login, args=(provider,))
         st.stop()
     email = st.user.get("email")
-    if st.user.get("email_verified") is False or not _allowed(email, auth.oidc_allowed):  # an address the
-        # provider has not verified could be anyone's
+    # An address the provider says it has not verified could be anyone's.
+    if st.user.get("email_verified") is False or not _allowed(email, auth.oidc_allowed):
         st.error(f"{email or 'This account'} may not use this i2vmon (auth.oidc_allowed).")
         st.button("Sign out", on_click=st.logout)
         st.stop()

@@ -7,11 +7,13 @@ import logging
 from fastapi import FastAPI
 
 from api import errors
-from api.auth import BearerGate, required_token
+from api.auth import BearerGate, required_access
 from api.deps import PROTECTED, build_context
 from api.routers import foresight, health, jobs, metrics, prometheus, runs
 from api.upload_limit import UploadLimit
 from config import Settings, load_settings
+from data.paths import data_paths
+from data.session_key import session_key
 from engine.queue import JobQueue
 
 log = logging.getLogger("api")
@@ -19,7 +21,8 @@ log = logging.getLogger("api")
 DESCRIPTION = """Jobs, GPU metrics and history, run records and foresight of i2vmon.
 
 Every error answer is JSON `{"detail": "<plain message>"}`. Authentication: off when the API is bound to a
-loopback address; otherwise every /api/* route and /metrics need `Authorization: Bearer <api.token>`.
+loopback address; otherwise every /api/* route and /metrics need `Authorization: Bearer <api.token>`, or the
+UI's identity: `Authorization: Basic` with its user and password, or `Bearer` with the session token it shows.
 """
 
 
@@ -27,15 +30,15 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     """The API for these settings. Raises AuthConfigError on a non-loopback host without a token; a queue that
     cannot be opened is retried on each use (queue routes answer 503 meanwhile)."""
     settings = settings or load_settings()
-    token = required_token(settings.api.host, settings.api.token)
+    access = required_access(settings, session_key(data_paths(settings)) if settings.auth.password_hash else None)
     ctx = build_context(settings, queue)
 
     app = FastAPI(title="i2vmon", version="1.0", description=DESCRIPTION)
     app.state.ctx = ctx
-    app.state.token = token
+    app.state.access = access
     errors.install(app)
     app.add_middleware(UploadLimit, max_bytes=settings.api.max_upload_mb * 2**20)
-    app.add_middleware(BearerGate, token=token)  # added last: runs first, before any body is read
+    app.add_middleware(BearerGate, access=access)  # added last: runs first, before any body is read
 
     for module in (jobs, metrics, runs, foresight):
         app.include_router(module.router, dependencies=PROTECTED, responses=errors.responses(401, 422))
@@ -43,5 +46,5 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     prometheus.register(app, ctx)
     app.include_router(health.router)  # open: no token
 
-    log.info("API for %s, data in %s, authentication %s", settings.hostname, ctx.paths.root, "on" if token else "off (loopback)")
+    log.info("API for %s, data in %s, authentication %s", settings.hostname, ctx.paths.root, "on" if access.required else "off (loopback)")
     return app

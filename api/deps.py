@@ -11,9 +11,9 @@ import threading
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from api.auth import refusal
+from api.auth import challenge
 from config import Settings
 from data.paths import DataPaths, data_paths
 from data.store import Store
@@ -21,7 +21,9 @@ from engine.queue import JobQueue, QueueUnavailable, open_queue
 
 log = logging.getLogger("api")
 
-bearer = HTTPBearer(auto_error=False, description="the api.token setting (I2VMON_API__TOKEN)")
+bearer = HTTPBearer(auto_error=False, description="the api.token setting (I2VMON_API__TOKEN), or the session token "
+                    "the UI shows after sign-in")
+basic = HTTPBasic(auto_error=False, description="the UI's user and password (auth.username, auth.password_hash)")
 
 
 @dataclass
@@ -75,11 +77,14 @@ def settings(request: Request) -> Settings:
     return request.app.state.ctx.settings
 
 
-def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    """A dependency of every protected route (it also puts the scheme in /openapi.json)."""
-    reason = refusal(request.app.state.token, request.headers.get("authorization"))
-    if reason:
-        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                password: HTTPBasicCredentials | None = Depends(basic)) -> None:
+    """A dependency of every protected route (it also puts the schemes in /openapi.json); BearerGate has
+    already refused a request without a valid credential, and remembers a verified password, so this is cheap."""
+    access = request.app.state.access
+    refused = access.refusal(request.headers.get("authorization"), request.client.host if request.client else "?")
+    if refused:
+        raise HTTPException(refused[0], refused[1], headers={"WWW-Authenticate": challenge(access).decode()})
 
 
 PROTECTED = [Depends(check_token)]  # the dependencies of every route but /api/health

@@ -7,13 +7,17 @@ there is none), the REST API and the Streamlit UI; restarts any that dies; stops
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import socket
 import sys
 from pathlib import Path
 
+from app.access import listen_problem, sign_in_mode
 from app.streamlit_server import streamlit_env, streamlit_run_args
 from app.supervisor import Child, RestartHook, Supervisor, python_module
 from config import Settings, load_settings
+from config.auth import hash_password, is_loopback
 from data.paths import DataPaths, data_paths
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -60,7 +64,8 @@ def parse_group(text: str | None, gpus: list[int]) -> list[int]:
     return group
 
 
-def plan(port: int, api_port: int, gpus: list[int], group: list[int] | None = None) -> list[Child]:
+def plan(port: int, api_port: int, gpus: list[int], group: list[int] | None = None,
+         host: str = "127.0.0.1") -> list[Child]:
     children = [Child("collector", python_module("collector"))]
     group = group or []
     if group:
@@ -71,7 +76,7 @@ def plan(port: int, api_port: int, gpus: list[int], group: list[int] | None = No
     else:
         children.append(Child("engine-cpu", python_module("engine", "serve")))
     children.append(Child("api", python_module("api", "--port", str(api_port))))
-    children.append(Child("ui", python_module(*streamlit_run_args(port)), env=streamlit_env()))
+    children.append(Child("ui", python_module(*streamlit_run_args(port, host)), env=streamlit_env()))
     return children
 
 
@@ -95,7 +100,39 @@ def worker_restart_notifier(settings: Settings, paths: DataPaths) -> RestartHook
     return tell
 
 
+def print_password_hash(stdin=sys.stdin) -> int:
+    """`python -m app hash-password`: asks for a password twice (or reads one line from a pipe) and prints the
+    auth.password_hash value; the hint goes to stderr so `$(python -m app hash-password)` is just the hash."""
+    if stdin.isatty():
+        password = getpass.getpass("password for the UI's sign-in: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the two passwords differ; nothing printed", file=sys.stderr)
+            return 2
+    else:
+        password = stdin.readline().rstrip("\r\n")
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(hashed)
+    print("put it in i2vmon.toml under [auth] as password_hash = \"...\" (or I2VMON_AUTH__PASSWORD_HASH='...');\n"
+          "the user name is auth.username (default admin)", file=sys.stderr)
+    return 0
+
+
+def ui_address(host: str, port: int) -> str:
+    """Where to open the UI, for the start-up lines."""
+    if is_loopback(host):
+        return f"http://localhost:{port}   (this machine only; --host 0.0.0.0 with a sign-in opens it to the network)"
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    return f"http://{shown}:{port}   (listening on {host}; sign-in required)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hash-password"]:
+        return print_password_hash()
     try:
         settings = load_settings()
     except ValueError as exc:  # an unknown or invalid setting: its name and the fix, not a traceback
@@ -103,10 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Start i2vmon: collector, engine, API and UI.")
     parser.add_argument("--port", type=int, default=settings.app.port, help=f"UI port (default {settings.app.port})")
     parser.add_argument("--api-port", type=int, default=settings.api.port, help=f"API port (default {settings.api.port})")
+    parser.add_argument("--host", default=settings.app.host,
+                        help=f"address the UI listens on (default {settings.app.host}); 0.0.0.0 opens it to the network "
+                        "and needs a sign-in (auth.password_hash: `python -m app hash-password`)")
     parser.add_argument("--gpus", help="GPU indices to run a worker on, e.g. 0,1 (default: one worker on every GPU)")
     parser.add_argument("--group", help="GPUs that run each job together (sequence parallel, for the Wan family), "
                                         "e.g. 0,1; the other GPUs keep one worker each")
     args = parser.parse_args(argv)
+    problem = listen_problem(args.host, settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s app %(levelname)s %(message)s")
     paths = data_paths(settings)
 
@@ -115,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     go_offline_if_hub_unreachable()  # children inherit HF_HUB_OFFLINE
     gpus = parse_gpus(args.gpus, gpu_count())
     group = parse_group(args.group, gpus)
-    children = plan(args.port, args.api_port, gpus, group)
+    children = plan(args.port, args.api_port, gpus, group, args.host)
     singles = [g for g in gpus if g not in group]
     workers = (f"one worker on each of GPU {', '.join(map(str, singles))}" if singles else "")
     if group:
@@ -123,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     workers = workers or "no NVIDIA GPU: one CPU worker; use the smoke-test model tiny"
     print(
         f"i2vmon: data in {paths.root}\n"
-        f"  UI   http://localhost:{args.port}\n"
+        f"  UI   {ui_address(args.host, args.port)}\n"
+        f"       sign-in: {sign_in_mode(settings) or 'none'}\n"
         f"  API  http://{settings.api.host}:{args.api_port}/docs   (Prometheus: /metrics)\n"
         f"  engine: {workers}\n"
         f"  logs in {paths.logs_dir}; Ctrl-C stops everything",
         flush=True,
     )
-    return Supervisor(children, paths.logs_dir, CHECKOUT, on_restart=worker_restart_notifier(settings, paths)).run()
+    return Supervisor(children, paths.logs_dir, CHECKOUT, on_restart=worker_restart_notifier(settings, paths),
+                      log_max_bytes=int(settings.logs.max_mb * 2**20), log_backups=settings.logs.backups).run()
 
 
 if __name__ == "__main__":

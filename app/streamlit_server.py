@@ -22,9 +22,9 @@ OPTIONS = (
 )
 
 
-def streamlit_run_args(port: int) -> list[str]:
-    """`python -m` arguments that serve the app on `port`."""
-    return ["streamlit", "run", str(UI_SCRIPT), "--server.port", str(port), *OPTIONS]
+def streamlit_run_args(port: int, host: str = "127.0.0.1") -> list[str]:
+    """`python -m` arguments that serve the app on `host`:`port` (loopback unless told: app/access.py)."""
+    return ["streamlit", "run", str(UI_SCRIPT), "--server.port", str(port), "--server.address", host, *OPTIONS]
 
 
 def streamlit_env(environ: dict[str, str] | None = None) -> dict[str, str]:

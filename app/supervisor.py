@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from app.log_rotation import rotate_if_large
+
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 30.0
 _STOP_GRACE_S = 20.0
+_ROTATE_EVERY_S = 5.0  # how often the logs' sizes are checked: a log may pass its limit by 5 s of output
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -62,22 +65,26 @@ RestartHook = Callable[["Child", int, float], None]
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], log_dir: Path, cwd: Path, on_restart: RestartHook | None = None) -> None:
+    def __init__(self, children: list[Child], log_dir: Path, cwd: Path, on_restart: RestartHook | None = None, *,
+                 log_max_bytes: int = 20 * 2**20, log_backups: int = 5) -> None:
         self.children = children
         self.on_restart = on_restart
         self.log_dir = log_dir
         self.cwd = cwd
+        self.log_max_bytes = log_max_bytes
+        self.log_backups = log_backups
         self.stopping = False
         self._preexec = _die_with_parent()
 
     def _start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{child.name}.log").open("ab")
+        out = (self.log_dir / f"{child.name}.log").open("ab")  # append mode: rotation empties it in place
         child.proc = subprocess.Popen(
             child.argv, cwd=self.cwd, env={**os.environ, **child.env}, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the children in order
             preexec_fn=self._preexec,  # and if the supervisor is killed, they stop too
         )
+        out.close()  # the child has its own descriptor
         child.started_at = time.monotonic()
         log.info("started %s (pid %d): %s", child.name, child.proc.pid, " ".join(child.argv[1:]))
 
@@ -97,8 +104,12 @@ class Supervisor:
         signal.signal(signal.SIGINT, stop)
         for child in self.children:
             self._start(child)
+        next_rotation = 0.0
         while not self.stopping:
             time.sleep(0.5)
+            if time.monotonic() >= next_rotation:
+                self.rotate_logs()
+                next_rotation = time.monotonic() + _ROTATE_EVERY_S
             for child in self.children:
                 if self.stopping:
                     break
@@ -125,6 +136,18 @@ class Supervisor:
             self.on_restart(child, code, delay)
         except Exception:  # noqa: BLE001 — telling someone must never stop the supervising
             log.exception("restart of %s not notified", child.name)
+
+    def rotate_logs(self) -> list[str]:
+        """Rotate each child's log that has reached its size (app/log_rotation.py); the names of those rotated."""
+        rotated = []
+        for child in self.children:
+            try:
+                if rotate_if_large(self.log_dir / f"{child.name}.log", max_bytes=self.log_max_bytes,
+                                   backups=self.log_backups):
+                    rotated.append(child.name)
+            except OSError as exc:  # a full disk must not stop the supervision
+                log.warning("could not rotate logs/%s.log: %s", child.name, exc)
+        return rotated
 
     def stop_all(self) -> None:
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]

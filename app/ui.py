@@ -10,9 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.views import frame
+from app.views import frame, sign_in
 
 st.set_page_config(page_title="i2vmon", page_icon="🎞️", layout="wide")
+sign_in.require_sign_in()  # before any page: until signed in, nothing but the sign-in is drawn
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
 LIVE = st.Page(PAGES / "live_monitor.py", title="Live monitor", icon=":material/monitoring:", url_path="live")

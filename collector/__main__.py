@@ -1,4 +1,5 @@
-"""`python -m collector` runs the daemon; `python -m collector sample --json` prints one sample."""
+"""`python -m collector` runs the daemon; `python -m collector sample --json` prints one sample;
+`python -m collector prune [--dry-run]` applies the retention settings now."""
 
 from __future__ import annotations
 
@@ -76,6 +77,20 @@ def _notify(action: str, wait_s: float) -> int:
     return 0 if all(s.dead == 0 and s.failing == 0 for s in notifier.outbox.summary()) else 2
 
 
+def _prune(dry_run: bool, listing: bool, as_json: bool) -> int:
+    from collector.prune import prune, report
+    from data.retention import RetentionError
+
+    settings = load_settings()
+    try:
+        plan, result = prune(settings, data_paths(settings), dry_run=dry_run)
+    except RetentionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report(plan, result, as_json=as_json, listing=listing))
+    return 1 if result is not None and result.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m collector", description="Sample every GPU and the host into the i2vmon store.")
     sub = parser.add_subparsers(dest="command")
@@ -85,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     notify = sub.add_parser("notify", help="notification outbox: status, a test event, or deliver now")
     notify.add_argument("action", choices=("status", "test", "deliver"))
     notify.add_argument("--wait", type=float, default=0.0, help="deliver: keep going until nothing is pending, at most this many seconds")
+    prune_cmd = sub.add_parser("prune", help="delete what the [retention] settings say is old enough to go (the daemon "
+                               "does this once a day)")
+    prune_cmd.add_argument("--dry-run", action="store_true", help="print what would go and its bytes; delete nothing")
+    prune_cmd.add_argument("--list", action="store_true", help="list every item removed, not only the totals")
+    prune_cmd.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
@@ -97,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return _print_sample(args.json)
     if args.command == "notify":
         return _notify(args.action, args.wait)
+    if args.command == "prune":
+        return _prune(args.dry_run, args.list, args.json)
     run_daemon(settings, data_paths(settings))
     return 0
 

@@ -15,6 +15,7 @@ from collector.alerts import AlertEvaluator
 from collector.host import prime_cpu_counters
 from collector.notifications.events import alert_event
 from collector.notifications.notifier import Notifier
+from collector.prune import daily_prune
 from collector.regressions import RegressionWatch
 from collector.sampler import Sampler
 from config import Settings
@@ -168,6 +169,10 @@ def run_daemon(settings: Settings, paths: DataPaths) -> None:
     scheduler.add_job(collector.deliver, "interval", seconds=notifications.deliver_every_s, **job_defaults)
     scheduler.add_job(collector.check_regressions, "interval", seconds=settings.regressions.check_every_s,
                       next_run_time=datetime.now(timezone.utc), **job_defaults)
+    # Retention (collector/prune.py): once a day, at the configured hour (UTC); a collector that was down then
+    # prunes the next day (or run `python -m collector prune`).
+    scheduler.add_job(daily_prune, "cron", hour=settings.retention.prune_hour_utc, minute=0, args=(settings, paths),
+                      **job_defaults)
 
     signals: list[int] = []
 

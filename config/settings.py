@@ -183,6 +183,9 @@ class QualitySettings(BaseModel):
 
 class AppSettings(BaseModel):
     port: int = Field(8501, gt=0, lt=65536)
+    host: str = Field(
+        "127.0.0.1", description="address the UI listens on; anything but loopback needs auth.password_hash or auth.oidc_provider"
+    )
     live_minutes: int = Field(10, gt=0)
 
 
@@ -270,6 +273,50 @@ class RegressionSettings(BaseModel):
     check_every_s: float = Field(60.0, gt=0)
 
 
+class AuthSettings(BaseModel):
+    """Who may use the UI (and the API with the same identity). Off while nothing is set and the UI is on loopback."""
+
+    username: str = Field("admin", min_length=1, description="the name to sign in with (HTTP Basic on the API)")
+    password_hash: str | None = Field(
+        None, description="`python -m app hash-password` prints one (scrypt, salted); the password itself is never stored"
+    )
+    session_hours: float = Field(12.0, gt=0, description="a sign-in (and the API session token it issues) lasts this long")
+    max_failures: int = Field(5, ge=1, description="wrong passwords from one address within lockout_s before it is locked out")
+    lockout_s: float = Field(300.0, gt=0, description="how long the failures are counted and the lock-out lasts")
+    oidc_provider: str | None = Field(
+        None, description="sign in with st.login through .streamlit/secrets.toml's [auth] block: 'default' for the "
+        "block itself, or the name of an [auth.<name>] provider"
+    )
+    oidc_allowed: list[str] = Field(
+        default_factory=list, description="e-mail addresses (alice@example.com) or domains (@example.com) that may "
+        "sign in through the provider; required with oidc_provider"
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long each kind of data is kept; 0 keeps it forever. Pruned by the collector once a day at prune_hour_utc
+    and by `python -m collector prune [--dry-run]`. A queued or running job's files and a rated video are never
+    removed."""
+
+    raw_samples_days: float = Field(30.0, ge=0, description="gpu_samples, gpu_processes and host_samples day partitions")
+    rollups_days: float = Field(400.0, ge=0, description="the per-minute GPU rollups (tables/gpu_minutes)")
+    alert_events_days: float = Field(400.0, ge=0, description="alert_events day partitions")
+    runs_days: float = Field(0.0, ge=0, description="run records (a rated job's record is kept)")
+    videos_days: float = Field(0.0, ge=0, description="an ended job's files (jobs/<id>/: video, thumbnail, input) by age")
+    videos_max_gb: float = Field(0.0, ge=0, description="the jobs/ directory's size: the oldest ended jobs' files go first")
+    queue_days: float = Field(0.0, ge=0, description="queue rows (and their events) of ended jobs")
+    logs_days: float = Field(30.0, ge=0, description="rotated log backups and logs not written to for this long")
+    compile_cache_days: float = Field(30.0, ge=0, description="compile-cache/ files not used for this long")
+    prune_hour_utc: int = Field(4, ge=0, le=23, description="the hour (UTC) of the collector's daily prune")
+
+
+class LogSettings(BaseModel):
+    """The supervisor's child logs (logs/<process>.log): rotated by size, a bounded number of backups kept."""
+
+    max_mb: float = Field(20.0, gt=0, description="a log is rotated when it reaches this size")
+    backups: int = Field(5, ge=0, description="rotated files kept: <name>.log.1 (newest) to <name>.log.<backups>")
+
+
 def _toml_file() -> Path | None:
     explicit = os.environ.get("I2VMON_CONFIG")
     if explicit:
@@ -292,6 +339,9 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     notifications: NotificationSettings = NotificationSettings()
     regressions: RegressionSettings = RegressionSettings()
+    auth: AuthSettings = AuthSettings()
+    retention: RetentionSettings = RetentionSettings()
+    logs: LogSettings = LogSettings()
 
     model_config = SettingsConfigDict(env_prefix="I2VMON_", env_nested_delimiter="__", extra="ignore")
 

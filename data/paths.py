@@ -11,7 +11,8 @@
       jobs/<job_id>/               input image, video, thumbnail of one job
       quarantine/                  files a query found unreadable, moved aside
       compile-cache/               torch.compile's cache (speed mode)
-      logs/                        one log file per process
+      logs/                        one log file per process (<name>.log, rotated to <name>.log.1 …)
+      auth/session.key             the key that signs sign-in session tokens (created on first use, owner-only)
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class DataPaths:
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def session_key(self) -> Path:
+        """The key that signs sign-in session tokens (config/auth.py), shared by the UI and the API."""
+        return self.root / "auth" / "session.key"
 
     def ensure(self) -> "DataPaths":
         for d in (self.tables_dir, self.live_dir, self.jobs_dir, self.logs_dir):

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.views import charts, formatting as fmt, resources
+from app.views.disk_usage import disk_usage_panel
 from app.views.frame import alert_banner, guarded, live_fragment
 from app.views.job_panel import expert_label, progress_line
 from app.views.notifications import notifications_panel
@@ -174,6 +175,7 @@ def main() -> None:
     minutes = st.slider("Window (minutes)", 1, 60, value=min(settings.app.live_minutes, 60), key="live_minutes")
     live_fragment(live_panel, REFRESH_S, minutes)
     notifications_panel()
+    disk_usage_panel()
 
 
 guarded(main)

@@ -98,3 +98,8 @@ class JobQueue(ABC):
             offset += len(page)
         ended.sort(key=lambda job: (job.finished_at, job.id))
         return ended[:limit]
+
+    @abstractmethod
+    def delete_ended(self, job_ids: list[str]) -> int:
+        """Delete the rows (and events) of these jobs that have ended (retention); a queued or running job among
+        them is left as it is. Returns how many rows went."""

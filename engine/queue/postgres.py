@@ -232,6 +232,16 @@ class PostgresJobQueue(JobQueue):
         rows = self._con().execute("SELECT at, state, message FROM job_events WHERE job_id = %s ORDER BY at, seq", (job_id,))
         return [{"at": r["at"], "state": r["state"], "message": r["message"]} for r in rows]
 
+    def delete_ended(self, job_ids: list[str]) -> int:
+        con = self._con()
+        with con.transaction():
+            gone = [r["id"] for r in con.execute(
+                "SELECT id FROM jobs WHERE id = ANY(%s) AND state = ANY(%s) FOR UPDATE", (list(job_ids), list(FINAL_STATES)))]
+            if gone:
+                con.execute("DELETE FROM job_events WHERE job_id = ANY(%s)", (gone,))
+                con.execute("DELETE FROM jobs WHERE id = ANY(%s)", (gone,))
+        return len(gone)
+
     # -- workers ---------------------------------------------------------------------------------
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,
               max_reserved_bytes: int | None = None, gpus: int = 1) -> Job | None:

@@ -312,6 +312,22 @@ class SqliteJobQueue(JobQueue):
         rows = self._con().execute("SELECT at, state, message FROM job_events WHERE job_id = ? ORDER BY at, rowid", (job_id,))
         return [{"at": _ts(r["at"]), "state": r["state"], "message": r["message"]} for r in rows]
 
+    @_damage_is_unavailable
+    def delete_ended(self, job_ids: list[str]) -> int:
+        finals = ",".join(f"'{state}'" for state in FINAL_STATES)
+        deleted = 0
+        with self._tx() as con:
+            for start in range(0, len(job_ids), 500):  # under SQLite's limit on bound parameters
+                batch = job_ids[start:start + 500]
+                marks = ",".join("?" * len(batch))
+                gone = [r[0] for r in con.execute(f"SELECT id FROM jobs WHERE id IN ({marks}) AND state IN ({finals})", batch)]
+                if gone:
+                    gone_marks = ",".join("?" * len(gone))
+                    con.execute(f"DELETE FROM job_events WHERE job_id IN ({gone_marks})", gone)
+                    con.execute(f"DELETE FROM jobs WHERE id IN ({gone_marks})", gone)
+                deleted += len(gone)
+        return deleted
+
     # -- workers ---------------------------------------------------------------------------------
     @_damage_is_unavailable
     def claim(self, worker_id: str, gpu_index: int | None, lease_s: float, *,

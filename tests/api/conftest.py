@@ -13,7 +13,8 @@ from tests.api.synthetic_host import HOST
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
-    for name in ("I2VMON_CONFIG", "I2VMON_QUEUE_URL", "I2VMON_API__TOKEN", "I2VMON_API__HOST", "I2VMON_API__MAX_UPLOAD_MB"):
+    for name in ("I2VMON_CONFIG", "I2VMON_QUEUE_URL", "I2VMON_API__TOKEN", "I2VMON_API__HOST", "I2VMON_API__MAX_UPLOAD_MB",
+                 "I2VMON_AUTH__PASSWORD_HASH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("I2VMON_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("I2VMON_HOSTNAME", HOST)

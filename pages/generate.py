@@ -340,7 +340,8 @@ def suggestion_rows(suggestions: list[dict] | None, key_prefix: str) -> None:
 
 
 def image_input(settings) -> tuple[bytes | None, str]:
-    upload = st.file_uploader("Input image", type=IMAGE_TYPES, key="gen_image")
+    upload = st.file_uploader("Input image", type=IMAGE_TYPES, key="gen_image",
+                              max_upload_size=max(1, settings.engine.max_image_bytes // 2**20))
     if upload is None:
         st.caption("Upload the first frame: PNG, JPEG, WEBP, BMP, GIF or TIFF, "
                    f"up to {settings.engine.max_image_bytes / 2**20:.0f} MiB.")

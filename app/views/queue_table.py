@@ -23,7 +23,7 @@ SHOWN_QUEUED = (10, 50, 200)  # waiting jobs listed: the first choice unless ask
 SHOWN_ENDED = 10
 STATE_ICONS: dict[JobState, str] = {QUEUED: "⏳", RUNNING: "▶️", SUCCEEDED: "✅", FAILED: "❌", CANCELLED: "⏹️"}
 ACTIVE_REFRESH_S = 1  # a job is queued or running
-IDLE_REFRESH_S = 10  # none is: only to notice a job submitted from elsewhere
+IDLE_REFRESH_S = 3  # none is: to notice soon a job submitted from elsewhere (the CLI, the API)
 THUMB_SIDE = 48
 SCOPES = ("all jobs", "my jobs")  # everyone's, or this browser session's submissions
 

@@ -193,7 +193,18 @@ def stage_breakdown(frame: pd.DataFrame, key: str, title: str = "Mean stage time
     return fig
 
 
-def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: str, *, kind: str = "bar") -> go.Figure:
+NO_DATA = "no data in this window"
+
+
+def no_data_note(fig: go.Figure, text: str = NO_DATA) -> go.Figure:
+    """Say on an empty chart that it is empty, and why where known (a blank frame reads as a broken page)."""
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font={"size": 14, "color": "grey"})
+    return fig
+
+
+def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: str, *, kind: str = "bar",
+                  empty_note: str = NO_DATA) -> go.Figure:
     x = frame[key] if key == "day" else frame[key].astype(str)
     trace = (go.Scatter(x=x, y=frame[column], mode="lines+markers", connectgaps=False) if kind == "line"
              else go.Bar(x=x, y=frame[column]))
@@ -209,6 +220,8 @@ def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: 
         day = pd.Timestamp(frame[key].iloc[0])
         fig.update_xaxes(type="date", range=[day - pd.Timedelta(hours=12), day + pd.Timedelta(hours=12)],
                          tickvals=[day], ticktext=[day.strftime("%b %d")])
+    if column not in frame or frame[column].isna().all():
+        no_data_note(fig, empty_note)
     return fig
 
 
@@ -223,6 +236,8 @@ def predicted_vs_measured(frame: pd.DataFrame, predicted: str, measured: str, *,
         top = float(max(pairs[measured].max(), pairs[predicted].max())) * 1.05
         fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"},
                                  hoverinfo="skip", name="exact"))
+    else:
+        no_data_note(fig, "no run with both a prediction and a measurement of this")
     fig.update_layout(title=title, xaxis_title=f"measured ({unit})", yaxis_title=f"predicted ({unit})", showlegend=False,
                       height=380, margin={"l": 40, "r": 10, "t": 40, "b": 40})
     return fig

@@ -143,14 +143,14 @@ def shown_job(queue: JobQueue) -> tuple[Job | None, str]:
             return queue.get(picked), "picked"
         except JobNotFound:
             st.session_state["gen_job_id"] = None
-    for states, why in (((RUNNING,), "running"), ((QUEUED,), "next"), (FINAL_STATES, "ended")):
+    for states, why in (((RUNNING,), "follow"), ((QUEUED,), "next"), (FINAL_STATES, "ended")):
         jobs = queue.list(states=states, limit=1)
         if jobs:
             return jobs[0], why
     return None, "none"
 
 
-_WHY = {"running": "following the running job", "next": "the next job to run (none is running)",
+_WHY = {"follow": "following the running job", "next": "the next job to run (none is running)",
         "ended": "the latest job that ended (none is running or waiting)"}
 
 

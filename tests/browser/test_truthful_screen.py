@@ -15,7 +15,16 @@ import pytest
 
 from benchmarks.harness import wait_for
 from tests.browser.test_end_to_end import (  # noqa: F401 — app_url and browser are fixtures
-    CHROMIUM, JOB_MS, PAGE_MS, RECORD_PROGRESS, _choose_tiny, _input_png, _new_page, app_url, browser, screenshot,
+    CHROMIUM,
+    JOB_MS,
+    PAGE_MS,
+    RECORD_PROGRESS,
+    _choose_tiny,
+    _input_png,
+    _new_page,
+    app_url,
+    browser,
+    screenshot,
 )
 
 pytestmark = [

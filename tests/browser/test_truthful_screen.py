@@ -77,6 +77,14 @@ def _submit_elsewhere(prompt: str) -> str:
                   image_name="square.png").job.id
 
 
+# Every value each number input shows, from the first paint on (an init script: it runs before Streamlit's).
+RECORD_NUMBER_INPUTS = """window.__numbers = [];
+new MutationObserver(() => document.querySelectorAll('input[type=number]').forEach(i => {
+  const seen = (i.getAttribute('aria-label') || '') + '=' + i.value;
+  if (!window.__numbers.includes(seen)) window.__numbers.push(seen);
+})).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});"""
+
+
 def _open_generate(browser, app_url):  # noqa: F811 — the fixtures, passed on
     page = _new_page(browser)
     page.goto(app_url + "/")
@@ -91,7 +99,17 @@ def test_an_invalid_frame_count_shows_the_reason_and_never_queues_a_job(app_url,
     with pytest.raises(InputError) as refused:
         check_params({"model": "tiny", "prompt": "p", "frames": 100000})
     message = str(refused.value)  # what the CLI and the API say
-    page = _open_generate(browser, app_url)
+    page = _new_page(browser)
+    page.context.add_init_script(RECORD_NUMBER_INPUTS)
+    page.goto(app_url + "/")
+    page.get_by_label("Steps", exact=True).wait_for()
+    page.wait_for_timeout(1500)
+    # The form is drawn at its defaults from the first paint: one value per field (it flashed frames 2, steps 1,
+    # 32×32 and guidance 0 before them).
+    seen = page.evaluate("window.__numbers")
+    labels = [n.split("=")[0] for n in seen]
+    assert len(labels) == len(set(labels)) >= 7, seen
+    _choose_tiny(page)
     page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(_input_png(tmp_path)))
     page.get_by_text("input.png · 128×96 PNG").wait_for()
     prompt = page.get_by_label("Prompt", exact=True)

@@ -69,10 +69,11 @@ def remaining_s(job: Job, now: datetime) -> float | None:
 
 
 def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int | None = None,
-                  elapsed_floor: float | None = None) -> tuple[float, str]:
+                  elapsed_floor: float | None = None, running_now: int = 0) -> tuple[float, str]:
     """(fraction done, 'step i/N · stage · elapsed · ETA') of a queued or running job. `largest_gpu_bytes`: the
     largest reserve a serving worker's GPU takes (a queued job predicted larger waits for a larger GPU's worker);
-    `elapsed_floor`: the elapsed time this screen showed last (the figure never goes backwards)."""
+    `elapsed_floor`: the elapsed time this screen showed last (the figure never goes backwards); `running_now`:
+    jobs running now (a queued job waits for a worker to be free of them)."""
     now = now or datetime.now(timezone.utc)
     if job.state == QUEUED:
         need = job.predicted.get("peak_reserved_bytes")
@@ -80,6 +81,9 @@ def progress_line(job: Job, now: datetime | None = None, largest_gpu_bytes: int 
             return 0.0, (f"queued {fmt.age(job.created_at, now)} · waiting for a GPU that holds {fmt.gib(need, 1)}: "
                          f"the engine workers running now take up to {fmt.gib(largest_gpu_bytes, 1)} — start one on "
                          "a larger GPU, or cancel and submit smaller settings")
+        if running_now:
+            return 0.0, (f"queued {fmt.age(job.created_at, now)} · waiting for a free engine worker ({running_now} "
+                         f"job{'s' if running_now > 1 else ''} running)")
         return 0.0, f"queued {fmt.age(job.created_at, now)} · waiting for an engine worker"
     p = job.progress
     total = p.total_steps or job.params.steps
@@ -198,8 +202,9 @@ def live_progress(queue: JobQueue, job_id: str, watch: bool = False) -> None:
     now = datetime.now(timezone.utc)
     waits_on_size = job.state == QUEUED and job.predicted.get("peak_reserved_bytes")
     floor = _floor(job.id, elapsed_s(job, now)) if job.state != QUEUED else None
+    running_now = len(queue.list(states=(RUNNING,), limit=50)) if job.state == QUEUED else 0
     fraction, text = progress_line(job, now, largest_gpu_bytes=largest_job_reserve() if waits_on_size else None,
-                                   elapsed_floor=floor)
+                                   elapsed_floor=floor, running_now=running_now)
     st.progress(fraction, text=text)
     left, right = st.columns([4, 1])
     fresh = (f" · progress updated {fmt.age(job.progress_at, now)}" if job.progress_at and job.state == RUNNING

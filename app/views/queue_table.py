@@ -51,9 +51,9 @@ def _describe(job: Job) -> str:
     return f"{p.model} · {fmt.resolution(p.height, p.width)} · {p.frames} fr · {p.steps} steps{mode}"
 
 
-def _status(job: Job, largest_gpu_bytes: int | None = None, now: datetime | None = None) -> str:
+def _status(job: Job, largest_gpu_bytes: int | None = None, now: datetime | None = None, running_now: int = 0) -> str:
     if not job.is_final:
-        return progress_line(job, now, largest_gpu_bytes=largest_gpu_bytes)[1]
+        return progress_line(job, now, largest_gpu_bytes=largest_gpu_bytes, running_now=running_now)[1]
     return f"{job.state} {fmt.age(job.finished_at, now)}" + (
         f" · {job.error_kind}" if job.state == FAILED and job.error_kind else "")
 
@@ -94,7 +94,7 @@ def _table(running: list[Job], queued: list[Job], ended: list[Job], largest_gpu_
         "prompt": job.params.prompt or "(no prompt)", "model": job.params.model,
         "size": f"{fmt.resolution(job.params.height, job.params.width)} · {job.params.frames} fr · "
                 f"{job.params.steps} steps", "state": job.state, "ETA": _eta(job, now),
-        "status": _status(job, largest_gpu_bytes, now), "job": job.id[:8] + (" · mine" if job.id in mine else ""),
+        "status": _status(job, largest_gpu_bytes, now, len(running)), "job": job.id[:8] + (" · mine" if job.id in mine else ""),
         "id": job.id} for mark, job in rows],
         columns=["", "input", "prompt", "model", "size", "state", "ETA", "status", "job", "id"])
 

@@ -206,3 +206,10 @@ def test_the_generate_page_shows_the_prediction_s_trust(page):
     at = page("generate")
     at.run()
     assert any(c.value.startswith("How far to trust it: ") for c in at.caption)
+
+
+def test_a_job_queued_behind_a_running_one_says_the_worker_is_busy():
+    job, now = _running(eta_s=10, elapsed_s=5, progress_age_s=1)
+    job.state, job.created_at = "queued", now - timedelta(seconds=4)
+    assert progress_line(job, now, running_now=1)[1] == "queued 4.0 s ago · waiting for a free engine worker (1 job running)"
+    assert progress_line(job, now)[1].endswith("waiting for an engine worker")

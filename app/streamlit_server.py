@@ -23,6 +23,9 @@ OPTIONS = (
     "--client.toolbarMode", "minimal",
     # The upload box's own limit (MB) as the engine's (EngineSettings.max_image_bytes, 50 MiB): the box said 200.
     "--server.maxUploadSize", "50",
+    # Generate passes each number input its session value as `value=` on purpose (the browser then draws it at
+    # once, not the widget's default first): not the mistake this warning guards against.
+    "--global.disableWidgetStateDuplicationWarning", "true",
 )
 
 

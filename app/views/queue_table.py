@@ -77,7 +77,10 @@ def _eta(job: Job, now: datetime) -> str:
     if job.is_final:
         return "—"
     if job.state == QUEUED:
-        return fmt.about(job.predicted.get("seconds")) + " (predicted)" if job.predicted.get("seconds") else fmt.NA
+        seconds, error = job.predicted.get("seconds"), job.predicted.get("expected_error")
+        if not seconds:
+            return fmt.NA
+        return fmt.eta(seconds, seconds * error if error else None) + " (predicted)"
     return fmt.eta(remaining_s(job, now), getattr(job.progress, "eta_margin_s", None))
 
 

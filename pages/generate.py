@@ -370,7 +370,10 @@ def refused_panel() -> None:
                f"{fmt.number(pred.get('cuda_context_gib'), '.2f', 'GiB')}{host} · time {fmt.seconds(pred.get('seconds'))}"
                f" ({fmt.trust(pred)})")
     suggestion_rows(refused.get("suggestions"), "gen_apply_suggestion")
-    st.checkbox("Submit anyway (it may run out of memory)", key="gen_force")
+    # Not a memory refusal: no worker can run it here now (no GPU worker, no weights, no GPU large enough).
+    cannot_run = refused.get("kind") == "CannotRunHere"
+    st.checkbox("Queue it anyway (it waits for a worker that can run it)" if cannot_run
+                else "Submit anyway (it may run out of memory)", key="gen_force")
 
 
 def submit_job(settings, spec: ModelSpec, image: bytes, image_name: str) -> None:
@@ -382,7 +385,7 @@ def submit_job(settings, spec: ModelSpec, image: bytes, image_name: str) -> None
                       force=bool(st.session_state.get("gen_force")))
     except PreflightRefused as exc:
         st.session_state.gen_refused = {"message": str(exc), "suggestions": exc.suggestions,
-                                        "prediction": exc.prediction}
+                                        "prediction": exc.prediction, "kind": type(exc).__name__}
         return
     except InputError as exc:
         st.session_state.gen_refused = None

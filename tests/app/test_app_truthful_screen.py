@@ -213,3 +213,33 @@ def test_a_job_queued_behind_a_running_one_says_the_worker_is_busy():
     job.state, job.created_at = "queued", now - timedelta(seconds=4)
     assert progress_line(job, now, running_now=1)[1] == "queued 4.0 s ago · waiting for a free engine worker (1 job running)"
     assert progress_line(job, now)[1].endswith("waiting for an engine worker")
+
+
+def test_a_job_no_worker_here_can_run_is_refused_with_the_reason_and_can_be_queued_anyway(page, monkeypatch, queue):
+    import engine.intake.submission as submission
+
+    class CannotRunHere(submission.PreflightRefused):  # the engine's refusal of what cannot run here (issue 22)
+        pass
+
+    real_submit = submission.submit
+
+    def refusing(settings, q, raw, image, *, force=False, **kw):
+        if not force:
+            raise CannotRunHere("cannot run here: no engine worker serves a GPU; start one with a GPU", [],
+                                {"seconds": 40.0, "source": "calibration on NVIDIA H100", "expected_error": 0.12})
+        return real_submit(settings, q, raw, image, force=force, **kw)
+
+    monkeypatch.setattr(submission, "submit", refusing)
+    at = _ready(page("generate"))
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    assert any("cannot run here: no engine worker serves a GPU" in e.value for e in at.error)
+    assert "±12%, from calibration on NVIDIA H100" in texts(at)
+    assert at.checkbox(key="gen_force").label.startswith("Queue it anyway")
+    assert queue.list() == []
+    at.checkbox(key="gen_force").check()
+    at.run()
+    at.button(key="gen_submit").click()
+    at.run()
+    assert len(queue.list()) == 1

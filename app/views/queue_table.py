@@ -164,6 +164,11 @@ def _rows(queue: JobQueue, scope: str, limit: int) -> tuple[list[Job], list[Job]
     return running, queued[:limit], ended, len(queued) > limit
 
 
+def _busy(queue: JobQueue) -> bool:
+    """Whether any job, anyone's, is queued or running."""
+    return bool(queue.list(states=(RUNNING,), limit=1) or queue.list(states=(QUEUED,), limit=1))
+
+
 def table(queue: JobQueue, refresh_s: float) -> None:
     """The table and its actions, as of now; reruns the page when the queue goes from idle to busy or back (the
     refresh rate changes with it)."""
@@ -172,7 +177,7 @@ def table(queue: JobQueue, refresh_s: float) -> None:
     scope = st.session_state.get("q_scope") or SCOPES[0]
     limit = st.session_state.get("q_shown", SHOWN_QUEUED[0])
     running, shown, ended, more = _rows(queue, scope, limit)
-    busy = bool(queue.list(states=(RUNNING,), limit=1) or queue.list(states=(QUEUED,), limit=1))
+    busy = bool(running or shown) if scope == SCOPES[0] else _busy(queue)
     if (refresh_s == ACTIVE_REFRESH_S) != busy:
         st.rerun()
     now = datetime.now(timezone.utc)
@@ -207,6 +212,5 @@ def draw(queue: JobQueue) -> None:
         st.info(notice)
     st.segmented_control("Jobs", SCOPES, key="q_scope", default=SCOPES[0], label_visibility="collapsed",
                          help="all jobs: everyone's; my jobs: those submitted from this browser session")
-    busy = bool(queue.list(states=(RUNNING,), limit=1) or queue.list(states=(QUEUED,), limit=1))
-    refresh = ACTIVE_REFRESH_S if busy else IDLE_REFRESH_S
+    refresh = ACTIVE_REFRESH_S if _busy(queue) else IDLE_REFRESH_S
     live_fragment(table, refresh, queue, refresh)

@@ -19,6 +19,13 @@ OPTIONS = (
     # and plotly loaded that was 38% of the server's CPU with 5 sessions (py-spy, BENCHMARKS.md); Python's
     # own generational collection still runs.
     "--runner.postScriptGC", "false",
+    # No "Deploy" button in the header: this app is served by `python -m app`, not Streamlit Community Cloud.
+    "--client.toolbarMode", "minimal",
+    # The upload box's own limit (MB) as the engine's (EngineSettings.max_image_bytes, 50 MiB): the box said 200.
+    "--server.maxUploadSize", "50",
+    # Generate passes each number input its session value as `value=` on purpose (the browser then draws it at
+    # once, not the widget's default first): not the mistake this warning guards against.
+    "--global.disableWidgetStateDuplicationWarning", "true",
 )
 
 

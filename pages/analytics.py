@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.views import charts, energy, export, formatting as fmt, resources
+from app.views.device_class import DEVICE_ORDER, device_classes
 from app.views.frame import guarded
 from data import analytics
 from data.analytics import GROUPINGS, NO_OFFLOAD, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow
@@ -123,7 +124,8 @@ def history(window: Window) -> None:
     kind = "line" if by == "day" else "bar"
     c1.plotly_chart(charts.group_measure(shown, by, "median_total_s", "Median generation time", "s", kind=kind), key="an_time")
     c2.plotly_chart(charts.group_measure(shown, by, "median_s_per_step", "Median seconds per step", "s/step", kind=kind), key="an_sps")
-    c1.plotly_chart(charts.group_measure(shown, by, "max_peak_allocated_gib", "Max peak memory (allocated)", "GiB", kind=kind), key="an_mem")
+    c1.plotly_chart(charts.group_measure(shown, by, "max_peak_allocated_gib", "Max peak memory (allocated)", "GiB", kind=kind,
+                                         empty_note="no GPU memory measured: these runs ran on the CPU"), key="an_mem")
     c2.plotly_chart(charts.group_measure(shown, by, "failure_rate", "Failure rate (OOM included)", "%", kind=kind), key="an_fail")
     c1.plotly_chart(charts.group_measure(shown, by, "oom_rate", "OOM rate", "%", kind=kind), key="an_oom")
     c2.plotly_chart(charts.group_measure(shown, by, "mean_quality_score", "Mean quality score", "0..1", kind=kind), key="an_quality")
@@ -218,12 +220,30 @@ def memory_modes(window: Window) -> None:
                "into host RAM: less GPU memory, more host RAM and time.")
 
 
+def device_pairs(window: Window, pairs: pd.DataFrame) -> tuple[pd.DataFrame, str, dict]:
+    """The runs of one device class, picked (GPU runs first: a CPU smoke test's time says nothing of a GPU's),
+    its name and the prediction error of those runs."""
+    classes = device_classes(pairs)
+    present = [c for c in DEVICE_ORDER if (classes == c).any()] + sorted(set(classes) - set(DEVICE_ORDER))
+    if st.session_state.get("an_pred_device") not in present:
+        st.session_state["an_pred_device"] = present[0]
+    device = st.segmented_control("Runs on", present, key="an_pred_device",
+                                  help="GPU runs apart from CPU runs and CPU smoke-test runs (random weights): "
+                                       "their errors mean different things") or present[0]
+    if hasattr(analytics, "prediction_error_by_device"):
+        err = window.ask("prediction_error", device)
+    else:  # this store cannot tell the errors apart: they are of every run
+        err = window.ask("prediction_error")
+        st.caption("The error figures are of all runs; the charts are of the runs picked.")
+    return pairs[classes == device], device, err
+
+
 def predictions(window: Window) -> None:
     pairs = window.ask("prediction_pairs").to_pandas()
     if pairs.empty:
         st.info("No run in this window has both a prediction and a measurement.")
         return
-    err = window.ask("prediction_error")
+    pairs, device, err = device_pairs(window, pairs)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Memory: median error", fmt.ratio_percent(err.get("memory_median_rel_error")), help=f"{err.get('memory_pairs')} runs")
     c2.metric("Memory: 90th pct error", fmt.ratio_percent(err.get("memory_p90_rel_error")))
@@ -240,7 +260,7 @@ def predictions(window: Window) -> None:
                                                      title="Peak host RAM", unit="GiB"), key="an_pred_host")
         c2.metric("Host RAM: median error", fmt.ratio_percent(err.get("host_median_rel_error")),
                   help=f"{err.get('host_pairs')} runs")
-    st.caption(f"The newest {len(pairs)} runs with a prediction.")
+    st.caption(f"The newest {len(pairs)} {device} runs with a prediction.")
 
 
 def _setting_label(s: dict) -> str:
@@ -294,9 +314,14 @@ def _gpu_history(root: str, since: datetime, until: datetime, bucket: int) -> pd
     return charts.gpu_frame(store.gpu_samples_bucketed(since, until, bucket_s=bucket))
 
 
-def gpu_history(store: Store) -> None:
+def gpu_default_window() -> tuple[datetime, datetime]:
+    """The GPU-history window before one is set: the last hour, to the minute."""
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    start_default = now - timedelta(hours=1)
+    return now - timedelta(hours=1), now
+
+
+def gpu_history(store: Store) -> None:
+    start_default, now = gpu_default_window()
     c1, c2, c3, c4 = st.columns(4)
     d0 = c1.date_input("From (UTC)", value=start_default.date(), key="an_gpu_d0")
     t0 = c2.time_input("at", value=start_default.time(), key="an_gpu_t0")
@@ -323,7 +348,8 @@ def gpu_history(store: Store) -> None:
 
 def export_panel(store: Store, run_filter: RunFilter) -> None:
     since, until = run_filter.since, run_filter.until
-    gpu_since, gpu_until = st.session_state.get("an_gpu_window", (since, until))
+    # The GPU-history tab's window (its default where it was not opened), not the runs': the file's name says it.
+    gpu_since, gpu_until = st.session_state.get("an_gpu_window") or gpu_default_window()
     c1, c2 = st.columns(2)
     c1.download_button(
         "Runs of the window (CSV)", data=lambda: export.runs_csv(store, since, until),

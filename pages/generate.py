@@ -6,10 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.views import formatting as fmt, job_panel, queue_table, resources
+from app.views import formatting as fmt, job_panel, param_checks, queue_table, resources
 from app.views.frame import guarded
 from engine.foresight.memory_modes import HOST_MARGIN_GIB
-from engine.intake.validation import InputError, check_image_bytes, check_params
+from engine.intake.validation import MAX_GUIDANCE, MAX_STEPS, InputError, check_image_bytes, check_params
 from engine.registry import MODELS, ModelSpec
 
 CUSTOM = "custom"
@@ -152,13 +152,26 @@ def _params_text(params: dict) -> str:
             f"{fmt.memory_mode(params.get('offload'), params.get('weights'))}")
 
 
-def controls(spec: ModelSpec) -> None:
+def _number(column, label: str, key: str, problem: dict[str, str], field: str, **kwargs) -> None:
+    """A number input with no bounds of its own (its browser side would keep an out-of-range value to itself and
+    the page go on with the last valid one): the value is checked as the engine checks it, and what is wrong is
+    said under the field. `value=` is the state's own: the browser draws it at once, not the widget's default
+    first (the form flashed frames 2, steps 1, 32×32 before the defaults)."""
+    column.number_input(label, key=key, value=st.session_state.get(key), **kwargs)
+    if field in problem:
+        column.error(problem[field], icon="⛔")
+
+
+def controls(spec: ModelSpec, problem: dict[str, str] | None = None) -> None:
     ss = st.session_state
+    problem = problem or {}
     st.selectbox("Model", list(MODELS), key="gen_model", on_change=_set_defaults,
                  format_func=lambda m: f"{m} (smoke test)" if MODELS[m].smoke_test else m)
     st.caption(spec.description)
     if spec.takes_prompt:
         st.text_area("Prompt", key="gen_prompt", height=80, placeholder="what should move, and how")
+        if "prompt" in problem:
+            st.caption(f"⛔ {problem['prompt']}")
         st.text_input("Negative prompt", key="gen_negative")
     else:
         st.caption(f"{spec.id} takes no prompt: the image alone drives the video.")
@@ -169,26 +182,31 @@ def controls(spec: ModelSpec) -> None:
     c1.selectbox("Resolution (height×width)", presets, key="gen_resolution", on_change=_on_resolution)
     custom = ss.gen_resolution == CUSTOM
     m = spec.size_multiple
-    c2.number_input("Height", min_value=m, max_value=spec.max_side, step=m, key="gen_height", disabled=not custom)
-    c3.number_input("Width", min_value=m, max_value=spec.max_side, step=m, key="gen_width", disabled=not custom)
+    _number(c2, "Height", "gen_height", problem, "height", step=m, disabled=not custom,
+            help=f"a multiple of {m}, at most {spec.max_side}")
+    _number(c3, "Width", "gen_width", problem, "width", step=m, disabled=not custom,
+            help=f"a multiple of {m}, at most {spec.max_side}")
     c1, c2, c3 = st.columns(3)
     rule = f" ({spec.frame_step}k+1)" if spec.frame_step > 1 else ""
-    c1.number_input(f"Frames{rule}", min_value=spec.min_frames, max_value=spec.max_frames,
-                    step=spec.frame_step, key="gen_frames",
-                    help=(f"{spec.id}'s VAE takes {spec.frame_step}k+1 frames: {spec.min_frames}, "
-                          f"{spec.min_frames + spec.frame_step}, {spec.min_frames + 2 * spec.frame_step}, … "
-                          f"up to {spec.max_frames}") if spec.frame_step > 1 else None)
-    c2.number_input("Steps", min_value=1, max_value=500, key="gen_steps")
-    c3.number_input("Guidance", min_value=0.0, max_value=50.0, step=0.5, key="gen_guidance")
+    _number(c1, f"Frames{rule}", "gen_frames", problem, "frames", step=spec.frame_step,
+            help=(f"{spec.id}'s VAE takes {spec.frame_step}k+1 frames: {spec.min_frames}, "
+                  f"{spec.min_frames + spec.frame_step}, {spec.min_frames + 2 * spec.frame_step}, … "
+                  f"up to {spec.max_frames}") if spec.frame_step > 1
+            else f"{spec.min_frames} to {spec.max_frames}")
+    _number(c2, "Steps", "gen_steps", problem, "steps", help=f"1 to {MAX_STEPS}")
+    _number(c3, "Guidance", "gen_guidance", problem, "guidance", step=0.5, help=f"0 to {MAX_GUIDANCE:g}")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Seed", min_value=0, step=1, key="gen_seed")
-    c2.number_input("FPS", min_value=1, max_value=120, key="gen_fps")
+    _number(c1, "Seed", "gen_seed", problem, "seed", step=1)
+    _number(c2, "FPS", "gen_fps", problem, "fps", help="1 to 120")
     if spec.supports_decode_chunk:
-        c3.number_input("decode_chunk_size", min_value=0, max_value=spec.max_frames, key="gen_chunk",
-                        help="frames the VAE decodes at once; lower needs less memory. 0: all at once")
+        _number(c3, "decode_chunk_size", "gen_chunk", problem, "decode_chunk_size",
+                help="frames the VAE decodes at once; lower needs less memory. 0: all at once")
     else:
         c3.caption("decode_chunk_size: not used by this model")
     memory_mode_controls(spec)
+    for field in ("offload", "weights", "form"):
+        if field in problem:
+            st.error(problem[field], icon="⛔")
 
 
 def memory_mode_controls(spec: ModelSpec) -> None:
@@ -226,8 +244,8 @@ def foresight_panel(spec: ModelSpec) -> None:
     raw = _raw_params(spec)
     try:  # the prediction needs the settings only; a missing prompt is reported on Generate
         params = check_params({**raw, "prompt": raw["prompt"] or "-"}).to_dict()
-    except InputError as exc:
-        st.warning(str(exc))
+    except InputError as exc:  # said beside its field
+        st.caption(f"No prediction until the settings are valid ({exc}).")
         params = None
     if params is not None:
         key = tuple(sorted((k, params[k]) for k in ("height", "width", "frames", "steps", "decode_chunk_size", "offload",
@@ -261,6 +279,7 @@ def prediction_figures(p, params: dict) -> None:
                     "machine compiles the model for it once" if p.compile_s else "")
     c1, c2 = st.columns(2)
     c1.metric("Predicted time", fmt.seconds(p.seconds), help=f"time from {p.time_source}{compile_note}")
+    c2.caption(f"How far to trust it: {fmt.trust(p)}")
     if params["offload"] != "none":
         held = (f" ({fmt.gib(p.host_weights_gib * 2**30, 1)} of the {fmt.gib(p.host_peak_gib * 2**30, 1)} host peak)"
                 if p.host_weights_gib and p.host_peak_gib is not None else "")
@@ -310,6 +329,8 @@ def suggestion_rows(suggestions: list[dict] | None, key_prefix: str) -> None:
         host = (f", {fmt.number(s['host_peak_gib'], '.1f', 'GiB')} of host RAM"
                 if s.get("host_peak_gib") is not None else "")
         time = fmt.about(s["seconds"]) if s.get("seconds") is not None else "time not estimated"
+        if s.get("expected_error") is not None:
+            time += f" ({fmt.trust(s)})"
         model = s.get("model")
         with st.container(border=True):  # the page's right-hand column is narrow: the button under its text
             st.write(f"**{s['change']}** — needs {fmt.number(s.get('required_free_gib'), '.2f', 'GiB')} of GPU "
@@ -319,7 +340,8 @@ def suggestion_rows(suggestions: list[dict] | None, key_prefix: str) -> None:
 
 
 def image_input(settings) -> tuple[bytes | None, str]:
-    upload = st.file_uploader("Input image", type=IMAGE_TYPES, key="gen_image")
+    upload = st.file_uploader("Input image", type=IMAGE_TYPES, key="gen_image",
+                              max_upload_size=max(1, settings.engine.max_image_bytes // 2**20))
     if upload is None:
         st.caption("Upload the first frame: PNG, JPEG, WEBP, BMP, GIF or TIFF, "
                    f"up to {settings.engine.max_image_bytes / 2**20:.0f} MiB.")
@@ -345,9 +367,13 @@ def refused_panel() -> None:
     host = (f" · host RAM {fmt.number(pred.get('host_peak_gib'), '.1f', 'GiB')}"
             if pred.get("host_peak_gib") is not None else "")
     st.caption(f"Predicted: peak reserved {fmt.number(pred.get('peak_reserved_gib'), '.2f', 'GiB')} + CUDA context "
-               f"{fmt.number(pred.get('cuda_context_gib'), '.2f', 'GiB')}{host} · time {fmt.seconds(pred.get('seconds'))}")
+               f"{fmt.number(pred.get('cuda_context_gib'), '.2f', 'GiB')}{host} · time {fmt.seconds(pred.get('seconds'))}"
+               f" ({fmt.trust(pred)})")
     suggestion_rows(refused.get("suggestions"), "gen_apply_suggestion")
-    st.checkbox("Submit anyway (it may run out of memory)", key="gen_force")
+    # Not a memory refusal: no worker can run it here now (no GPU worker, no weights, no GPU large enough).
+    cannot_run = refused.get("kind") == "CannotRunHere"
+    st.checkbox("Queue it anyway (it waits for a worker that can run it)" if cannot_run
+                else "Submit anyway (it may run out of memory)", key="gen_force")
 
 
 def submit_job(settings, spec: ModelSpec, image: bytes, image_name: str) -> None:
@@ -359,15 +385,15 @@ def submit_job(settings, spec: ModelSpec, image: bytes, image_name: str) -> None
                       force=bool(st.session_state.get("gen_force")))
     except PreflightRefused as exc:
         st.session_state.gen_refused = {"message": str(exc), "suggestions": exc.suggestions,
-                                        "prediction": exc.prediction}
+                                        "prediction": exc.prediction, "kind": type(exc).__name__}
         return
     except InputError as exc:
         st.session_state.gen_refused = None
         st.error(str(exc))
         return
     st.session_state.gen_refused = None
-    st.session_state.gen_job_id = done.job.id
-    st.toast(f"queued job {done.job.id[:8]}")
+    job_panel.follow(done.job.id, mine=True)
+    st.toast(f"queued job {done.job.id[:8]}: {param_checks.summary(done.job.params)}")
 
 
 def main() -> None:
@@ -385,23 +411,29 @@ def main() -> None:
     spec = MODELS[ss.gen_model]
 
     st.title("Generate")
+    raw = _raw_params(spec)
+    problem = param_checks.problems(raw)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        controls(spec)
+        controls(spec, problem)
     with right:
         image, image_name = image_input(settings)
         foresight_panel(spec)
     refused_panel()
-    if st.button("Generate", type="primary", disabled=image is None, key="gen_submit",
-                 help=None if image is not None else "upload an image first"):
+    first = next(iter(problem.values()), None)
+    reason = first or ("upload an image first" if image is None else None)
+    if not problem:
+        st.caption(f"**Will queue:** {param_checks.summary(check_params(raw))}")
+    elif set(problem) == {"prompt"}:  # a fresh form: not an error yet
+        st.caption(f"Generate waits for a prompt: {first}")
+    else:
+        more = f" (and {len(problem) - 1} more above)" if len(problem) > 1 else ""
+        st.error(f"Nothing is queued until this is fixed: {first}{more}", icon="⛔")
+    if st.button("Generate", type="primary", disabled=reason is not None, key="gen_submit", help=reason):
         submit_job(settings, spec, image, image_name)
         if ss.get("gen_refused"):
             st.rerun()
-
-    job_id = ss.get("gen_job_id")
-    if job_id:
-        st.subheader("Job")
-        job_panel.draw(resources.queue(settings), job_id)
+    job_panel.section(resources.queue(settings))
     st.subheader("Queue")
     queue_table.draw(resources.queue(settings))
 

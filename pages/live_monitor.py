@@ -1,7 +1,9 @@
-"""Live monitor: every GPU's utilisation, memory, temperature, power and clocks over the last minutes,
-refreshed every second in place; the GPU processes; the alerts firing now; the running job's stages (and, for a
-mixture of experts, the expert running)."""
+"""Live monitor: every GPU's utilisation, memory, temperature, power and clocks, and every host's CPU, RAM, load,
+free disk and the collector's own cost, over the window chosen, refreshed every second in place; the GPU
+processes; the alerts firing now; the running job's stages (and, for a mixture of experts, the expert running),
+and apart from it the last job that ended."""
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,14 +14,14 @@ import streamlit as st
 from app.views import charts, formatting as fmt, resources
 from app.views.disk_usage import disk_usage_panel
 from app.views.frame import alert_banner, guarded, live_fragment
-from app.views.job_panel import expert_label, progress_line
+from app.views.job_panel import expert_label, progress_line, ran_stages
 from app.views.notifications import notifications_panel
 from app.views.status import START_COLLECTOR, collector_status
 from data import live
 from data.paths import DataPaths
 from data.schemas import STAGES
 from engine.queue import QueueError
-from engine.queue.models import FAILED, RUNNING, SUCCEEDED
+from engine.queue.models import FINAL_STATES, RUNNING, JobResult
 
 REFRESH_S = 1
 CHART_FIELDS = charts.GPU_FIELDS
@@ -77,6 +79,52 @@ def _written(paths: DataPaths) -> tuple:
     return tuple(out)
 
 
+def host_samples(paths: DataPaths, minutes: int, now: datetime, snapshots: list[live.LiveSnapshot]) -> pd.DataFrame:
+    """The window's host samples: the history the collector has flushed, and each host's live snapshot after it
+    (the history lags by the collector's flush interval)."""
+    table = resources._store(str(paths.root)).host_samples(now - timedelta(minutes=minutes), now)
+    frame = table.to_pandas() if table.num_rows else pd.DataFrame()
+    latest = [dataclasses.asdict(s.host) for s in snapshots]
+    if latest:
+        extra = pd.DataFrame(latest)
+        extra["ts"] = pd.to_datetime(extra["ts"], utc=True)
+        if not frame.empty:
+            frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+            newest = frame.groupby("host")["ts"].max()
+            extra = extra[[ts > newest.get(host, pd.Timestamp.min.tz_localize("UTC"))
+                           for host, ts in zip(extra["host"], extra["ts"])]]
+        frame = pd.concat([frame, extra], ignore_index=True) if not frame.empty else extra
+    if frame.empty:
+        return frame
+    frame = frame[frame["ts"] >= pd.Timestamp(now - timedelta(minutes=minutes))]
+    return charts.host_frame(frame)
+
+
+@st.cache_resource(ttl=5, max_entries=16, show_spinner=False)
+def _host_charts(root: str, minutes: int, second: int, written: tuple, max_gap_s: float) -> list[tuple[str, go.Figure]]:
+    """(key, figure) of every host over the window ending at `second`, built once for the sessions that refresh
+    in that second (`written`: the live snapshots' modification times)."""
+    now = datetime.fromtimestamp(second, timezone.utc)
+    paths = DataPaths(Path(root))
+    frame = host_samples(paths, minutes, now, live.read_snapshots(paths))
+    if frame.empty:
+        return []
+    x_range = (now - timedelta(minutes=minutes), now)
+    return [(f"live_host_{host}", charts.host_timeline(rows, max_gap_s=max_gap_s, x_range=x_range,
+                                                       title=f"{host} · host over the last {minutes} min"))
+            for host, rows in frame.groupby("host", sort=True)]
+
+
+def _snapshots_written(paths: DataPaths) -> tuple:
+    out = []
+    for path in sorted(paths.live_dir.glob("*.json")):
+        try:
+            out.append((path.name, path.stat().st_mtime_ns))
+        except FileNotFoundError:
+            continue
+    return tuple(out)
+
+
 def host_row(snapshots: list[live.LiveSnapshot]) -> None:
     for snap in snapshots:
         h = snap.host
@@ -110,14 +158,17 @@ def stage_strip(current: str | None) -> str:
 
 
 def running_jobs() -> None:
+    """The running jobs, each with its progress and stages; then, under its own heading, the last job that
+    ended (it does not belong to a running one)."""
     settings = resources.settings()
     try:
         queue = resources.queue(settings)
         running = queue.list(states=(RUNNING,), limit=10)
-        last = queue.list(states=(SUCCEEDED, FAILED), limit=1)
+        last = queue.list(states=FINAL_STATES, limit=1)
     except QueueError as exc:
         st.warning(f"The job queue cannot be read: {exc}")
         return
+    st.subheader("Running job" if len(running) <= 1 else f"Running jobs ({len(running)})")
     if not running:
         st.caption("No job is running.")
     for job in running:
@@ -131,10 +182,18 @@ def running_jobs() -> None:
         if expert and job.progress.stage == "denoising_loop":
             st.markdown(f"Mixture of experts: running the **{expert}** (step {job.progress.step} of "
                         f"{job.progress.total_steps or job.params.steps})")
-    if last and (last[0].result or {}).get("stages"):
-        job = last[0]
-        st.plotly_chart(charts.stage_timeline(job.result["stages"], current=job.result.get("failed_stage"),
-                                              title=f"Last ended job {job.id[:8]} ({job.state})"),
+    st.subheader("Last ended job")
+    if not last:
+        st.caption("No job has ended yet.")
+        return
+    job = last[0]
+    result = JobResult.from_stored(job.result)
+    st.caption(f"`{job.id[:8]}` · {job.model} · {job.state} {fmt.age(job.finished_at)}"
+               + (f" · {job.error_kind}" if job.error_kind else ""))
+    stages = ran_stages(result, finished=job.succeeded)
+    if stages:
+        st.plotly_chart(charts.stage_timeline(stages, current=result.failed_stage,
+                                              title=f"Stages of {job.id[:8]} ({job.state})"),
                         key="live_last_stages")
 
 
@@ -152,20 +211,28 @@ def live_panel(minutes: int) -> None:
     host_row(snapshots)
     gpu_charts = _gpu_charts(str(paths.root), minutes, int(now.timestamp()), _written(paths),
                              settings.collector.live_window_s, 3 * settings.collector.interval_s)
+    no_gpu = [s.host for s in snapshots if s.host.gpu_count == 0]
     if not gpu_charts:
-        no_gpu = [s.host for s in snapshots if s.host.gpu_count == 0]
         if status.state == "up" and no_gpu:
             st.info(f"{', '.join(h.host for h in no_gpu)} has no NVIDIA GPU the collector can read "
-                    f"({no_gpu[0].gpu_status}): host metrics only.")
+                    f"({no_gpu[0].gpu_status}): the host is charted below.")
         else:
             st.info(f"No GPU samples in the last {minutes} minutes.")
     for key, figure in gpu_charts:
         # A stable key, but Streamlit 1.67 still derives a chart's identity from its figure, so each refresh
         # mounts the chart anew (streamlit/streamlit#16052 would update keyed charts in place).
         st.plotly_chart(figure, key=key)
+    host_charts = _host_charts(str(paths.root), minutes, int(now.timestamp()), _snapshots_written(paths),
+                               max(3 * settings.collector.interval_s, 3 * settings.collector.flush_interval_s))
+    if not host_charts:
+        st.info(f"No host samples in the last {minutes} minutes.")
+    for key, figure in host_charts:
+        st.plotly_chart(figure, key=key)
     st.subheader("GPU processes")
-    process_table(snapshots)
-    st.subheader("Running job")
+    if gpu_charts or not no_gpu:
+        process_table(snapshots)
+    else:
+        st.caption("No GPU here, so no GPU processes.")
     running_jobs()
 
 

@@ -56,14 +56,49 @@ def _epoch_ms(values: object) -> np.ndarray:
 
 def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: int = 720,
                  x_range: tuple | None = None) -> go.Figure:
-    """Utilisation, memory, temperature, power and clocks of one GPU, stacked on one shared time axis.
+    """Utilisation, memory, temperature, power and clocks of one GPU, stacked on one shared time axis."""
+    return stacked_timeline(frame, GPU_PANELS, max_gap_s=max_gap_s, title=title, height=height, x_range=x_range)
+
+
+# (title, unit, [(column, trace name)]) of the host chart: the machine, and what the collector itself costs.
+HOST_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("CPU", "%", (("cpu_percent", "host CPU"), ("collector_cpu_percent", "collector"))),
+    ("RAM", "GiB", (("ram_used_gib", "used"), ("ram_total_gib", "total"))),
+    ("Load", "1 min", (("load_1", "load"),)),
+    ("Disk free", "GiB", (("disk_free_gib", "free"),)),
+    ("Collector memory", "MiB", (("collector_rss_mib", "collector RSS"),)),
+)
+
+
+def host_frame(table: object) -> pd.DataFrame:
+    """A HostSample table (Arrow or pandas) with memory and disk in GiB, the collector's RSS in MiB."""
+    frame = table.to_pandas() if hasattr(table, "to_pandas") else pd.DataFrame(table)
+    if frame.empty:
+        return frame
+    for col in ("ram_used_bytes", "ram_total_bytes", "disk_free_bytes"):
+        if col in frame:
+            frame[col.replace("_bytes", "_gib")] = frame[col].astype("float64") / GIB
+    if "collector_rss_bytes" in frame:
+        frame["collector_rss_mib"] = frame["collector_rss_bytes"].astype("float64") / 2**20
+    return frame
+
+
+def host_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: int = 640,
+                  x_range: tuple | None = None) -> go.Figure:
+    """A host's CPU (and the collector's share), RAM, load, free disk and the collector's memory over time."""
+    return stacked_timeline(frame, HOST_PANELS, max_gap_s=max_gap_s, title=title, height=height, x_range=x_range)
+
+
+def stacked_timeline(frame: pd.DataFrame, panels: tuple, *, max_gap_s: float, title: str, height: int,
+                     x_range: tuple | None = None) -> go.Figure:
+    """Panels of lines stacked on one shared time axis; a panel in % runs 0–100.
 
     Built from plain dicts (stacked y-axis domains) rather than make_subplots: it is redrawn every second. Times
     go as epoch milliseconds and values as float32, both binary arrays: the ISO strings they replace were three
     quarters of a 600-sample figure's 190 KB, sent and parsed again on every refresh."""
     frame = with_gaps(frame, max_gap_s)
     x = _epoch_ms(frame["ts"]) if not frame.empty else np.array([], dtype="float64")
-    rows = len(GPU_PANELS)
+    rows = len(panels)
     gap = 0.035
     band = (1 - gap * (rows - 1)) / rows
     data: list[dict] = []
@@ -72,12 +107,12 @@ def gpu_timeline(frame: pd.DataFrame, *, max_gap_s: float, title: str, height: i
         "uirevision": title, "hovermode": "x unified", "showlegend": False, "annotations": [],
         "xaxis": {"type": "date", "anchor": f"y{rows}", "range": list(_epoch_ms(x_range)) if x_range is not None else None},
     }
-    for row, (name, unit, traces) in enumerate(GPU_PANELS, start=1):
+    for row, (name, unit, traces) in enumerate(panels, start=1):
         axis = "y" if row == 1 else f"y{row}"
         top = 1 - (row - 1) * (band + gap)
         layout["yaxis" if row == 1 else f"yaxis{row}"] = {
             "domain": [top - band, top], "rangemode": "tozero", "anchor": "x",
-            **({"range": [0, 100]} if row == 1 else {}),
+            **({"range": [0, 100]} if unit == "%" else {}),
         }
         layout["annotations"].append({"text": f"{name} ({unit})", "xref": "paper", "yref": "paper", "x": 0.5, "y": top,
                                       "xanchor": "center", "yanchor": "bottom", "showarrow": False})
@@ -109,9 +144,12 @@ def stage_timeline(stages: dict[str, float], *, current: str | None = None, titl
     fig = go.Figure(go.Bar(y=names, x=widths, base=starts, orientation="h", marker_color=colors,
                            text=[f"{w:.2f} s" for w in widths], textposition="auto",
                            hovertemplate="%{y}: %{x:.2f} s<extra></extra>"))
+    fig.update_traces(cliponaxis=False)
     fig.update_yaxes(autorange="reversed")
+    # Room on the right for the last bar's label when it is drawn outside a short bar (it was clipped there).
+    fig.update_xaxes(range=[0, max(t, 1e-3) * 1.18])
     fig.update_layout(title=title, xaxis_title="seconds from start", height=60 + 28 * max(len(names), 1),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 30})
+                      margin={"l": 10, "r": 30, "t": 40, "b": 30})
     return fig
 
 
@@ -155,19 +193,35 @@ def stage_breakdown(frame: pd.DataFrame, key: str, title: str = "Mean stage time
     return fig
 
 
-def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: str, *, kind: str = "bar") -> go.Figure:
+NO_DATA = "no data in this window"
+
+
+def no_data_note(fig: go.Figure, text: str = NO_DATA) -> go.Figure:
+    """Say on an empty chart that it is empty, and why where known (a blank frame reads as a broken page)."""
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font={"size": 14, "color": "grey"})
+    return fig
+
+
+def group_measure(frame: pd.DataFrame, key: str, column: str, title: str, unit: str, *, kind: str = "bar",
+                  empty_note: str = NO_DATA) -> go.Figure:
     x = frame[key] if key == "day" else frame[key].astype(str)
     trace = (go.Scatter(x=x, y=frame[column], mode="lines+markers", connectgaps=False) if kind == "line"
              else go.Bar(x=x, y=frame[column]))
     trace.update(hovertemplate=f"%{{x}}: %{{y:.3g}} {unit}<extra></extra>")
     fig = go.Figure(trace)
-    fig.update_layout(title=title, yaxis_title=unit, height=280, margin={"l": 40, "r": 10, "t": 40, "b": 30})
+    # Every measure here is a count, a duration or a size: the axis starts at 0 (one point alone was drawn
+    # with a y-range around it that went below zero).
+    fig.update_layout(title=title, yaxis_title=unit, height=280, margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                      yaxis={"rangemode": "tozero"})
     if key != "day":
         fig.update_xaxes(type="category")
-    elif len(frame) == 1:  # one day alone: Plotly would zoom to a millisecond around it
+    elif len(frame) == 1:  # one day alone: Plotly would zoom to a millisecond around it, or show two days
         day = pd.Timestamp(frame[key].iloc[0])
-        fig.update_xaxes(type="date", range=[day - pd.Timedelta(days=1), day + pd.Timedelta(days=1)],
-                         dtick=86_400_000, tickformat="%b %d")
+        fig.update_xaxes(type="date", range=[day - pd.Timedelta(hours=12), day + pd.Timedelta(hours=12)],
+                         tickvals=[day], ticktext=[day.strftime("%b %d")])
+    if column not in frame or frame[column].isna().all():
+        no_data_note(fig, empty_note)
     return fig
 
 
@@ -182,6 +236,8 @@ def predicted_vs_measured(frame: pd.DataFrame, predicted: str, measured: str, *,
         top = float(max(pairs[measured].max(), pairs[predicted].max())) * 1.05
         fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "grey"},
                                  hoverinfo="skip", name="exact"))
+    else:
+        no_data_note(fig, "no run with both a prediction and a measurement of this")
     fig.update_layout(title=title, xaxis_title=f"measured ({unit})", yaxis_title=f"predicted ({unit})", showlegend=False,
                       height=380, margin={"l": 40, "r": 10, "t": 40, "b": 40})
     return fig

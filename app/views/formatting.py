@@ -90,3 +90,27 @@ def memory_mode(offload: str | None, weights: str | None) -> str:
 
 
 SMOKE_TEST_LABEL = "smoke-test model (random weights)"
+
+
+def eta(value: float | None, margin: float | None = None) -> str:
+    """A remaining time as a person plans with it: 'about 4 min, ±20 s' (the margin where the engine gives one),
+    'about 12 s'; 'any moment' once it has run out while the job still runs."""
+    if _missing(value):
+        return NA
+    if float(value) <= 0.5:  # type: ignore[arg-type]
+        return "any moment"
+    text = about(value)
+    if not _missing(margin) and float(margin) > 0:  # type: ignore[arg-type]
+        text += f", ±{about(margin).removeprefix('about ')}"
+    return text
+
+
+def trust(prediction: object) -> str:
+    """How far to trust a prediction, from its `source` and relative `expected_error` where the engine gives
+    them ('±12%, from calibration on NVIDIA H100'), else from where its time came from."""
+    get = prediction.get if isinstance(prediction, dict) else (lambda key: getattr(prediction, key, None))
+    source = get("source") or get("time_source")
+    error = get("expected_error")
+    if _missing(error):
+        return f"from {source}; expected error not known" if source else "expected error not known"
+    return f"±{100 * float(error):.0f}%, from {source}" if source else f"±{100 * float(error):.0f}%"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ from engine.queue.models import JOB_STATES
 
 log = logging.getLogger(__name__)
 
+SIDEBAR_REFRESH_S = 3
 SERVICES_TTL_S = 2  # the sidebar's status is read once per this for every session (it refreshes every 3 s)
 
 
@@ -64,22 +66,24 @@ def alert_banner(paths: DataPaths) -> int:
 
 @st.cache_data(ttl=SERVICES_TTL_S, max_entries=8, show_spinner=False)
 def _services(root: str, queue_url: str, lease_s: float,
-              sample_max_age_s: float) -> tuple[list[ServiceStatus], dict, str | None]:
-    """Collector and engine status and the queue's counts, or why the queue cannot be read: read once for every
-    session (each sidebar asks every 3 s; twenty sessions would ask seven times a second)."""
+              sample_max_age_s: float) -> tuple[list[ServiceStatus], dict, str | None, datetime]:
+    """Collector and engine status, the queue's counts, or why the queue cannot be read, and when they were
+    read: read once for every session (each sidebar asks every 3 s; twenty sessions would ask seven times a
+    second)."""
+    read_at = datetime.now(timezone.utc)
     status = [collector_status(DataPaths(Path(root)), max_age_s=sample_max_age_s)]
     try:
         queue = resources.queue(load_settings(data_dir=root, queue_url=queue_url))
         status.append(engine_status(queue, lease_s))
-        return status, queue.counts(), None
+        return status, queue.counts(), None, read_at
     except QueueError as exc:
-        return status, {}, str(exc)
+        return status, {}, str(exc), read_at
 
 
 def service_lines() -> None:
     """Collector and engine status with how to start what is down."""
     settings = resources.settings()
-    status, counts, queue_error = _services(str(resources.paths(settings).root), settings.queue_url,
+    status, counts, queue_error, read_at = _services(str(resources.paths(settings).root), settings.queue_url,
                                             settings.engine.lease_s, live.sample_max_age_s(settings))
     if queue_error is not None:
         st.markdown(f"🔴 **Queue** — cannot be opened: {queue_error}")
@@ -89,13 +93,14 @@ def service_lines() -> None:
             st.caption(f"start it: `{s.how_to_start}` (or `python -m app`, which supervises both)")
     if counts:
         st.caption(" · ".join(f"{k} {counts.get(k, 0)}" for k in JOB_STATES))
+    st.caption(f"updated {fmt.age(read_at)} · refreshes every {SIDEBAR_REFRESH_S} s")
 
 
 def sidebar() -> None:
     paths = resources.paths()
     with st.sidebar:
         st.caption(f"Data directory: `{paths.root}`")
-        live_fragment(service_lines, 3)
+        live_fragment(service_lines, SIDEBAR_REFRESH_S)
 
 
 def banner() -> None:

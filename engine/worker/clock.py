@@ -54,6 +54,7 @@ class StageClock:
         self.step_experts: list[str] = []
         self.experts: tuple[str, ...] = ()  # the denoisers hooked; more than one: a mixture of experts
         self.current: str | None = None
+        self._current_since: float | None = None  # perf_counter when `current` began (the ETA's stage overruns)
         self.total_steps = 0
         self._handles: list[Any] = []
         self._restore: list[Callable[[], None]] = []
@@ -87,6 +88,7 @@ class StageClock:
         if (reason := self.should_cancel()) is not None:
             raise JobCancelled(reason, name)
         self.current = name
+        self._current_since = time.perf_counter()
         self.on_progress(self)
 
     # -- the pipeline call ----------------------------------------------------------------------
@@ -242,6 +244,11 @@ class StageClock:
         """Step times of the steps that have ended: a step still open (Wan's unconditional call to come) has
         only part of its time in `step_times`."""
         return self.step_times[:-1] if self._open_step_counts() else list(self.step_times)
+
+    @property
+    def current_elapsed(self) -> float:
+        """Seconds the current stage has run so far (0.0 before any)."""
+        return 0.0 if self._current_since is None else max(0.0, time.perf_counter() - self._current_since)
 
     @property
     def open_step_elapsed(self) -> float:

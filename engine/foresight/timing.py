@@ -22,6 +22,8 @@ Where the coefficients come from, for the GPU a job will run on (time_source):
 - 'calibration': the GPU was measured by benchmarks/calibrate_memory.py;
 - 'scaled by matmul': not measured, but its fp16 matmul TFLOP/s is known (gpus.json, a history row's
   `matmul_tflops`, or passed in): a measured GPU's curve × its TFLOP/s ÷ this one's;
+- 'scaled from <GPU> by throughput class': neither, but the GPU is in gpu_classes' datasheet table: the nearest
+  calibrated GPU's curve × the ratio of their dense TFLOP/s (steps) and memory bandwidths (decode);
 - 'history': finished jobs on this GPU. Up to 5 of them scale the curve above (mean of measured ÷
   predicted, shrunk towards 1 by one pseudo-job); from 6 on, the curve is refitted on the history (weight 3
   each) and the curve's own predictions at the calibration settings (weight 1 each). Without a curve, the
@@ -52,6 +54,7 @@ from engine.foresight.calibration import (
     normalise_gpu_name,
     register_cache,
 )
+from engine.foresight.gpu_classes import gpu_class
 from engine.foresight.nnls import weighted_relative_nnls
 from engine.registry import ModelSpec
 
@@ -91,7 +94,7 @@ class TimeEstimate:
     decode_s: float | None
     transfer_s: float | None  # weights moved by CPU offload
     seconds: float | None
-    source: str  # 'calibration' | 'history' | 'scaled by matmul' | 'no estimate'
+    source: str  # 'calibration' | 'history' | 'scaled by matmul' | 'scaled from … by throughput class' | 'no estimate'
     history_points: int
     calibration_gpu: str | None  # whose measured curve this is based on
     speed_factor: float | None = None  # applied to the stock s/step for a compiled run without compiled history
@@ -213,7 +216,24 @@ def _base_curve(model: str, structure: ModelSpec, gpu_name: str | None, history:
                     curve, step_scale=factor, decode_scale=factor, encode_scale=factor,
                     warmup_s=curve.warmup_s * factor,
                 ), "scaled by matmul"
-    return None, None
+    return _scaled_by_class(curves, gpu_name)
+
+
+def _scaled_by_class(curves: dict[str, TimeCurve], gpu_name: str | None) -> tuple[TimeCurve | None, str | None]:
+    """A calibrated GPU's curve scaled to `gpu_name` by their published throughput classes (gpu_classes): the
+    steps and encoders by dense TFLOP/s, the VAE decode by memory bandwidth. The calibrated GPU nearest in
+    TFLOP/s is the reference (the smaller the step, the smaller the error of the ratio)."""
+    target = gpu_class(gpu_name)
+    if target is None:
+        return None, None
+    refs = [(cls, curve) for curve in curves.values() if (cls := gpu_class(curve.gpu_name)) is not None]
+    if not refs:
+        return None, None
+    ref, curve = min(refs, key=lambda pair: abs(np.log(pair[0].tflops / target.tflops)))
+    compute, memory = ref.tflops / target.tflops, ref.bandwidth_gb_s / target.bandwidth_gb_s
+    scaled = dataclasses.replace(curve, step_scale=curve.step_scale * compute, decode_scale=curve.decode_scale * memory,
+                                 encode_scale=curve.encode_scale * compute, warmup_s=curve.warmup_s * compute)
+    return scaled, f"scaled from {curve.gpu_name} by throughput class"
 
 
 def _learn_from_history(structure: ModelSpec, base: TimeCurve | None, rows: list[dict],

@@ -99,6 +99,7 @@ class TimeEstimate:
     calibration_gpu: str | None  # whose measured curve this is based on
     speed_factor: float | None = None  # applied to the stock s/step for a compiled run without compiled history
     decode_factor: float | None = None  # likewise to the stock decode time
+    rel_error: float | None = None  # the expected relative error of `seconds` (see `expected_time_error`)
 
 
 def is_compiled(speed_mode: str | None) -> bool:
@@ -184,6 +185,74 @@ def calibration_curves(model: str, structure: ModelSpec,
 
 
 register_cache(calibration_curves)
+
+# Scaling a calibrated GPU's time to another GPU by a throughput ratio has no residuals of its own until runs on the
+# GPU exist (then the history's residuals replace it): a ratio of matmul peaks misses memory-bound kernels and
+# clocks. Stated, not measured: 25% for a measured matmul ratio, 35% for a datasheet ratio.
+CROSS_GPU_ERROR = {"scaled by matmul": 0.25, "throughput class": 0.35}
+_MIN_ERROR = 0.03  # run-to-run jitter of one setting on one GPU
+_FEW_RUNS_ERROR = 0.15  # fewer than three runs cannot show their spread
+
+
+def _run_seconds(structure: ModelSpec, curve: TimeCurve, h: int, w: int, f: int, chunk: int | None,
+                 steps: int) -> float:
+    return (curve.encode_s(structure, h, w) + curve.warmup_s + steps * curve.s_per_step(structure, h, w, f)
+            + curve.decode_s(structure, h, w, f, chunk))
+
+
+@functools.lru_cache(maxsize=None)
+def calibration_time_error(model: str, structure: ModelSpec, gpu_key: str) -> float | None:
+    """Median relative error of a run's predicted time on the calibration points of GPU `gpu_key` (normalised name)
+    kept out of the fit (BENCHMARKS.md's held-out table); on the fitted points where none was held out."""
+    cal = load_model_calibration(model)
+    curve = calibration_curves(model, structure, include_holdout=False).get(gpu_key)
+    if cal is None or curve is None:
+        return None
+    points = [p for p in cal.usable(include_holdout=True, offload="none")
+              if normalise_gpu_name(p.gpu_name) == gpu_key and p.total_s and p.s_per_step]
+    chosen = [p for p in points if p.holdout] or points
+    errors = [abs(_run_seconds(structure, curve, p.height, p.width, p.frames,
+                               structure.effective_decode_chunk(p.frames, p.decode_chunk_size), p.steps)
+                  - p.total_s) / p.total_s for p in chosen]
+    return max(float(np.median(errors)), _MIN_ERROR) if errors else None
+
+
+register_cache(calibration_time_error)
+
+
+def _history_time_error(structure: ModelSpec, curve: TimeCurve, rows: list[dict]) -> float | None:
+    """Median relative error of the steps and decode of the history's runs against the curve learnt from them
+    (in-sample, so fewer than three runs state at least _FEW_RUNS_ERROR)."""
+    errors = []
+    for r in rows:
+        try:
+            h, w, f, steps = int(r["height"]), int(r["width"]), int(r["frames"]), int(r.get("steps") or 1)
+            chunk = structure.effective_decode_chunk(f, r.get("decode_chunk_size"))
+            measured = steps * float(r["s_per_step"]) + float(r.get("decode_s") or 0.0)
+            predicted = steps * curve.s_per_step(structure, h, w, f, structure.batch_for(r.get("guidance"))) + (
+                curve.decode_s(structure, h, w, f, chunk) if r.get("decode_s") else 0.0)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if measured > 0:
+            errors.append(abs(predicted - measured) / measured)
+    if not errors:
+        return None
+    error = max(float(np.median(errors)), _MIN_ERROR)
+    return max(error, _FEW_RUNS_ERROR) if len(errors) < 3 else error
+
+
+def expected_time_error(structure: ModelSpec, source: str | None, calibration_gpu: str | None,
+                        history_error: float | None) -> float | None:
+    """How far a predicted time is expected to be off, relative: the history's residuals where it learnt from
+    runs; the calibration's held-out residuals where it is calibrated; those plus CROSS_GPU_ERROR (in quadrature)
+    where it was scaled from another GPU; None with no estimate."""
+    if source == "history" and history_error is not None:
+        return history_error
+    base = calibration_time_error(structure.id, structure, normalise_gpu_name(calibration_gpu)) if calibration_gpu else None
+    cross = next((e for key, e in CROSS_GPU_ERROR.items() if source and key in source), None)
+    if cross is not None:
+        return float(np.hypot(base or 0.0, cross))
+    return base
 
 
 def _matmul_tflops(gpu_name: str | None, history: list[dict] | None, given: float | None,
@@ -429,6 +498,7 @@ def estimate_time(structure: ModelSpec, h: int, w: int, f: int, chunk: int | Non
         source = "history"
     if curve is None:
         return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
+    history_error = _history_time_error(structure, curve, rows) if rows else None
     costs = _offload_costs(structure, base or curve, offload, include_holdout, weights)
     per_step, once = costs if costs is not None else (0.0, None)
     if weights == "fp8":
@@ -455,4 +525,5 @@ def estimate_time(structure: ModelSpec, h: int, w: int, f: int, chunk: int | Non
         calibration_gpu=base.gpu_name if base is not None else None,
         speed_factor=factor,
         decode_factor=decode_factor,
+        rel_error=expected_time_error(structure, source, base.gpu_name if base is not None else None, history_error),
     )

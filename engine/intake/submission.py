@@ -119,6 +119,8 @@ def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:
         "seconds": prediction.get("seconds"),
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),
+        "expected_error": prediction.get("expected_error"),  # the ETA's margin before the job's own steps
+        "source": prediction.get("source"),
         "host_peak_bytes": predicted_bytes("host_peak_gib"),
         "forced": bool(forced),
         "gpu_name": gpu_name,

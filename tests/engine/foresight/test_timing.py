@@ -108,6 +108,7 @@ def test_smoke_test_model_time_from_cpu_history():
              "stage_decode_video_s": 0.1}]
     p = predict("tiny", 64, 64, 8, history=rows)
     assert p.time_source == "history"
+    assert p.source == "smoke-test model on CPU, 1 similar run" and p.expected_error >= 0.15
     assert p.peak_allocated_gib == 0
     assert p.seconds == pytest.approx(4 * 0.05 + 0.1)
 
@@ -119,3 +120,25 @@ def test_history_memory_nudges_the_prediction(synthetic):
     p = predict("svd", 576, 1024, 14, decode_chunk_size=14, gpu_name=H100, history=rows)
     assert p.memory_source == "calibration+history"
     assert base.peak_allocated_gib < p.peak_allocated_gib < base.peak_allocated_gib * 1.2
+
+
+def test_every_prediction_says_where_its_time_comes_from_and_how_far_to_trust_it(synthetic):
+    calibrated = run(gpu_name=H100)
+    assert calibrated.source == f"calibration on {H100}"
+    assert 0 < calibrated.expected_error < 0.5  # the held-out calibration points' residuals
+    scaled = run(gpu_name="NVIDIA L4")
+    assert scaled.source == f"scaled from {H100} by throughput class"
+    assert scaled.expected_error > calibrated.expected_error  # a datasheet ratio adds its own error
+    unknown = run(gpu_name=UNKNOWN_GPU)
+    assert unknown.expected_error is None and unknown.source.startswith("no estimate")
+    assert {"source", "expected_error"} <= set(calibrated.to_dict())
+
+
+def test_a_prediction_learnt_from_runs_states_their_residuals(synthetic):
+    rows = [history_row(h=h, w=w, f=f, c=f, s_per_step=s, decode_s=3.0)
+            for (h, w, f), s in zip([(576, 1024, 14), (512, 512, 8), (704, 1280, 14), (320, 576, 14)], [1.0, 0.4, 1.5, 0.9])]
+    p = run(gpu_name=UNKNOWN_GPU, history=rows)
+    assert p.source == "4 similar runs on this GPU"
+    assert p.expected_error is not None and p.expected_error >= 0.03
+    one = run(gpu_name=UNKNOWN_GPU, history=rows[:1])
+    assert one.source == "1 similar run on this GPU" and one.expected_error >= 0.15  # one run shows no spread

@@ -16,6 +16,7 @@ from collector import capacity
 from config import Settings
 from config.failpoints import failpoint
 from data.paths import DataPaths, data_paths
+from engine.intake.runnable import check_runnable
 from engine.intake.validation import InputError, check_image_bytes, check_params, stored_form
 from engine.queue import Job, JobQueue
 from engine.queue.models import QueueDiskFull, QueueReadOnly, QueueUnavailable
@@ -30,6 +31,14 @@ class PreflightRefused(InputError):
         super().__init__(message)
         self.suggestions = suggestions
         self.prediction = prediction
+
+
+class CannotRunHere(PreflightRefused):
+    """No worker could run the job as things stand: no GPU worker for a full-size model, its weights missing where
+    the hub is offline, or larger than every GPU served (engine.intake.runnable). `force` queues it anyway."""
+
+    def __init__(self, message: str, prediction: dict) -> None:
+        super().__init__(message, [], prediction)
 
 
 @dataclass
@@ -88,6 +97,12 @@ def submit(
     prediction = decision.prediction.to_dict()
     if not decision.fits and not force:
         raise PreflightRefused(decision.message, decision.suggestions, prediction)
+    reserved = prediction.get("peak_reserved_gib")
+    runnable = check_runnable(settings, paths, params.model, int(reserved * 2**30) if reserved else None)
+    if runnable.refusal is not None and not force:
+        raise CannotRunHere(f"cannot run here: {runnable.refusal}", prediction)
+    message = "; ".join([decision.message, *runnable.warnings,
+                         *([f"queued anyway (--force): {runnable.refusal}"] if runnable.refusal else [])])
     job_id = uuid.uuid4().hex
     job_dir = paths.job_dir(job_id)
     try:
@@ -103,7 +118,7 @@ def submit(
         if isinstance(exc, OSError) and not isinstance(exc, QueueUnavailable):
             raise _storage_error(exc, paths.root) from exc
         raise
-    return Submitted(job=job, preflight_message=decision.message, prediction=prediction)
+    return Submitted(job=job, preflight_message=message, prediction=prediction)
 
 
 def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:

@@ -37,3 +37,22 @@ def go_offline_if_hub_unreachable() -> bool:
     os.environ["HF_HUB_OFFLINE"] = "1"
     log.warning("the Hugging Face hub cannot be reached: offline mode; weights must be cached or in models_dir")
     return True
+
+
+_REACHABLE_CHECKED: tuple[float, bool] | None = None  # (monotonic time, reachable) of the last check
+_RECHECK_S = 60.0
+
+
+def hub_offline() -> bool:
+    """Whether weights not on this machine cannot be downloaded now: HF_HUB_OFFLINE where it is set (the app sets
+    it for its processes at start when the hub is unreachable), else a check of the hub, redone each minute at
+    most (a submission asks; it must not wait on the network every time)."""
+    global _REACHABLE_CHECKED
+    if "HF_HUB_OFFLINE" in os.environ:
+        return os.environ["HF_HUB_OFFLINE"].lower() in ("1", "true", "yes", "on")
+    import time
+
+    now = time.monotonic()
+    if _REACHABLE_CHECKED is None or now - _REACHABLE_CHECKED[0] > _RECHECK_S:
+        _REACHABLE_CHECKED = (now, hub_reachable(timeout_s=1.5))
+    return not _REACHABLE_CHECKED[1]

@@ -276,14 +276,15 @@ class Worker:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
-        presence = None
-        if self.device.index is not None:
-            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id)
-            try:
-                live.write_worker(self.paths, presence)
-            except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
-                log.warning("could not announce this worker in %s: %s", self.paths.workers_dir, exc)
-                presence = None
+        # Announced on a GPU for pre-flight (its process's memory is the next job's) and on the CPU too, so that
+        # submission knows which kinds of worker serve the queue (a full-size model needs a GPU worker).
+        presence: live.WorkerPresence | None = live.WorkerPresence(
+            self.settings.hostname, self.device.index, os.getpid(), self.worker_id)
+        try:
+            live.write_worker(self.paths, presence)
+        except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
+            log.warning("could not announce this worker in %s: %s", self.paths.workers_dir, exc)
+            presence = None
         try:
             return self._serve()
         finally:

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from data.schemas import CANCELLED, FAILED, STAGES, SUCCEEDED
-from data.store import Store
+from data.store import AUTOMATIC_QUALITY_COLUMNS, Store
 
 # A run's memory mode as people read it (app/views/formatting.memory_mode): where the weights lived (offload) and
 # how they were stored (weights; null: the compute dtype) — 'no offload', 'group offload · fp8 weights'.
@@ -53,7 +53,8 @@ _LATER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("predicted_host_peak_bytes", pa.int64()),
 )
 
-_LATEST = "(SELECT * FROM {src} WHERE {where} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)"
+_LATEST = ("(SELECT * REPLACE (" + AUTOMATIC_QUALITY_COLUMNS + ") FROM {src} WHERE {where} "
+           "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)")
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,10 @@ _SIMILAR_RUN_COLUMNS = {  # key the predictor reads → runs column
                       "weights", "state", "s_per_step", "total_s", "peak_allocated_bytes", "peak_reserved_bytes", "speed_mode",
                       "compile_s", "guidance")},
     "decode_s": "stage_decode_video_s",
+    # the stages the time prediction does not cover, for the ETA (engine.intake.submission.stage_history)
+    "model_load_s": "stage_model_load_s",
+    "export_s": "stage_export_video_s",
+    "scoring_s": "stage_quality_scoring_s",
 }
 
 

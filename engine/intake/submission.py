@@ -90,9 +90,10 @@ def submit(
         host_free = capacity.host_free_memory(paths, settings=settings) if gpu_name is not None else None
     from engine.foresight import preflight
 
+    history = run_history(paths, params.model, gpu_name)
     decision = preflight(
         params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
-        gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name), host_free_bytes=host_free,
+        gpu_name=gpu_name, history=history, host_free_bytes=host_free,
     )
     prediction = decision.prediction.to_dict()
     if not decision.fits and not force:
@@ -112,13 +113,29 @@ def submit(
         failpoint("intake_write")
         image.save(input_path, format=fmt, **options)
         job = queue.submit(params, str(input_path), job_id=job_id, priority=priority,
-                           predicted=_predicted(prediction, gpu_name, force and not decision.fits))
+                           predicted=_predicted(prediction, gpu_name, force and not decision.fits)
+                           | {"stages_s": stage_history(history)})
     except BaseException as exc:
         shutil.rmtree(job_dir, ignore_errors=True)  # nothing of a job that was not queued stays behind
         if isinstance(exc, OSError) and not isinstance(exc, QueueUnavailable):
             raise _storage_error(exc, paths.root) from exc
         raise
     return Submitted(job=job, preflight_message=message, prediction=prediction)
+
+
+# The stages outside the time prediction (which runs from the encoders to the decode): the worker's ETA adds them.
+_UNPREDICTED_STAGES = {"model_load": "model_load_s", "export_video": "export_s", "quality_scoring": "scoring_s"}
+
+
+def stage_history(history: list[dict], runs: int = 20) -> dict[str, float]:
+    """Median seconds of model_load, export_video and quality_scoring over the newest `runs` finished runs of the
+    model on this GPU (`run_history`, newest first); a stage no run timed is left out."""
+    out = {}
+    for stage, key in _UNPREDICTED_STAGES.items():
+        seconds = sorted(float(r[key]) for r in history[:runs] if isinstance(r.get(key), (int, float)))
+        if seconds:
+            out[stage] = seconds[len(seconds) // 2]
+    return out
 
 
 def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:

@@ -123,7 +123,10 @@ class Heartbeat(threading.Thread):
             stage, reading = COMPILING_STAGE, self.eta.update(time.monotonic(), EtaReading(None))
         else:
             stage = COMPILING_DECODER_STAGE if compiling else self.clock.current
-            raw = estimate(JobTrace.from_clock(self.clock, elapsed), self.job.predicted, self.worker.last_stages,
+            # The stages the prediction leaves out: this model's history on this GPU (at submit), else the
+            # worker's last job.
+            tail = {**self.worker.last_stages, **(self.job.predicted.get("stages_s") or {})}
+            raw = estimate(JobTrace.from_clock(self.clock, elapsed), self.job.predicted, tail,
                            decoder_compile_s=self.decoder_compile_in_job_s())
             reading = self.eta.update(time.monotonic(), raw)
         return Progress(

@@ -61,3 +61,12 @@ def test_a_job_larger_than_every_served_gpu_is_refused(data_dir):
     assert verdict.refusal is not None and "predicted to need 40.0 GiB" in verdict.refusal
     assert "start a worker on a larger GPU" in verdict.refusal
     assert check_runnable(settings, data_paths(settings), "tiny", 8 * 2**30).refusal is None
+
+
+def test_the_stages_a_prediction_leaves_out_come_from_the_models_history_for_the_eta():
+    from engine.intake.submission import stage_history
+
+    history = [{"model_load_s": 30.0, "export_s": 0.5, "scoring_s": s} for s in (2.0, 3.0, 40.0)]
+    history.append({"model_load_s": None, "export_s": None, "scoring_s": None})  # a run that timed none of them
+    assert stage_history(history) == {"model_load": 30.0, "export_video": 0.5, "quality_scoring": 3.0}
+    assert stage_history([]) == {}

@@ -25,7 +25,11 @@ from engine.worker.clock import StageClock
 # Stages after the loop, as a fraction of the loop, when nothing better is known (measured on
 # the tiny model on CPU and the full-size models on an H100: decode+export is 3–10% of the loop).
 _AFTER_LOOP_FRACTION = 0.08
-_RECENT_STEPS = 8  # the pace is the median of this many recent steps: a spike of fewer than half of them is ignored
+# The pace is the median of the recent steps: at least this many, and as many as the last _RECENT_S seconds of
+# steps hold (fast steps on a loaded machine come in bursts: a few tenths of a second of them say little). A spike
+# shorter than half the window is ignored; a lasting change of pace shows once it fills half of it.
+_RECENT_STEPS = 8
+_RECENT_S = 10.0
 _MIN_STEP_SPREAD = 0.02  # a timer's and a GPU's step-to-step jitter: the least relative uncertainty of a pace
 _UNKNOWN_ERROR = 0.3  # relative error of a figure with no stated one (a prediction without expected_error)
 _STAGE_ERROR = 0.25  # relative error of a stage's time taken from the last job (decode, export, scoring)
@@ -36,6 +40,7 @@ _RISE_FLOOR_S = 0.5  # … or this many seconds, whichever is more
 _FALL_PER_S = 0.40  # the most a reading falls in a second beyond the countdown (fraction of the time left)
 _MAX_RATIO = 1.8  # nor does it move by more than this factor in a second (the countdown aside)
 _MIN_MARGIN_S = 0.5
+_MARGIN_HALF_LIFE_S = 1.0
 _AFTER_DECODE = ("export_video", "quality_scoring")
 _BEFORE_PIPELINE = ("model_load", "image_preprocess")  # before the pipeline call: not in the prediction's seconds
 # A VAE decoder's first compile at a new shape in speed mode, when this worker has not timed one yet: measured on
@@ -91,7 +96,7 @@ def step_pace(step_times: list[float], step_experts: list[str], predicted_s_per_
     usable = [(t, e) for i, (t, e) in enumerate(zip(step_times, experts)) if i not in first_use]
     current = experts[-1] if experts else ""
     mine = [t for t, e in usable if e == current] or [t for t, _ in usable]
-    recent = mine[-_RECENT_STEPS:]
+    recent = _recent(mine)
     if recent:
         median = statistics.median(recent)
         # The mean distance from the median: a spike the median leaves out still widens the margin while recent.
@@ -103,6 +108,16 @@ def step_pace(step_times: list[float], step_experts: list[str], predicted_s_per_
     if step_times:
         return Pace(step_times[-1], _UNKNOWN_ERROR, 0)
     return None
+
+
+def _recent(times: list[float]) -> list[float]:
+    """The newest steps: at least _RECENT_STEPS, more while they add up to no more than _RECENT_S seconds."""
+    count, total = 0, 0.0
+    for t in reversed(times):
+        if count >= _RECENT_STEPS and total + t > _RECENT_S:
+            break
+        count, total = count + 1, total + t
+    return times[len(times) - count:]
 
 
 def _stage_left(expected: float, so_far: float) -> float:
@@ -175,7 +190,10 @@ def _before_the_loop(trace: JobTrace, predicted: dict, tail: dict[str, float], e
     # before it (a cached pipeline loads in no time, so the last job's load is only a guess while one runs).
     before = sum(trace.stages.get(s, 0.0) for s in _BEFORE_PIPELINE)
     loading = 0.0
-    if trace.stage in _BEFORE_PIPELINE:
+    if trace.stage is None:  # starting up (imports, the job's folder): all of the job is still to come
+        loading = sum(tail.get(s, 0.0) for s in _BEFORE_PIPELINE)
+        in_pipeline = 0.0
+    elif trace.stage in _BEFORE_PIPELINE:
         before -= trace.stages.get(trace.stage, 0.0)
         loading = _stage_left(tail.get(trace.stage, 0.0), trace.stage_elapsed_s)
         in_pipeline = 0.0
@@ -208,7 +226,7 @@ class EtaSmoother:
         if raw.eta_s is None:
             self._last = None
             return raw
-        eta = raw.eta_s
+        eta, margin = raw.eta_s, raw.margin_s or 0.0
         if self._last is not None:
             at, last, last_margin = self._last
             dt = max(0.0, now_s - at)
@@ -220,6 +238,8 @@ class EtaSmoother:
             highest = max(expected, min(expected + noise, last * ratio))
             lowest = min(expected, max(expected * (1.0 - _FALL_PER_S) ** dt, last / ratio))
             eta = min(max(eta, lowest), highest)
-        margin = max(raw.margin_s or 0.0, abs(raw.eta_s - eta))
+            # The stated margin moves as smoothly: half-way to the raw one each _MARGIN_HALF_LIFE_S.
+            margin = last_margin + (margin - last_margin) * (1.0 - 0.5 ** (dt / _MARGIN_HALF_LIFE_S))
+        margin = max(margin, abs(raw.eta_s - eta), _MIN_MARGIN_S)
         self._last = (now_s, eta, margin)
         return EtaReading(eta, margin)

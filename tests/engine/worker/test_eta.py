@@ -230,3 +230,9 @@ def test_the_worker_publishes_the_eta_with_its_margin_and_the_decoders_compile_o
     assert abs(progress.eta_s - (6 * 1.0 + 2.0 + 17.0)) < 1e-6 and progress.eta_margin_s > 0
     decoder.compile_seconds = 15.0  # compiled: as measured from then on
     assert beat.decoder_compile_in_job_s() == 15.0
+
+
+def test_while_the_worker_starts_a_job_the_whole_job_is_still_to_come():
+    trace = JobTrace(50, stage=None, elapsed_s=6.0)  # six seconds of imports on a loaded machine
+    reading = estimate(trace, {"seconds": 10.0}, {"model_load": 2.0, "export_video": 0.5})
+    assert reading.eta_s == 12.5

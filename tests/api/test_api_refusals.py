@@ -73,3 +73,10 @@ def test_with_no_worker_running_the_job_is_queued_with_a_warning(client, paths):
     live.write_worker(paths, live.WorkerPresence(HOST, None, 2**22 + 7, "a worker that died"))  # its pid is gone
     r = post(client, {"model": "tiny", "prompt": "a cat"})
     assert r.status_code == 201 and "no engine worker is running" in r.json()["preflight"]
+
+
+def test_a_prediction_for_a_known_gpu_never_measured_says_its_source_and_expected_error(client):
+    p = client.get("/api/predict", params={"model": "svd", "height": 576, "width": 1024, "frames": 14,
+                                           "gpu_name": "NVIDIA L40S"}).json()
+    assert p["seconds"] is not None and p["source"].endswith("by throughput class")
+    assert 0 < p["expected_error"] < 1

@@ -63,6 +63,8 @@ def _weights_missing(spec: ModelSpec, settings: Settings) -> str | None:
     from engine.pipelines.loading import weights_present
 
     models_dir = settings.engine.models_dir
+    if settings.engine.random_weights:  # the workers build random weights (measurements): none to find
+        return None
     if weights_present(spec, models_dir) or not hub_offline():
         return None
     where = f"{models_dir}/{spec.id}/ or " if models_dir else ""

@@ -45,6 +45,13 @@ def test_submit_refuses_a_model_whose_weights_are_missing_with_the_hub_offline(d
     assert "the weights of svd are not on this machine" in err and "I2VMON_ENGINE__MODELS_DIR" in err
 
 
+def test_workers_building_random_weights_need_none_on_disk(data_dir, monkeypatch):
+    monkeypatch.setenv("I2VMON_ENGINE__RANDOM_WEIGHTS", "1")
+    settings = load_settings()
+    announce(settings, 0)
+    assert check_runnable(settings, data_paths(settings), "svd", None).refusal is None
+
+
 def test_a_job_larger_than_every_served_gpu_is_refused(data_dir):
     # pre-flight refuses it first where it reads free memory; this holds where it could not (no reading of it)
     settings = load_settings()

@@ -79,8 +79,10 @@ def _submit(args: argparse.Namespace) -> int:
         if not args.json:
             p = job.progress
             expert = f" ({p.expert})" if p.expert else ""
-            print(f"\r{job.state} {p.stage or ''} step {p.step}/{p.total_steps}{expert}   ", end="", file=sys.stderr,
-                  flush=True)
+            eta = (f", ETA {p.eta_s:.0f}s" + (f" ±{p.eta_margin_s:.0f}s" if p.eta_margin_s else "")
+                   if p.eta_s is not None and not job.is_final else "")
+            print(f"\r{job.state} {p.stage or ''} step {p.step}/{p.total_steps}{expert}{eta}   ", end="",
+                  file=sys.stderr, flush=True)
     if not args.json:
         print(file=sys.stderr)
     _print_finished(job, args.json)

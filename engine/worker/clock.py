@@ -253,6 +253,11 @@ class StageClock:
         return self.step_times[:-1] if self._open_step_counts() else list(self.step_times)
 
     @property
+    def pipeline_elapsed(self) -> float | None:
+        """Seconds the pipeline call under way has run (None outside one)."""
+        return time.perf_counter() - self._call_start if self._in_call else None
+
+    @property
     def current_elapsed(self) -> float:
         """Seconds the current stage has run so far (0.0 before any)."""
         return 0.0 if self._current_since is None else max(0.0, time.perf_counter() - self._current_since)

@@ -68,6 +68,7 @@ class JobTrace:
     open_step_s: float = 0.0  # seconds the step under way has run so far
     stages: dict[str, float] = field(default_factory=dict)  # seconds of each stage done
     elapsed_s: float = 0.0  # since the job started
+    pipeline_elapsed_s: float | None = None  # since the pipeline call began (None: not in one, or not known)
 
     @classmethod
     def from_clock(cls, clock: StageClock, elapsed_s: float) -> "JobTrace":
@@ -75,7 +76,7 @@ class JobTrace:
         stage_elapsed = max(clock.current_elapsed, clock.stages.get(clock.current or "", 0.0))
         return cls(total_steps=clock.total_steps, step_times=list(times), step_experts=list(clock.step_experts[:len(times)]),
                    stage=clock.current, stage_elapsed_s=stage_elapsed, open_step_s=clock.open_step_elapsed,
-                   stages=dict(clock.stages), elapsed_s=elapsed_s)
+                   stages=dict(clock.stages), elapsed_s=elapsed_s, pipeline_elapsed_s=clock.pipeline_elapsed)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,9 @@ def _before_the_loop(trace: JobTrace, predicted: dict, tail: dict[str, float], e
         before -= trace.stages.get(trace.stage, 0.0)
         loading = _stage_left(tail.get(trace.stage, 0.0), trace.stage_elapsed_s)
         in_pipeline = 0.0
-    else:
+    elif trace.pipeline_elapsed_s is not None:
+        in_pipeline = trace.pipeline_elapsed_s
+    else:  # the job's time less its loading (and its start-up, which is not known apart)
         in_pipeline = max(0.0, trace.elapsed_s - before)
     pipeline = _stage_left(float(seconds) + decoder_compile_s, in_pipeline)
     margin = _quadrature(error * float(seconds), _COMPILE_ERROR * decoder_compile_s, _STAGE_ERROR * loading,

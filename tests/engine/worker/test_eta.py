@@ -236,3 +236,9 @@ def test_while_the_worker_starts_a_job_the_whole_job_is_still_to_come():
     trace = JobTrace(50, stage=None, elapsed_s=6.0)  # six seconds of imports on a loaded machine
     reading = estimate(trace, {"seconds": 10.0}, {"model_load": 2.0, "export_video": 0.5})
     assert reading.eta_s == 12.5
+
+
+def test_before_the_first_step_the_prediction_counts_down_from_the_pipeline_calls_start():
+    # 8 s of start-up and loading on a loaded machine, then 1 s into the pipeline call (the encoders)
+    trace = JobTrace(50, stage="image_encoding", stages={"model_load": 3.0}, elapsed_s=9.0, pipeline_elapsed_s=1.0)
+    assert estimate(trace, {"seconds": 20.0}).eta_s == 19.0

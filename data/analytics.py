@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from data.schemas import CANCELLED, FAILED, RUN_VERSION_COLUMNS, STAGES, SUCCEEDED
-from data.store import Store
+from data.store import AUTOMATIC_QUALITY_COLUMNS, Store
 
 # A run's memory mode as people read it (app/views/formatting.memory_mode): where the weights lived (offload) and
 # how they were stored (weights; null: the compute dtype) — 'no offload', 'group offload · fp8 weights'.
@@ -56,7 +56,8 @@ _LATER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     *((name, pa.string()) for name in RUN_VERSION_COLUMNS),
 )
 
-_LATEST = "(SELECT * FROM {src} WHERE {where} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)"
+_LATEST = ("(SELECT * REPLACE (" + AUTOMATIC_QUALITY_COLUMNS + ") FROM {src} WHERE {where} "
+           "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1)")
 
 
 @dataclass(frozen=True)
@@ -205,13 +206,31 @@ def fastest_per_setting(store: Store | RunWindow, run_filter: RunFilter, limit: 
     return store.query("runs", sql, params)
 
 
+# Where a run ran, for telling predictions apart: a smoke-test model's random weights on the CPU are predicted from a
+# few noisy runs on a shared machine, a GPU's from calibration; one median over both says nothing of either.
+DEVICE_CLASSES = ("GPU", "CPU", "CPU smoke test")
+DEVICE_CLASS = (
+    "CASE WHEN coalesce(smoke_test, FALSE) THEN 'CPU smoke test' "
+    "WHEN gpu_name IS NULL OR lower(gpu_name) = 'cpu' THEN 'CPU' ELSE 'GPU' END"
+)
+# The span a predicted time covers: the pipeline call (encoders, steps, decode, a compile) — not loading the model,
+# preparing the image, writing the video or scoring it, which total_s also holds.
+PIPELINE_S = (
+    "total_s - coalesce(stage_model_load_s, 0) - coalesce(stage_image_preprocess_s, 0) "
+    "- coalesce(stage_export_video_s, 0) - coalesce(stage_quality_scoring_s, 0)"
+)
+
+
 def prediction_pairs(store: Store | RunWindow, run_filter: RunFilter, limit: int = 2000) -> pa.Table:
-    """Newest succeeded runs with both a prediction and a measurement of memory or time."""
+    """Newest succeeded runs with both a prediction and a measurement of memory or time. `device_class` (one of
+    DEVICE_CLASSES) and `is_smoke_test` tell CPU smoke-test runs from GPU runs; `pipeline_s` is the measured span
+    `predicted_seconds` covers (total_s less model loading, image preparation, export and scoring)."""
     runs, params = _runs(run_filter)
     sql = (
         "SELECT job_id, finished_at, model, gpu_name, height, width, frames, steps, "
         "predicted_peak_allocated_bytes, peak_allocated_bytes, predicted_seconds, total_s, "
-        "predicted_host_peak_bytes, peak_host_rss_bytes "
+        "predicted_host_peak_bytes, peak_host_rss_bytes, "
+        f"{DEVICE_CLASS} AS device_class, coalesce(smoke_test, FALSE) AS is_smoke_test, {PIPELINE_S} AS pipeline_s "
         f"FROM {runs} WHERE state = '{SUCCEEDED}' AND ((predicted_peak_allocated_bytes IS NOT NULL AND peak_allocated_bytes IS NOT NULL) "
         "OR (predicted_seconds IS NOT NULL AND total_s IS NOT NULL) "
         "OR (predicted_host_peak_bytes IS NOT NULL AND peak_host_rss_bytes IS NOT NULL)) "
@@ -220,21 +239,43 @@ def prediction_pairs(store: Store | RunWindow, run_filter: RunFilter, limit: int
     return store.query("runs", sql, params)
 
 
-def prediction_error(store: Store | RunWindow, run_filter: RunFilter) -> dict:
-    """Median and 90th-percentile relative error (|predicted − measured| / measured) of GPU memory, time and
-    host RAM."""
-    runs, params = _runs(run_filter)
+def _prediction_error_columns() -> str:
     mem = "abs(predicted_peak_allocated_bytes - peak_allocated_bytes) / nullif(peak_allocated_bytes, 0)"
     sec = "abs(predicted_seconds - total_s) / nullif(total_s, 0)"
+    span = f"abs(predicted_seconds - ({PIPELINE_S})) / nullif({PIPELINE_S}, 0)"
     host = "abs(predicted_host_peak_bytes - peak_host_rss_bytes) / nullif(peak_host_rss_bytes, 0)"
-    sql = (
-        f"SELECT count({mem}) AS memory_pairs, median({mem}) AS memory_median_rel_error, quantile_cont({mem}, 0.9) AS memory_p90_rel_error, "
+    return (
+        f"count({mem}) AS memory_pairs, median({mem}) AS memory_median_rel_error, quantile_cont({mem}, 0.9) AS memory_p90_rel_error, "
         f"count({sec}) AS time_pairs, median({sec}) AS time_median_rel_error, quantile_cont({sec}, 0.9) AS time_p90_rel_error, "
-        f"count({host}) AS host_pairs, median({host}) AS host_median_rel_error "
-        f"FROM {runs} WHERE state = '{SUCCEEDED}'"
+        f"median({span}) AS pipeline_time_median_rel_error, quantile_cont({span}, 0.9) AS pipeline_time_p90_rel_error, "
+        f"count({host}) AS host_pairs, median({host}) AS host_median_rel_error"
     )
+
+
+def prediction_error(store: Store | RunWindow, run_filter: RunFilter, device_class: str | None = None) -> dict:
+    """Median and 90th-percentile relative error (|predicted − measured| / measured) of GPU memory, time and
+    host RAM; `pipeline_time_*` against the span the prediction covers (`PIPELINE_S`). `device_class` (one of
+    DEVICE_CLASSES): only those runs."""
+    runs, params = _runs(run_filter)
+    where = f"state = '{SUCCEEDED}'"
+    if device_class is not None:
+        if device_class not in DEVICE_CLASSES:
+            raise ValueError(f"no device class {device_class!r}; choose one of {', '.join(DEVICE_CLASSES)}")
+        where += f" AND {DEVICE_CLASS} = ?"
+        params = [*params, device_class]
+    sql = f"SELECT {_prediction_error_columns()} FROM {runs} WHERE {where}"
     rows = store.query("runs", sql, params).to_pylist()
     return rows[0] if rows else {}
+
+
+def prediction_error_by_device(store: Store | RunWindow, run_filter: RunFilter) -> list[dict]:
+    """`prediction_error` per device class (GPU runs apart from CPU smoke-test runs), one dict each with its
+    `device_class`, GPU first; classes with no succeeded run are left out."""
+    runs, params = _runs(run_filter)
+    sql = (f"SELECT {DEVICE_CLASS} AS device_class, {_prediction_error_columns()} FROM {runs} "
+           f"WHERE state = '{SUCCEEDED}' GROUP BY 1")
+    rows = store.query("runs", sql, params).to_pylist()
+    return sorted(rows, key=lambda r: DEVICE_CLASSES.index(r["device_class"]))
 
 
 def settings_seen(store: Store | RunWindow, run_filter: RunFilter, limit: int = 300) -> list[dict]:

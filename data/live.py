@@ -168,11 +168,12 @@ def _active_alert(row: dict, host: str, written: datetime) -> AlertEvent | None:
 
 @dataclass(frozen=True)
 class WorkerPresence:
-    """An engine worker serving one GPU of a host. The GPU memory its process holds (the cached model, the
-    allocator's reserve) is what its next job runs in, so pre-flight counts it as available on that GPU."""
+    """An engine worker serving one GPU of a host (or its CPU: gpu_index None). The GPU memory its process holds
+    (the cached model, the allocator's reserve) is what its next job runs in, so pre-flight counts it as available
+    on that GPU; submission asks whether any worker serves a GPU at all (a full-size model needs one)."""
 
     host: str
-    gpu_index: int
+    gpu_index: int | None
     pid: int
     worker_id: str
     group_size: int = 1  # a job group's rank (engine.parallel): the GPUs that run each of its jobs together
@@ -187,8 +188,15 @@ def write_worker(paths: DataPaths, worker: WorkerPresence) -> None:
 def remove_worker(paths: DataPaths, worker: WorkerPresence) -> None:
     """Remove the worker's file unless a newer worker of that GPU (a restart) has replaced it."""
     path = paths.worker_file(worker.host, worker.gpu_index)
-    if worker in read_workers(paths, worker.host):
+    if _read_presence(path) == worker:
         path.unlink(missing_ok=True)
+
+
+def _read_presence(path: Path) -> WorkerPresence | None:
+    try:
+        return WorkerPresence(**known_fields(WorkerPresence, json.loads(path.read_text())))
+    except (OSError, ValueError, TypeError):
+        return None  # being replaced, or a half-written file of a crashed writer: no presence
 
 
 def read_workers(paths: DataPaths, host: str) -> list[WorkerPresence]:
@@ -196,9 +204,14 @@ def read_workers(paths: DataPaths, host: str) -> list[WorkerPresence]:
     GPU's processes before trusting it)."""
     workers = []
     for path in sorted(paths.workers_dir.glob(f"{host}-gpu*.json")) if paths.workers_dir.is_dir() else []:
-        try:
-            workers.append(WorkerPresence(**known_fields(WorkerPresence, json.loads(path.read_text()))))
-        except (OSError, ValueError, TypeError):
-            continue  # being replaced, or a half-written file of a crashed writer: no presence
-    return [w for w in workers if w.host == host]
+        if (presence := _read_presence(path)) is not None:
+            workers.append(presence)
+    return [w for w in workers if w.host == host and w.gpu_index is not None]
+
+
+def read_all_workers(paths: DataPaths) -> list[WorkerPresence]:
+    """Every worker that announced itself, on any host, GPU and CPU workers (one may have died since: a caller on
+    the worker's host checks its pid)."""
+    found = [_read_presence(path) for path in sorted(paths.workers_dir.glob("*.json"))] if paths.workers_dir.is_dir() else []
+    return [w for w in found if w is not None]
 

@@ -56,8 +56,9 @@ class DataPaths:
     def workers_dir(self) -> Path:
         return self.live_dir / "workers"
 
-    def worker_file(self, host: str, gpu_index: int) -> Path:
-        return self.workers_dir / f"{host}-gpu{gpu_index}.json"
+    def worker_file(self, host: str, gpu_index: int | None) -> Path:
+        """The presence file of the worker of GPU `gpu_index` of `host` (None: its CPU worker)."""
+        return self.workers_dir / (f"{host}-cpu.json" if gpu_index is None else f"{host}-gpu{gpu_index}.json")
 
     @property
     def queue_db(self) -> Path:

@@ -272,7 +272,8 @@ class Store:
         # A job's record is written once; if a crash replays it, the last write wins.
         sql = (
             f"SELECT r.* EXCLUDE (date){rating_cols} FROM "
-            "(SELECT * FROM {src} QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1) r "
+            f"(SELECT * REPLACE ({AUTOMATIC_QUALITY_COLUMNS}) FROM {{src}} "
+            "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY finished_at DESC) = 1) r "
             f"{rating_join} WHERE {' AND '.join(where)} ORDER BY r.finished_at DESC"
         )
         if limit:
@@ -318,11 +319,21 @@ class Store:
         return [{key: row.get(column) for key, column in _SIMILAR_RUN_COLUMNS.items()} for row in rows]
 
 
+# The combined quality score needs its main term, prompt alignment (engine.quality.combine): runs scored before that
+# rule (a smoke-test video's noise scored on smoothness alone) read null, as the Quality review page shows them.
+_NO_CLIP = "(clip_score IS NULL OR isnan(clip_score))"
+AUTOMATIC_QUALITY_COLUMNS = (f"CASE WHEN {_NO_CLIP} THEN NULL ELSE quality_score END AS quality_score, "
+                             f"CASE WHEN {_NO_CLIP} THEN NULL ELSE low_quality END AS low_quality")
+
 _SIMILAR_RUN_COLUMNS = {  # key the predictor reads → runs column
     **{c: c for c in ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload",
                       "weights", "state", "s_per_step", "total_s", "peak_allocated_bytes", "peak_reserved_bytes", "speed_mode",
                       "compile_s", "guidance")},
     "decode_s": "stage_decode_video_s",
+    # the stages the time prediction does not cover, for the ETA (engine.intake.submission.stage_history)
+    "model_load_s": "stage_model_load_s",
+    "export_s": "stage_export_video_s",
+    "scoring_s": "stage_quality_scoring_s",
 }
 
 

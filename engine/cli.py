@@ -28,9 +28,13 @@ def _print_job(job: Job, as_json: bool) -> None:
     p = job.progress
     line = f"{job.id}  {job.state:<9}  {job.model:<10} {job.params.height}×{job.params.width}×{job.params.frames} {job.params.steps} steps"
     if job.state == RUNNING:
-        eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+        margin = f" ±{p.eta_margin_s:.0f}s" if p.eta_margin_s else ""
+        eta = f", ETA {p.eta_s:.0f}s{margin}" if p.eta_s is not None else ""
         expert = f", {p.expert}" if p.expert else ""
         line += f"  [{p.stage or 'starting'} step {p.step}/{p.total_steps}{expert}{eta}]"
+    elif job.is_final and job.started_at is not None:  # the queue made its progress final: where it ended
+        elapsed = f", elapsed {p.elapsed_s:.1f}s" if p.elapsed_s is not None else ""
+        line += f"  [{p.stage or 'start-up'} step {p.step}/{p.total_steps}{elapsed}]"
     if job.error_message:
         line += f"  — {job.error_message}"
     print(line)

@@ -1,6 +1,8 @@
 """Quality review: the finished videos as a gallery with their scores and low-quality flags; filter and sort;
-rate each with stars and a note (kept as a rating event), and see the combined score follow."""
+rate each with stars and a note (kept as a rating event). The combined score shown is the automatic one (the one
+the CSV exports), its formula beside it, null with the reason without prompt alignment; the rating sits beside it."""
 
+import json
 import math
 
 import streamlit as st
@@ -10,7 +12,7 @@ from app.views.frame import guarded
 from data import analytics
 from data.analytics import RunFilter
 from data.ratings import RatingRefused, append_rating
-from engine.quality.combine import combine_quality
+from engine.quality.combine import combine_quality, formula, missing_main_term
 
 PAGE_SIZE = 12
 COLUMNS = 3
@@ -47,9 +49,33 @@ def _present(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def combined(clip: object, smooth: object, rating: object) -> float | None:
-    return combine_quality(clip if _present(clip) else None, smooth if _present(smooth) else None,
-                           int(rating) if _present(rating) else None)[0]
+def automatic(clip: object, smooth: object) -> tuple[float | None, dict]:
+    """The automatic combined score (CLIP and smoothness; a rating is shown beside it, not folded in) and its
+    terms: what the worker stored and the CSV exports."""
+    return combine_quality(clip if _present(clip) else None, smooth if _present(smooth) else None, None)
+
+
+def combined(clip: object, smooth: object) -> float | None:
+    return automatic(clip, smooth)[0]
+
+
+def _clip_reason(run: dict) -> str | None:
+    try:
+        reasons = json.loads(run.get("quality_reasons") or "{}")
+    except (TypeError, ValueError):
+        return None
+    return reasons.get("clip_score") if isinstance(reasons, dict) else None
+
+
+def score_lines(run: dict, saved: object) -> tuple[str, str]:
+    """(the score line, the formula or the reason there is none) of a card."""
+    score, terms = automatic(run.get("clip_score"), run.get("smoothness_std"))
+    rating = f"your rating {int(saved)}★" if _present(saved) else "not rated"
+    line = (f"**Combined {fmt.number(score, '.3f')}** · {rating} · CLIP {fmt.number(run.get('clip_score'), '.1f')} · "
+            f"smoothness std {fmt.number(run.get('smoothness_std'), '.2f', 'px')}")
+    if score is None:
+        return line, missing_main_term(terms, _clip_reason(run))
+    return line, f"combined = {formula(terms)} = {score:.3f}; automatic: the rating is beside it, not in it"
 
 
 def _save(job_id: str) -> None:
@@ -76,10 +102,9 @@ def card(run: dict, rating: dict | None) -> None:
                     f"{run.get('frames')} fr · {run.get('steps')} steps · seed {run.get('seed')}")
         if run.get("prompt"):  # plain text: a prompt's Markdown (an image link every viewer would fetch) stays literal
             st.text(run["prompt"][:200], width="stretch")
-        score = combined(run.get("clip_score"), run.get("smoothness_std"), saved)
-        st.markdown(f"**Combined {fmt.number(score, '.3f')}** · CLIP {fmt.number(run.get('clip_score'), '.1f')} · "
-                    f"smoothness std {fmt.number(run.get('smoothness_std'), '.2f', 'px')}",
-                    help="combined = 0.5·CLIP + 0.3·smoothness + 0.2·rating, over the terms present")
+        line, how = score_lines(run, saved)
+        st.markdown(line)
+        st.caption(how)
         if run.get("low_quality"):
             st.warning(f"Low quality: {video.reasons_text(run.get('quality_reasons'))}", icon="⚠️")
         stars_key, note_key = f"qr_stars_{job_id}", f"qr_note_{job_id}"
@@ -88,9 +113,6 @@ def card(run: dict, rating: dict | None) -> None:
         if note_key not in st.session_state:
             st.session_state[note_key] = (rating or {}).get("rating_note") or ""
         chosen = st.feedback("stars", key=stars_key)
-        if chosen is not None and chosen + 1 != saved:
-            preview = combined(run.get("clip_score"), run.get("smoothness_std"), chosen + 1)
-            st.caption(f"with {chosen + 1}★ the combined score becomes {fmt.number(preview, '.3f')} once saved")
         st.text_input("Note", key=note_key, placeholder="what is good or wrong in this video")
         st.button("Save rating", key=f"qr_save_{job_id}", on_click=_save, args=(job_id,), disabled=chosen is None)
         st.caption(f"`{job_id[:8]}` · {fmt.timestamp(run.get('finished_at'))}"
@@ -128,7 +150,7 @@ def main() -> None:
     if index.empty:
         st.info("No video matches these filters.")
         return
-    index["combined"] = [combined(c, s, r) for c, s, r in zip(index["clip_score"], index["smoothness_std"], index["rating"])]
+    index["combined"] = [combined(c, s) for c, s in zip(index["clip_score"], index["smoothness_std"])]
     column, ascending = SORTS[sort]
     index = index.sort_values(column, ascending=ascending, na_position="last", kind="stable")
 

@@ -44,6 +44,7 @@ class JobOut(BaseModel):
     step: int
     total_steps: int
     eta_s: float | None
+    eta_margin_s: float | None  # ± seconds around eta_s (the ETA's stated uncertainty); 0 once succeeded
     elapsed_s: float | None
     progress_at: datetime | None
     cancel_requested: bool
@@ -97,7 +98,8 @@ def job_out(job: Job) -> dict:
         "position": job.position, "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         "attempts": job.attempts, "worker_id": job.worker_id, "gpu_index": job.gpu_index,
         "stage": job.progress.stage, "step": job.progress.step, "total_steps": job.progress.total_steps,
-        "eta_s": job.progress.eta_s, "elapsed_s": job.progress.elapsed_s, "progress_at": job.progress_at,
+        "eta_s": job.progress.eta_s, "eta_margin_s": job.progress.eta_margin_s,
+        "elapsed_s": job.progress.elapsed_s, "progress_at": job.progress_at,
         "cancel_requested": job.cancel_requested, "cancel_reason": job.cancel_reason,
         "error_kind": job.error_kind, "error_message": job.error_message,
         "timings": dict(result.stages), "total_s": result.total_s,

@@ -101,7 +101,8 @@ def _describe(p: Prediction) -> str:
         f"+ decode {_fmt(p.decode_s, 's')}"
         + (f" + offload transfers {_fmt(p.transfer_s, 's')}" if p.offload != "none" else "")
         + (f" + first compile {_fmt(p.compile_s, 's')}" if p.compile_s else "")
-        + f" ({p.time_source})",
+        + f" ({p.source}"
+        + (f"; expected within ±{100 * p.expected_error:.0f}%)" if p.expected_error is not None else ")"),
         "  host RAM: " + (f"peak {p.host_peak_gib:.1f} GiB, of which weights {p.host_weights_gib:.1f} GiB "
                           f"({p.host_source})" if p.host_peak_gib is not None else f"no estimate ({p.host_source})"),
         f"  confidence: {p.confidence.get('level')} ({p.confidence.get('near_points')} measured points near)",

@@ -53,6 +53,12 @@ class Prediction:
     host_peak_gib: float | None = None  # the worker's peak resident host memory over the job; None: unknown
     host_weights_gib: float | None = None  # the share of it that is the pipeline's weights (offload)
     host_source: str = "no calibration"  # 'calibration' | 'estimated: …' | 'no calibration' | 'not modelled: …'
+    # Where the time comes from, for people: "calibration on NVIDIA H100 80GB HBM3", "12 similar runs on this GPU",
+    # "scaled from NVIDIA H100 80GB HBM3 by throughput class", "smoke-test model on CPU, 5 earlier runs".
+    source: str = ""
+    # How far the time is expected to be off, relative (0.12: ±12%): the held-out calibration residuals, or the
+    # history's; None only with no estimate.
+    expected_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats rounded for reading)."""
@@ -190,9 +196,29 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
         confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off", compile_s=compile_s,
         batch=batch, weights=weights, host_peak_gib=host.peak_gib, host_weights_gib=host.weights_gib,
-        host_source=host.source,
+        host_source=host.source, source=_source(structure, t, gpu_name), expected_error=t.rel_error,
     )
     return for_group(one_gpu, gpus)
+
+
+def _source(structure: ModelSpec, t: TimeEstimate, gpu_name: str | None) -> str:
+    """Where the predicted time comes from, in a few words a person reads beside the figure."""
+    runs = f"{t.history_points} similar run{'s' if t.history_points != 1 else ''}"
+    if structure.smoke_test and (_is_cpu(gpu_name) or gpu_name is None):
+        return f"smoke-test model on CPU, {runs}" if t.history_points else "smoke-test model on CPU, no runs yet"
+    where = "on the CPU" if _is_cpu(gpu_name) else "on this GPU"
+    if t.source == "history":
+        based = f", from calibration on {t.calibration_gpu}" if t.calibration_gpu and \
+            normalise_gpu_name(t.calibration_gpu) != normalise_gpu_name(gpu_name) else ""
+        return f"{runs} {where}{based}"
+    if t.source == "calibration":
+        return f"calibration on {t.calibration_gpu or gpu_name}"
+    if t.source == "scaled by matmul":
+        return f"scaled from {t.calibration_gpu} by measured matmul throughput"
+    if t.source == "no estimate":
+        return f"no estimate: no runs, calibration or throughput figures for {gpu_name or 'this GPU'}"
+    return t.source
+
 
 
 def _predict_memory(structure: ModelSpec, height: int, width: int, frames: int, chunk: int | None, offload: str,

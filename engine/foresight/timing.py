@@ -22,6 +22,8 @@ Where the coefficients come from, for the GPU a job will run on (time_source):
 - 'calibration': the GPU was measured by benchmarks/calibrate_memory.py;
 - 'scaled by matmul': not measured, but its fp16 matmul TFLOP/s is known (gpus.json, a history row's
   `matmul_tflops`, or passed in): a measured GPU's curve × its TFLOP/s ÷ this one's;
+- 'scaled from <GPU> by throughput class': neither, but the GPU is in gpu_classes' datasheet table: the nearest
+  calibrated GPU's curve × the ratio of their dense TFLOP/s (steps) and memory bandwidths (decode);
 - 'history': finished jobs on this GPU. Up to 5 of them scale the curve above (mean of measured ÷
   predicted, shrunk towards 1 by one pseudo-job); from 6 on, the curve is refitted on the history (weight 3
   each) and the curve's own predictions at the calibration settings (weight 1 each). Without a curve, the
@@ -52,6 +54,7 @@ from engine.foresight.calibration import (
     normalise_gpu_name,
     register_cache,
 )
+from engine.foresight.gpu_classes import gpu_class
 from engine.foresight.nnls import weighted_relative_nnls
 from engine.registry import ModelSpec
 
@@ -91,11 +94,12 @@ class TimeEstimate:
     decode_s: float | None
     transfer_s: float | None  # weights moved by CPU offload
     seconds: float | None
-    source: str  # 'calibration' | 'history' | 'scaled by matmul' | 'no estimate'
+    source: str  # 'calibration' | 'history' | 'scaled by matmul' | 'scaled from … by throughput class' | 'no estimate'
     history_points: int
     calibration_gpu: str | None  # whose measured curve this is based on
     speed_factor: float | None = None  # applied to the stock s/step for a compiled run without compiled history
     decode_factor: float | None = None  # likewise to the stock decode time
+    rel_error: float | None = None  # the expected relative error of `seconds` (see `expected_time_error`)
 
 
 def is_compiled(speed_mode: str | None) -> bool:
@@ -182,6 +186,74 @@ def calibration_curves(model: str, structure: ModelSpec,
 
 register_cache(calibration_curves)
 
+# Scaling a calibrated GPU's time to another GPU by a throughput ratio has no residuals of its own until runs on the
+# GPU exist (then the history's residuals replace it): a ratio of matmul peaks misses memory-bound kernels and
+# clocks. Stated, not measured: 25% for a measured matmul ratio, 35% for a datasheet ratio.
+CROSS_GPU_ERROR = {"scaled by matmul": 0.25, "throughput class": 0.35}
+_MIN_ERROR = 0.03  # run-to-run jitter of one setting on one GPU
+_FEW_RUNS_ERROR = 0.15  # fewer than three runs cannot show their spread
+
+
+def _run_seconds(structure: ModelSpec, curve: TimeCurve, h: int, w: int, f: int, chunk: int | None,
+                 steps: int) -> float:
+    return (curve.encode_s(structure, h, w) + curve.warmup_s + steps * curve.s_per_step(structure, h, w, f)
+            + curve.decode_s(structure, h, w, f, chunk))
+
+
+@functools.lru_cache(maxsize=None)
+def calibration_time_error(model: str, structure: ModelSpec, gpu_key: str) -> float | None:
+    """Median relative error of a run's predicted time on the calibration points of GPU `gpu_key` (normalised name)
+    kept out of the fit (BENCHMARKS.md's held-out table); on the fitted points where none was held out."""
+    cal = load_model_calibration(model)
+    curve = calibration_curves(model, structure, include_holdout=False).get(gpu_key)
+    if cal is None or curve is None:
+        return None
+    points = [p for p in cal.usable(include_holdout=True, offload="none")
+              if normalise_gpu_name(p.gpu_name) == gpu_key and p.total_s and p.s_per_step]
+    chosen = [p for p in points if p.holdout] or points
+    errors = [abs(_run_seconds(structure, curve, p.height, p.width, p.frames,
+                               structure.effective_decode_chunk(p.frames, p.decode_chunk_size), p.steps)
+                  - p.total_s) / p.total_s for p in chosen]
+    return max(float(np.median(errors)), _MIN_ERROR) if errors else None
+
+
+register_cache(calibration_time_error)
+
+
+def _history_time_error(structure: ModelSpec, curve: TimeCurve, rows: list[dict]) -> float | None:
+    """Median relative error of the steps and decode of the history's runs against the curve learnt from them
+    (in-sample, so fewer than three runs state at least _FEW_RUNS_ERROR)."""
+    errors = []
+    for r in rows:
+        try:
+            h, w, f, steps = int(r["height"]), int(r["width"]), int(r["frames"]), int(r.get("steps") or 1)
+            chunk = structure.effective_decode_chunk(f, r.get("decode_chunk_size"))
+            measured = steps * float(r["s_per_step"]) + float(r.get("decode_s") or 0.0)
+            predicted = steps * curve.s_per_step(structure, h, w, f, structure.batch_for(r.get("guidance"))) + (
+                curve.decode_s(structure, h, w, f, chunk) if r.get("decode_s") else 0.0)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if measured > 0:
+            errors.append(abs(predicted - measured) / measured)
+    if not errors:
+        return None
+    error = max(float(np.median(errors)), _MIN_ERROR)
+    return max(error, _FEW_RUNS_ERROR) if len(errors) < 3 else error
+
+
+def expected_time_error(structure: ModelSpec, source: str | None, calibration_gpu: str | None,
+                        history_error: float | None) -> float | None:
+    """How far a predicted time is expected to be off, relative: the history's residuals where it learnt from
+    runs; the calibration's held-out residuals where it is calibrated; those plus CROSS_GPU_ERROR (in quadrature)
+    where it was scaled from another GPU; None with no estimate."""
+    if source == "history" and history_error is not None:
+        return history_error
+    base = calibration_time_error(structure.id, structure, normalise_gpu_name(calibration_gpu)) if calibration_gpu else None
+    cross = next((e for key, e in CROSS_GPU_ERROR.items() if source and key in source), None)
+    if cross is not None:
+        return float(np.hypot(base or 0.0, cross))
+    return base
+
 
 def _matmul_tflops(gpu_name: str | None, history: list[dict] | None, given: float | None,
                    gpus: dict[str, GpuCalibration]) -> float | None:
@@ -213,7 +285,24 @@ def _base_curve(model: str, structure: ModelSpec, gpu_name: str | None, history:
                     curve, step_scale=factor, decode_scale=factor, encode_scale=factor,
                     warmup_s=curve.warmup_s * factor,
                 ), "scaled by matmul"
-    return None, None
+    return _scaled_by_class(curves, gpu_name)
+
+
+def _scaled_by_class(curves: dict[str, TimeCurve], gpu_name: str | None) -> tuple[TimeCurve | None, str | None]:
+    """A calibrated GPU's curve scaled to `gpu_name` by their published throughput classes (gpu_classes): the
+    steps and encoders by dense TFLOP/s, the VAE decode by memory bandwidth. The calibrated GPU nearest in
+    TFLOP/s is the reference (the smaller the step, the smaller the error of the ratio)."""
+    target = gpu_class(gpu_name)
+    if target is None:
+        return None, None
+    refs = [(cls, curve) for curve in curves.values() if (cls := gpu_class(curve.gpu_name)) is not None]
+    if not refs:
+        return None, None
+    ref, curve = min(refs, key=lambda pair: abs(np.log(pair[0].tflops / target.tflops)))
+    compute, memory = ref.tflops / target.tflops, ref.bandwidth_gb_s / target.bandwidth_gb_s
+    scaled = dataclasses.replace(curve, step_scale=curve.step_scale * compute, decode_scale=curve.decode_scale * memory,
+                                 encode_scale=curve.encode_scale * compute, warmup_s=curve.warmup_s * compute)
+    return scaled, f"scaled from {curve.gpu_name} by throughput class"
 
 
 def _learn_from_history(structure: ModelSpec, base: TimeCurve | None, rows: list[dict],
@@ -409,6 +498,7 @@ def estimate_time(structure: ModelSpec, h: int, w: int, f: int, chunk: int | Non
         source = "history"
     if curve is None:
         return TimeEstimate(None, None, None, None, None, None, None, "no estimate", 0, None)
+    history_error = _history_time_error(structure, curve, rows) if rows else None
     costs = _offload_costs(structure, base or curve, offload, include_holdout, weights)
     per_step, once = costs if costs is not None else (0.0, None)
     if weights == "fp8":
@@ -435,4 +525,5 @@ def estimate_time(structure: ModelSpec, h: int, w: int, f: int, chunk: int | Non
         calibration_gpu=base.gpu_name if base is not None else None,
         speed_factor=factor,
         decode_factor=decode_factor,
+        rel_error=expected_time_error(structure, source, base.gpu_name if base is not None else None, history_error),
     )

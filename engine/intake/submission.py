@@ -16,6 +16,7 @@ from collector import capacity
 from config import Settings
 from config.failpoints import failpoint
 from data.paths import DataPaths, data_paths
+from engine.intake.runnable import check_runnable
 from engine.intake.validation import InputError, check_image_bytes, check_params, stored_form
 from engine.queue import Job, JobQueue
 from engine.queue.models import QueueDiskFull, QueueReadOnly, QueueUnavailable
@@ -30,6 +31,14 @@ class PreflightRefused(InputError):
         super().__init__(message)
         self.suggestions = suggestions
         self.prediction = prediction
+
+
+class CannotRunHere(PreflightRefused):
+    """No worker could run the job as things stand: no GPU worker for a full-size model, its weights missing where
+    the hub is offline, or larger than every GPU served (engine.intake.runnable). `force` queues it anyway."""
+
+    def __init__(self, message: str, prediction: dict) -> None:
+        super().__init__(message, [], prediction)
 
 
 @dataclass
@@ -86,13 +95,20 @@ def submit(
         from engine.parallel.placement import auto_gpus
 
         params = auto_gpus(settings, paths, raw_params, params, gpu_name)
+    history = run_history(paths, params.model, gpu_name)
     decision = preflight(
         params.model, params.to_dict(), free_bytes, safety_margin_gib=settings.engine.safety_margin_gib,
-        gpu_name=gpu_name, history=run_history(paths, params.model, gpu_name), host_free_bytes=host_free,
+        gpu_name=gpu_name, history=history, host_free_bytes=host_free,
     )
     prediction = decision.prediction.to_dict()
     if not decision.fits and not force:
         raise PreflightRefused(decision.message, decision.suggestions, prediction)
+    reserved = prediction.get("peak_reserved_gib")
+    runnable = check_runnable(settings, paths, params.model, int(reserved * 2**30) if reserved else None)
+    if runnable.refusal is not None and not force:
+        raise CannotRunHere(f"cannot run here: {runnable.refusal}", prediction)
+    message = "; ".join([decision.message, *runnable.warnings,
+                         *([f"queued anyway (--force): {runnable.refusal}"] if runnable.refusal else [])])
     job_id = uuid.uuid4().hex
     job_dir = paths.job_dir(job_id)
     try:
@@ -102,13 +118,29 @@ def submit(
         failpoint("intake_write")
         image.save(input_path, format=fmt, **options)
         job = queue.submit(params, str(input_path), job_id=job_id, priority=priority,
-                           predicted=_predicted(prediction, gpu_name, force and not decision.fits))
+                           predicted=_predicted(prediction, gpu_name, force and not decision.fits)
+                           | {"stages_s": stage_history(history)})
     except BaseException as exc:
         shutil.rmtree(job_dir, ignore_errors=True)  # nothing of a job that was not queued stays behind
         if isinstance(exc, OSError) and not isinstance(exc, QueueUnavailable):
             raise _storage_error(exc, paths.root) from exc
         raise
-    return Submitted(job=job, preflight_message=decision.message, prediction=prediction)
+    return Submitted(job=job, preflight_message=message, prediction=prediction)
+
+
+# The stages outside the time prediction (which runs from the encoders to the decode): the worker's ETA adds them.
+_UNPREDICTED_STAGES = {"model_load": "model_load_s", "export_video": "export_s", "quality_scoring": "scoring_s"}
+
+
+def stage_history(history: list[dict], runs: int = 20) -> dict[str, float]:
+    """Median seconds of model_load, export_video and quality_scoring over the newest `runs` finished runs of the
+    model on this GPU (`run_history`, newest first); a stage no run timed is left out."""
+    out = {}
+    for stage, key in _UNPREDICTED_STAGES.items():
+        seconds = sorted(float(r[key]) for r in history[:runs] if isinstance(r.get(key), (int, float)))
+        if seconds:
+            out[stage] = seconds[len(seconds) // 2]
+    return out
 
 
 def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:
@@ -124,6 +156,8 @@ def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:
         "seconds": prediction.get("seconds"),
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),
+        "expected_error": prediction.get("expected_error"),  # the ETA's margin before the job's own steps
+        "source": prediction.get("source"),
         "host_peak_bytes": predicted_bytes("host_peak_gib"),
         "forced": bool(forced),
         "gpu_name": gpu_name,

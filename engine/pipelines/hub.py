@@ -194,3 +194,22 @@ def load_variant(spec: ModelSpec, folder: Path | None) -> str | None:
         return spec.variant
     held = any(_variant_weights(p.name, spec.variant) for p in folder.glob("*/*.safetensors"))
     return spec.variant if held else None
+
+
+_REACHABLE_CHECKED: tuple[float, bool] | None = None  # (monotonic time, reachable) of the last check
+_RECHECK_S = 60.0
+
+
+def hub_offline() -> bool:
+    """Whether weights not on this machine cannot be downloaded now: HF_HUB_OFFLINE where it is set (the app sets
+    it for its processes at start when the hub is unreachable), else a check of the hub, redone each minute at
+    most (a submission asks; it must not wait on the network every time)."""
+    global _REACHABLE_CHECKED
+    if "HF_HUB_OFFLINE" in os.environ:
+        return os.environ["HF_HUB_OFFLINE"].lower() in ("1", "true", "yes", "on")
+    import time
+
+    now = time.monotonic()
+    if _REACHABLE_CHECKED is None or now - _REACHABLE_CHECKED[0] > _RECHECK_S:
+        _REACHABLE_CHECKED = (now, hub_reachable(timeout_s=1.5))
+    return not _REACHABLE_CHECKED[1]

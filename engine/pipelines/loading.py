@@ -26,6 +26,19 @@ def weights_source(spec: ModelSpec, models_dir: Path | None) -> str:
     return spec.hub_id
 
 
+def weights_present(spec: ModelSpec, models_dir: Path | None) -> bool:
+    """Whether the weights of a full-size model are on this machine: its folder under models_dir, or its
+    snapshot in the Hugging Face cache (HF_HOME). Smoke-test models build random weights: always present."""
+    if spec.smoke_test or (models_dir is not None and (Path(models_dir) / spec.id).is_dir()):
+        return True
+    if spec.hub_id is None:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    # A pipeline snapshot always holds model_index.json; the cache answers without the network.
+    return isinstance(try_to_load_from_cache(spec.hub_id, "model_index.json"), str)
+
+
 def load_pipeline(spec: ModelSpec, *, device: str, dtype: Any, models_dir: Path | None, random_weights: bool = False) -> Any:
     """Build the pipeline of `spec` on `device`. Smoke-test models (and full-size models when
     `random_weights` is set, for measurements) get random weights built offline from configs."""

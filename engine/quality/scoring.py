@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.quality.alignment import clip_scores, image_alignment, subject_consistency
 from engine.quality.clip import DEFAULT_CLIP_MODEL, ClipUnavailable, LoadedClip, load_clip
-from engine.quality.combine import combine_quality
+from engine.quality.combine import combine_quality, missing_main_term
 from engine.quality.motion import MotionMetrics, motion_metrics
 from engine.quality.report import QualityReport
 from engine.quality.video import CLIP_MAX_FRAMES, SampledVideo, read_video
@@ -120,7 +120,8 @@ def score_video(
     else:
         with _timed(timings, "clip_metrics"):
             clip = clip_metrics(loaded.clip, video.frames, prompt, image_path)
-    combined = combine_step(clip.clip_score, motion.smoothness_std, rating, low_quality_threshold)
+    combined = combine_step(clip.clip_score, motion.smoothness_std, rating, low_quality_threshold,
+                            clip_reason=clip.reasons.get("clip_score"))
     return assemble_report(
         video, motion, clip, combined, timings,
         clip_model=clip_model, device=device, rating=rating, low_quality_threshold=low_quality_threshold,
@@ -167,13 +168,15 @@ def clip_metrics(clip: LoadedClip, frames: np.ndarray, prompt: str | None, image
 
 
 def combine_step(
-    clip_score: float | None, smoothness_std: float | None, rating: int | None, low_quality_threshold: float
+    clip_score: float | None, smoothness_std: float | None, rating: int | None, low_quality_threshold: float,
+    clip_reason: str | None = None,
 ) -> Combined:
-    """The combined score of the parts present, flagged low quality below `low_quality_threshold`."""
+    """The combined score of the parts present, flagged low quality below `low_quality_threshold`; null, with the
+    reason, without its main term (CLIP: `clip_reason` says why it is missing)."""
     score, terms = combine_quality(clip_score, smoothness_std, rating)
     if score is None:
-        reason = "no term to combine: clip_score, smoothness_std and rating are all null"
-        return Combined(None, None, terms, {"quality_score": reason})
+        return Combined(None, None, terms, {"quality_score": missing_main_term(terms, clip_reason),
+                                            "low_quality": "no combined score to hold against the threshold"})
     return Combined(score, score < low_quality_threshold, terms)
 
 

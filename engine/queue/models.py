@@ -87,6 +87,8 @@ class JobParams:
 # on the values.
 COMPILING_STAGE = "compiling_denoiser"
 COMPILING_DECODER_STAGE = "compiling_decoder"
+# A succeeded job's stage once it has ended: its progress is final (step = total, ETA 0).
+DONE_STAGE = "done"
 
 
 @dataclass
@@ -98,6 +100,29 @@ class Progress:
     elapsed_s: float | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds of each stage done so far
     expert: str | None = None  # a mixture of experts: the denoiser of the latest step ("transformer_2")
+    eta_margin_s: float | None = None  # ± seconds around eta_s the worker expects the real remaining time in
+
+
+def final_progress(state: str, progress: Progress, *, planned_steps: int, started_at: datetime | None,
+                   finished_at: datetime | None) -> Progress:
+    """What a job's progress reads once the job has ended; `progress` as is while it has not.
+
+    The last heartbeat is up to a second old when a job ends (step 8/10, ETA 0.4 s), so a finished job's figures
+    are set here, where the queue reads them, for every backend and for rows stored before: succeeded reads stage
+    `done`, every step done, ETA 0; cancelled or failed keep the stage and step they stopped at and have no ETA.
+    Elapsed is the wall time from start to end when that is longer than the last published figure: it never goes
+    backwards."""
+    if state not in FINAL_STATES:
+        return progress
+    elapsed = progress.elapsed_s
+    if started_at is not None and finished_at is not None:
+        wall = max(0.0, (finished_at - started_at).total_seconds())
+        elapsed = wall if elapsed is None else max(elapsed, wall)
+    if state == SUCCEEDED:
+        total = progress.total_steps or planned_steps
+        return dataclasses.replace(progress, stage=DONE_STAGE, step=total, total_steps=total, eta_s=0.0,
+                                   eta_margin_s=0.0, elapsed_s=elapsed)
+    return dataclasses.replace(progress, eta_s=None, eta_margin_s=None, elapsed_s=elapsed)
 
 
 class JobResult(BaseModel):

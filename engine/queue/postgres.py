@@ -48,6 +48,7 @@ from engine.queue.models import (
     QueueError,
     QueueUnavailable,
     ReapedJob,
+    final_progress,
     verdict_for_dead_worker,
 )
 
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     elapsed_s DOUBLE PRECISION,
     stage_times JSONB NOT NULL DEFAULT '{{}}',
     expert TEXT,
+    eta_margin_s DOUBLE PRECISION,
     progress_at TIMESTAMPTZ,
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
     cancel_reason TEXT,
@@ -112,14 +114,18 @@ def redact(url: str) -> str:
 
 
 def _row_to_job(row: dict[str, Any]) -> Job:
+    progress = Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"],
+                        elapsed_s=row["elapsed_s"], stages=dict(row["stage_times"] or {}), expert=row["expert"],
+                        eta_margin_s=row.get("eta_margin_s"))
+    params = JobParams.from_dict(row["params"])
     return Job(
-        id=row["id"], state=row["state"], params=JobParams.from_dict(row["params"]),
+        id=row["id"], state=row["state"], params=params,
         input_image=row["input_image"], priority=row["priority"], position=row["position"],
         created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
         attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
         lease_expires_at=row["lease_expires_at"], heartbeat_at=row["heartbeat_at"],
-        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"],
-                          stages=dict(row["stage_times"] or {}), expert=row["expert"]),
+        progress=final_progress(row["state"], progress, planned_steps=params.steps, started_at=row["started_at"],
+                                finished_at=row["finished_at"]),
         progress_at=row["progress_at"], cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=row["result"] or {}, predicted=row["predicted"] or {},
@@ -147,6 +153,11 @@ class PostgresJobQueue(JobQueue):
                 "AND table_schema = current_schema()"
             ).fetchone():
                 con.execute("ALTER TABLE jobs ADD COLUMN expert TEXT")
+            if not con.execute(  # a queue made before the ETA stated its margin
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'jobs' AND column_name = 'eta_margin_s' "
+                "AND table_schema = current_schema()"
+            ).fetchone():
+                con.execute("ALTER TABLE jobs ADD COLUMN eta_margin_s DOUBLE PRECISION")
 
     # -- connection -------------------------------------------------------------------------
     def _con(self) -> psycopg.Connection:
@@ -255,7 +266,7 @@ class PostgresJobQueue(JobQueue):
             "               ORDER BY priority DESC, position LIMIT 1 FOR UPDATE SKIP LOCKED), "
             f"claimed AS (UPDATE jobs SET state = '{RUNNING}', worker_id = %s, gpu_index = %s, started_at = next.now, "
             "    attempts = attempts + 1, lease_expires_at = next.now + make_interval(secs => %s), heartbeat_at = next.now, "
-            "    stage = NULL, step = 0, total_steps = 0, eta_s = NULL, elapsed_s = 0, stage_times = '{}', progress_at = next.now "
+            "    stage = NULL, step = 0, total_steps = 0, eta_s = NULL, eta_margin_s = NULL, elapsed_s = 0, stage_times = '{}', progress_at = next.now "
             "    FROM next WHERE jobs.id = next.id RETURNING jobs.*), "
             f"ev AS (INSERT INTO job_events (job_id, at, state, message) SELECT id, started_at, '{RUNNING}', %s FROM claimed) "
             "SELECT * FROM claimed",
@@ -268,10 +279,10 @@ class PostgresJobQueue(JobQueue):
         if progress is not None:
             row = self._con().execute(
                 f"UPDATE jobs SET lease_expires_at = {lease}, heartbeat_at = {_NOW}, stage = %s, step = %s, total_steps = %s, "
-                f"eta_s = %s, elapsed_s = %s, stage_times = %s, expert = %s, progress_at = {_NOW} WHERE id = %s "
-                f"AND worker_id = %s AND state = '{RUNNING}' RETURNING cancel_requested, cancel_reason",
+                f"eta_s = %s, elapsed_s = %s, stage_times = %s, expert = %s, eta_margin_s = %s, progress_at = {_NOW} "
+                f"WHERE id = %s AND worker_id = %s AND state = '{RUNNING}' RETURNING cancel_requested, cancel_reason",
                 (float(lease_s), progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
-                 Jsonb(progress.stages), progress.expert, job_id, worker_id),
+                 Jsonb(progress.stages), progress.expert, progress.eta_margin_s, job_id, worker_id),
             ).fetchone()
         else:
             row = self._con().execute(

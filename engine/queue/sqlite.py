@@ -32,6 +32,7 @@ from engine.queue.models import (
     QueueReadOnly,
     QueueUnavailable,
     ReapedJob,
+    final_progress,
     verdict_for_dead_worker,
 )
 
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     elapsed_s REAL,
     stage_times TEXT NOT NULL DEFAULT '{{}}',
     expert TEXT,
+    eta_margin_s REAL,
     progress_at REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     cancel_reason TEXT,
@@ -87,14 +89,19 @@ def _ts(value: float | None) -> datetime | None:
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
+    started_at, finished_at = _ts(row["started_at"]), _ts(row["finished_at"])
+    progress = Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"],
+                        elapsed_s=row["elapsed_s"], stages=json.loads(row["stage_times"] or "{}"), expert=row["expert"],
+                        eta_margin_s=row["eta_margin_s"])
+    params = JobParams.from_dict(json.loads(row["params"]))
     return Job(
-        id=row["id"], state=row["state"], params=JobParams.from_dict(json.loads(row["params"])),
+        id=row["id"], state=row["state"], params=params,
         input_image=row["input_image"], priority=row["priority"], position=row["position"],
-        created_at=_ts(row["created_at"]), started_at=_ts(row["started_at"]), finished_at=_ts(row["finished_at"]),
+        created_at=_ts(row["created_at"]), started_at=started_at, finished_at=finished_at,
         attempts=row["attempts"], worker_id=row["worker_id"], gpu_index=row["gpu_index"],
         lease_expires_at=_ts(row["lease_expires_at"]), heartbeat_at=_ts(row["heartbeat_at"]),
-        progress=Progress(stage=row["stage"], step=row["step"], total_steps=row["total_steps"], eta_s=row["eta_s"], elapsed_s=row["elapsed_s"],
-                          stages=json.loads(row["stage_times"] or "{}"), expert=row["expert"]),
+        progress=final_progress(row["state"], progress, planned_steps=params.steps, started_at=started_at,
+                                finished_at=finished_at),
         progress_at=_ts(row["progress_at"]), cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=json.loads(row["result"] or "{}"), predicted=json.loads(row["predicted"] or "{}"),
@@ -173,6 +180,8 @@ class SqliteJobQueue(JobQueue):
                 con.execute("ALTER TABLE jobs ADD COLUMN stage_times TEXT NOT NULL DEFAULT '{}'")
             if "expert" not in columns:  # a queue.db made before mixtures of experts ran
                 con.execute("ALTER TABLE jobs ADD COLUMN expert TEXT")
+            if "eta_margin_s" not in columns:  # a queue.db made before the ETA stated its margin
+                con.execute("ALTER TABLE jobs ADD COLUMN eta_margin_s REAL")
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.path, exc) from exc
 
@@ -347,7 +356,7 @@ class SqliteJobQueue(JobQueue):
             con.execute(
                 f"UPDATE jobs SET state = '{RUNNING}', worker_id = ?, gpu_index = ?, started_at = ?, attempts = attempts + 1, "
                 "lease_expires_at = ?, heartbeat_at = ?, stage = NULL, step = 0, total_steps = 0, eta_s = NULL, "
-                "elapsed_s = 0, stage_times = '{}', progress_at = ? WHERE id = ?",
+                "eta_margin_s = NULL, elapsed_s = 0, stage_times = '{}', progress_at = ? WHERE id = ?",
                 (worker_id, gpu_index, now, now + lease_s, now, now, row["id"]),
             )
             self._event(con, row["id"], RUNNING, f"claimed by {worker_id}")
@@ -360,10 +369,10 @@ class SqliteJobQueue(JobQueue):
         if progress is not None:
             cur = con.execute(
                 "UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ?, stage = ?, step = ?, total_steps = ?, eta_s = ?, "
-                f"elapsed_s = ?, stage_times = ?, expert = ?, progress_at = ? WHERE id = ? AND worker_id = ? "
-                f"AND state = '{RUNNING}'",
+                f"elapsed_s = ?, stage_times = ?, expert = ?, eta_margin_s = ?, progress_at = ? WHERE id = ? "
+                f"AND worker_id = ? AND state = '{RUNNING}'",
                 (now + lease_s, now, progress.stage, progress.step, progress.total_steps, progress.eta_s, progress.elapsed_s,
-                 json.dumps(progress.stages), progress.expert, now, job_id, worker_id),
+                 json.dumps(progress.stages), progress.expert, progress.eta_margin_s, now, job_id, worker_id),
             )
         else:
             cur = con.execute(

@@ -112,6 +112,22 @@ class AppliedSpeed:
         ones; a torch.compile fallback's recompiles are not counted)."""
         return sum(getattr(forward, "compile_seconds", 0.0) for _, forward in self._forwards())
 
+    def shape_compile_seconds(self) -> dict[str, float]:
+        """Seconds each module that compiles per shape and saves it ("denoiser", "decoder") has spent compiling in
+        this process (the worker's ETA: a job whose denoiser compiled a new shape will compile its decoder too);
+        a module running eagerly or under plain torch.compile is left out."""
+        if not self.parts.compile:
+            return {}
+        from engine.speed.precompile import PRECOMPILED
+
+        return {name: float(forward.compile_seconds) for name, forward in self._forwards()
+                if getattr(forward, "level", None) == PRECOMPILED}
+
+    def last_decoder_compile_s(self) -> float | None:
+        """How long the decoder's latest compile of a new shape took in this process; None: none yet."""
+        event = getattr(getattr(self.decoder, "forward", None), "last_event", None) or {}
+        return float(event["seconds"]) if event.get("event") == "compiled" else None
+
     @property
     def label(self) -> str:
         if not self.parts.compile:

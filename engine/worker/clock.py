@@ -54,6 +54,7 @@ class StageClock:
         self.step_experts: list[str] = []
         self.experts: tuple[str, ...] = ()  # the denoisers hooked; more than one: a mixture of experts
         self.current: str | None = None
+        self._current_since: float | None = None  # perf_counter when `current` began (the ETA's stage overruns)
         self.total_steps = 0
         self._handles: list[Any] = []
         self._restore: list[Callable[[], None]] = []
@@ -64,6 +65,7 @@ class StageClock:
         self._loop_end: float | None = None
         self._step_start: float | None = None
         self._step_open = False  # a step's first denoiser call began and the scheduler has not stepped yet
+        self._decode_started = False  # vae.decode was called in this pipeline call
         self._step_recorded = False  # the open step's time is in step_times
         self._step_expert = ""
         self._steps_end_at_scheduler = False  # the scheduler's step closes a step (else each denoiser call does)
@@ -87,6 +89,7 @@ class StageClock:
         if (reason := self.should_cancel()) is not None:
             raise JobCancelled(reason, name)
         self.current = name
+        self._current_since = time.perf_counter()
         self.on_progress(self)
 
     # -- the pipeline call ----------------------------------------------------------------------
@@ -97,8 +100,11 @@ class StageClock:
         self._in_call = True
         self._call_start = time.perf_counter()
         self._enter("prepare_latents")
+        self._decode_started = False
+        finished = False
         try:
             yield
+            finished = True
         finally:
             self.sync()
             end = time.perf_counter()
@@ -108,7 +114,9 @@ class StageClock:
             self._add("prepare_latents", max(0.0, loop_start - self._call_start - self._encoder_time_in_call))
             if self._loop_start is not None:
                 self._add("denoising_loop", loop_end - loop_start)
-                self._add("decode_video", end - loop_end)
+                # A job stopped in its loop (cancelled, failed) never decoded: no decode_video 0.00 in its timeline.
+                if finished or self._decode_started:
+                    self._add("decode_video", end - loop_end)
 
     def _add(self, name: str, seconds: float) -> None:
         self.stages[name] = self.stages.get(name, 0.0) + seconds
@@ -229,6 +237,7 @@ class StageClock:
         return runs[1][1] - 1 if len(runs) > 1 else None
 
     def _decode_start(self, _stage: str) -> None:
+        self._decode_started = True
         if self.current != "decode_video":
             self._enter("decode_video")
             failpoint("decode_video")
@@ -242,6 +251,16 @@ class StageClock:
         """Step times of the steps that have ended: a step still open (Wan's unconditional call to come) has
         only part of its time in `step_times`."""
         return self.step_times[:-1] if self._open_step_counts() else list(self.step_times)
+
+    @property
+    def pipeline_elapsed(self) -> float | None:
+        """Seconds the pipeline call under way has run (None outside one)."""
+        return time.perf_counter() - self._call_start if self._in_call else None
+
+    @property
+    def current_elapsed(self) -> float:
+        """Seconds the current stage has run so far (0.0 before any)."""
+        return 0.0 if self._current_since is None else max(0.0, time.perf_counter() - self._current_since)
 
     @property
     def open_step_elapsed(self) -> float:

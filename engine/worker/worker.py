@@ -41,7 +41,7 @@ from engine.queue.models import (
 )
 from engine.worker import host_memory, warm_start
 from engine.worker.clock import JobCancelled, StageClock
-from engine.worker.eta import remaining_seconds
+from engine.worker.eta import DECODER_COMPILE_PRIOR_S, EtaReading, EtaSmoother, JobTrace, estimate
 from engine.worker.respawn import EXIT_RESTART_ME
 from engine.worker.run_record import build_run_record
 from engine.worker.runner import PipelineCache, RunOutput, free_memory, run_job
@@ -114,6 +114,8 @@ class Heartbeat(threading.Thread):
         # the heartbeat's samples of the resident memory stand in for it.
         self.host_peak_exact = False
         self.sampled_host_bytes: int | None = None
+        self.eta = EtaSmoother()
+        self._compile_base: tuple[int, dict[str, float]] | None = None  # (speed mode applied, its compile seconds)
         self._done = threading.Event()
         self.energy = EnergyMeter(worker.device.index)  # the GPU's energy over the job (started in Worker._watch)
         # The hung-job watchdog, asked every beat; what ends a stuck job (Worker._end_hung_job) is set by the worker.
@@ -124,19 +126,42 @@ class Heartbeat(threading.Thread):
     def progress(self) -> Progress:
         elapsed = time.monotonic() - self.started
         # A compile of a new shape happens inside the first step (the denoiser) or the first decode (the VAE
-        # decoder): say so, or the job looks stuck, and give no ETA meanwhile — the prediction does not know
-        # how long a compile takes, and counting it down to zero would say the job is about to end.
+        # decoder): say so, or the job looks stuck. No ETA during the denoiser's compile (minutes, its time
+        # varies too much to count down); the decoder's (seconds) is counted in the decode's time.
         compiling = self.worker.cache.speed.compiling
-        if compiling:
-            stage, eta = COMPILING_STAGE if compiling == "denoiser" else COMPILING_DECODER_STAGE, None
+        if compiling == "denoiser":
+            stage, reading = COMPILING_STAGE, self.eta.update(time.monotonic(), EtaReading(None))
         else:
-            stage = self.clock.current
-            eta = remaining_seconds(self.clock, elapsed, self.job.predicted, self.worker.last_stages)
+            stage = COMPILING_DECODER_STAGE if compiling else self.clock.current
+            # The stages the prediction leaves out: this model's history on this GPU (at submit), else the
+            # worker's last job.
+            tail = {**self.worker.last_stages, **(self.job.predicted.get("stages_s") or {})}
+            raw = estimate(JobTrace.from_clock(self.clock, elapsed), self.job.predicted, tail,
+                           decoder_compile_s=self.decoder_compile_in_job_s())
+            reading = self.eta.update(time.monotonic(), raw)
         return Progress(
             stage=stage, step=self.clock.step, total_steps=self.clock.total_steps or self.job.params.steps,
-            eta_s=eta, elapsed_s=elapsed, stages=dict(self.clock.stages),
+            eta_s=reading.eta_s, elapsed_s=elapsed, stages=dict(self.clock.stages),
             expert=self.clock.step_experts[-1] if self.clock.step_experts and len(self.clock.experts) > 1 else None,
+            eta_margin_s=reading.margin_s,
         )
+
+    def decoder_compile_in_job_s(self) -> float:
+        """Seconds of this job's compile of the VAE decoder (speed mode compiles it once per shape), part of its
+        decode: as measured once done; else expected when the job's denoiser compiled a new shape (its decode
+        is of a new shape too); else 0.0."""
+        speed = self.worker.cache.speed
+        compiled = speed.shape_compile_seconds()
+        if self._compile_base is None or self._compile_base[0] != id(speed):  # a pipeline loaded for this job
+            self._compile_base = (id(speed), compiled)
+        base = self._compile_base[1]
+        if "denoiser" not in compiled or "decoder" not in compiled:
+            return 0.0
+        if (spent := compiled["decoder"] - base.get("decoder", 0.0)) > 0:
+            return spent
+        if compiled["denoiser"] > base.get("denoiser", 0.0) or speed.compiling == "denoiser":
+            return self.worker.decoder_compile_s
+        return 0.0
 
     def beat(self) -> None:
         settings = self.worker.settings
@@ -228,6 +253,7 @@ class Worker:
         self.cache = PipelineCache(settings, self.device.name, self.device.index)
         self.consecutive_ooms = 0
         self.last_stages: dict[str, float] = {}  # the last succeeded job's stage times, for the ETA
+        self.decoder_compile_s = DECODER_COMPILE_PRIOR_S  # the VAE decoder's last compile of a new shape, for the ETA
         self.stopping = StopRequest()
         self._last_disk_full_log = -1e9
         self._unwritten_records: list[object] = []
@@ -282,15 +308,15 @@ class Worker:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
-        presence = None
-        if self.device.index is not None:
-            presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id,
-                                           self.group_size)
-            try:
-                live.write_worker(self.paths, presence)
-            except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
-                log.warning("could not announce this worker in %s: %s", self.paths.workers_dir, exc)
-                presence = None
+        # Announced on a GPU for pre-flight (its process's memory is the next job's) and on the CPU too, so that
+        # submission knows which kinds of worker serve the queue (a full-size model needs a GPU worker).
+        presence: live.WorkerPresence | None = live.WorkerPresence(
+            self.settings.hostname, self.device.index, os.getpid(), self.worker_id, self.group_size)
+        try:
+            live.write_worker(self.paths, presence)
+        except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
+            log.warning("could not announce this worker in %s: %s", self.paths.workers_dir, exc)
+            presence = None
         try:
             return self._serve()
         finally:
@@ -421,6 +447,7 @@ class Worker:
             output = run_job(job, cache=self.cache, clock=clock, job_dir=self.paths.job_dir(job.id), settings=self.settings)
             self.consecutive_ooms = 0
             self.last_stages = dict(clock.stages)
+            self.decoder_compile_s = self.cache.speed.last_decoder_compile_s() or self.decoder_compile_s
         except JobCancelled as exc:
             state, error_kind, error_message = CANCELLED, "cancelled", f"{exc.reason} (during {exc.stage})"
         except Exception as exc:  # every failure ends the job with a reason; the worker goes on

@@ -64,6 +64,34 @@ def test_status_shows_stage_step_eta_then_timings_and_video(client, paths):
     assert r.status_code == 404 and "deleted" in r.json()["detail"]
 
 
+def test_a_finished_jobs_progress_is_final(client):
+    job_id = post_job(client).json()["job"]["id"]
+    queue = client.app.state.ctx.queue
+    queue.claim("w1", 0, 30)
+    # The last heartbeat came a moment before the end: step 1 of 2, the ETA still counting down.
+    queue.heartbeat(job_id, "w1", 30, Progress(stage="denoising_loop", step=1, total_steps=2, eta_s=0.42,
+                                               elapsed_s=4.7, eta_margin_s=0.1))
+    running = client.get(f"/api/jobs/{job_id}").json()
+    assert (running["eta_s"], running["eta_margin_s"]) == (0.42, 0.1)
+    queue.finish(job_id, "w1", "succeeded", result={"stages": {"denoising_loop": 1.3}, "total_s": 1.3})
+    done = client.get(f"/api/jobs/{job_id}").json()
+    assert (done["stage"], done["step"], done["total_steps"], done["eta_s"], done["eta_margin_s"]) == ("done", 2, 2, 0.0, 0.0)
+    assert done["elapsed_s"] >= 4.7
+    listed = next(j for j in client.get("/api/jobs").json()["jobs"] if j["id"] == job_id)
+    assert (listed["stage"], listed["step"], listed["eta_s"]) == ("done", 2, 0.0)
+
+
+def test_a_cancelled_jobs_progress_stops_where_it_stopped_with_no_eta(client):
+    job_id = post_job(client).json()["job"]["id"]
+    queue = client.app.state.ctx.queue
+    queue.claim("w1", 0, 30)
+    queue.heartbeat(job_id, "w1", 30, Progress(stage="denoising_loop", step=1, total_steps=2, eta_s=3.0, elapsed_s=2.0))
+    queue.finish(job_id, "w1", "cancelled", error_kind="cancelled", error_message="cancelled through the API")
+    done = client.get(f"/api/jobs/{job_id}").json()
+    assert (done["stage"], done["step"], done["eta_s"], done["eta_margin_s"]) == ("denoising_loop", 1, None, None)
+    assert done["elapsed_s"] >= 2.0
+
+
 def test_cancel_queued_and_running_jobs(client):
     queued = post_job(client).json()["job"]["id"]
     running = post_job(client).json()["job"]["id"]

@@ -48,10 +48,10 @@ def test_predict_text_names_the_figures(synthetic, capsys):
 
 
 def test_predict_uses_history_loader(synthetic, capsys):
-    rows = [{"model": "svd", "gpu_name": "NVIDIA L4", "height": 576, "width": 1024, "frames": 14, "steps": 25,
+    rows = [{"model": "svd", "gpu_name": "Acme Tensor 9000", "height": 576, "width": 1024, "frames": 14, "steps": 25,
              "decode_chunk_size": 14, "offload": "none", "state": "succeeded", "s_per_step": 2.0, "decode_s": 9.0}]
     assert main(["predict", "--model", "svd", "--height", "576", "--width", "1024", "--frames", "14",
-                 "--gpu", "NVIDIA L4", "--json"], history=lambda: rows) == 0
+                 "--gpu", "Acme Tensor 9000", "--json"], history=lambda: rows) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["time_source"] == "history" and out["s_per_step"] == 2.0
 

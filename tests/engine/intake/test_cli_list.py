@@ -35,3 +35,18 @@ def test_list_says_when_more_exist_and_after_pages_on(data_dir, capsys):
     assert main(["list", "--after", "9"]) == 0
     out = capsys.readouterr().out
     assert "no jobs after 9: there are 5" in out and "no jobs yet" not in out
+
+
+def test_list_shows_a_finished_job_done_with_every_step(data_dir, capsys):
+    from engine.queue import Progress
+
+    queue = open_queue(load_settings())
+    queue.submit(PARAMS, "/in/a.png", job_id="a" * 32)
+    queue.claim("w1", None, 30)
+    queue.heartbeat("a" * 32, "w1", 30, Progress(stage="denoising_loop", step=1, total_steps=2, eta_s=0.4, elapsed_s=2.5))
+    queue.finish("a" * 32, "w1", "succeeded")
+
+    assert main(["list"]) == 0
+    line = capsys.readouterr().out
+    assert "[done step 2/2, elapsed " in line and "ETA" not in line
+    assert json.loads(json.dumps(queue.get("a" * 32).to_json(), default=str))["progress"]["stage"] == "done"

@@ -1,4 +1,5 @@
-"""The combined quality score: each term mapped to 0..1, the seed's weights, renormalised when one is missing."""
+"""The combined quality score: each term mapped to 0..1, the seed's weights, renormalised when one is missing;
+null without its main term, prompt alignment (CLIP)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from engine.quality.combine import combine_quality
+from engine.quality.combine import combine_quality, formula, missing_main_term
 
 
 def test_all_three_terms_use_the_seed_weights():
@@ -30,7 +31,7 @@ def test_smoothness_term_is_one_minus_std_over_ten_clipped():
 
 
 def test_rating_maps_one_star_to_0_and_five_stars_to_1():
-    assert [combine_quality(None, None, r)[0] for r in (1, 2, 3, 4, 5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [combine_quality(None, None, r)[1]["rating"]["term"] for r in (1, 2, 3, 4, 5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
 def test_without_a_rating_the_weights_renormalise_over_clip_and_smoothness():
@@ -40,14 +41,25 @@ def test_without_a_rating_the_weights_renormalise_over_clip_and_smoothness():
     assert terms["clip"]["weight"] == pytest.approx(0.625)
 
 
-def test_without_clip_the_score_comes_from_smoothness_and_rating():
-    score, _ = combine_quality(clip_score=None, smoothness_std=5.0, rating=1)
-    assert score == pytest.approx((0.3 * 0.5 + 0.2 * 0.0) / 0.5)
+def test_without_clip_there_is_no_combined_score_but_the_motion_term_stays_readable():
+    # a smoke-test model's noise: CLIP not computed, a smooth video: no 0.9 'quality' from smoothness alone
+    score, terms = combine_quality(clip_score=None, smoothness_std=0.8, rating=4)
+    assert score is None
+    assert terms["smoothness"]["term"] == pytest.approx(0.92) and all(t["weight"] == 0.0 for t in terms.values())
+    reason = missing_main_term(terms, "CLIP model not available offline")
+    assert reason == ("no combined score: prompt alignment (CLIP) not computed (CLIP model not available offline); "
+                      "motion only: smoothness term 0.92")
 
 
 def test_a_nan_metric_counts_as_missing():
-    score, terms = combine_quality(float("nan"), 0.0, None)
-    assert score == 1.0 and terms["clip"]["value"] is None
+    score, terms = combine_quality(25.0, float("nan"), None)
+    assert score == pytest.approx(0.5) and terms["smoothness"]["value"] is None
+    assert combine_quality(float("nan"), 0.0, None)[0] is None
+
+
+def test_the_formula_shows_the_arithmetic_done():
+    _, terms = combine_quality(clip_score=25.0, smoothness_std=0.5, rating=None)
+    assert formula(terms) == "0.625·CLIP 0.50 + 0.375·smoothness 0.95"
 
 
 def test_no_term_at_all_gives_no_score():

@@ -44,18 +44,26 @@ def test_flat_has_exactly_the_run_record_columns(report):
     flat = report.flat()
     assert list(flat) == [*FLAT_KEYS, "quality_reasons"]
     assert json.loads(flat["quality_reasons"]) == report.reasons
-    assert isinstance(flat["low_quality"], bool)
+    assert flat["low_quality"] is None  # no CLIP here, so no combined score to flag (see the reasons)
     counts = ("low_quality", "clip_frames_scored")
     assert all(flat[key] is None or isinstance(flat[key], float) for key in FLAT_KEYS if key not in counts)
 
 
-def test_the_rating_joins_the_score_and_the_flag_uses_the_threshold(videos):
-    kwargs = dict(clip_model="/nonexistent/clip")
-    one_star = score_video(videos.steady_pan, None, rating=1, low_quality_threshold=0.6, **kwargs)
-    five_stars = score_video(videos.steady_pan, None, rating=5, low_quality_threshold=0.6, **kwargs)
+def test_the_rating_joins_the_score_and_the_flag_uses_the_threshold():
+    from engine.quality.scoring import combine_step
+
+    one_star = combine_step(25.0, 1.0, 1, low_quality_threshold=0.6)
+    five_stars = combine_step(25.0, 1.0, 5, low_quality_threshold=0.6)
     assert one_star.quality_score < 0.6 < five_stars.quality_score
     assert one_star.low_quality is True and five_stars.low_quality is False
-    assert one_star.terms["rating"] == {"value": 1, "term": 0.0, "base_weight": 0.2, "weight": 0.4}
+    assert one_star.terms["rating"] == {"value": 1, "term": 0.0, "base_weight": 0.2, "weight": 0.2}
+
+
+def test_without_clip_the_report_has_no_combined_score_and_says_why(videos):
+    report = score_video(videos.steady_pan, "a pan", rating=5, clip_model="/nonexistent/clip")
+    assert report.quality_score is None and report.low_quality is None
+    assert report.reasons["quality_score"].startswith("no combined score: prompt alignment (CLIP) not computed (")
+    assert "motion only: smoothness term" in report.reasons["quality_score"]
 
 
 def test_a_bad_rating_is_refused_before_scoring(videos):

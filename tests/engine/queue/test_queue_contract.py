@@ -58,6 +58,36 @@ def test_submit_claim_heartbeat_finish(queue):
     assert queue.counts() == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0, "cancelled": 0}
 
 
+def test_a_succeeded_jobs_progress_is_final_whatever_its_last_heartbeat_said(queue):
+    submit(queue, "a")
+    queue.claim("w1", 0, 30)
+    queue.heartbeat("a", "w1", 30, Progress(stage="denoising_loop", step=1, total_steps=2, eta_s=0.4, elapsed_s=1e-3,
+                                            eta_margin_s=0.1))
+    done = queue.finish("a", "w1", "succeeded", result={"stages": {"model_load": 0.5}})
+    p = done.progress
+    assert (p.stage, p.step, p.total_steps, p.eta_s, p.eta_margin_s) == ("done", 2, 2, 0.0, 0.0)
+    assert p.elapsed_s >= 1e-3  # the wall time from start to end, never less than the last published figure
+    assert queue.get("a").progress == p
+
+
+def test_a_cancelled_or_failed_job_keeps_where_it_stopped_with_no_eta(queue):
+    for job_id, state in (("c", "cancelled"), ("f", "failed")):
+        submit(queue, job_id)
+        queue.claim("w1", 0, 30)
+        queue.heartbeat(job_id, "w1", 30, Progress(stage="decode_video", step=2, total_steps=2, eta_s=3.0,
+                                                   elapsed_s=4.7, eta_margin_s=1.0))
+        p = queue.finish(job_id, "w1", state).progress
+        assert (p.stage, p.step, p.eta_s, p.eta_margin_s) == ("decode_video", 2, None, None)
+        assert p.elapsed_s >= 4.7  # elapsed never goes backwards at the end
+
+
+def test_the_eta_margin_is_published_with_the_eta(queue):
+    submit(queue, "a")
+    queue.claim("w1", 0, 30)
+    queue.heartbeat("a", "w1", 30, Progress(stage="denoising_loop", step=1, total_steps=2, eta_s=240.0, eta_margin_s=20.0))
+    assert (queue.get("a").progress.eta_s, queue.get("a").progress.eta_margin_s) == (240.0, 20.0)
+
+
 def test_heartbeat_publishes_the_seconds_of_each_stage_done_so_far(queue):
     submit(queue, "a")
     queue.claim("w1", 0, 30)

@@ -34,8 +34,10 @@ def alive_workers(paths: DataPaths, hostname: str) -> list[live.WorkerPresence]:
     return [w for w in live.read_all_workers(paths) if w.host != hostname or psutil.pid_exists(w.pid)]
 
 
-def check_runnable(settings: Settings, paths: DataPaths, model: str, predicted_reserved_bytes: int | None) -> Runnable:
-    """The checks, cheapest first; the first that fails is the refusal."""
+def check_runnable(settings: Settings, paths: DataPaths, model: str, predicted_reserved_bytes: int | None,
+                   gpus: int = 1) -> Runnable:
+    """The checks, cheapest first; the first that fails is the refusal. `gpus`: the GPUs the job runs on together
+    (a job group's size, engine.parallel)."""
     spec = get_model(model)
     warnings: list[str] = []
     workers = alive_workers(paths, settings.hostname)
@@ -44,6 +46,8 @@ def check_runnable(settings: Settings, paths: DataPaths, model: str, predicted_r
                         "(`scripts/start`, or `python -m engine serve [--gpu N]`)")
     elif not spec.smoke_test and not any(w.gpu_index is not None for w in workers):
         return Runnable(_no_gpu_worker(spec, workers), warnings)
+    elif gpus > 1 and not any(w.group_size >= gpus for w in workers):
+        return Runnable(_no_group(spec, gpus, workers), warnings)
     if (missing := _weights_missing(spec, settings)) is not None:
         return Runnable(missing, warnings)
     if (too_large := _larger_than_every_gpu(spec, settings, paths, predicted_reserved_bytes)) is not None:
@@ -58,6 +62,14 @@ def _no_gpu_worker(spec: ModelSpec, workers: list[live.WorkerPresence]) -> str:
             "queue, or choose a smoke-test model (tiny, tiny-ltx, …) to try i2vmon on the CPU")
 
 
+def _no_group(spec: ModelSpec, gpus: int, workers: list[live.WorkerPresence]) -> str:
+    largest = max(w.group_size for w in workers)
+    serving = f"the largest job group serving runs {largest} GPUs" if largest > 1 else "no job group is running"
+    return (f"the job asks for {gpus} GPUs together, but {serving}, and one-GPU workers never take it. Start a "
+            f"group (`python -m app --group 0,1`, or `python -m engine serve --group 0,1`), or submit it with "
+            f"gpus 1 (or auto)")
+
+
 def _weights_missing(spec: ModelSpec, settings: Settings) -> str | None:
     from engine.pipelines.hub import hub_offline
     from engine.pipelines.loading import weights_present
@@ -70,7 +82,8 @@ def _weights_missing(spec: ModelSpec, settings: Settings) -> str | None:
     where = f"{models_dir}/{spec.id}/ or " if models_dir else ""
     cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
     return (f"the weights of {spec.id} are not on this machine ({where}the Hugging Face cache {cache}) and the hub "
-            f"cannot be reached to download them. Download them where the hub is reachable (`{spec.download_command}`) "
+            f"cannot be reached to download them. Download them where the hub is reachable (`python -m engine download "
+            f"{spec.id}`, or `{spec.download_command}`) "
             "and copy them here, or set I2VMON_ENGINE__MODELS_DIR to a folder holding "
             f"{spec.id}/")
 

@@ -104,7 +104,8 @@ def submit(
     if not decision.fits and not force:
         raise PreflightRefused(decision.message, decision.suggestions, prediction)
     reserved = prediction.get("peak_reserved_gib")
-    runnable = check_runnable(settings, paths, params.model, int(reserved * 2**30) if reserved else None)
+    runnable = check_runnable(settings, paths, params.model, int(reserved * 2**30) if reserved else None,
+                              gpus=params.gpus)
     if runnable.refusal is not None and not force:
         raise CannotRunHere(f"cannot run here: {runnable.refusal}", prediction)
     message = "; ".join([decision.message, *runnable.warnings,

@@ -3,10 +3,7 @@ predicted time (small jobs one GPU each, long ones a group)."""
 
 from __future__ import annotations
 
-import os
-
 from config import Settings
-from data import live
 from data.paths import DataPaths
 from engine.intake.validation import check_params
 from engine.queue.models import JobParams
@@ -30,8 +27,9 @@ def auto_gpus(settings: Settings, paths: DataPaths, raw: dict, params: JobParams
 
 def largest_group(paths: DataPaths, host: str) -> int:
     """The largest job group serving `host` now (1: single-GPU workers only, or none)."""
-    sizes = [w.group_size for w in live.read_workers(paths, host) if _alive(w.pid)]
-    return max(sizes, default=1)
+    from engine.intake.runnable import alive_workers
+
+    return max((w.group_size for w in alive_workers(paths, host) if w.host == host), default=1)
 
 
 def gpus_for(spec: ModelSpec, one_gpu_seconds: float | None, group: int, min_seconds: float) -> int:
@@ -40,13 +38,3 @@ def gpus_for(spec: ModelSpec, one_gpu_seconds: float | None, group: int, min_sec
     if group < 2 or one_gpu_seconds is None or one_gpu_seconds < min_seconds:
         return 1
     return max(n for n in spec.group_sizes(group))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -120,3 +120,16 @@ def test_auto_keeps_a_job_of_unknown_length_on_one_gpu(data_dir):
     paths = DataPaths(data_dir)
     live.write_worker(paths, live.WorkerPresence(settings.hostname, 0, os.getpid(), "g", 2))
     assert auto_gpus(settings, paths, {**WAN, "gpus": "auto"}, check_params(WAN), None).gpus == 1
+
+
+def test_a_job_for_more_gpus_than_any_serving_group_is_refused_at_submit_with_what_to_do(data_dir):
+    from config import load_settings
+    from engine.intake.runnable import check_runnable
+
+    settings = load_settings()
+    paths = DataPaths(data_dir)
+    live.write_worker(paths, live.WorkerPresence(settings.hostname, None, os.getpid(), "one-cpu-worker"))
+    refused = check_runnable(settings, paths, "tiny-wan", None, gpus=2)
+    assert "asks for 2 GPUs together" in refused.refusal and "--group 0,1" in refused.refusal
+    live.write_worker(paths, live.WorkerPresence(settings.hostname, 0, os.getpid(), "group", 2))
+    assert check_runnable(settings, paths, "tiny-wan", None, gpus=2).refusal is None

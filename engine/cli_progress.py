@@ -32,6 +32,13 @@ class Reading:
     expert: str | None
     elapsed_s: float
     eta_s: float | None
+    eta_margin_s: float | None = None
+
+    @property
+    def eta(self) -> str:
+        """'0:42 ±0:05': the engine's ETA and the uncertainty it states."""
+        margin = f" ±{clock(self.eta_margin_s)}" if self.eta_s is not None and self.eta_margin_s else ""
+        return f"{clock(self.eta_s)}{margin}"
 
     @classmethod
     def of(cls, job: Job, waited_s: float) -> Reading:
@@ -39,12 +46,12 @@ class Reading:
         stage = p.stage or ("waiting in the queue" if job.state == QUEUED else "starting")
         # the engine's elapsed time counts from the job's start; until it reports one, the time waited here
         elapsed = p.elapsed_s if p.elapsed_s is not None else waited_s
-        return cls(job.state, stage, p.step, p.total_steps, p.expert, elapsed, p.eta_s)
+        return cls(job.state, stage, p.step, p.total_steps, p.expert, elapsed, p.eta_s, p.eta_margin_s)
 
     def line(self) -> str:
         expert = f" ({self.expert})" if self.expert else ""
         steps = f" step {self.step}/{self.total_steps}" if self.total_steps else ""
-        return f"{self.state} {self.stage}{steps}{expert}  elapsed {clock(self.elapsed_s)}  ETA {clock(self.eta_s)}"
+        return f"{self.state} {self.stage}{steps}{expert}  elapsed {clock(self.elapsed_s)}  ETA {self.eta}"
 
 
 class WaitProgress:
@@ -75,7 +82,7 @@ class WaitProgress:
         description = f"{r.state} {r.stage}{expert}"
         # the engine's clock and ETA, not tqdm's: tqdm would time the polls, and the engine's ETA has the decode and
         # the export still to come in it
-        times = f"elapsed {clock(r.elapsed_s)}  ETA {clock(r.eta_s)}"
+        times = f"elapsed {clock(r.elapsed_s)}  ETA {r.eta}"
         if self._bar is None:
             self._bar = tqdm(total=r.total_steps or None, initial=r.step, desc=description, postfix=times,
                              file=self.stream, dynamic_ncols=True, leave=True,

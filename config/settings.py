@@ -219,8 +219,8 @@ class NotificationTarget(BaseModel):
     min_level: EventLevel = Field("info", description="skip events below this level (info < warning < critical < fatal)")
     submitted_by: list[str] = Field(
         default_factory=list,
-        description="only jobs submitted by these users (job events); the queue records no submitter yet, so a "
-        "non-empty list passes no job event until it does",
+        description="only jobs queued by these users (job events): the user signed in to the UI or the API, the OS "
+        "user of `python -m engine submit`",
     )
     timeout_s: float = Field(10.0, gt=0)
 

@@ -54,6 +54,16 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.gpu)
 
 
+def _os_user() -> str | None:
+    """The CLI's submitter: the operating system's user (getpass: $LOGNAME, $USER, then the password database)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
 def _submit(args: argparse.Namespace) -> int:
     from engine.intake.submission import PreflightRefused, submit
 
@@ -68,7 +78,8 @@ def _submit(args: argparse.Namespace) -> int:
         "weights": args.weights, "gpus": args.gpus_per_job,
     }
     try:
-        submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force, priority=args.priority)
+        submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force,
+                           priority=args.priority, submitted_by=_os_user())
     except PreflightRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         for s in exc.suggestions:

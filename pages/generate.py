@@ -8,6 +8,7 @@ import streamlit as st
 
 from app.views import formatting as fmt, job_panel, param_checks, queue_table, resources
 from app.views.frame import guarded
+from app.views.sign_in import signed_in_user
 from engine.foresight.memory_modes import HOST_MARGIN_GIB
 from engine.intake.validation import MAX_GUIDANCE, MAX_STEPS, InputError, check_image_bytes, check_params
 from engine.registry import MODELS, ModelSpec
@@ -382,7 +383,7 @@ def submit_job(settings, spec: ModelSpec, image: bytes, image_name: str) -> None
     queue = resources.queue(settings)
     try:
         done = submit(settings, queue, _raw_params(spec), image, image_name=image_name,
-                      force=bool(st.session_state.get("gen_force")))
+                      force=bool(st.session_state.get("gen_force")), submitted_by=signed_in_user())
     except PreflightRefused as exc:
         st.session_state.gen_refused = {"message": str(exc), "suggestions": exc.suggestions,
                                         "prediction": exc.prediction, "kind": type(exc).__name__}

@@ -38,6 +38,7 @@ from data.session_key import session_key
 
 COOKIE = "i2vmon_session"
 _TOKEN = "i2vmon_session_token"
+_USER = "i2vmon_signed_in_user"
 _FORGET_COOKIE = "i2vmon_forget_cookie"
 _SIGNED_OUT = "i2vmon_signed_out_token"
 _EXPIRY_CHECK_S = 60
@@ -68,6 +69,7 @@ def _sign_out() -> None:
     # The browser's cookie is deleted on the next run, but this connection's copy of it (st.context.cookies, read
     # when the websocket opened) stays: remember the token, so it never signs this session in again.
     st.session_state[_SIGNED_OUT] = st.session_state.pop(_TOKEN, None)
+    st.session_state.pop(_USER, None)
     st.session_state[_FORGET_COOKIE] = True
 
 
@@ -122,6 +124,7 @@ def _require_password(settings: Settings) -> None:
     token = st.session_state.get(_TOKEN)
     if _session(token, key, auth.password_hash) is None:
         st.session_state.pop(_TOKEN, None)
+        st.session_state.pop(_USER, None)
         if st.session_state.pop(_FORGET_COOKIE, False):
             _set_cookie(None, 0)
         else:
@@ -134,6 +137,7 @@ def _require_password(settings: Settings) -> None:
             _set_cookie(token, int(auth.session_hours * 3600))
     session = _session(token, key, auth.password_hash)
     assert session is not None  # just issued or just checked
+    st.session_state[_USER] = session.username
     with st.sidebar:
         _signed_in(session.username, session.expires_at, token)
 
@@ -162,6 +166,7 @@ def _require_oidc(settings: Settings) -> None:
         st.error(f"{email or 'This account'} may not use this i2vmon (auth.oidc_allowed).")
         st.button("Sign out", on_click=st.logout)
         st.stop()
+    st.session_state[_USER] = email
     with st.sidebar:
         st.caption(f"Signed in as **{email}**")
         st.button("Sign out", on_click=st.logout, key="i2vmon_sign_out")
@@ -176,6 +181,12 @@ def _refuse_remote_clients() -> None:
         st.error(f"This i2vmon has no sign-in, so it serves only the machine it runs on, not {address}. To open it "
                  f"to the network, {HOW_TO_SET.splitlines()[0]} and start it with `python -m app --host 0.0.0.0`.")
         st.stop()
+
+
+def signed_in_user() -> str | None:
+    """Who this session signed in as (the password's user name, the provider's e-mail); None without a sign-in.
+    Jobs queued from this session carry it (Job.submitted_by)."""
+    return st.session_state.get(_USER)
 
 
 def require_sign_in() -> None:

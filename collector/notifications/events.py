@@ -42,8 +42,7 @@ def job_event(job: Job, host: str, ui_url: str | None = None) -> NotificationEve
         "error_kind": job.error_kind, "error_message": job.error_message, "failed_stage": result.failed_stage,
         "total_s": result.total_s, "video_path": result.video_path,
         "gpu_index": job.gpu_index, "worker_id": job.worker_id, "attempts": job.attempts,
-        # The queue records no submitter yet; a later queue field of that name is read as it appears.
-        "submitted_by": getattr(job, "submitted_by", None),
+        "submitted_by": job.submitted_by,  # the UI's or API's signed-in user, the CLI's OS user
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }

@@ -75,6 +75,7 @@ def submit(
     force: bool = False,
     priority: int = 0,
     free_bytes: int | None | str = "read",
+    submitted_by: str | None = None,
 ) -> Submitted:
     """Validate, pre-flight and queue a job. Raises InputError (or PreflightRefused) with the reason."""
     auto_gpus = str(raw_params.get("gpus", "")).strip().lower() == "auto"
@@ -118,7 +119,7 @@ def submit(
         input_path = job_dir / f"input.{'jpg' if fmt == 'JPEG' else 'png'}"
         failpoint("intake_write")
         image.save(input_path, format=fmt, **options)
-        job = queue.submit(params, str(input_path), job_id=job_id, priority=priority,
+        job = queue.submit(params, str(input_path), job_id=job_id, priority=priority, submitted_by=submitted_by,
                            predicted=_predicted(prediction, gpu_name, force and not decision.fits)
                            | {"stages_s": stage_history(history)})
     except BaseException as exc:

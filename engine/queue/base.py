@@ -20,7 +20,8 @@ from engine.queue.models import (
 
 class JobQueue(ABC):
     @abstractmethod
-    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
+    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None,
+               submitted_by: str | None = None) -> Job:
         """Add a queued job; it waits until a worker claims it."""
 
     @abstractmethod

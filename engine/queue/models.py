@@ -201,6 +201,9 @@ class Job:
     error_message: str | None = None
     result: dict = field(default_factory=dict)
     predicted: dict = field(default_factory=dict)
+    # Who queued it: the signed-in user of the UI or the API, the OS user of the CLI; None when nobody said
+    # (a job from before this was kept, or an unauthenticated client). Notification targets filter on it.
+    submitted_by: str | None = None
 
     @property
     def model(self) -> str:

@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_kind TEXT,
     error_message TEXT,
     result JSONB NOT NULL DEFAULT '{{}}',
-    predicted JSONB NOT NULL DEFAULT '{{}}'
+    predicted JSONB NOT NULL DEFAULT '{{}}',
+    submitted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (priority DESC, position) WHERE state = '{QUEUED}';
 CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_expires_at) WHERE state = '{RUNNING}';
@@ -128,7 +129,7 @@ def _row_to_job(row: dict[str, Any]) -> Job:
                                 finished_at=row["finished_at"]),
         progress_at=row["progress_at"], cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
-        result=row["result"] or {}, predicted=row["predicted"] or {},
+        result=row["result"] or {}, predicted=row["predicted"] or {}, submitted_by=row.get("submitted_by"),
     )
 
 
@@ -158,6 +159,11 @@ class PostgresJobQueue(JobQueue):
                 "AND table_schema = current_schema()"
             ).fetchone():
                 con.execute("ALTER TABLE jobs ADD COLUMN eta_margin_s DOUBLE PRECISION")
+            if not con.execute(  # a queue made before jobs said who queued them
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'jobs' AND column_name = 'submitted_by' "
+                "AND table_schema = current_schema()"
+            ).fetchone():
+                con.execute("ALTER TABLE jobs ADD COLUMN submitted_by TEXT")
 
     # -- connection -------------------------------------------------------------------------
     def _con(self) -> psycopg.Connection:
@@ -194,14 +200,16 @@ class PostgresJobQueue(JobQueue):
         return _row_to_job(row)
 
     # -- submitting and reading -----------------------------------------------------------------
-    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
+    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None,
+               submitted_by: str | None = None) -> Job:
         # One statement (one round trip, its own transaction): the job and its first event.
         row = self._con().execute(
-            "WITH job AS (INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
-            f"  VALUES (%s, '{QUEUED}', %s, %s, %s, nextval('jobs_position_seq'), {_NOW}, %s) RETURNING *), "
+            "WITH job AS (INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted, "
+            "submitted_by) "
+            f"  VALUES (%s, '{QUEUED}', %s, %s, %s, nextval('jobs_position_seq'), {_NOW}, %s, %s) RETURNING *), "
             f"ev AS (INSERT INTO job_events (job_id, at, state) SELECT id, {_NOW}, '{QUEUED}' FROM job) "
             "SELECT * FROM job",
-            (job_id, Jsonb(params.to_dict()), input_image, priority, Jsonb(predicted or {})),
+            (job_id, Jsonb(params.to_dict()), input_image, priority, Jsonb(predicted or {}), submitted_by),
         ).fetchone()
         return _row_to_job(row)
 

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_kind TEXT,
     error_message TEXT,
     result TEXT NOT NULL DEFAULT '{{}}',
-    predicted TEXT NOT NULL DEFAULT '{{}}'
+    predicted TEXT NOT NULL DEFAULT '{{}}',
+    submitted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, position);
 CREATE INDEX IF NOT EXISTS jobs_position ON jobs (position);
@@ -105,6 +106,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         progress_at=_ts(row["progress_at"]), cancel_requested=bool(row["cancel_requested"]),
         cancel_reason=row["cancel_reason"], error_kind=row["error_kind"], error_message=row["error_message"],
         result=json.loads(row["result"] or "{}"), predicted=json.loads(row["predicted"] or "{}"),
+        submitted_by=row["submitted_by"],
     )
 
 
@@ -182,6 +184,8 @@ class SqliteJobQueue(JobQueue):
                 con.execute("ALTER TABLE jobs ADD COLUMN expert TEXT")
             if "eta_margin_s" not in columns:  # a queue.db made before the ETA stated its margin
                 con.execute("ALTER TABLE jobs ADD COLUMN eta_margin_s REAL")
+            if "submitted_by" not in columns:  # a queue.db made before jobs said who queued them
+                con.execute("ALTER TABLE jobs ADD COLUMN submitted_by TEXT")
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.path, exc) from exc
 
@@ -267,13 +271,15 @@ class SqliteJobQueue(JobQueue):
 
     # -- submitting and reading -----------------------------------------------------------------
     @_damage_is_unavailable
-    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None) -> Job:
+    def submit(self, params: JobParams, input_image: str, *, job_id: str, priority: int = 0, predicted: dict | None = None,
+               submitted_by: str | None = None) -> Job:
         with self._tx() as con:
             (last,) = con.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
             con.execute(
-                "INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted) "
-                f"VALUES (?, '{QUEUED}', ?, ?, ?, ?, ?, ?)",
-                (job_id, json.dumps(params.to_dict()), input_image, priority, last + 1, time.time(), json.dumps(predicted or {})),
+                "INSERT INTO jobs (id, state, params, input_image, priority, position, created_at, predicted, submitted_by) "
+                f"VALUES (?, '{QUEUED}', ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, json.dumps(params.to_dict()), input_image, priority, last + 1, time.time(), json.dumps(predicted or {}),
+                 submitted_by),
             )
             self._event(con, job_id, QUEUED)
             return self._get(con, job_id)

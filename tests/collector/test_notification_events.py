@@ -230,3 +230,12 @@ def test_the_collectors_alert_transitions_go_to_the_outbox(monkeypatch, tmp_path
     [delivery] = collector.notifier.outbox.claim(lease_s=60)
     assert delivery.target == "t" and delivery.event.kind == "alert_firing" and delivery.event.level == "critical"
     assert delivery.event.data["alert"]["rule"] == "gpu_lost" and delivery.event.data["alert"]["gpu_index"] == 1
+
+
+def test_a_job_event_names_who_queued_the_job_so_only_my_jobs_filters_work(tmp_path):
+    queue = SqliteJobQueue(tmp_path / "queue.db")
+    queue.submit(JobParams(model="tiny", prompt="a cat"), "/in/a.png", job_id="a", submitted_by="ana")
+    queue.cancel("a")
+    event = job_event(queue.get("a"), "host")
+    assert event.data["job"]["submitted_by"] == "ana"
+    assert matches(_target(submitted_by=["ana"]), event) and not matches(_target(submitted_by=["bo"]), event)

@@ -372,3 +372,10 @@ def test_ended_since_lists_the_jobs_that_ended_from_a_time_on_in_the_order_they_
     assert queue.ended_since(datetime.now(timezone.utc) + LATER) == []
     # the interface's fallback (a backend without its own query) gives the same answer
     assert [j.id for j in JobQueue.ended_since(queue, before)] == ["a", "c", "b"]
+
+
+def test_a_job_keeps_who_queued_it(queue):
+    queue.submit(PARAMS, "/in/a.png", job_id="mine", submitted_by="ana")
+    queue.submit(PARAMS, "/in/b.png", job_id="anyone")
+    assert queue.get("mine").submitted_by == "ana"
+    assert queue.get("anyone").submitted_by is None

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, offline_docs
 from api.auth import BearerGate, required_token
 from api.deps import PROTECTED, build_context
 from api.routers import foresight, health, jobs, metrics, prometheus, runs
@@ -30,10 +30,11 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     token = required_token(settings.api.host, settings.api.token)
     ctx = build_context(settings, queue)
 
-    app = FastAPI(title="i2vmon", version="1.0", description=DESCRIPTION)
+    app = FastAPI(title="i2vmon", version="1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     app.state.token = token
     errors.install(app)
+    offline_docs.install(app)  # /docs and /redoc from files shipped in api/static/docs/, not a CDN
     app.add_middleware(UploadLimit, max_bytes=settings.api.max_upload_mb * 2**20)
     app.add_middleware(BearerGate, token=token)  # added last: runs first, before any body is read
 

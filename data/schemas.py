@@ -39,6 +39,9 @@ JOB_STATES: tuple[JobState, ...] = typing.get_args(JobState)
 FINAL_STATES: tuple[FinalState, ...] = typing.get_args(FinalState)
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = JOB_STATES
 
+# RunRecord.source of a run recorded by engine.instrument around a user's own pipeline (not a queue job).
+EXTERNAL_SOURCE = "external"
+
 
 @dataclass(frozen=True)
 class GpuSample:
@@ -189,6 +192,12 @@ class RunRecord:
     # Seconds the job spent compiling its shape (the first at it on the machine; inside its first step and its
     # decode). None: speed mode off or a record older than the column.
     compile_s: float | None = None
+    # Where the run came from: None or "engine" (a queue job), "external" (a user's own script or notebook that
+    # wrapped its pipeline with engine.instrument); `source_label` names that script (or what the user passed).
+    source: str | None = None
+    source_label: str | None = None
+    # Joules the run's GPU drew over the pipeline call (NVML's energy counter); None: no NVML, or not measured.
+    energy_j: float | None = None
 
 
 @dataclass(frozen=True)

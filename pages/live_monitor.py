@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.views import charts, formatting as fmt, resources
+from app.views.external_runs import external_runs_table
 from app.views.frame import alert_banner, guarded, live_fragment
 from app.views.job_panel import expert_label, progress_line
 from app.views.status import START_COLLECTOR, collector_status
@@ -165,6 +166,7 @@ def live_panel(minutes: int) -> None:
     process_table(snapshots)
     st.subheader("Running job")
     running_jobs()
+    external_runs_table(resources.store(settings), limit=5, title="External runs (your own scripts)")
 
 
 def main() -> None:

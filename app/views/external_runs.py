@@ -1,0 +1,44 @@
+"""Runs of users' own scripts and notebooks (`engine.instrument`), labelled external: one table, shown on the Live
+monitor (the latest) and in Analytics (the window's), so they sit beside the engine's jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from app.views import formatting as fmt
+from data import analytics
+from data.store import Store
+
+HOW_TO = ("Your own diffusers script shows here with two lines: `from engine import instrument` and "
+          "`pipe = instrument(pipe)` (README, *Instrument your own script*; example: `examples/instrument_smoke.py`).")
+
+
+def external_runs_table(store: Store, *, since: datetime | None = None, limit: int = 20, title: str = "External runs") -> None:
+    """The latest external runs as a table (script, model, state, size, time, s/step, peaks, energy), or how to
+    get some."""
+    st.subheader(title)
+    rows = analytics.external_runs(store, since=since, limit=limit).to_pylist()
+    if not rows:
+        st.caption(f"No external run yet. {HOW_TO}")
+        return
+    st.dataframe(pd.DataFrame([{
+        "source": f"external · {r['source_label'] or 'script'}",
+        "run": r["job_id"][:8],
+        "ended": fmt.age(r["finished_at"]),
+        "model": r["model"] + (" (smoke test)" if r["smoke_test"] else ""),
+        "state": r["state"] + (f" · {r['error_kind']}" if r["error_kind"] else ""),
+        "size": f"{fmt.resolution(r['height'], r['width'])} · {r['frames'] if r['frames'] is not None else fmt.NA} fr",
+        "steps": r["steps"],
+        "time": fmt.seconds(r["total_s"]),
+        "s/step": fmt.number(r["s_per_step"], ".3f"),
+        "denoise": fmt.seconds(r["stage_denoising_loop_s"]),
+        "decode": fmt.seconds(r["stage_decode_video_s"]),
+        "GPU peak": fmt.gib(r["peak_allocated_bytes"]),
+        "host peak": fmt.gib(r["peak_host_rss_bytes"]),
+        "energy": fmt.number(r["energy_j"], ".0f", "J"),
+        "GPU": r["gpu_name"] or fmt.NA,
+    } for r in rows]), hide_index=True)
+    st.caption(HOW_TO)

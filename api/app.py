@@ -18,8 +18,11 @@ log = logging.getLogger("api")
 
 DESCRIPTION = """Jobs, GPU metrics and history, run records and foresight of i2vmon.
 
-Every error answer is JSON `{"detail": "<plain message>"}`. Authentication: off when the API is bound to a
-loopback address; otherwise every /api/* route and /metrics need `Authorization: Bearer <api.token>`.
+Every error answer is an RFC 9457 problem (`application/problem+json`): `type` (a URN such as
+`urn:i2vmon:problem:not-found`), `title`, `status` and `detail`, the plain message; a 422 adds `errors`, one per bad
+parameter. Live updates without polling: `GET /api/jobs/{job_id}/events` and `GET /api/alerts/events` are
+server-sent event streams. Authentication: off when the API is bound to a loopback address; otherwise every /api/*
+route and /metrics need `Authorization: Bearer <api.token>`.
 """
 
 

@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from data import live
 from data.parquet_store import write_rows
 from data.paths import DataPaths, data_paths, paths_for
 from data.schemas import CANCELLED, EXTERNAL_SOURCE, FAILED, STAGES, SUCCEEDED, RunRecord
@@ -134,6 +135,36 @@ class _Gpu:
         return end - self.energy_start if end is not None and self.energy_start is not None else None
 
 
+class _LiveProgress:
+    """The run's stage and step in data/live/external/ while it runs (the Live monitor shows it), at most every
+    WRITE_EVERY_S but at once on a new stage; removed when the call ends."""
+
+    WRITE_EVERY_S = 0.5
+
+    def __init__(self, paths: DataPaths, run_id: str, host: str, label: str, model: str, total_steps: int) -> None:
+        now = datetime.now(timezone.utc)
+        self.paths = paths
+        self.progress = live.ExternalProgress(run_id=run_id, host=host, pid=os.getpid(), label=label, model=model,
+                                              started_at=now, updated_at=now, total_steps=total_steps)
+        self.written_at = 0.0
+
+    def update(self, stage: str | None, step: int) -> None:
+        if stage == self.progress.stage and time.monotonic() - self.written_at < self.WRITE_EVERY_S:
+            return
+        self.progress = replace(self.progress, stage=stage, step=step, updated_at=datetime.now(timezone.utc))
+        self.written_at = time.monotonic()
+        try:
+            live.write_external_progress(self.paths, self.progress)
+        except OSError:  # a read-only or full data directory must not stop the user's run
+            log.warning("i2vmon could not write the run's progress to %s", self.paths.external_dir)
+
+    def close(self) -> None:
+        try:
+            live.remove_external_progress(self.paths, self.progress.run_id)
+        except OSError:
+            pass
+
+
 def call_parameters(pipe: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """The call's arguments by name, the pipeline's defaults filled in: what the user asked for."""
     try:
@@ -210,9 +241,12 @@ class InstrumentedPipeline:
         pipe = self.pipeline
         params = call_parameters(pipe, args, kwargs)
         gpu = _Gpu(_device(pipe))
-        clock = StageClock(sync=gpu.sync)
         steps = params.get("num_inference_steps")
         steps = int(steps) if isinstance(steps, int) else 0
+        run_id = uuid.uuid4().hex
+        progress = _LiveProgress(self.paths, run_id, self.host, self.label, self.model, steps)
+        progress.update("prepare_latents" if self.family else None, 0)
+        clock = StageClock(sync=gpu.sync, on_progress=lambda c: progress.update(c.current, c.step))
         host_exact = host_memory.reset_peak_rss()
         created = datetime.now(timezone.utc)
         step_marks: list[float] = []
@@ -227,7 +261,7 @@ class InstrumentedPipeline:
                 finally:
                     clock.remove()
             else:
-                kwargs = self._with_step_callback(kwargs, step_marks, gpu)
+                kwargs = self._with_step_callback(kwargs, step_marks, gpu, progress)
                 output = pipe(*args, **kwargs)
             return output
         except BaseException as exc:
@@ -237,14 +271,16 @@ class InstrumentedPipeline:
         finally:
             gpu.sync()
             total = time.perf_counter() - start
+            progress.close()
             try:
-                record = self._record(params, clock, step_marks, start, total, created, gpu, host_exact, state, error, output)
+                record = self._record(run_id, params, clock, step_marks, start, total, created, gpu, host_exact, state,
+                                      error, output)
                 write_rows(self.paths, "runs", [record], self.host)
                 object.__setattr__(self, "last_record", record)
             except Exception:  # recording must never break the user's own run
                 log.exception("i2vmon could not record this pipeline call")
 
-    def _with_step_callback(self, kwargs: dict, marks: list[float], gpu: _Gpu) -> dict:
+    def _with_step_callback(self, kwargs: dict, marks: list[float], gpu: _Gpu, progress: _LiveProgress) -> dict:
         """kwargs with a `callback_on_step_end` that notes when each step ended, then runs the user's own."""
         if "callback_on_step_end" not in inspect.signature(self.pipeline.__call__).parameters:
             return kwargs  # an older pipeline: total time and peaks only
@@ -253,13 +289,14 @@ class InstrumentedPipeline:
         def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
             gpu.sync()
             marks.append(time.perf_counter())
+            progress.update("denoising_loop", len(marks))
             if users is not None:
                 return users(pipe, step, timestep, callback_kwargs)
             return callback_kwargs
 
         return {**kwargs, "callback_on_step_end": on_step_end}
 
-    def _record(self, params: dict, clock: StageClock, marks: list[float], start: float, total: float, created: datetime,
+    def _record(self, run_id: str, params: dict, clock: StageClock, marks: list[float], start: float, total: float, created: datetime,
                 gpu: _Gpu, host_exact: bool, state: str, error: BaseException | None, output: Any) -> RunRecord:
         p = params
         frames, height, width = output_shape(output, p.get("output_type"))
@@ -275,7 +312,7 @@ class InstrumentedPipeline:
         if state != SUCCEEDED:
             failed_stage = clock.current if self.family is not None else ("denoising_loop" if marks else None)
         record = RunRecord(
-            job_id=uuid.uuid4().hex, host=self.host, model=self.model, state=state,  # type: ignore[arg-type]
+            job_id=run_id, host=self.host, model=self.model, state=state,  # type: ignore[arg-type]
             created_at=created, started_at=created, finished_at=datetime.now(timezone.utc),
             smoke_test=bool(getattr(self.pipeline, "_i2vmon_smoke_test", False)),
             worker_id=f"{self.label} pid {os.getpid()}", error_kind=type(error).__name__ if error is not None else None,

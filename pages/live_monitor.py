@@ -166,7 +166,7 @@ def live_panel(minutes: int) -> None:
     process_table(snapshots)
     st.subheader("Running job")
     running_jobs()
-    external_runs_table(resources.store(settings), limit=5, title="External runs (your own scripts)")
+    external_runs_table(resources.store(settings), limit=5, title="External runs (your own scripts)", running=True)
 
 
 def main() -> None:

@@ -3,23 +3,41 @@ monitor (the latest) and in Analytics (the window's), so they sit beside the eng
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from app.views import formatting as fmt
-from data import analytics
+from data import analytics, live
 from data.store import Store
 
 HOW_TO = ("Your own diffusers script shows here with two lines: `from engine import instrument` and "
           "`pipe = instrument(pipe)` (README, *Instrument your own script*; example: `examples/instrument_smoke.py`).")
 
 
-def external_runs_table(store: Store, *, since: datetime | None = None, limit: int = 20, title: str = "External runs") -> None:
+# A script's progress file not updated for this long is of a script killed mid-run (a step of a large model on a
+# slow GPU can take minutes, so not much less).
+RUNNING_MAX_AGE = timedelta(minutes=10)
+
+
+def running_external_runs(store: Store) -> None:
+    """The runs under way in users' scripts now: script, model, stage, step."""
+    for p in live.read_external_progress(store.paths, max_age=RUNNING_MAX_AGE):
+        step = f" · step {p.step}/{p.total_steps}" if p.total_steps else (f" · step {p.step}" if p.step else "")
+        st.markdown(f"▶️ external · **{p.label}** (pid {p.pid} on {p.host}) · {p.model} · {p.stage or 'running'}{step} · "
+                    f"started {fmt.age(p.started_at)}")
+        if p.total_steps:
+            st.progress(min(1.0, p.step / p.total_steps))
+
+
+def external_runs_table(store: Store, *, since: datetime | None = None, limit: int = 20, title: str = "External runs",
+                        running: bool = False) -> None:
     """The latest external runs as a table (script, model, state, size, time, s/step, peaks, energy), or how to
-    get some."""
+    get some; with `running`, the ones under way first."""
     st.subheader(title)
+    if running:
+        running_external_runs(store)
     rows = analytics.external_runs(store, since=since, limit=limit).to_pylist()
     if not rows:
         st.caption(f"No external run yet. {HOW_TO}")

@@ -100,3 +100,20 @@ def test_the_wrapper_passes_attributes_through_and_refuses_a_second_wrap(paths):
 def test_output_shape_reads_frames_height_width_of_arrays(output_type, shape, expected):
     output = type("Output", (), {"frames": torch.zeros(shape)})()
     assert output_shape(output, output_type) == expected
+
+
+def test_a_run_under_way_is_published_for_the_live_monitor_and_removed_when_it_ends(paths):
+    from datetime import timedelta
+
+    from data import live
+
+    seen = []
+
+    def users_callback(pipe, step, timestep, kwargs):
+        seen.append([(p.label, p.stage, p.step, p.total_steps) for p in live.read_external_progress(paths, max_age=timedelta(minutes=1))])
+        return kwargs
+
+    pipe = instrument(OtherPipeline(), data_dir=paths.root, label="train.py")
+    pipe("a cat", num_inference_steps=2, callback_on_step_end=users_callback)
+    assert seen[0] == [("train.py", "denoising_loop", 1, 2)]
+    assert live.read_external_progress(paths, max_age=timedelta(minutes=1)) == []

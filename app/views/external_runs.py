@@ -25,7 +25,7 @@ def running_external_runs(store: Store) -> None:
     """The runs under way in users' scripts now: script, model, stage, step."""
     for p in live.read_external_progress(store.paths, max_age=RUNNING_MAX_AGE):
         step = f" · step {p.step}/{p.total_steps}" if p.total_steps else (f" · step {p.step}" if p.step else "")
-        st.markdown(f"▶️ external · **{p.label}** (pid {p.pid} on {p.host}) · {p.model} · {p.stage or 'running'}{step} · "
+        st.markdown(f"▶️ external · **{p.label}** (pid {p.pid} on {p.host}) · {p.model} · {p.stage or 'under way'}{step} · "
                     f"started {fmt.age(p.started_at)}")
         if p.total_steps:
             st.progress(min(1.0, p.step / p.total_steps))

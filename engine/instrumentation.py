@@ -228,7 +228,14 @@ class InstrumentedPipeline:
         object.__setattr__(self, "last_record", None)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "pipeline":  # not set yet (a copy being built): no recursion through __getattr__
+            raise AttributeError(name)
         return getattr(self.pipeline, name)
+
+    def to(self, *args: Any, **kwargs: Any) -> "InstrumentedPipeline":
+        """The pipeline's own `to`, returning this wrapper, so `pipe = pipe.to("cuda")` stays instrumented."""
+        self.pipeline.to(*args, **kwargs)
+        return self
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.pipeline, name, value)

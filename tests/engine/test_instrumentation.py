@@ -21,6 +21,11 @@ class OtherPipeline:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.device = "cpu"
+
+    def to(self, device: str) -> "OtherPipeline":
+        self.device = device
+        return self
 
     def __call__(self, prompt: str, num_inference_steps: int = 3, height: int = 16, width: int = 24,
                  callback_on_step_end=None, fail_at: int | None = None):
@@ -87,6 +92,7 @@ def test_the_wrapper_passes_attributes_through_and_refuses_a_second_wrap(paths):
     assert isinstance(pipe, InstrumentedPipeline) and pipe.pipeline is inner
     pipe("x")
     assert pipe.calls == 1 == inner.calls
+    assert pipe.to("cpu") is pipe  # `pipe = pipe.to(device)` keeps the wrapper
     with pytest.raises(TypeError, match="instrumented already"):
         instrument(pipe, data_dir=paths.root)
     with pytest.raises(TypeError, match="cannot be called"):

@@ -49,3 +49,21 @@ def test_the_live_monitor_lists_the_external_run(data_dir, paths):
     no_exception(at)
     rows = external_table(at)
     assert len(rows) == 1 and rows[0]["steps"] == 3 and rows[0]["source"].startswith("external")
+
+
+def test_analytics_history_groups_runs_by_source_engine_or_external(data_dir, paths):
+    from datetime import datetime, timezone
+
+    from data.parquet_store import write_rows
+    from tests.api.synthetic_host import HOST, run_record
+
+    write_rows(paths, "runs", [run_record("engine1", finished=datetime.now(timezone.utc))], HOST)
+    run_example(data_dir)
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(PAGES["analytics"]), default_timeout=TIMEOUT_S)
+    at.session_state["an_by"] = "source"
+    at.run()
+    no_exception(at)
+    history = next(df.value for df in at.dataframe if "source" in df.value.columns and "runs" in df.value.columns)
+    assert dict(zip(history["source"], history["runs"])) == {"engine": 1, "external": 1}

@@ -102,19 +102,21 @@ EXAMPLE_DETAILS = {
 }
 
 
-def _where(loc: tuple) -> str:
+def _where(loc: tuple, body: str = "form field") -> str:
+    """Where a bad value is, as a person says it; `body`: what a body member is called (a form field of a
+    multipart upload, a JSON body's field)."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("query", "path", "header", "body", "cookie"):
         kind, rest = parts[0], parts[1:]
         name = ".".join(rest) or kind
-        return f"{kind} parameter {name!r}" if kind != "body" else f"form field {name!r}"
+        return f"{kind} parameter {name!r}" if kind != "body" else f"{body} {name!r}"
     return ".".join(parts) or "request"
 
 
-def validation_message(exc: RequestValidationError) -> str:
+def validation_message(exc: RequestValidationError, body: str = "form field") -> str:
     messages = []
     for err in exc.errors()[:5]:
-        text = f"{_where(tuple(err.get('loc', ())))}: {err.get('msg', 'invalid')}"
+        text = f"{_where(tuple(err.get('loc', ())), body)}: {err.get('msg', 'invalid')}"
         if "input" in err and err.get("type") != "missing" and not isinstance(err["input"], (dict, list)):
             shown = repr(err["input"])
             text += f" (got {shown[:60]}{'…' if len(shown) > 60 else ''})"
@@ -129,8 +131,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"where": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in exc.errors()[:20]]
-        return problem(422, validation_message(exc), errors=errors)
+        body = "JSON field" if "json" in request.headers.get("content-type", "") else "form field"
+        errors = [{"where": _where(tuple(e.get("loc", ())), body), "message": e.get("msg", "invalid")} for e in exc.errors()[:20]]
+        return problem(422, validation_message(exc, body), errors=errors)
 
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> JSONResponse:

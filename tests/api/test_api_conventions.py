@@ -117,7 +117,7 @@ def test_rating_refuses_a_running_job_an_unknown_one_and_stars_out_of_range(clie
     assert r.status_code == 409 and "queued" in r.json()["detail"]
     assert client.put("/api/jobs/0123abcd/rating", json={"stars": 3}).status_code == 404
     r = client.put(f"/api/jobs/{job}/rating", json={"stars": 6})
-    assert r.status_code == 422 and r.json()["errors"][0]["where"] == "form field 'stars'"
+    assert r.status_code == 422 and r.json()["errors"][0]["where"] == "JSON field 'stars'"
 
 
 # -- server-sent events, read from a real server ----------------------------------------------------------

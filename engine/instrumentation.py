@@ -301,7 +301,11 @@ class InstrumentedPipeline:
                 return users(pipe, step, timestep, callback_kwargs)
             return callback_kwargs
 
-        return {**kwargs, "callback_on_step_end": on_step_end}
+        wrapped = {**kwargs, "callback_on_step_end": on_step_end}
+        # diffusers reads a PipelineCallback's tensor_inputs only from the callback object itself, now ours.
+        if users is not None and getattr(users, "tensor_inputs", None) and "callback_on_step_end_tensor_inputs" not in kwargs:
+            wrapped["callback_on_step_end_tensor_inputs"] = list(users.tensor_inputs)
+        return wrapped
 
     def _record(self, run_id: str, params: dict, clock: StageClock, marks: list[float], start: float, total: float, created: datetime,
                 gpu: _Gpu, host_exact: bool, state: str, error: BaseException | None, output: Any) -> RunRecord:

@@ -8,12 +8,15 @@ next poll and its stream stops.
     event: progress            (a job's stream: the job's JSON, as GET /api/jobs/{id} without `events`)
     event: end                 (the job reached a final state: its final JSON; the stream then closes)
     event: alerts              (the alerts stream: `active`, and the rule keys `fired` and `resolved` since the last)
+    event: error               (what the stream reads failed, e.g. the queue's database went away: an RFC 9457
+                                problem; the stream then closes and the client may reconnect)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,6 +24,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+
+from api.errors import problem_body
+
+log = logging.getLogger("api")
 
 POLL_S = 0.5
 KEEPALIVE_S = 15.0
@@ -42,7 +49,12 @@ async def job_events(request: Request, read: Callable[[], tuple[dict, tuple, boo
     """`read()` → (the job's JSON, what identifies its progress, whether it is final), called in a thread."""
     sent, last_key, last_at = 0, None, time.monotonic()
     while True:
-        body, key, final = await run_in_threadpool(read)
+        try:
+            body, key, final = await run_in_threadpool(read)
+        except Exception as exc:  # no traceback to the client: a problem event, then the end of the stream
+            log.exception("job event stream stopped")
+            yield event("error", problem_body(503, f"the job cannot be read now: {exc}"), sent + 1)
+            return
         if final:
             yield event("end", body, sent + 1)
             return
@@ -62,7 +74,12 @@ async def alert_events(request: Request, read: Callable[[], list[dict]]) -> Asyn
     is the current state; later ones come when an alert fires or resolves."""
     sent, last, last_at = 0, None, time.monotonic()
     while True:
-        active = await run_in_threadpool(read)
+        try:
+            active = await run_in_threadpool(read)
+        except Exception as exc:
+            log.exception("alert event stream stopped")
+            yield event("error", problem_body(503, f"the alerts cannot be read now: {exc}"), sent + 1)
+            return
         keys = {f"{a.get('host')}/{a.get('gpu_index')}/{a.get('rule')}": a for a in active}
         if last is None or set(keys) != last:
             before = last or set()

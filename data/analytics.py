@@ -357,9 +357,9 @@ EXTERNAL_COLUMNS = (
 def external_runs(store: Store, *, since: datetime | None = None, limit: int = 20) -> pa.Table:
     """The latest runs recorded by `engine.instrument` (source 'external'), newest first."""
     where, params = f"source = '{EXTERNAL_SOURCE}'", []
-    if since is not None:
-        where += " AND finished_at >= ?"
-        params.append(since)
+    if since is not None:  # the date partition first: whole days of files are never opened
+        where += " AND date >= ?::DATE AND finished_at >= ?"
+        params += [since.date(), since]
     sql = (f"SELECT {', '.join(EXTERNAL_COLUMNS)} FROM {_LATEST.replace('{where}', where)} "
            f"ORDER BY finished_at DESC LIMIT {int(limit)}")
     return store.query("runs", sql, params)

@@ -3,12 +3,12 @@ monitor (the latest) and in Analytics (the window's), so they sit beside the eng
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import streamlit as st
 
-from app.views import formatting as fmt
+from app.views import formatting as fmt, resources
 from data import analytics, live
 from data.store import Store
 
@@ -19,6 +19,13 @@ HOW_TO = ("Your own diffusers script shows here with two lines: `from engine imp
 # A script's progress file not updated for this long is of a script killed mid-run (a step of a large model on a
 # slow GPU can take minutes, so not much less).
 RUNNING_MAX_AGE = timedelta(minutes=10)
+RECENT = timedelta(days=7)  # without a window (the Live monitor): the runs of the last week
+TTL_S = 5  # the Live monitor refreshes every second: one read of the history per TTL for every session
+
+
+@st.cache_data(ttl=TTL_S, max_entries=64, show_spinner=False)
+def _latest(root: str, since: datetime, limit: int) -> list[dict]:
+    return analytics.external_runs(resources._store(root), since=since, limit=limit).to_pylist()
 
 
 def running_external_runs(store: Store) -> None:
@@ -38,7 +45,9 @@ def external_runs_table(store: Store, *, since: datetime | None = None, limit: i
     st.subheader(title)
     if running:
         running_external_runs(store)
-    rows = analytics.external_runs(store, since=since, limit=limit).to_pylist()
+    if since is None:  # a whole day, so that the cache key changes once a day, not every second
+        since = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - RECENT
+    rows = _latest(str(store.paths.root), since, limit)
     if not rows:
         st.caption(f"No external run yet. {HOW_TO}")
         return

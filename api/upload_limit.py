@@ -12,6 +12,8 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import PROBLEM_JSON, problem_body
+
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -33,9 +35,9 @@ class UploadLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps({"detail": too_large(f"the upload is {int(declared) / 2**20:.1f} MiB", self.max_bytes)}).encode()
+            body = json.dumps(problem_body(413, too_large(f"the upload is {int(declared) / 2**20:.1f} MiB", self.max_bytes))).encode()
             await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
                                     (b"connection", b"close")]})
             await send({"type": "http.response.body", "body": body})
             return

@@ -179,6 +179,17 @@ def held_by_this_process(gpu_index: int) -> int | None:
         return None
 
 
+def energy_counter_j(gpu_index: int) -> float | None:
+    """GPU `gpu_index`'s energy counter in joules (NVML's total since the driver loaded); None where NVML is absent
+    or the card has no counter. Shares held_by_this_process's device, so NVML stays open between readings."""
+    try:
+        held_by_this_process(gpu_index)  # opens the device once, as for the worker's own memory
+        device = _own_devices.get(gpu_index)
+        return device.energy_j() if device is not None else None
+    except Exception:  # NVML absent, or the GPU lost: no figure, not an error
+        return None
+
+
 def _settings() -> "Settings":
     from config import load_settings
 

@@ -108,6 +108,12 @@ class NvmlDevice:
         """The GPU's power draw now, in mW; None: unsupported."""
         return _int(self._read(pynvml.nvmlDeviceGetPowerUsage))
 
+    def energy_j(self) -> float | None:
+        """Joules the GPU has drawn since the driver loaded (a counter: a difference of two readings is the energy
+        between them); None where the card has no counter."""
+        energy_mj = self.energy_mj()
+        return energy_mj / 1000.0 if energy_mj is not None else None
+
     def sample(self, ts: datetime, host: str) -> tuple[GpuSample, list[GpuProcessSample]]:
         util = self._read(pynvml.nvmlDeviceGetUtilizationRates)
         mem = self._read(pynvml.nvmlDeviceGetMemoryInfo)

@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from data.schemas import CANCELLED, FAILED, RUN_VERSION_COLUMNS, STAGES, SUCCEEDED
+from data.schemas import CANCELLED, EXTERNAL_SOURCE, FAILED, RUN_VERSION_COLUMNS, STAGES, SUCCEEDED
 from data.store import AUTOMATIC_QUALITY_COLUMNS, Store
 
 # A run's memory mode as people read it (app/views/formatting.memory_mode): where the weights lived (offload) and
@@ -36,6 +36,7 @@ GROUPINGS: dict[str, str] = {
     "gpu": "coalesce(gpu_name, 'unknown')",
     "speed_mode": "coalesce(speed_mode, 'not recorded')",
     "memory_mode": MEMORY_MODE,
+    "source": "coalesce(source, 'engine')",  # a queue job, or an external script's run (engine.instrument)
 }
 
 # The columns that make two runs 'the same setting'. A speed mode is part of it: a compiled run is another setting.
@@ -50,7 +51,7 @@ NO_SPEED_MODE = "not recorded"
 # an older writer) gets them as nulls, so every question can name them.
 _LATER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("speed_mode", pa.string()), ("weights", pa.string()), ("peak_host_rss_bytes", pa.int64()),
-    ("predicted_host_peak_bytes", pa.int64()),
+    ("predicted_host_peak_bytes", pa.int64()), ("source", pa.string()),
     ("energy_j", pa.float64()), ("energy_wh", pa.float64()), ("energy_method", pa.string()),
     ("energy_cost", pa.float64()), ("energy_currency", pa.string()),
     *((name, pa.string()) for name in RUN_VERSION_COLUMNS),
@@ -450,3 +451,22 @@ def latest_ratings(store: Store, job_ids: list[str] | None = None) -> dict[str, 
         params = list(job_ids)
     rows = store.query("ratings", sql + " GROUP BY job_id", params).to_pylist()
     return {r["job_id"]: r for r in rows}
+
+
+# -- runs of users' own scripts (engine.instrument) ----------------------------------------------------------
+EXTERNAL_COLUMNS = (
+    "job_id", "finished_at", "source_label", "model", "state", "smoke_test", "height", "width", "frames", "steps",
+    "total_s", "s_per_step", "stage_denoising_loop_s", "stage_decode_video_s", "peak_allocated_bytes",
+    "peak_host_rss_bytes", "energy_j", "gpu_name", "error_kind",
+)
+
+
+def external_runs(store: Store, *, since: datetime | None = None, limit: int = 20) -> pa.Table:
+    """The latest runs recorded by `engine.instrument` (source 'external'), newest first."""
+    where, params = f"source = '{EXTERNAL_SOURCE}'", []
+    if since is not None:  # the date partition first: whole days of files are never opened
+        where += " AND date >= ?::DATE AND finished_at >= ?"
+        params += [since.date(), since]
+    sql = (f"SELECT {', '.join(EXTERNAL_COLUMNS)} FROM {_LATEST.replace('{where}', where)} "
+           f"ORDER BY finished_at DESC LIMIT {int(limit)}")
+    return store.query("runs", sql, params)

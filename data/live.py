@@ -215,3 +215,47 @@ def read_all_workers(paths: DataPaths) -> list[WorkerPresence]:
     found = [_read_presence(path) for path in sorted(paths.workers_dir.glob("*.json"))] if paths.workers_dir.is_dir() else []
     return [w for w in found if w is not None]
 
+
+
+@dataclass(frozen=True)
+class ExternalProgress:
+    """A run under way in a user's own script (engine.instrument): written at each stage and step, removed when
+    the call ends. `updated_at` tells a live run from the file of a script that was killed."""
+
+    run_id: str
+    host: str
+    pid: int
+    label: str
+    model: str
+    started_at: datetime
+    updated_at: datetime
+    stage: str | None = None
+    step: int = 0
+    total_steps: int = 0
+
+
+def write_external_progress(paths: DataPaths, progress: ExternalProgress) -> None:
+    paths.external_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(paths.external_file(progress.run_id),
+                           json.dumps(dataclasses.asdict(progress), default=_jsonable).encode())
+
+
+def remove_external_progress(paths: DataPaths, run_id: str) -> None:
+    paths.external_file(run_id).unlink(missing_ok=True)
+
+
+def read_external_progress(paths: DataPaths, *, max_age: timedelta) -> list[ExternalProgress]:
+    """Runs under way in users' scripts, oldest first; a file not updated for `max_age` (its script was killed
+    mid-run, or is stuck) is left out."""
+    now = datetime.now(timezone.utc)
+    found = []
+    for path in sorted(paths.external_dir.glob("*.json")) if paths.external_dir.is_dir() else []:
+        try:
+            row = json.loads(path.read_text())
+            row["started_at"], row["updated_at"] = (datetime.fromisoformat(row[k]) for k in ("started_at", "updated_at"))
+            progress = ExternalProgress(**known_fields(ExternalProgress, row))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # being replaced, or half-written by a writer that crashed
+        if now - progress.updated_at <= max_age:
+            found.append(progress)
+    return sorted(found, key=lambda p: p.started_at)

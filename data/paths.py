@@ -61,6 +61,14 @@ class DataPaths:
         return self.workers_dir / (f"{host}-cpu.json" if gpu_index is None else f"{host}-gpu{gpu_index}.json")
 
     @property
+    def external_dir(self) -> Path:
+        """Progress of runs in users' own scripts (engine.instrument) while they run: one file a run."""
+        return self.live_dir / "external"
+
+    def external_file(self, run_id: str) -> Path:
+        return self.external_dir / f"{run_id}.json"
+
+    @property
     def queue_db(self) -> Path:
         return self.root / "queue.db"
 

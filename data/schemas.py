@@ -39,6 +39,9 @@ JOB_STATES: tuple[JobState, ...] = typing.get_args(JobState)
 FINAL_STATES: tuple[FinalState, ...] = typing.get_args(FinalState)
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = JOB_STATES
 
+# RunRecord.source of a run recorded by engine.instrument around a user's own pipeline (not a queue job).
+EXTERNAL_SOURCE = "external"
+
 
 @dataclass(frozen=True)
 class GpuSample:
@@ -211,6 +214,10 @@ class RunRecord:
     diffusers_version: str | None = None
     cuda_version: str | None = None
     driver_version: str | None = None
+    # Where the run came from: None or "engine" (a queue job), "external" (a user's own script or notebook that
+    # wrapped its pipeline with engine.instrument); `source_label` names that script (or what the user passed).
+    source: str | None = None
+    source_label: str | None = None
 
 
 # The run record's software versions (engine/worker/versions.py fills them; Analytics filters by them).

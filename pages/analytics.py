@@ -16,6 +16,7 @@ import streamlit as st
 
 from app.views import charts, energy, export, formatting as fmt, resources
 from app.views.device_class import DEVICE_ORDER, device_classes
+from app.views.external_runs import external_runs_table
 from app.views.frame import guarded
 from data import analytics
 from data.analytics import GROUPINGS, NO_OFFLOAD, NO_SPEED_MODE, SETTING_KEYS, RunFilter, RunWindow
@@ -397,6 +398,7 @@ def main() -> None:
         if tab.open:  # only the open tab runs: the others would cost a query and their charts for nothing
             with tab:
                 body()
+    external_runs_table(store, since=window.run_filter.since)  # users' own scripts (engine.instrument), labelled
 
 
 guarded(main)

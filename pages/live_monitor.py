@@ -13,6 +13,7 @@ import streamlit as st
 
 from app.views import charts, formatting as fmt, resources
 from app.views.disk_usage import disk_usage_panel
+from app.views.external_runs import external_runs_table
 from app.views.frame import alert_banner, guarded, live_fragment
 from app.views.job_panel import expert_label, progress_line, ran_stages
 from app.views.notifications import notifications_panel
@@ -234,6 +235,7 @@ def live_panel(minutes: int) -> None:
     else:
         st.caption("No GPU here, so no GPU processes.")
     running_jobs()
+    external_runs_table(resources.store(settings), limit=5, title="External runs (your own scripts)", running=True)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from api.deps import ApiContext, context
 from api.encode import plain
 from api.errors import responses
+from api.examples import example
 from collector import capacity
 from engine.foresight import predict, recommend
 from engine.intake.submission import run_history
@@ -21,7 +22,7 @@ Guidance = Annotated[float | None, Query(ge=0, le=MAX_GUIDANCE, description="gui
                                          "1 or less: no classifier-free guidance")]
 
 
-@router.get("/api/predict", responses=responses(400), summary="predict a job's peak GPU memory and time")
+@router.get("/api/predict", responses=responses(400) | example("predict"), summary="predict a job's peak GPU memory and time")
 def predict_job(
     model: str = Query(..., min_length=1, max_length=100),
     height: int = Query(..., ge=1, le=16384),
@@ -44,7 +45,7 @@ def predict_job(
     return plain(p.to_dict())
 
 
-@router.get("/api/recommend", responses=responses(400), summary="the best settings that fit the GPU's free memory now")
+@router.get("/api/recommend", responses=responses(400) | example("recommend"), summary="the best settings that fit the GPU's free memory now")
 def recommend_settings(
     model: str = Query(..., min_length=1, max_length=100),
     gpu: int = Query(0, ge=0, le=1023, description="GPU index"),

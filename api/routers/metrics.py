@@ -6,12 +6,15 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from api import sse
 from api.deps import ApiContext, context
 from api.encode import plain
 from api.errors import responses
+from api.examples import example
 from api.window import window
 from data import live
 from data.schemas import schema_for
@@ -49,7 +52,7 @@ class AlertsOut(BaseModel):
     events: list[dict[str, Any]]
 
 
-@router.get("/api/metrics/latest", response_model=LatestOut, summary="the latest sample of every GPU and of each host")
+@router.get("/api/metrics/latest", response_model=LatestOut, responses=example("latest"), summary="the latest sample of every GPU and of each host")
 def latest(ctx: ApiContext = Depends(context)) -> Any:
     hosts = []
     for snap in live.read_snapshots(ctx.paths):
@@ -58,7 +61,7 @@ def latest(ctx: ApiContext = Depends(context)) -> Any:
     return {"hosts": plain(hosts)}
 
 
-@router.get("/api/metrics", response_model=SamplesOut, responses=responses(400),
+@router.get("/api/metrics", response_model=SamplesOut, responses=responses(400) | example("metrics"),
             summary="GPU samples between since and until (default: the last 10 minutes)")
 def history(
     since: datetime | None = Query(None, description="ISO 8601; no zone means UTC"),
@@ -82,7 +85,7 @@ def history(
             "rows": plain(table.slice(0, limit).to_pylist()), "truncated": truncated}
 
 
-@router.get("/api/alerts", response_model=AlertsOut, responses=responses(400),
+@router.get("/api/alerts", response_model=AlertsOut, responses=responses(400) | example("alerts"),
             summary="alerts firing now on every host, and alert events between since and until (default: the last day)")
 def alerts(
     since: datetime | None = Query(None, description="ISO 8601; no zone means UTC"),
@@ -91,7 +94,16 @@ def alerts(
 ) -> Any:
     span = window(since, until, timedelta(days=1))
     events = ctx.store.alert_events(span.since, span.until).to_pylist()
+    return {"active": active_alerts(ctx), "events": plain(events)}
+
+
+def active_alerts(ctx: ApiContext) -> list[dict]:
     # An active alert is the AlertEvent that fired it, with `since` (its ts) as this route has always named it.
-    active = [dataclasses.asdict(a) | {"since": a.ts}
-              for a in live.read_active_alerts(ctx.paths, max_age=live.alert_max_age(ctx.settings))]
-    return {"active": plain(active), "events": plain(events)}
+    return plain([dataclasses.asdict(a) | {"since": a.ts}
+                  for a in live.read_active_alerts(ctx.paths, max_age=live.alert_max_age(ctx.settings))])
+
+
+@router.get("/api/alerts/events", response_class=StreamingResponse, responses=example("alert_events", sse.MEDIA_TYPE),
+            summary="the alerts firing now as server-sent events: the current set first, then each change")
+def alert_events(request: Request, ctx: ApiContext = Depends(context)) -> StreamingResponse:
+    return sse.response(sse.alert_events(request, lambda: active_alerts(ctx)))

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from api.deps import ApiContext
+from api.examples import EXAMPLES
 from collector import capacity
 from data import live
 from data.schemas import SUCCEEDED
@@ -211,7 +212,7 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus text format",
-            responses={200: {"content": {"text/plain": {}}, "description": "the metrics"}})
+            responses={200: {"content": {"text/plain": {"example": EXAMPLES["prometheus"]}}, "description": "the metrics"}})
 def metrics(request: Request) -> Response:
     # The 0.0.4 text format: what every Prometheus 2.x understands (the output is the same for these names).
     return Response(generate_latest(request.app.state.prometheus_registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)

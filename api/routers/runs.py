@@ -15,8 +15,9 @@ from pydantic import BaseModel
 from api.deps import ApiContext, context
 from api.encode import plain
 from api.errors import responses
+from api.examples import EXAMPLES, JOB_ID
 from api.window import EARLIEST, window
-from engine.queue.models import FinalState
+from engine.queue.models import SUCCEEDED, FinalState
 
 router = APIRouter(tags=["runs"])
 
@@ -44,7 +45,9 @@ def wants_csv(request: Request) -> bool:
 
 
 @router.get(
-    "/api/runs", response_model=RunsOut, responses=responses(400) | {200: {"content": {"text/csv": {}}, "description": "runs"}},
+    "/api/runs", response_model=RunsOut, responses=responses(400) | {200: {"content": {"application/json": {"example": EXAMPLES["runs"]}, "text/csv": {
+        "example": f"job_id,model,state,total_s\n{JOB_ID},{EXAMPLES['runs']['runs'][0]['model']},{SUCCEEDED},6.4\n"}},
+        "description": "runs"}},
     summary="run records, newest first (CSV with Accept: text/csv)",
 )
 def runs(

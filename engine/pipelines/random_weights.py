@@ -84,6 +84,7 @@ def build_random_pipeline(
     pipe = _BUILDERS[name](torch_dtype=torch_dtype, device=device, seed=seed)
     pipe.set_progress_bar_config(disable=True)
     pipe._i2vmon_smoke_test = True
+    pipe._i2vmon_model = name  # engine.instrument records runs of this pipeline under the model id
     return pipe
 
 

@@ -58,6 +58,16 @@ def test_a_worker_reads_what_its_own_process_holds(monkeypatch):
     assert capacity.held_by_this_process(3) is None  # no such GPU: no figure, not an error
 
 
+def test_a_process_reads_its_gpus_energy_counter_in_joules_or_none_without_one(monkeypatch):
+    FakeNvml(gpus=1).install(monkeypatch.setattr)
+    monkeypatch.setattr(capacity, "_own_devices", {})
+    assert capacity.energy_counter_j(0) == 123456.789
+    assert capacity.energy_counter_j(3) is None  # no such GPU: no figure, not an error
+    FakeNvml(gpus=1, unsupported={"nvmlDeviceGetTotalEnergyConsumption"}).install(monkeypatch.setattr)
+    monkeypatch.setattr(capacity, "_own_devices", {})
+    assert capacity.energy_counter_j(0) is None
+
+
 def test_the_recommend_cli_gets_capacity_s_answer(settings, paths):
     from engine.foresight import cli
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.errors import PROBLEM_JSON, problem_body
 from config.auth import (
     WRONG_PASSWORD_DELAY_S,
     GuessLimit,
@@ -167,9 +168,9 @@ class BearerGate:
                 status, reason = refused
                 if reason == WRONG_PASSWORD:
                     await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
-                body = json.dumps({"detail": reason}).encode()
+                body = json.dumps(problem_body(status, reason)).encode()  # RFC 9457, as every other error
                 await send({"type": "http.response.start", "status": status, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
                     (b"www-authenticate", challenge(self.access))]})
                 await send({"type": "http.response.body", "body": body})
                 return

@@ -126,8 +126,13 @@ def energy_per_video(args, env: dict, out: Path, gpu: Gpu, started: float) -> No
                     continue
                 before_mj = gpu.energy_mj()
                 job_id = submit(settings, queue, model, image)
-                job = wait_for(lambda job_id=job_id: (j := queue.get(job_id)).is_final and j, args.job_timeout_s, 0.1)
+                job = wait_for(lambda job_id=job_id: worker.poll() is not None or ((j := queue.get(job_id)).is_final and j),
+                               args.job_timeout_s, 0.1)
                 after_mj = gpu.energy_mj()
+                if job is True:  # the worker exited (an import error, a crash): its log says why
+                    log_tail = (out / "serve-energy.log").read_text(errors="replace")[-2000:]
+                    emit(out, "energy", {"model": model, "rep": rep, "error": f"the worker exited: {log_tail}"})
+                    return
                 if job is None:
                     emit(out, "energy", {"model": model, "rep": rep, "error": f"not ended in {args.job_timeout_s} s"})
                     continue
@@ -248,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="i2vmon-energy-"))
     env = {**os.environ, "I2VMON_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
            "I2VMON_ENGINE__SPEED_MODE": args.speed_mode, "I2VMON_ENGINE__WARM_START": "off",
-           "I2VMON_ENGINE__HEARTBEAT_S": "0.2", "PYTHONPATH": str(ROOT)}
+           "I2VMON_ENGINE__HEARTBEAT_S": "0.2", "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     if not args.cpu_smoke:
         env["I2VMON_ENGINE__RANDOM_WEIGHTS"] = "1"
     os.environ.update({k: v for k, v in env.items() if k.startswith("I2VMON_") or k == "HF_HUB_OFFLINE"})

@@ -189,6 +189,11 @@ class RunRecord:
     # Seconds the job spent compiling its shape (the first at it on the machine; inside its first step and its
     # decode). None: speed mode off or a record older than the column.
     compile_s: float | None = None
+    # The MP4's soundtrack (LTX-2): whether it has one and its length. The quality scores above are the video's;
+    # the sound is not scored (audio_scored False where there is a soundtrack, None where there is none).
+    has_audio: bool | None = None
+    audio_duration_s: float | None = None
+    audio_scored: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 Two kinds of pipeline come out of `build_random_pipeline`:
 
-- tiny ones ("tiny", "tiny-svd", "tiny-ltx", "tiny-wan", "tiny-wan-moe"): the tiny component configs of
+- tiny ones ("tiny", "tiny-svd", "tiny-ltx", "tiny-wan", "tiny-wan-moe", and "tiny-hunyuan15", "tiny-ltx2" from
+  engine/pipelines/random_weights_hunyuan_ltx2.py): the tiny component configs of
   diffusers' own fast tests (tests/pipelines/.../get_dummy_components), for unit tests and the no-GPU demo. They run 2 steps on a CPU
   in well under a second.
 - full-size ones ("i2vgen-xl", "svd", "svd-xt", "ltx-video", and the Wan models "wan2.1-i2v-14b-480p",
-  "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b"): every component built from the model's
+  "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b"; "hunyuanvideo-1.5-i2v-480p", "-720p" and
+  "ltx-2-i2v" from random_weights_hunyuan_ltx2.py): every component built from the model's
   published config, copied into engine/pipelines/model_configs/<name>/<component>/ (sources in
   engine/pipelines/model_configs/README.md). Same layers, parameter count, compute and memory as the released
   model; only the weights are random. For GPU measurements without downloading weights.
@@ -709,6 +711,12 @@ _FULL_SIZE_BUILDERS: dict[str, Callable[..., DiffusionPipeline]] = {
     "wan2.2-i2v-a14b": _build_wan("wan2.2-i2v-a14b"),
     "wan2.2-ti2v-5b": _build_wan("wan2.2-ti2v-5b"),
 }
+# HunyuanVideo 1.5 and LTX-2 are built in a module of their own, on the helpers above (imported here, at the end,
+# once those exist).
+from engine.pipelines import random_weights_hunyuan_ltx2 as _hunyuan_ltx2  # noqa: E402
+
+_TINY_BUILDERS.update(_hunyuan_ltx2.TINY_BUILDERS)
+_FULL_SIZE_BUILDERS.update(_hunyuan_ltx2.FULL_SIZE_BUILDERS)
 _BUILDERS = {**_TINY_BUILDERS, **_FULL_SIZE_BUILDERS}
 TINY_NAMES: tuple[str, ...] = tuple(_TINY_BUILDERS)
 FULL_SIZE_NAMES: tuple[str, ...] = tuple(_FULL_SIZE_BUILDERS)

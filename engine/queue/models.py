@@ -71,6 +71,11 @@ class JobParams:
     decode_chunk_size: int | None = None
     offload: OffloadMode = "none"
     weights: WeightStorage | None = None  # None: the model's compute dtype
+    # A model that makes a soundtrack (LTX-2): True keeps the video only (the pipeline still generates the sound, its
+    # denoiser is joint, but the MP4 has no audio stream); audio_guidance is the audio modality's guidance scale
+    # (None: the model's default). Both are refused for a model without sound.
+    video_only: bool = False
+    audio_guidance: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -123,6 +128,9 @@ class JobResult(BaseModel):
     step_experts: list[str] = Field(default_factory=list)  # the denoiser of each step (a mixture of experts)
     peak_host_rss_bytes: int | None = None  # the worker's peak host memory over the job
     host_pinned_bytes: int | None = None
+    has_audio: bool | None = None  # the MP4 carries the model's soundtrack (LTX-2)
+    audio_duration_s: float | None = None
+    audio_scored: bool | None = None  # False: the quality scores are the video's, the sound is not scored
 
     @classmethod
     def from_stored(cls, raw: object) -> "JobResult":

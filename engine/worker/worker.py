@@ -441,6 +441,7 @@ class Worker:
             peak_nvml_process_bytes=record.peak_nvml_process_bytes, total_s=record.total_s, gpu_name=self.device.gpu_name,
             step_experts=list(clock.step_experts), peak_host_rss_bytes=record.peak_host_rss_bytes,
             host_pinned_bytes=record.host_pinned_bytes,
+            has_audio=record.has_audio, audio_duration_s=record.audio_duration_s, audio_scored=record.audio_scored,
         )
 
     def _conclude(self, job: Job, attempt: Attempt, result: JobResult) -> Job:

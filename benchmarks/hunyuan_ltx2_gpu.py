@@ -107,7 +107,7 @@ def compare(args: argparse.Namespace) -> int:
         emit({"kind": "model", "model": model, "gpu_name": gpu["gpu_name"], "load_s": load_s,
               "weights_resident_bytes": torch.cuda.memory_allocated(), "components_bytes": components,
               "dtype": "bfloat16", "pipeline": type(pipe).__name__, "date": now()})
-        run_point(torch, pipe, model, d.height, d.width, spec.min_frames, None, 1, True, nvml, nvml_baseline)  # warm-up
+        run_point(torch, pipe, model, d.height, d.width, spec.min_frames, None, 2, True, nvml, nvml_baseline)  # warm-up (LTX-2's terminal shift needs 2 steps)
         stock = run_point(torch, pipe, model, d.height, d.width, frames, None, args.steps, True, nvml, nvml_baseline)
         emit({"kind": "stock", "model": model, "height": d.height, "width": d.width, "frames": frames,
               "steps": args.steps, "date": now(), **stock})

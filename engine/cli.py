@@ -52,7 +52,7 @@ def _submit(args: argparse.Namespace) -> int:
         "model": args.model, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "height": args.height,
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
-        "weights": args.weights,
+        "weights": args.weights, "video_only": args.video_only, "audio_guidance": args.audio_guidance,
     }
     try:
         submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force, priority=args.priority)
@@ -94,6 +94,7 @@ def _print_finished(job: Job, as_json: bool) -> None:
         "peak_allocated_bytes": r.peak_allocated_bytes, "peak_reserved_bytes": r.peak_reserved_bytes,
         "peak_host_rss_bytes": r.peak_host_rss_bytes,
         "total_s": r.total_s, "gpu_name": r.gpu_name, "predicted": job.predicted,
+        "has_audio": r.has_audio, "audio_duration_s": r.audio_duration_s, "audio_scored": r.audio_scored,
     }
     if as_json:
         print(json.dumps(record, default=str, indent=2))
@@ -110,6 +111,8 @@ def _print_finished(job: Job, as_json: bool) -> None:
     if record["output_path"]:
         label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
         print(f"  video: {record['output_path']}{label}")
+    if r.has_audio:
+        print(f"  soundtrack: {r.audio_duration_s:.2f} s of AAC in the MP4 (not scored: the quality scores are the video's)")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -216,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the weights live: none (GPU), model, group (streamed, overlapped) or sequential")
     s.add_argument("--weights", choices=WEIGHT_STORAGES, default=None,
                    help="weight storage for models that offer it (Wan): bf16 (default) or fp8")
+    s.add_argument("--video-only", action="store_true",
+                   help="for a model that makes a soundtrack (ltx-2-i2v): an MP4 without the audio stream")
+    s.add_argument("--audio-guidance", type=float, default=None,
+                   help="for a model that makes a soundtrack: the audio's guidance scale (default: the model's)")
     s.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE), default=0,
                    help=f"higher runs first ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")

@@ -814,6 +814,8 @@ def _build_tiny_hunyuan15(*, torch_dtype: torch.dtype, device: torch.device, see
         rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
         rope_theta=1000000.0,
         vocab_size=300,
+        bos_token_id=256,  # the offline tokenizer's <|endoftext|> and <|im_end|>
+        eos_token_id=258,
     )
     t5_config = T5Config(
         vocab_size=384, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,

@@ -175,6 +175,10 @@ class WorkerPresence:
     gpu_index: int
     pid: int
     worker_id: str
+    # The model the worker keeps loaded between jobs and its memory mode ("no offload"): its next job of that
+    # model skips model_load (LTX-2's Gemma 3 12B text encoder, ~24 GB, among the weights). None: nothing loaded.
+    loaded_model: str | None = None
+    loaded_memory_mode: str | None = None
 
 
 def write_worker(paths: DataPaths, worker: WorkerPresence) -> None:

@@ -7,10 +7,10 @@ import json
 from engine.queue.models import JobResult
 
 # The keys a worker has always written (engine/worker/worker.py), in that order: queue rows, the API and the CLI rely on
-# them; then the ones the Wan family added (each step's expert, the job's host RAM).
+# them; then the ones the Wan family added (each step's expert, the job's host RAM), then LTX-2's soundtrack.
 STORED_KEYS = ["stages", "step_times_s", "failed_stage", "video_path", "thumbnail_path", "smoke_test", "quality",
                "speed_mode", "peak_allocated_bytes", "peak_reserved_bytes", "peak_nvml_process_bytes", "total_s", "gpu_name",
-               "step_experts", "peak_host_rss_bytes", "host_pinned_bytes"]
+               "step_experts", "peak_host_rss_bytes", "host_pinned_bytes", "has_audio", "audio_duration_s", "audio_scored"]
 
 FULL = {
     "stages": {"model_load": 1.5, "denoising_loop": 12.25}, "step_times_s": [0.5, 0.52], "failed_stage": None,
@@ -18,6 +18,7 @@ FULL = {
     "quality": {"overall": 0.8, "metrics": {"clip": 0.31}}, "speed_mode": "off", "peak_allocated_bytes": 2**30,
     "peak_reserved_bytes": 2**31, "peak_nvml_process_bytes": None, "total_s": 13.75, "gpu_name": "NVIDIA H100",
     "step_experts": ["transformer", "transformer_2"], "peak_host_rss_bytes": 3 * 2**30, "host_pinned_bytes": 0,
+    "has_audio": True, "audio_duration_s": 5.04, "audio_scored": False,
 }
 
 

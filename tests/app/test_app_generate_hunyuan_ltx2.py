@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.conftest import no_exception
+from tests.app.conftest import no_exception, texts
 
 
 @pytest.mark.parametrize("model, resolution, presets, frames, step", [
@@ -26,3 +26,22 @@ def test_the_new_models_are_offered_with_presets_frame_rule_and_memory_modes(pag
     assert at.number_input(key="gen_frames").value == frames and at.number_input(key="gen_frames").step == step
     assert at.radio(key="gen_offload").options == ["none", "model", "group", "sequential"]
     assert at.radio(key="gen_weights").options == ["bf16", "fp8"]
+
+
+def test_a_finished_ltx2_job_plays_its_video_and_says_its_soundtrack_is_not_scored(page, queue, png_file, video_file):
+    from engine.queue import JobParams
+
+    job = queue.submit(JobParams(model="tiny-ltx2", prompt="waves", height=64, width=64, frames=9, steps=2),
+                       str(png_file), job_id="cd" * 16, predicted={"seconds": 3.0, "peak_allocated_bytes": None})
+    queue.claim("w1", None, 10)
+    queue.finish(job.id, "w1", "succeeded", result={
+        "stages": {"model_load": 1.0, "denoising_loop": 2.0, "export_video": 0.2}, "video_path": str(video_file),
+        "smoke_test": True, "total_s": 3.2, "failed_stage": None, "has_audio": True, "audio_duration_s": 1.125,
+        "audio_scored": False})
+    at = page("generate")
+    at.session_state["gen_job_id"] = job.id
+    at.run()
+    no_exception(at)
+
+    assert at.get("video")
+    assert "🔊 soundtrack 1.12 s (AAC) — not scored: the quality scores are the video's" in texts(at)

@@ -197,7 +197,10 @@ class ModelSpec:
 
     def batch_for(self, guidance: float | None) -> int:
         """The denoiser's batch for a job of this guidance scale (None: the model's default, guided): the stock
-        pipelines run classifier-free guidance, a batch of `guidance_batch`, only for a scale above 1."""
+        pipelines run classifier-free guidance, a batch of `guidance_batch`, only for a scale above 1 (LTX-2: while
+        the video's or the audio's scale is above 1, and the audio's default is 7)."""
+        if self.audio_guidance is not None and self.audio_guidance > 1:
+            return self.guidance_batch
         return self.guidance_batch if guidance is None or guidance > 1 else 1
 
     def denoise_elements(self, height: int, width: int, frames: int, batch: int | None = None) -> int:

@@ -207,3 +207,8 @@ def test_full_size_ltx2_matches_its_registry_entry(meta_pipelines):
     assert (pipe.vae_spatial_compression_ratio, pipe.vae_temporal_compression_ratio) == (spec.spatial_factor, spec.temporal_factor)
     assert pipe.vocoder.config.output_sampling_rate == 24000
     assert pipe.connectors.config.text_proj_in_factor == pipe.text_encoder.config.text_config.num_hidden_layers + 1
+
+
+def test_ltx2_is_predicted_guided_at_a_video_scale_of_one_as_its_audio_scale_keeps_guidance_on():
+    assert get_model("ltx-2-i2v").batch_for(1.0) == 2
+    assert get_model("hunyuanvideo-1.5-i2v-480p").batch_for(1.0) == 1

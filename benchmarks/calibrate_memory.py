@@ -217,6 +217,15 @@ def call_kwargs(model: str, pipe, height: int, width: int, frames: int, chunk: i
         kwargs.update(decode_chunk_size=chunk)
     elif pipeline in ("LTXImageToVideoPipeline", "WanImageToVideoPipeline"):
         kwargs.update(prompt=PROMPT)
+    elif pipeline == "LTX2ImageToVideoPipeline":
+        kwargs.update(prompt=PROMPT, frame_rate=24.0)
+    elif pipeline == "HunyuanVideo15ImageToVideoPipeline":
+        # no height/width: the image (of a bucket size) sets them; guidance is the guider's (set in run_point)
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("height", "width")}
+        kwargs.update(prompt=PROMPT)
+        if guidance is not None and pipe.guider.guidance_scale != guidance:
+            pipe.guider = pipe.guider.new(guidance_scale=guidance)
+        return kwargs
     else:
         raise ValueError(f"no call recipe for {pipeline}")
     if guidance is not None:
@@ -239,6 +248,11 @@ def calls_per_step(pipe, guidance: float | None) -> int:
     the others as one call on a batch of two."""
     if type(pipe).__name__ == "WanImageToVideoPipeline":
         return 1 if guidance is not None and guidance <= 1 else 2
+    if type(pipe).__name__ == "HunyuanVideo15ImageToVideoPipeline":  # the guider's conditional, unconditional call
+        return 1 if (guidance if guidance is not None else pipe.guider.guidance_scale) <= 1 else 2
+    if type(pipe).__name__ == "LTX2ImageToVideoPipeline":
+        # the stock defaults: one batched guidance call, one spatio-temporal (perturbed) call, one modality call
+        return 3
     return 1
 
 

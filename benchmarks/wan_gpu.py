@@ -49,6 +49,20 @@ PLANS: dict[str, dict[str, list[tuple[int, int, int, bool]]]] = {
         "bf16/model": [(480, 832, 33, False)],
         "bf16/group": [(480, 832, 33, False)],
     },
+    # HunyuanVideo 1.5 and LTX-2 (issue 25): the size follows HunyuanVideo's buckets (480×848, 640×640)
+    "ltx-2-i2v": {
+        BF16_NONE: [(512, 768, 41, False), (512, 768, 65, False), (512, 768, 97, True), (512, 768, 121, False),
+                    (384, 672, 121, False), (704, 1216, 65, False), (704, 1216, 121, True)],
+        "fp8/none": [(512, 768, 121, False), (704, 1216, 121, True)],
+        "bf16/model": [(512, 768, 121, False), (704, 1216, 121, True)],
+    },
+    # measured in two runs: (480, 848, 33/61) and (640, 640, 61) first (the 121-frame default by hunyuan_ltx2_gpu),
+    # then these
+    "hunyuanvideo-1.5-i2v-480p": {
+        BF16_NONE: [(480, 848, 49, False), (848, 480, 49, True), (640, 640, 33, False), (480, 848, 81, False)],
+        "fp8/none": [(480, 848, 33, False), (480, 848, 61, True)],
+        "bf16/model": [(480, 848, 33, False), (480, 848, 61, True)],
+    },
     # a CPU dry run of the code path: `--device cpu measure --models tiny-wan-moe`
     "tiny-wan-moe": {BF16_NONE: [(32, 32, 9, False), (32, 48, 9, False), (64, 64, 5, True)],
                      "fp8/none": [(32, 32, 9, False)]},
@@ -174,7 +188,7 @@ def measure(args: argparse.Namespace) -> int:
         components = {n: module_bytes(m) for n, m in pipe.components.items() if isinstance(m, torch.nn.Module)}
         emit({"kind": "model", "model": model, "gpu_name": gpu["gpu_name"], "weights_resident_bytes": weights,
               "components_bytes": components, "load_s": load_s, "dtype": "bfloat16",
-              "pipeline": "stock diffusers WanImageToVideoPipeline, guidance as two transformer calls a step",
+              "pipeline": f"stock diffusers {type(pipe).__name__}",
               "command": f"python -m benchmarks.wan_gpu measure --models {model}", "date": now()})
         h0, w0, f0, _ = plan[BF16_NONE][0]
         run_point(torch, pipe, model, h0, w0, 9, None, 2, cuda, nvml, nvml_baseline)  # warm-up, not recorded

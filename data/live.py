@@ -177,6 +177,10 @@ class WorkerPresence:
     pid: int
     worker_id: str
     group_size: int = 1  # a job group's rank (engine.parallel): the GPUs that run each of its jobs together
+    # The model the worker keeps loaded between jobs and its memory mode ("no offload"): its next job of that
+    # model skips model_load (LTX-2's Gemma 3 12B text encoder, ~24 GB, among the weights). None: nothing loaded.
+    loaded_model: str | None = None
+    loaded_memory_mode: str | None = None
 
 
 def write_worker(paths: DataPaths, worker: WorkerPresence) -> None:

@@ -219,6 +219,11 @@ class RunRecord:
     source: str | None = None
     source_label: str | None = None
 
+    # The MP4's soundtrack (LTX-2): whether it has one and its length. The quality scores above are the video's;
+    # the sound is not scored (audio_scored False where there is a soundtrack, None where there is none).
+    has_audio: bool | None = None
+    audio_duration_s: float | None = None
+    audio_scored: bool | None = None
 
 # The run record's software versions (engine/worker/versions.py fills them; Analytics filters by them).
 RUN_VERSION_COLUMNS: tuple[str, ...] = ("i2vmon_version", "torch_version", "diffusers_version", "cuda_version",

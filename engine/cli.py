@@ -75,7 +75,8 @@ def _submit(args: argparse.Namespace) -> int:
         "model": args.model, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "height": args.height,
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
-        "weights": args.weights, "gpus": args.gpus_per_job,
+        "weights": args.weights, "gpus": args.gpus_per_job, "video_only": args.video_only,
+        "audio_guidance": args.audio_guidance,
     }
     try:
         submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force,
@@ -122,6 +123,7 @@ def _print_finished(job: Job, as_json: bool) -> None:
         "total_s": r.total_s, "gpu_name": r.gpu_name, "predicted": job.predicted,
         "energy_j": r.energy_j, "energy_method": r.energy_method, "energy_note": r.energy_note,
         "energy_cost": r.energy_cost, "energy_currency": r.energy_currency, "failed_step": r.failed_step,
+        "has_audio": r.has_audio, "audio_duration_s": r.audio_duration_s, "audio_scored": r.audio_scored,
     }
     if as_json:
         print(json.dumps(record, default=str, indent=2))
@@ -143,6 +145,8 @@ def _print_finished(job: Job, as_json: bool) -> None:
     if record["output_path"]:
         label = "  (smoke-test model: random weights, not a real video)" if record["smoke_test"] else ""
         print(f"  video: {record['output_path']}{label}")
+    if r.has_audio:
+        print(f"  soundtrack: {r.audio_duration_s:.2f} s of AAC in the MP4 (not scored: the quality scores are the video's)")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -288,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gpus-per-job", default=None, metavar="N|auto",
                    help="GPUs that run this job together (a job group must serve that many); auto: the queue "
                         "decides from the predicted time (default 1)")
+    s.add_argument("--video-only", action="store_true",
+                   help="for a model that makes a soundtrack (ltx-2-i2v): an MP4 without the audio stream")
+    s.add_argument("--audio-guidance", type=float, default=None,
+                   help="for a model that makes a soundtrack: the audio's guidance scale (default: the model's)")
     s.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE), default=0,
                    help=f"higher runs first ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")

@@ -85,6 +85,13 @@ class ModelSpec:
     # The denoiser's attention heads where one job can run on several GPUs (diffusers' Ulysses sequence
     # parallelism: each GPU attends with heads / N of them, so N must divide them); None: one GPU only.
     attention_heads: int | None = None
+    # -- sound and size rules of the newer families ------------------------------------------------------
+    makes_audio: bool = False  # the pipeline returns a soundtrack with the video (LTX-2); muxed into the MP4
+    audio_guidance: float | None = None  # the default guidance scale of the audio modality (LTX-2's own scale)
+    # HunyuanVideo 1.5 takes no height/width: it picks, from the image's aspect ratio, the closest of the sizes
+    # with (h/f)·(w/f) ≤ (base/f)² cells (f = spatial_factor; base = the transformer's `target_size`). A job's size
+    # must be one of those buckets, else the video would not be the size asked for. None: any multiple.
+    size_bucket_base: int | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.offload_modes) - set(OFFLOAD_MODES) | set(self.weight_storages) - set(WEIGHT_STORAGES)
@@ -126,6 +133,20 @@ class ModelSpec:
 
     # -- validation ---------------------------------------------------------------------------------------
 
+    def size_buckets(self) -> tuple[tuple[int, int], ...]:
+        """The (height, width) the pipeline generates (HunyuanVideo 1.5); () for a model that takes any size."""
+        return _size_buckets(self.size_bucket_base, self.spatial_factor) if self.size_bucket_base else ()
+
+    def check_size(self, height: int, width: int) -> str | None:
+        """What is wrong with this size for a model that generates fixed buckets, with the closest bucket; None if
+        nothing (or the model takes any multiple of `size_multiple`)."""
+        buckets = self.size_buckets()
+        if not buckets or (height, width) in buckets:
+            return None
+        h, w = min(buckets, key=lambda b: (abs(b[0] / b[1] - height / width), -b[0] * b[1]))
+        return (f"{height}×{width} is not a size {self.id} generates (its size follows the image's aspect ratio, "
+                f"about {self.size_bucket_base}² pixels); try {h}×{w}")
+
     def check_frames(self, frames: int) -> str | None:
         """What is wrong with this frame count for the model's VAE, with counts that work; None if nothing."""
         if self.frame_step > 1 and (frames - 1) % self.frame_step:
@@ -145,6 +166,8 @@ class ModelSpec:
                 raise ValueError(
                     f"{name} {value} is not a multiple of {self.size_multiple} for {self.id}; try {lower}"
                 )
+        if (problem := self.check_size(height, width)) is not None:
+            raise ValueError(problem)
         if not isinstance(frames, int) or frames <= 0:
             raise ValueError(f"frames {frames} must be a positive integer")
         if (problem := self.check_frames(frames)) is not None:
@@ -186,7 +209,10 @@ class ModelSpec:
 
     def batch_for(self, guidance: float | None) -> int:
         """The denoiser's batch for a job of this guidance scale (None: the model's default, guided): the stock
-        pipelines run classifier-free guidance, a batch of `guidance_batch`, only for a scale above 1."""
+        pipelines run classifier-free guidance, a batch of `guidance_batch`, only for a scale above 1 (LTX-2: while
+        the video's or the audio's scale is above 1, and the audio's default is 7)."""
+        if self.audio_guidance is not None and self.audio_guidance > 1:
+            return self.guidance_batch
         return self.guidance_batch if guidance is None or guidance > 1 else 1
 
     def denoise_elements(self, height: int, width: int, frames: int, batch: int | None = None) -> int:
@@ -234,6 +260,21 @@ class ModelSpec:
         return [1.0, float(height * width)]
 
 
+def _size_buckets(base: int, patch: int) -> tuple[tuple[int, int], ...]:
+    # Copied from diffusers' pipelines/hunyuan_video1_5/image_processor.py `generate_crop_size_list` (max_ratio 4),
+    # whose pairs the pipeline reads as (height, width): registry.py imports no diffusers.
+    cells = round((base / patch) ** 2)
+    buckets, hp, wp = [], 1, cells
+    while wp > 0:
+        if max(wp, hp) / min(wp, hp) <= 4.0:
+            buckets.append((wp * patch, hp * patch))
+        if (hp + 1) * wp <= cells:
+            hp += 1
+        else:
+            wp -= 1
+    return tuple(buckets)
+
+
 _UNET_LADDER = ((704, 1280), (576, 1024), (512, 896), (448, 768), (384, 640), (320, 576), (256, 448))
 _LTX_LADDER = ((704, 1280), (576, 1024), (480, 864), (480, 704), (384, 672), (320, 576), (256, 448))
 _WAN_LADDER = ((720, 1280), (624, 1104), (480, 832), (416, 736), (352, 640), (288, 512))
@@ -252,6 +293,20 @@ _TINY_WAN = {
     "max_frames": 17, "min_frames": 5, "frame_step": 4, "presets": ((32, 32), (32, 48), (64, 64)),
     "architecture": "dit", "spatial_factor": 16, "temporal_factor": 4, "resolutions": ((64, 64), (32, 32)),
     "frame_options": (9, 5), "step_options": (4, 2), "attention_heads": 2, **_WAN_MEMORY,
+}
+
+_HUNYUAN15 = {
+    "family": "hunyuan15", "pipeline_class": "HunyuanVideo15ImageToVideoPipeline", "torch_dtype": "bfloat16",
+    "speed_mode": False, "size_multiple": 16, "max_frames": 121, "min_frames": 5, "frame_step": 4,
+    "architecture": "dit", "spatial_factor": 16, "temporal_factor": 4, "denoisers": ("transformer",),
+    "components": ("image_encoder", "text_encoder", "text_encoder_2", "vae", "transformer"),
+    "frame_options": (121, 81, 61, 33), "step_options": (50, 30, 20), **_WAN_MEMORY,
+}
+_LTX2 = {
+    "family": "ltx2", "pipeline_class": "LTX2ImageToVideoPipeline", "torch_dtype": "bfloat16", "speed_mode": False,
+    "makes_audio": True, "audio_guidance": 7.0, "size_multiple": 32, "min_frames": 9, "frame_step": 8,
+    "architecture": "dit", "spatial_factor": 32, "temporal_factor": 8, "denoisers": ("transformer",),
+    "components": ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder"), **_WAN_MEMORY,
 }
 
 MODELS: dict[str, ModelSpec] = {
@@ -321,6 +376,29 @@ MODELS: dict[str, ModelSpec] = {
                "step_options": (50, 30, 20), "lighter": None, "attention_heads": 24},
         ),
         ModelSpec(
+            id="hunyuanvideo-1.5-i2v-480p", hub_id="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_i2v",
+            description="HunyuanVideo 1.5 I2V (480p), an 8.3B DiT with Qwen2.5-VL, ByT5 and SigLIP encoders; its size "
+                        "follows the image's aspect ratio; frames 4k+1, 24 fps",
+            random_build="hunyuanvideo-1.5-i2v-480p", defaults=Defaults(480, 848, 121, 50, 6.0, 24), max_side=992,
+            presets=((480, 848), (848, 480), (640, 640)), size_bucket_base=640, resolutions=((480, 848),), **_HUNYUAN15,
+        ),
+        ModelSpec(
+            id="hunyuanvideo-1.5-i2v-720p", hub_id="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_i2v",
+            description="HunyuanVideo 1.5 I2V (720p), an 8.3B DiT with Qwen2.5-VL, ByT5 and SigLIP encoders; its size "
+                        "follows the image's aspect ratio; frames 4k+1, 24 fps",
+            random_build="hunyuanvideo-1.5-i2v-720p", defaults=Defaults(720, 1280, 121, 50, 6.0, 24), max_side=1504,
+            presets=((720, 1280), (1280, 720), (960, 960)), size_bucket_base=960, resolutions=((720, 1280),),
+            lighter="hunyuanvideo-1.5-i2v-480p", **_HUNYUAN15,
+        ),
+        ModelSpec(
+            id="ltx-2-i2v", hub_id="Lightricks/LTX-2",
+            description="LTX-2 I2V (Lightricks), a 19B audio-video DiT with a Gemma 3 12B text encoder: the video "
+                        "and its soundtrack; frames 8k+1, 24 fps",
+            random_build="ltx-2-i2v", defaults=Defaults(512, 768, 121, 30, 3.0, 24), max_side=1536, max_frames=257,
+            presets=((512, 768), (768, 512), (704, 1216)), resolutions=_LTX_LADDER,
+            frame_options=(121, 97, 65, 41), step_options=(40, 30, 20), **_LTX2,
+        ),
+        ModelSpec(
             id="tiny", family="i2vgen_xl", pipeline_class="I2VGenXLPipeline", hub_id=None,
             description="smoke-test model: I2VGen-XL shaped, tiny random weights (no real video)",
             smoke_test=True, random_build="tiny", defaults=Defaults(64, 64, 8, 4, 9.0, 8, 8), size_multiple=32,
@@ -355,6 +433,24 @@ MODELS: dict[str, ModelSpec] = {
             description="smoke-test model: Wan 2.2 A14B shaped (two experts), tiny random weights (no real video)",
             denoisers=("transformer", "transformer_2"), boundary_ratio=0.875,
             components=("text_encoder", "vae", "transformer", "transformer_2"), **_TINY_WAN,
+        ),
+        ModelSpec(
+            id="tiny-hunyuan15", hub_id=None, smoke_test=True, random_build="tiny-hunyuan15",
+            description="smoke-test model: HunyuanVideo 1.5 I2V shaped (size from the image's aspect ratio), tiny "
+                        "random weights (no real video)",
+            defaults=Defaults(64, 64, 9, 4, 6.0, 8), max_side=96, presets=((64, 64), (48, 80), (80, 48)),
+            size_bucket_base=64, resolutions=((64, 64),),
+            **{**_HUNYUAN15, "torch_dtype": "float32", "size_multiple": 4, "max_frames": 17, "frame_step": 2,
+               "spatial_factor": 4, "temporal_factor": 2, "frame_options": (9, 5), "step_options": (4, 2)},
+        ),
+        ModelSpec(
+            id="tiny-ltx2", hub_id=None, smoke_test=True, random_build="tiny-ltx2",
+            description="smoke-test model: LTX-2 I2V shaped (video and soundtrack), tiny random weights (no real video "
+                        "or sound)",
+            defaults=Defaults(64, 64, 9, 4, 3.0, 8), max_side=128, max_frames=17, presets=((64, 64), (32, 64), (64, 96)),
+            resolutions=((64, 64), (32, 32)), frame_options=(9, 5), step_options=(4, 2),
+            **{**_LTX2, "torch_dtype": "float32", "min_frames": 5, "frame_step": 4, "spatial_factor": 4,
+               "temporal_factor": 4},
         ),
     )
 }

@@ -257,7 +257,7 @@ def result(job: Job) -> None:
     left, right = st.columns([3, 2])
     with left:
         if job.succeeded:
-            video.play(r.video_path, smoke_test=bool(r.smoke_test))
+            video.play(r.video_path, smoke_test=bool(r.smoke_test), audio_duration_s=r.audio_duration_s if r.has_audio else None)
         if stages:
             st.plotly_chart(charts.stage_timeline(stages, current=r.failed_stage), key=f"stages_{job.id}")
         step_timeline(job, r)

@@ -62,8 +62,9 @@ def reasons_text(reasons: object) -> str:
     return "below the threshold"
 
 
-def play(path: str | None, *, smoke_test: bool) -> bool:
-    """Play the MP4 at `path`; say so where the file is gone. Returns whether it played."""
+def play(path: str | None, *, smoke_test: bool, audio_duration_s: float | None = None) -> bool:
+    """Play the MP4 at `path` (with its soundtrack where the model made one: H.264 + AAC plays in every browser);
+    say so where the file is gone. Returns whether it played."""
     if smoke_test:
         st.caption(f"🧪 {fmt.SMOKE_TEST_LABEL}")
     if not path:
@@ -73,4 +74,6 @@ def play(path: str | None, *, smoke_test: bool) -> bool:
         st.warning(f"Video file not found: `{path}` (moved or deleted).")
         return False
     st.video(path)
+    if audio_duration_s is not None:
+        st.caption(f"🔊 soundtrack {audio_duration_s:.2f} s (AAC) — not scored: the quality scores are the video's")
     return True

@@ -299,11 +299,12 @@ def check_params(raw: dict) -> JobParams:
     memory = _check_memory(memory, spec, shape.frames)
     prompts = _check_prompts(raw, spec)
     gpus = _check_gpus(raw.get("gpus"), spec, memory.offload)
+    sound = _check_sound(raw, spec)
     return JobParams(
         model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
         height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
         seed=sampling.seed, fps=sampling.fps, decode_chunk_size=memory.decode_chunk_size, offload=memory.offload,
-        weights=memory.weights, gpus=gpus,
+        weights=memory.weights, gpus=gpus, video_only=sound.video_only, audio_guidance=sound.audio_guidance,
     )
 
 
@@ -363,6 +364,8 @@ def _check_shape(shape: Shape, spec: ModelSpec) -> None:
             )
         if value > spec.max_side:
             raise InputError(f"{name} {value} is beyond {spec.id}'s limit of {spec.max_side}")
+    if (problem := spec.check_size(shape.height, shape.width)) is not None:
+        raise InputError(problem)
     frames = shape.frames
     if not spec.min_frames <= frames <= spec.max_frames:
         raise InputError(f"frames must be between {spec.min_frames} and {spec.max_frames} for {spec.id}, not {frames}")
@@ -426,3 +429,32 @@ def _check_prompts(raw: dict, spec: ModelSpec) -> Prompts:
     # A prompt given to an image-only model is kept for CLIP scoring; the pipeline never sees it.
     negative = _text("negative prompt", raw.get("negative_prompt")) if spec.takes_prompt else ""
     return Prompts(prompt, negative)
+
+
+@dataclass(frozen=True)
+class Sound:
+    """The soundtrack of a model that makes one: kept or dropped (video only), and its guidance scale."""
+
+    video_only: bool
+    audio_guidance: float | None
+
+
+def _check_sound(raw: dict, spec: ModelSpec) -> Sound:
+    """`video_only` and `audio_guidance` are for a model that makes a soundtrack (LTX-2) only."""
+    video_only, audio_guidance = raw.get("video_only"), raw.get("audio_guidance")
+    if video_only in (None, ""):
+        video_only = False
+    if isinstance(video_only, str) and video_only.strip().lower() in ("true", "false"):
+        video_only = video_only.strip().lower() == "true"  # a form field's text
+    if not isinstance(video_only, bool):
+        raise InputError(f"video_only must be true or false, not {video_only!r}")
+    if audio_guidance == "":
+        audio_guidance = None
+    if not spec.makes_audio and (video_only or audio_guidance is not None):
+        name = "video_only" if video_only else "audio_guidance"
+        raise InputError(f"{name}: {spec.id} makes no soundtrack; leave {name} unset")
+    if audio_guidance is not None:
+        audio_guidance = _number("audio_guidance", audio_guidance)
+        if not 0 <= audio_guidance <= MAX_GUIDANCE:
+            raise InputError(f"audio_guidance must be between 0 and {MAX_GUIDANCE:g}, not {audio_guidance:g}")
+    return Sound(video_only, audio_guidance)

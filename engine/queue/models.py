@@ -73,6 +73,11 @@ class JobParams:
     weights: WeightStorage | None = None  # None: the model's compute dtype
     # GPUs that run this one job together (sequence parallel, engine.parallel); 1: one GPU as always.
     gpus: int = 1
+    # A model that makes a soundtrack (LTX-2): True keeps the video only (the pipeline still generates the sound, its
+    # denoiser is joint, but the MP4 has no audio stream); audio_guidance is the audio modality's guidance scale
+    # (None: the model's default). Both are refused for a model without sound.
+    video_only: bool = False
+    audio_guidance: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,6 +162,9 @@ class JobResult(BaseModel):
     energy_cost: float | None = None
     energy_currency: str | None = None
     failed_step: int | None = None  # the step under way when the watchdog ended the job
+    has_audio: bool | None = None  # the MP4 carries the model's soundtrack (LTX-2)
+    audio_duration_s: float | None = None
+    audio_scored: bool | None = None  # False: the quality scores are the video's, the sound is not scored
 
     @classmethod
     def from_stored(cls, raw: object) -> "JobResult":

@@ -152,16 +152,7 @@ class StageClock:
             self._steps_end_at_scheduler = True
 
     def _wrap(self, obj: Any, name: str, before: Callable[[str], None], after: Callable[[str], None], stage: str) -> None:
-        original = getattr(obj, name)
-
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            before(stage)
-            try:
-                return original(*args, **kwargs)
-            finally:
-                after(stage)
-
-        setattr(obj, name, wrapped)
+        setattr(obj, name, _Wrapped(obj, name, before, after, stage))
         self._restore.append(lambda: delattr(obj, name))
 
     def remove(self) -> None:
@@ -271,3 +262,25 @@ class StageClock:
 
     def _open_step_counts(self) -> bool:
         return self._step_open and self._steps_end_at_scheduler and bool(self.step_times)
+
+
+class _Wrapped:
+    """A method of one object with the clock's calls around it, set on the instance.
+
+    A deep copy of the object gets its own plain method back, not this wrapper: LTX-2 deep-copies its scheduler
+    for the audio latents, and a copied wrapper would step the video scheduler a second time each step."""
+
+    def __init__(self, owner: Any, name: str, before: Callable[[str], None], after: Callable[[str], None], stage: str) -> None:
+        self.owner, self.name, self.before, self.after, self.stage = owner, name, before, after, stage
+        self.original = getattr(owner, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.before(self.stage)
+        try:
+            return self.original(*args, **kwargs)
+        finally:
+            self.after(self.stage)
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        copy = memo.get(id(self.owner))
+        return getattr(type(copy), self.name).__get__(copy) if copy is not None else self.original

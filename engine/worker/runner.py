@@ -19,7 +19,7 @@ from engine.queue.models import Job
 from engine.registry import ModelSpec, get_model
 from engine.speed.mode import AppliedSpeed, SpeedParts, apply_speed_mode
 from engine.worker.clock import StageClock
-from engine.worker.export import write_mp4, write_thumbnail
+from engine.worker.export import Soundtrack, fit_soundtrack, write_mp4, write_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class RunOutput:
     compile_s: float | None = None  # spent compiling a new shape in this job; None: speed mode off
     quality: dict | None = None
     quality_report: dict | None = None
+    audio_duration_s: float | None = None  # the MP4's soundtrack (LTX-2); None: video only
 
 
 @dataclass
@@ -105,6 +106,14 @@ def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
     return ImageOps.fit(image.convert("RGB"), (width, height), method=Image.Resampling.LANCZOS)
 
 
+def _soundtrack(family: Any, pipe: Any, result: Any, params: Any) -> Soundtrack | None:
+    """The generated soundtrack of a model that makes one, unless the job asked for the video only."""
+    if params.video_only or not hasattr(family, "soundtrack"):
+        return None
+    samples, rate = family.soundtrack(pipe, result)
+    return Soundtrack(samples, rate)
+
+
 def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path, settings: Settings) -> RunOutput:
     import torch
 
@@ -123,22 +132,27 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         torch.manual_seed(params.seed)  # I2VGen-XL draws its image latents from the global generator
     # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
     compiled_before = cache.speed.compile_seconds
+    if hasattr(family, "configure"):
+        family.configure(pipe, params)  # settings a pipeline takes as components (HunyuanVideo 1.5's guider)
     clock.install(pipe, denoisers=spec.denoisers, encoders=family.ENCODERS)  # both experts of a Wan 2.2 A14B
     try:
         with torch.inference_mode(), clock.pipeline_call(params.steps):
-            frames = pipe(**family.call_kwargs(params, image, generator)).frames
+            result = pipe(**family.call_kwargs(params, image, generator))
     finally:
         clock.remove()
+    frames, sound = result.frames, _soundtrack(family, pipe, result, params)
+    del result
     # 8. export_video
     video_path, thumbnail_path = job_dir / "video.mp4", job_dir / "thumbnail.jpg"
     with clock.stage("export_video"):
-        write_mp4(video_path, frames, params.fps)
+        write_mp4(video_path, frames, params.fps, sound)
         failpoint("video_written")  # tests kill the worker here: the video in place, nothing recorded
         write_thumbnail(thumbnail_path, frames)
     del frames
     output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)),
                        cache.speed_mode, compile_s=cache.speed.compile_seconds - compiled_before
-                       if cache.speed.parts.compile else None)
+                       if cache.speed.parts.compile else None,
+                       audio_duration_s=fit_soundtrack(sound, params.frames, params.fps).duration_s if sound else None)
     # 9. quality_scoring
     if settings.quality.enabled:
         with clock.stage("quality_scoring"):

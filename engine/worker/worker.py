@@ -6,6 +6,7 @@ progress and ETA, and turns a cancel request or a critical alert into a stop at 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ from engine.queue.models import (
     JobResult,
     QueueDiskFull,
     QueueUnavailable,
+    memory_mode_label,
 )
 from engine.worker import host_memory, warm_start
 from engine.worker.clock import JobCancelled, StageClock
@@ -251,6 +253,7 @@ class Worker:
         self.device = Device.pick(gpu_index)
         self.worker_id = f"{settings.hostname}:{os.getpid()}:{self.device.name}"
         self.cache = PipelineCache(settings, self.device.name, self.device.index)
+        self.presence: live.WorkerPresence | None = None  # this worker's announcement (serve)
         self.consecutive_ooms = 0
         self.last_stages: dict[str, float] = {}  # the last succeeded job's stage times, for the ETA
         self.decoder_compile_s = DECODER_COMPILE_PRIOR_S  # the VAE decoder's last compile of a new shape, for the ETA
@@ -310,18 +313,34 @@ class Worker:
         print(f"engine worker {self.worker_id} on {self.device.gpu_name}; queue {self.queue_description()}", flush=True)
         # Announced on a GPU for pre-flight (its process's memory is the next job's) and on the CPU too, so that
         # submission knows which kinds of worker serve the queue (a full-size model needs a GPU worker).
-        presence: live.WorkerPresence | None = live.WorkerPresence(
-            self.settings.hostname, self.device.index, os.getpid(), self.worker_id, self.group_size)
+        presence = live.WorkerPresence(self.settings.hostname, self.device.index, os.getpid(), self.worker_id,
+                                       self.group_size)
         try:
             live.write_worker(self.paths, presence)
+            self.presence = presence
         except OSError as exc:  # pre-flight then sees only the GPU's free memory: stricter, not wrong
             log.warning("could not announce this worker in %s: %s", self.paths.workers_dir, exc)
-            presence = None
         try:
             return self._serve()
         finally:
-            if presence is not None:
-                live.remove_worker(self.paths, presence)
+            if self.presence is not None:
+                live.remove_worker(self.paths, self.presence)
+
+    def announce_loaded(self) -> None:
+        """Say in this worker's presence which model it keeps loaded, and in which memory mode (the cache's, after
+        each job): pre-flight and the UI read it; its memory is counted as available to that GPU's next job."""
+        if self.presence is None:
+            return
+        key = self.cache.key
+        loaded = (key[0], memory_mode_label(key[1], key[2])) if key else (None, None)
+        if (self.presence.loaded_model, self.presence.loaded_memory_mode) == loaded:
+            return
+        presence = dataclasses.replace(self.presence, loaded_model=loaded[0], loaded_memory_mode=loaded[1])
+        try:
+            live.write_worker(self.paths, presence)
+            self.presence = presence
+        except OSError as exc:
+            log.warning("could not update this worker's presence in %s: %s", self.paths.workers_dir, exc)
 
     def _serve(self) -> int:
         self.warm_start()
@@ -340,6 +359,7 @@ class Worker:
                 self.stopping.wait(0.3)
                 continue
             self.process(job)
+            self.announce_loaded()
             if self.consecutive_ooms >= self.settings.engine.max_consecutive_ooms:
                 self._fire_oom_alert()
                 log.error("%d consecutive out-of-memory failures: exiting so the supervisor restarts this worker", self.consecutive_ooms)
@@ -504,6 +524,7 @@ class Worker:
             peak_nvml_process_bytes=record.peak_nvml_process_bytes, total_s=record.total_s, gpu_name=self.device.gpu_name,
             step_experts=list(clock.step_experts), peak_host_rss_bytes=record.peak_host_rss_bytes,
             host_pinned_bytes=record.host_pinned_bytes, **_energy_result(record),
+            has_audio=record.has_audio, audio_duration_s=record.audio_duration_s, audio_scored=record.audio_scored,
         )
 
     def _end_hung_job(self, job: Job, watch: JobWatch, overrun: Overrun) -> None:

@@ -30,11 +30,13 @@ def hub_endpoint() -> str:
 
 
 def hub_reachable(timeout_s: float = 2.0) -> bool:
-    """Whether the hub answers an HTTP request (any status: it is there). urllib takes the proxy from
-    HTTPS_PROXY/NO_PROXY at each call, where a bare socket to port 443 would miss a proxied network."""
+    """Whether the hub answers an HTTP request (any status: it is there), through HTTPS_PROXY/NO_PROXY as they
+    are now, where a bare socket to port 443 would miss a proxied network. A fresh opener each call: urlopen's
+    global one keeps the proxies of the environment it first saw."""
     request = urllib.request.Request(hub_endpoint() + "/api/models?limit=1", method="HEAD")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler())
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s):
+        with opener.open(request, timeout=timeout_s):
             return True
     except urllib.error.HTTPError:
         return True

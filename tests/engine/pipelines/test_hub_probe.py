@@ -72,3 +72,16 @@ def test_an_explicit_hf_hub_offline_is_left_alone(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout_s=2.0: pytest.fail("probed despite HF_HUB_OFFLINE"))
     assert hub.go_offline_if_hub_unreachable() is False
+
+
+def test_the_probe_follows_a_proxy_set_after_urllib_was_first_used(monkeypatch, no_proxy_env):
+    import urllib.request
+
+    try:  # urlopen's global opener is built now, without a proxy
+        urllib.request.urlopen("http://127.0.0.1:9/", timeout=0.5)
+    except OSError:
+        pass
+    proxy = OneLineServer("502 Bad Gateway")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    assert hub.hub_reachable(timeout_s=5) is False
+    assert [line.rsplit(" ", 1)[0] for line in proxy.lines] == ["CONNECT huggingface.co:443"]

@@ -68,7 +68,9 @@ def heartbeat_of(speed: AppliedSpeed, stage: str = "denoising_loop"):
     from engine.worker.clock import StageClock
     from engine.worker.worker import Heartbeat
 
-    worker = SimpleNamespace(cache=SimpleNamespace(speed=speed), last_stages={})
+    # a CPU worker with the watchdog off: what the heartbeat reads of it besides the ETA's inputs
+    worker = SimpleNamespace(cache=SimpleNamespace(speed=speed), last_stages={}, device=SimpleNamespace(index=None),
+                             settings=SimpleNamespace(engine=SimpleNamespace(watchdog=False)))
     job = SimpleNamespace(id="job-1", predicted={"seconds": 60.0, "s_per_step": 1.0}, params=SimpleNamespace(steps=50))
     clock = StageClock()
     clock.current = stage
@@ -141,14 +143,15 @@ def test_a_pipeline_whose_vae_has_no_decoder_module_keeps_its_vae(tmp_path):
     assert pipe.vae is vae and applied.decoder is None and applied.label == "compile+precompiled"
 
 
-def test_the_job_shows_the_decoder_compiling_with_no_eta():
+def test_the_job_shows_the_decoder_compiling_and_keeps_an_eta_that_counts_the_compile():
     from engine.queue.models import COMPILING_DECODER_STAGE
 
     decoder = SimpleNamespace(forward=SimpleNamespace(compiling=True))
     applied = AppliedSpeed(compile_parts(), SimpleNamespace(forward=SimpleNamespace(compiling=False)), decoder)
     assert applied.compiling == "decoder"
     progress = heartbeat_of(applied, stage="decode_video").progress()
-    assert progress.stage == COMPILING_DECODER_STAGE and progress.eta_s is None
+    # the decoder's compile is part of the ETA (issue 22: a first job's ETA must not read 5 s while 25 s remain)
+    assert progress.stage == COMPILING_DECODER_STAGE and progress.eta_s is not None
     decoder.forward.compiling = False
     assert applied.compiling is None
 

@@ -219,7 +219,8 @@ def test_the_worker_publishes_the_eta_with_its_margin_and_the_decoders_compile_o
     denoiser, decoder = Forward(), Forward()
 
     applied = AppliedSpeed(SpeedParts(compile=True), SimpleNamespace(forward=denoiser), SimpleNamespace(forward=decoder))
-    worker = SimpleNamespace(cache=SimpleNamespace(speed=applied), last_stages={}, decoder_compile_s=17.0)
+    worker = SimpleNamespace(cache=SimpleNamespace(speed=applied), last_stages={}, decoder_compile_s=17.0,
+                             device=SimpleNamespace(index=None), settings=SimpleNamespace(engine=SimpleNamespace(watchdog=False)))
     job = Job("j", "running", JobParams(model="tiny", steps=10), "/in.png",
               predicted={"seconds": 12.0, "s_per_step": 1.0, "decode_s": 2.0})
     beat = Heartbeat(worker, job, _clock(4, 10, 1.0))

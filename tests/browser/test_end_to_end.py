@@ -9,6 +9,7 @@ websocket messages, so every step waits for an element, never for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -76,12 +77,13 @@ NO_SAVE_PICKER = "delete window.showSaveFilePicker; window.showSaveFilePicker = 
 
 
 
-@pytest.fixture
-def app_url(data_dir: Path, tmp_path: Path):
-    """`python -m app` as a real process on free ports; its base URL. Stopped with SIGTERM, as Ctrl-C would."""
+@contextlib.contextmanager
+def running_app(data_dir: Path, tmp_path: Path, **env: str):
+    """`python -m app` as a real process on free ports (`env` added to its environment); its base URL. Stopped
+    with SIGTERM, as Ctrl-C would."""
     ui, api = free_port(), free_port()
     log = tmp_path / "app.log"
-    proc = start(["app", "--port", str(ui), "--api-port", str(api)], data_dir, log)
+    proc = start(["app", "--port", str(ui), "--api-port", str(api)], data_dir, log, **env)
     try:
         wait_for(lambda: proc.poll() is None and http_ok(f"http://127.0.0.1:{ui}/_stcore/health"), 120, interval=0.5,
                  what=f"the UI on port {ui} (log: {log})")
@@ -93,6 +95,12 @@ def app_url(data_dir: Path, tmp_path: Path):
         except Exception:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+
+
+@pytest.fixture
+def app_url(data_dir: Path, tmp_path: Path):
+    with running_app(data_dir, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

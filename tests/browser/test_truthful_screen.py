@@ -24,6 +24,7 @@ from tests.browser.test_end_to_end import (  # noqa: F401 — app_url and browse
     _new_page,
     app_url,
     browser,
+    running_app,
     screenshot,
 )
 
@@ -130,8 +131,16 @@ def test_an_invalid_frame_count_shows_the_reason_and_never_queues_a_job(app_url,
     page.context.close()
 
 
-def test_the_queue_table_follows_a_job_from_queued_to_running_to_succeeded_by_itself(app_url, browser, data_dir):  # noqa: F811
-    page = _open_generate(browser, app_url)
+@pytest.fixture
+def slow_app_url(data_dir, tmp_path):
+    """The app with each denoising step held 1.5 s (a failpoint): a tiny job lasts longer than the idle queue's
+    refresh, so its states can be watched however fast this machine runs it."""
+    with running_app(data_dir, tmp_path, I2VMON_FAILPOINTS="denoising_step=sleep:1.5") as url:
+        yield url
+
+
+def test_the_queue_table_follows_a_job_from_queued_to_running_to_succeeded_by_itself(slow_app_url, browser, data_dir):  # noqa: F811
+    page = _open_generate(browser, slow_app_url)
     page.get_by_text("The queue is empty").wait_for()
     page.evaluate(RECORD_STATES)
     # Two jobs from elsewhere: the one worker runs the first while the second waits, so the second is seen
@@ -182,8 +191,8 @@ def test_eta_jumps_are_counted_on_readings_floored_at_five_seconds():
     assert eta_seconds("step 4/4 · done · elapsed 9.0 s · ETA 0 s") == 0
 
 
-def test_the_eta_shown_during_a_job_never_jumps_more_than_twofold_and_ends_at_zero(app_url, browser, data_dir):  # noqa: F811
-    page = _open_generate(browser, app_url)
+def test_the_eta_shown_during_a_job_never_jumps_more_than_twofold_and_ends_at_zero(slow_app_url, browser, data_dir):  # noqa: F811
+    page = _open_generate(browser, slow_app_url)
     page.get_by_text("The queue is empty").wait_for()
     page.evaluate(RECORD_PROGRESS)
     job_id = _submit_elsewhere("browser job eta")

@@ -17,7 +17,8 @@ CUSTOM = "custom"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 # Widgets whose values must survive while they are hidden (Streamlit forgets an unrendered widget's state).
 PARAM_KEYS = ("gen_model", "gen_prompt", "gen_negative", "gen_resolution", "gen_height", "gen_width", "gen_frames",
-              "gen_steps", "gen_guidance", "gen_seed", "gen_fps", "gen_chunk", "gen_offload", "gen_weights")
+              "gen_steps", "gen_guidance", "gen_seed", "gen_fps", "gen_chunk", "gen_offload", "gen_weights",
+              "gen_video_only", "gen_audio_guidance")
 FREE_MEMORY_TTL_S = 2
 FREE_MEMORY_STEP = 64 * 2**20  # round readings so predictions are cached across small changes
 HOST_MEMORY_STEP = 256 * 2**20
@@ -48,6 +49,7 @@ def _set_defaults() -> None:
     ss.gen_frames, ss.gen_steps, ss.gen_guidance = d.frames, d.steps, float(d.guidance)
     ss.gen_fps, ss.gen_chunk, ss.gen_offload = d.fps, d.decode_chunk_size or 0, "none"
     ss.gen_weights = _weights_choice(spec, None)
+    ss.gen_video_only, ss.gen_audio_guidance = False, spec.audio_guidance
     ss.gen_refused = None
 
 
@@ -143,6 +145,8 @@ def _raw_params(spec: ModelSpec) -> dict:
         "decode_chunk_size": (ss.gen_chunk or None) if spec.supports_decode_chunk else None,
         "offload": ss.gen_offload,
         "weights": ss.get("gen_weights") if spec.weight_storages else None,
+        **({"video_only": bool(ss.get("gen_video_only")), "audio_guidance": ss.get("gen_audio_guidance")}
+           if spec.makes_audio else {}),
     }
 
 
@@ -205,6 +209,7 @@ def controls(spec: ModelSpec, problem: dict[str, str] | None = None) -> None:
     else:
         c3.caption("decode_chunk_size: not used by this model")
     memory_mode_controls(spec)
+    sound_controls(spec, problem)
     for field in ("offload", "weights", "form"):
         if field in problem:
             st.error(problem[field], icon="⛔")
@@ -227,6 +232,24 @@ def memory_mode_controls(spec: ModelSpec) -> None:
                  help=" · ".join(f"**{w}**: {WEIGHTS_HELP.get(w, w)}" for w in spec.weight_storages))
     else:
         c2.caption(f"Weight storage: {spec.id} keeps its weights in its compute dtype (no choice).")
+
+
+def sound_controls(spec: ModelSpec, problem: dict[str, str]) -> None:
+    """For a model that makes a soundtrack (LTX-2): keep it or not, and the audio's own guidance scale."""
+    if not spec.makes_audio:
+        return
+    ss = st.session_state
+    if ss.get("gen_audio_guidance") is None:
+        ss.gen_audio_guidance = spec.audio_guidance
+    with st.expander("Soundtrack (advanced)"):
+        st.checkbox("Video only: no audio stream in the MP4", key="gen_video_only",
+                    help=f"{spec.id} generates a soundtrack with the video (its denoiser is joint, so the sound is "
+                         "generated either way); this leaves it out of the file")
+        st.number_input("Audio guidance", key="gen_audio_guidance", value=ss.gen_audio_guidance,
+                        help=f"the audio modality's guidance scale (the video's is Guidance above); "
+                             f"default {spec.audio_guidance:g}")
+        if "audio_guidance" in problem:
+            st.error(problem["audio_guidance"], icon="⛔")
 
 
 def foresight_panel(spec: ModelSpec) -> None:

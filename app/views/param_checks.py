@@ -13,7 +13,7 @@ from engine.queue.models import JobParams
 
 # The form's fields in the order they are drawn; each check's message starts with its field's name.
 FIELDS = ("height", "width", "frames", "steps", "guidance", "seed", "fps", "decode_chunk_size", "offload", "weights",
-          "prompt")
+          "audio_guidance", "prompt")
 _MESSAGE_FIELDS = (("negative prompt", "prompt"),) + tuple((name, name) for name in FIELDS)
 
 

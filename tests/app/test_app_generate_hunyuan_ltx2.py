@@ -45,3 +45,45 @@ def test_a_finished_ltx2_job_plays_its_video_and_says_its_soundtrack_is_not_scor
 
     assert at.get("video")
     assert "🔊 soundtrack 1.12 s (AAC) — not scored: the quality scores are the video's" in texts(at)
+
+
+def test_a_model_with_a_soundtrack_offers_video_only_and_its_audio_guidance_and_the_job_carries_them(page, queue):
+    from engine.registry import get_model
+    from tests.app.test_app_generate import _png
+
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("tiny-ltx2")
+    at.run()
+    no_exception(at)
+    assert at.number_input(key="gen_audio_guidance").value == get_model("tiny-ltx2").audio_guidance
+    at.checkbox(key="gen_video_only").check()
+    at.number_input(key="gen_audio_guidance").set_value(4.5)
+    at.file_uploader(key="gen_image").set_value(("waves.png", _png(), "image/png"))
+    at.text_area(key="gen_prompt").input("waves roll in")
+    at.run()
+    at.button(key="gen_submit").click()
+    at.run()
+    no_exception(at)
+    job = queue.get(at.session_state["gen_job_id"])
+    assert (job.params.model, job.params.video_only, job.params.audio_guidance) == ("tiny-ltx2", True, 4.5)
+
+
+def test_an_audio_guidance_out_of_range_is_named_beside_its_field_and_generate_waits(page):
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("tiny-ltx2")
+    at.run()
+    at.number_input(key="gen_audio_guidance").set_value(500.0)
+    at.run()
+    no_exception(at)
+    assert any("audio_guidance must be between 0 and" in e.value for e in at.error)
+
+
+def test_a_silent_model_has_no_soundtrack_controls(page):
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("tiny-wan")
+    at.run()
+    assert not [c for c in at.checkbox if c.key == "gen_video_only"]
+

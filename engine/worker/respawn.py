@@ -127,6 +127,7 @@ def serve_respawning(gpu_index: int | None) -> int:
             return code if code >= 0 else 128 - code
         quick_restarts = quick_restarts + 1 if time.monotonic() - started < _QUICK_RESTART_S else 0
         delay = min(_MAX_BACKOFF_S, 2.0 ** max(0, quick_restarts - 1) - 1)  # 0, 1, 3, 7 … s
+        tell_restart(gpu_index, frozen or f"exit {code}: asked to be restarted", delay, asked=frozen is None)
         log.warning("worker pid %d asked to be restarted (exit %d: its GPU is freed only by a new process); "
                     "starting a new one%s", child.pid, code, f" in {delay:.0f} s" if delay else "")
         deadline = time.monotonic() + delay
@@ -134,6 +135,25 @@ def serve_respawning(gpu_index: int | None) -> int:
             time.sleep(0.1)
         if stopping:
             return 0
+
+
+def tell_restart(gpu_index: int | None, why: str, delay_s: float, *, asked: bool) -> None:
+    """Put the restart in the notification outbox (the collector delivers it), where targets are configured;
+    never fatal: the worker is restarted whatever happens here."""
+    try:
+        from collector.notifications.events import worker_restart_event
+        from collector.notifications.notifier import Notifier
+        from config import load_settings
+        from data.paths import data_paths
+
+        settings = load_settings()
+        if not settings.notifications.targets:
+            return
+        name = f"engine-gpu{gpu_index}" if gpu_index is not None else "engine-cpu"
+        Notifier(settings, data_paths(settings)).publish([worker_restart_event(
+            settings.hostname, name, why, restart_in_s=delay_s, asked=asked)])
+    except Exception as exc:  # noqa: BLE001 — telling someone must never stop the restart
+        log.warning("the worker's restart was not notified: %s", exc)
 
 
 def _wait(child: subprocess.Popen, silent: SilentHeartbeat | None, stopping: Callable[[], bool],

@@ -56,3 +56,18 @@ def test_a_worker_frozen_whole_is_killed_by_engine_serve_and_its_job_is_run_agai
     assert not psutil.pid_exists(frozen.pid) or frozen.status() == psutil.STATUS_ZOMBIE
     assert (job["state"], job["attempts"]) == ("succeeded", 2), text[-3000:]
     assert job["worker_id"].split(":")[1] != str(frozen.pid)
+
+
+def test_a_restart_by_engine_serve_reaches_the_notification_outbox(data_dir, monkeypatch):
+    import json
+
+    from config import load_settings
+    from data.outbox import open_outbox
+    from data.paths import data_paths
+    from engine.worker.respawn import tell_restart
+
+    monkeypatch.setenv("I2VMON_NOTIFICATIONS__TARGETS", json.dumps(
+        [{"name": "ops", "kind": "webhook", "url": "http://127.0.0.1:9/hook"}]))
+    tell_restart(0, "exit 75: asked to be restarted", 1.0, asked=True)
+    outbox = open_outbox(data_paths(load_settings()))
+    assert [s.pending for s in outbox.summary() if s.target == "ops"] == [1]

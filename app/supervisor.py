@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -14,29 +13,13 @@ from pathlib import Path
 from typing import Callable
 
 from app.log_rotation import rotate_if_large
+from engine.worker.respawn import die_with_parent  # no torch: the restarting parent of `engine serve`
 
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 30.0
 _STOP_GRACE_S = 20.0
 _ROTATE_EVERY_S = 5.0  # how often the logs' sizes are checked: a log may pass its limit by 5 s of output
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent():
-    """A `preexec_fn` for Linux: the child gets SIGTERM (and stops cleanly) when the supervisor dies,
-    even by SIGKILL, so a killed `python -m app` leaves no orphans holding the ports and the GPUs."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: only the prctl call runs in the child
-    parent = os.getpid()
-
-    def in_child() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the supervisor died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return in_child
 
 
 @dataclass
@@ -74,7 +57,7 @@ class Supervisor:
         self.log_max_bytes = log_max_bytes
         self.log_backups = log_backups
         self.stopping = False
-        self._preexec = _die_with_parent()
+        self._preexec = die_with_parent()
 
     def _start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

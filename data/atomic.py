@@ -1,10 +1,14 @@
-"""Write-then-rename, so a reader only ever sees a whole file."""
+"""Write-then-rename, so a reader only ever sees a whole file; an SQLite write transaction that takes its lock
+up front."""
 
 from __future__ import annotations
 
 import errno
 import os
 import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -52,3 +56,17 @@ def _new_temporary(path: Path) -> Path:
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     write_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+@contextmanager
+def immediate_transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on an error): the write lock is taken up front, so two processes
+    writing at once (two workers claiming, two senders taking due deliveries) are ordered, never both reading
+    the same rows before either writes. For a connection in autocommit mode (isolation_level None)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

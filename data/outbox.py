@@ -12,11 +12,13 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from data.atomic import immediate_transaction
 from data.paths import DataPaths
 
 DeliveryState = Literal["pending", "delivered", "dead"]
@@ -133,8 +135,8 @@ class Outbox:
             self._local.con = con
         return con
 
-    def _write(self) -> "_Tx":
-        return _Tx(self._con())
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._con())
 
     # -- producing ------------------------------------------------------------------------------
     def add(self, events: list[tuple[NotificationEvent, list[str]]], *, state: dict[str, Any] | None = None,
@@ -278,21 +280,6 @@ class Outbox:
             )
             for row in rows
         ]
-
-
-class _Tx:
-    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on an error): the write lock is taken up front, so two processes
-    claiming at once are ordered, never both reading the same due rows."""
-
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self.con = con
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.con.execute("BEGIN IMMEDIATE")
-        return self.con
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def open_outbox(paths: DataPaths) -> Outbox:

@@ -8,9 +8,11 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from data.atomic import immediate_transaction
 from engine.queue.base import JobQueue
 from engine.queue.models import (
     CANCELLED,
@@ -246,19 +248,8 @@ class SqliteJobQueue(JobQueue):
             except sqlite3.Error:
                 pass
 
-    class _Tx:
-        def __init__(self, con: sqlite3.Connection) -> None:
-            self.con = con
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.con.execute("BEGIN IMMEDIATE")
-            return self.con
-
-        def __exit__(self, exc_type: object, *_: object) -> None:
-            self.con.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def _tx(self) -> "SqliteJobQueue._Tx":
-        return self._Tx(self._con())
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._con())
 
     def _event(self, con: sqlite3.Connection, job_id: str, state: str, message: str | None = None) -> None:
         con.execute("INSERT INTO job_events (job_id, at, state, message) VALUES (?, ?, ?, ?)", (job_id, time.time(), state, message))

@@ -31,9 +31,9 @@ _QUICK_RESTART_S = 60.0  # a worker that asks again within this long is restarte
 _MAX_BACKOFF_S = 30.0
 
 
-# Copied from app.supervisor._die_with_parent (the engine does not import the app).
-def _die_with_parent():
-    """A `preexec_fn` for Linux: the worker gets SIGTERM (and stops cleanly) when this parent dies, even by SIGKILL."""
+def die_with_parent():
+    """A `preexec_fn` for Linux: the child gets SIGTERM (and stops cleanly) when its parent dies, even by SIGKILL,
+    so a killed parent (`engine serve`, `python -m app`) leaves no orphans holding ports and GPUs."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: only the prctl call runs in the child
@@ -116,7 +116,7 @@ def serve_respawning(gpu_index: int | None) -> int:
     silent = _silent_heartbeat()
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(worker_argv(gpu_index), preexec_fn=_die_with_parent())
+        child = subprocess.Popen(worker_argv(gpu_index), preexec_fn=die_with_parent())
         if stopping:  # asked to stop while it was being started
             child.send_signal(signal.SIGTERM)
         code, frozen = _wait(child, silent, lambda: stopping)

@@ -3,6 +3,7 @@ scraped by a real Prometheus server on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -113,14 +115,10 @@ def test_promtool_accepts_the_exposition(client, paths):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (Debian package `prometheus`)")
-def test_a_real_prometheus_scrapes_it(settings, paths, tmp_path):
-    write_live(paths, gpus=1)
+@contextlib.contextmanager
+def prometheus_scraping_api(settings, tmp_path) -> Iterator[str]:
+    """The API served by uvicorn and a real Prometheus scraping its /metrics every second; the Prometheus
+    HTTP API's base URL (its log: tmp_path/prometheus.log)."""
     api_port, prom_port = free_port(), free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -137,6 +135,23 @@ def test_a_real_prometheus_scrapes_it(settings, paths, tmp_path):
     )
     base = f"http://127.0.0.1:{prom_port}/api/v1"
     try:
+        yield base
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (Debian package `prometheus`)")
+def test_a_real_prometheus_scrapes_it(settings, paths, tmp_path):
+    write_live(paths, gpus=1)
+    with prometheus_scraping_api(settings, tmp_path) as base:
         deadline = time.monotonic() + 60
         health, series = None, []
         while time.monotonic() < deadline:
@@ -155,8 +170,3 @@ def test_a_real_prometheus_scrapes_it(settings, paths, tmp_path):
         assert series and series[0]["metric"]["uuid"] == UUID0 and float(series[0]["value"][1]) == 87.0
         queue = _get_json(f"{base}/query?query=" + urllib.parse.quote('i2vmon_queue_jobs{state="queued"}'))["data"]["result"]
         assert queue and queue[0]["value"][1] == "0"
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
-        server.should_exit = True
-        thread.join(timeout=10)

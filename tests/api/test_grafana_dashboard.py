@@ -7,20 +7,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
-import uvicorn
 
-from api.app import create_app
 from data import live
-from tests.api.synthetic_host import HOST, free_port
-from tests.api.test_api_prometheus import fill, scrape
+from tests.api.synthetic_host import HOST
+from tests.api.test_api_prometheus import fill, prometheus_scraping_api, scrape
 from tests.conftest import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "i2vmon.json"
@@ -106,21 +102,6 @@ def grafana_variables_filled(query: str) -> str:
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (Debian package `prometheus`)")
 def test_a_real_prometheus_evaluates_every_dashboard_query(client, settings, paths, tmp_path):
     fill(client, paths)
-    api_port, prom_port = free_port(), free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-        f"scrape_configs:\n  - job_name: i2vmon\n    static_configs:\n      - targets: ['127.0.0.1:{api_port}']\n"
-    )
-    prometheus = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"),
-    )
-    base = f"http://127.0.0.1:{prom_port}/api/v1"
 
     def query(expr: str) -> dict:
         body = urllib.parse.urlencode({"query": expr}).encode()
@@ -130,7 +111,7 @@ def test_a_real_prometheus_evaluates_every_dashboard_query(client, settings, pat
         except urllib.error.HTTPError as exc:  # 400: a query Prometheus cannot parse or evaluate
             return json.loads(exc.read())
 
-    try:
+    with prometheus_scraping_api(settings, tmp_path) as base:
         deadline, gpu = time.monotonic() + 60, []
         while time.monotonic() < deadline and not gpu:
             time.sleep(0.5)
@@ -150,8 +131,3 @@ def test_a_real_prometheus_evaluates_every_dashboard_query(client, settings, pat
         utilisation = next(p for p in dashboard["panels"] if p["title"] == "GPU utilisation")
         series = query(grafana_variables_filled(utilisation["targets"][0]["expr"]))["data"]["result"]
         assert {s["metric"]["gpu"] for s in series} == {"0", "1"}
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
-        server.should_exit = True
-        thread.join(timeout=10)

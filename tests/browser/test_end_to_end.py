@@ -78,23 +78,30 @@ NO_SAVE_PICKER = "delete window.showSaveFilePicker; window.showSaveFilePicker = 
 
 
 @contextlib.contextmanager
-def running_app(data_dir: Path, tmp_path: Path, **env: str):
-    """`python -m app` as a real process on free ports (`env` added to its environment); its base URL. Stopped
-    with SIGTERM, as Ctrl-C would."""
-    ui, api = free_port(), free_port()
-    log = tmp_path / "app.log"
-    proc = start(["app", "--port", str(ui), "--api-port", str(api)], data_dir, log, **env)
+def serving(args: list[str], health_url: str, data_dir: Path, log: Path, *, stop_s: float = 60, **env: str):
+    """`python -m <args>` as a real process (`env` added to its environment), once `health_url` answers. Stopped
+    with SIGTERM, as Ctrl-C would; killed if it has not stopped within `stop_s`."""
+    proc = start(args, data_dir, log, **env)
     try:
-        wait_for(lambda: proc.poll() is None and http_ok(f"http://127.0.0.1:{ui}/_stcore/health"), 120, interval=0.5,
-                 what=f"the UI on port {ui} (log: {log})")
-        yield f"http://127.0.0.1:{ui}"
+        wait_for(lambda: proc.poll() is None and http_ok(health_url), 120, interval=0.5,
+                 what=f"{health_url} (log: {log})")
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=stop_s)
         except Exception:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+
+
+@contextlib.contextmanager
+def running_app(data_dir: Path, tmp_path: Path, **env: str):
+    """`python -m app` as a real process on free ports (`env` added to its environment); its base URL."""
+    ui, api = free_port(), free_port()
+    with serving(["app", "--port", str(ui), "--api-port", str(api)], f"http://127.0.0.1:{ui}/_stcore/health",
+                 data_dir, tmp_path / "app.log", **env):
+        yield f"http://127.0.0.1:{ui}"
 
 
 @pytest.fixture

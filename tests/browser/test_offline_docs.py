@@ -3,16 +3,13 @@ come from the files shipped with the product, not a CDN."""
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from benchmarks.harness import free_port, http_ok, wait_for
-from tests.browser.test_end_to_end import CHROMIUM, CHROMIUM_ARGS, PAGE_MS, VIEWPORT
-from tests.conftest import start
+from benchmarks.harness import free_port
+from tests.browser.test_end_to_end import CHROMIUM, CHROMIUM_ARGS, PAGE_MS, VIEWPORT, serving
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,19 +24,9 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 def api_url(data_dir: Path, tmp_path: Path):
     """`python -m api` as a real process on a free port."""
     port = free_port()
-    log = tmp_path / "api.log"
-    proc = start(["api", "--port", str(port)], data_dir, log)
-    try:
-        wait_for(lambda: proc.poll() is None and http_ok(f"http://127.0.0.1:{port}/api/health"), 120, interval=0.5,
-                 what=f"the API on port {port} (log: {log})")
+    with serving(["api", "--port", str(port)], f"http://127.0.0.1:{port}/api/health", data_dir, tmp_path / "api.log",
+                 stop_s=30):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except Exception:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
 
 
 @pytest.fixture

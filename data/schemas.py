@@ -194,6 +194,14 @@ class RunRecord:
     # Seconds the job spent compiling its shape (the first at it on the machine; inside its first step and its
     # decode). None: speed mode off or a record older than the column.
     compile_s: float | None = None
+    # How the compiled code of the job's shape was had: "loaded" (saved earlier, compiled speed), "compiled"
+    # (compiled inside this job: engine.speed_compile = "inline", or regional compilation's seconds),
+    # "background" (none yet: the job ran at the stock pace while another process compiled it for the next job).
+    # None: nothing compiled (speed mode off) or a record older than the column.
+    compile_state: str | None = None
+    # The speed-mode parts asked for (settings or the job's speed_trades) that did not apply, each with why:
+    # "fp8: torchao is not installed; int8attn: needs a CUDA GPU". None: every part asked for applied.
+    speed_fallbacks: str | None = None
     # The step (1-based) under way when the job ended stuck in it (error_kind 'timeout', or a cancel the watchdog
     # had to end by restarting the worker); None otherwise.
     failed_step: int | None = None

@@ -56,6 +56,8 @@ class ModelSpec:
     torch_dtype: str | None = None  # compute dtype on a GPU; None: the engine's setting (engine.dtype)
     variant: str | None = None  # the repo's half-precision weights ("fp16"): what from_pretrained loads and downloads fetch
     speed_mode: bool = True  # whether today's speed mode (built for the UNets and LTX-Video) applies
+    # Speed mode's quality trades a job of this model may opt into (engine.queue.models.SPEED_TRADES).
+    speed_trades: tuple[str, ...] = ()
     # -- what a job may ask of it ------------------------------------------------------------------------
     takes_prompt: bool = True
     defaults: Defaults = Defaults(64, 64, 8, 4, 3.0, 8)

@@ -35,6 +35,11 @@ OFFLOAD_MODES: tuple[OffloadMode, ...] = get_args(OffloadMode)
 # matmuls (diffusers' layerwise casting): about half the weights' memory.
 WeightStorage = Literal["bf16", "fp8"]
 WEIGHT_STORAGES: tuple[WeightStorage, ...] = get_args(WeightStorage)
+# Speed mode's quality trades, off unless a job asks (not the same maths as the stock pipeline, unlike the
+# lossless parts): fp8 matmuls (torchao), int8 attention (SageAttention), step caching (diffusers' enable_cache).
+# A model offers those its spec lists (ModelSpec.speed_trades); each is a word of the run record's speed_mode.
+SpeedTrade = Literal["fp8", "int8attn", "cache"]
+SPEED_TRADES: tuple[SpeedTrade, ...] = get_args(SpeedTrade)
 
 
 def memory_mode_label(offload: str | None, weights: str | None, sep: str = ", ") -> str:
@@ -78,13 +83,17 @@ class JobParams:
     # (None: the model's default). Both are refused for a model without sound.
     video_only: bool = False
     audio_guidance: float | None = None
+    # Speed mode's quality trades this job opts into (SPEED_TRADES, in that order); (): none, the default.
+    speed_trades: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "speed_trades": list(self.speed_trades)}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "JobParams":
-        return cls(**known_fields(cls, raw))
+        known = known_fields(cls, raw)
+        known["speed_trades"] = tuple(known.get("speed_trades") or ())
+        return cls(**known)
 
 
 # A running job's stage while speed mode compiles the denoiser, or the VAE decoder, for a new shape. It

@@ -73,6 +73,8 @@ def build_run_record(
         predicted_host_peak_bytes=job.predicted.get("host_peak_bytes"),
         speed_mode=output.speed_mode if output else None,
         compile_s=output.compile_s if output else None,
+        compile_state=output.compile_state if output else None,
+        speed_fallbacks=output.speed_fallbacks if output else None,
         has_audio=output.audio_duration_s is not None if output else None,
         audio_duration_s=output.audio_duration_s if output else None,
         audio_scored=False if output and output.audio_duration_s is not None else None,

@@ -32,6 +32,8 @@ class RunOutput:
     smoke_test: bool
     speed_mode: str = "off"
     compile_s: float | None = None  # spent compiling a new shape in this job; None: speed mode off
+    compile_state: str | None = None  # data.schemas.RunRecord.compile_state
+    speed_fallbacks: str | None = None  # data.schemas.RunRecord.speed_fallbacks
     quality: dict | None = None
     quality_report: dict | None = None
     audio_duration_s: float | None = None  # the MP4's soundtrack (LTX-2); None: video only

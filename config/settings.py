@@ -134,6 +134,12 @@ class EngineSettings(BaseModel):
     speed_precompile: bool = Field(
         True, description="save each compiled denoiser (per model and shape) so a new process loads it instead of tracing"
     )
+    speed_compile: Literal["background", "inline"] = Field(
+        "background", description="where a shape not compiled yet on this machine compiles: background (another "
+        "process; the job meanwhile runs uncompiled, at the stock pace, and the next job at that shape runs "
+        "compiled) or inline (inside the job's first step and decode: minutes for a UNet; the job waits). "
+        "Background needs speed_precompile"
+    )
     speed_fp8: bool = Field(
         False,
         description="opt-in quality trade: the denoiser's linear layers as fp8 matmuls (per-row scales) on GPUs with "

@@ -156,6 +156,8 @@ class JobResult(BaseModel):
     smoke_test: bool | None = None  # random weights: the video is noise
     quality: dict[str, Any] | None = None  # the quality report (engine.quality), None: not scored
     speed_mode: str | None = None
+    compile_state: str | None = None  # data.schemas.RunRecord.compile_state
+    speed_fallbacks: str | None = None  # data.schemas.RunRecord.speed_fallbacks
     peak_allocated_bytes: int | None = None
     peak_reserved_bytes: int | None = None
     peak_nvml_process_bytes: int | None = None

@@ -20,6 +20,10 @@ can compare runs with and without it:
 - `cudnn`: `torch.backends.cudnn.benchmark`, cuDNN times its algorithms once per shape.
 - `precompiled`: the compiled denoiser is saved per model and shape (`engine.speed.precompile`) so a new
   process loads it instead of tracing again — while the model loads, for the shapes used last.
+- `eager`: not a part but what a job says it did when it met a shape with nothing compiled yet: with
+  `engine.speed_compile = "background"` (the default) the shape compiles in another process
+  (`engine.speed.background_compile`) while the job runs the denoiser uncompiled, with the parts that need no
+  compile (frameconv, shortattn, qkv, fp8): "eager+shortattn+qkv". The next job at that shape runs compiled.
 All need CUDA: on CPU the mode is off and the pipeline is left as it is. Inductor's caches live in the
 data directory's compile cache.
 """
@@ -48,6 +52,7 @@ class SpeedParts:
     vae_decoder: bool = False
     conv3d_channels_last: bool = False
     fused_qkv: bool = False
+    background: bool = False  # a new shape compiles in another process (precompile only); not a label word
 
     @classmethod
     def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
@@ -60,7 +65,8 @@ class SpeedParts:
                    vae_decoder=engine.speed_compile_vae_decoder,
                    conv3d_channels_last=engine.speed_conv3d_channels_last,
                    # fp8 would quantise the separate q/k/v layers too, which fused projections leave unused
-                   fused_qkv=engine.speed_fused_qkv and not fp8)
+                   fused_qkv=engine.speed_fused_qkv and not fp8,
+                   background=engine.speed_precompile and engine.speed_compile == "background")
 
     def words(self) -> list[str]:
         if not self.compile:
@@ -95,6 +101,7 @@ class AppliedSpeed:
     parts: SpeedParts
     denoiser: Any = None
     decoder: Any = None  # the VAE's decoder, compiled, when the `vae` part applied
+    compiler: Any = None  # the BackgroundCompiler both share, when new shapes compile in the background
 
     def _forwards(self) -> list[tuple[str, Any]]:
         """The compiled modules' forwards by name: `PrecompiledDenoiser`s where saved artefacts are on."""
@@ -123,6 +130,31 @@ class AppliedSpeed:
         return {name: float(forward.compile_seconds) for name, forward in self._forwards()
                 if getattr(forward, "level", None) == PRECOMPILED}
 
+    def begin_job(self, peak_bytes: int | None = None) -> None:
+        """A job starts: each compiled module forgets the last job's events and picks up shapes compiled in the
+        background since; `peak_bytes`, the job's predicted peak GPU memory, keeps a background compile from
+        starting while the job may still need the room."""
+        if self.compiler is not None:
+            self.compiler.job_peak_bytes = peak_bytes or 0
+        for _, forward in self._forwards():
+            if hasattr(forward, "begin_job"):
+                forward.begin_job()
+
+    def _job_events(self, forward: Any) -> set[str]:
+        return set(getattr(forward, "job_events", ()))
+
+    def compile_state(self) -> str | None:
+        """How the job since `begin_job` had its compiled code (data.schemas.RunRecord.compile_state); None:
+        nothing compiled, or the modules run under plain torch.compile."""
+        from engine.speed.precompile import BACKGROUND, COMPILED_IN_JOB, LOADED
+
+        events = set().union(*(self._job_events(forward) for _, forward in self._forwards()))
+        return next((state for state in (BACKGROUND, COMPILED_IN_JOB, LOADED) if state in events), None)
+
+    def fallbacks(self) -> list[str]:
+        """Why parts of the job since `begin_job` ran otherwise than asked ("compile: …")."""
+        return sorted(set().union(*(getattr(forward, "job_notes", set()) for _, forward in self._forwards())))
+
     def last_decoder_compile_s(self) -> float | None:
         """How long the decoder's latest compile of a new shape took in this process; None: none yet."""
         event = getattr(getattr(self.decoder, "forward", None), "last_event", None) or {}
@@ -137,8 +169,14 @@ class AppliedSpeed:
         level = compile_level(self.denoiser)
         if level == EAGER:  # the fp8 layers were swapped in before the compile and run eagerly now
             return "fp8 (compile failed)" if self.parts.fp8 else "off (compile failed)"
+        from engine.speed.precompile import BACKGROUND
+
         words = self.parts.words()
-        if "vae" in words and (self.decoder is None or compile_level(self.decoder) == EAGER):
+        if BACKGROUND in self._job_events(getattr(self.denoiser, "forward", None)):
+            # The denoiser ran uncompiled: what applied is what needs no compile.
+            return "+".join(["eager", *(w for w in words if w in ("frameconv", "shortattn", "qkv", "fp8"))])
+        if "vae" in words and (self.decoder is None or compile_level(self.decoder) == EAGER
+                               or BACKGROUND in self._job_events(getattr(self.decoder, "forward", None))):
             words.remove("vae")
         if level == COMPILED and "precompiled" in words:
             words.remove("precompiled")
@@ -189,7 +227,13 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
     graph_parts = "+".join(word for word in parts.words()
                            if word in ("compile", "frameconv", "nhwc", "ndhwc", "shortattn", "qkv", "fp8"))
-    compiled = _compiled(module, denoiser, parts=parts, graph_parts=graph_parts, cache_dir=cache_dir)
+    compiler = None
+    if parts.precompile and parts.background:
+        from engine.speed.background_compile import BackgroundCompiler
+
+        compiler = BackgroundCompiler(cache_dir / "precompiled")
+    compiled = _compiled(module, denoiser, parts=parts, graph_parts=graph_parts, cache_dir=cache_dir,
+                         compiler=compiler)
     setattr(pipe, denoiser, compiled)
     decoder = None
     vae = getattr(pipe, "vae", None)
@@ -198,12 +242,13 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
         # decode-chunk shape is its own artefact (a last chunk shorter than the others is a second one).
         decoder = _compiled(vae.decoder, "VAE decoder", parts=parts, graph_parts="+".join(
                                 word for word in parts.words() if word in ("compile", "nhwc", "ndhwc")),
-                            cache_dir=cache_dir)
+                            cache_dir=cache_dir, compiler=compiler)
         vae.decoder = decoder
-    return AppliedSpeed(parts, compiled, decoder)
+    return AppliedSpeed(parts, compiled, decoder, compiler)
 
 
-def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, cache_dir: Path) -> Any:
+def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, cache_dir: Path,
+              compiler: Any = None) -> Any:
     import torch
 
     if not parts.precompile:
@@ -211,6 +256,7 @@ def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, ca
     from engine.speed.precompile import precompiled
 
     compiled = precompiled(module, cache_dir=cache_dir / "precompiled", parts=graph_parts)
+    compiled.forward.background = compiler
     started = time.perf_counter()
     loaded = compiled.forward.preload()
     if loaded:

@@ -12,6 +12,11 @@ Guards are not kept (`skip_all_guards_unsafe`): the artefact's key — model cla
 argument shapes, dtypes and non-tensor values, the speed parts, the GPU's compute capability and the
 PyTorch version — is the guard. The engine always calls a denoiser under `torch.inference_mode()`
 with the same keyword arguments, so nothing a guard would check changes between calls of one key.
+
+A shape with no artefact yet is compiled in another process where a `BackgroundCompiler` is attached
+(engine.speed_compile = "background", the default): meanwhile the calls at that shape run the module eagerly,
+and the first job after the artefact is saved loads it (`begin_job`). Without one (inline) the call compiles
+it, as before.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ PRECOMPILED = "precompiled"
 COMPILED = "compiled"
 EAGER = "eager"
 KEEP_PER_MODEL = 8
+# What a job did at each of a module's shapes (`PrecompiledDenoiser.job_events`), the run record's compile_state
+# in order of precedence: ran eagerly while the shape compiled in the background; compiled inside the job; ran
+# code saved earlier.
+BACKGROUND, COMPILED_IN_JOB, LOADED = "background", "compiled", "loaded"
 
 
 def _describe(value: Any) -> Any:
@@ -79,6 +88,9 @@ def call_digest(args: tuple, kwargs: dict) -> str:
     return _digest({"args": _describe(args), "kwargs": _describe(kwargs)})
 
 
+_IN_BACKGROUND: Any = object()  # _load_or_compile's answer: compiling elsewhere, run this call eagerly
+
+
 class NotCompiledYet(RuntimeError):
     """Raised instead of compiling while compiling is forbidden (`compiling_forbidden`)."""
 
@@ -99,6 +111,11 @@ class PrecompiledDenoiser:
         self.entries: dict[str, Callable] = {}
         self.last_event: dict[str, Any] = {}
         self.prefix = module_key(self.module, parts=parts)  # computed once: it is part of every step's key
+        self.background: Any = None  # a background_compile.BackgroundCompiler: new shapes compile elsewhere
+        self.waiting: set[str] = set()  # keys compiling in the background; their calls run eagerly
+        self.failed: dict[str, str] = {}  # keys whose background compile failed, and why: eager in this process
+        self.job_events: set[str] = set()  # BACKGROUND, COMPILED_IN_JOB, LOADED: what this job did (begin_job)
+        self.job_notes: set[str] = set()  # why a part of this job ran otherwise than asked (speed_fallbacks)
 
     def _artefacts_newest_first(self) -> list[Path]:
         """This model's artefacts on disk, most recently used first (another process may be pruning them)."""
@@ -135,12 +152,38 @@ class PrecompiledDenoiser:
         key = f"{self.prefix}-{call_digest(args, kwargs)}"
         entry = self.entries.get(key)
         if entry is None:
+            if key in self.waiting or key in self.failed:
+                return self._run_eagerly(key, args, kwargs)
             entry = self._load_or_compile(key, args, kwargs)
+            if entry is _IN_BACKGROUND:
+                return self._run_eagerly(key, args, kwargs)
             if entry is None:
                 return self._call_compiled(args, kwargs)
             self.entries[key] = entry
             self._touch(self.cache_dir / f"{key}.bin")  # most recently used first at the next preload
+        self.job_events.add(LOADED)
         return entry(*args, **kwargs)
+
+    def _run_eagerly(self, key: str, args: tuple, kwargs: dict) -> Any:
+        self.job_events.add(BACKGROUND)
+        if key in self.failed:
+            self.job_notes.add(f"compile: {type(self.module).__name__} ran uncompiled at this shape, its background "
+                               f"compile failed ({self.failed[key]})")
+        return self.module(*args, **kwargs)
+
+    def begin_job(self) -> None:
+        """A job starts: forget the last one's events, and pick up what the background compiled since (the next
+        call at a shape whose artefact is saved now loads it; a failed compile's shape runs eagerly, but for one
+        that ran out of GPU memory, which is asked for again)."""
+        from engine.speed.background_compile import read_result
+
+        self.job_events.clear()
+        self.job_notes.clear()
+        for key in [k for k in self.waiting if self.background is None or not self.background.waiting(k)]:
+            self.waiting.discard(key)
+            result = read_result(self.cache_dir, key)
+            if result is not None and not result.ok and not result.out_of_memory:
+                self.failed[key] = result.error or "no reason given"
 
     @staticmethod
     def _touch(path: Path) -> None:
@@ -167,6 +210,16 @@ class PrecompiledDenoiser:
         entry = self._load(path, key)
         if entry is not None:
             return entry
+        if self.background is not None:
+            try:
+                self.background.request(key, self.prefix, self.module, args, kwargs, parts=self.parts)
+                self.waiting.add(key)
+                return _IN_BACKGROUND
+            except Exception as exc:  # a module that will not pickle: compiled here, as without a background
+                self.job_notes.add(f"compile: {type(self.module).__name__} could not be compiled in the background "
+                                   f"({type(exc).__name__}: {exc}), so the job compiled it")
+                log.warning("cannot compile %s in the background (%s: %s); compiling it in the job",
+                            type(self.module).__name__, type(exc).__name__, exc)
         if not self.may_compile:
             raise NotCompiledYet(f"no precompiled {type(self.module).__name__} for this shape on this machine yet")
         self.compiling = True
@@ -199,8 +252,21 @@ class PrecompiledDenoiser:
         log.info("loaded the precompiled %s (%s) in %.1f s", type(self.module).__name__, key, self.last_event["seconds"])
         return entry
 
+    def compile_to_disk(self, key: str, args: tuple, kwargs: dict) -> None:
+        """Compile the module for this call's signature and save it as `key` (a background compile's work);
+        nothing to do when another process saved it meanwhile. Raises what the compile raised."""
+        path = self.cache_dir / f"{key}.bin"
+        with _exclusive(self.cache_dir / f"{key}.lock"):
+            if self._load(path, key) is not None:
+                return
+            data = self._aot_compile(args, kwargs).serialize()
+            self._write(path, data)
+            if not path.exists():  # else every job at this shape would ask for the same compile again
+                raise OSError(f"the compiled code could not be saved to {path} (is the disk full?)")
+
     def _compile_and_save(self, path: Path, key: str, args: tuple, kwargs: dict) -> Callable | None:
         started = time.perf_counter()
+        self.job_events.add(COMPILED_IN_JOB)
         try:
             entry = self._aot_compile(args, kwargs)
             data = entry.serialize()
@@ -240,6 +306,7 @@ class PrecompiledDenoiser:
         for old in self._artefacts_newest_first()[KEEP_PER_MODEL:]:
             old.unlink(missing_ok=True)  # a process that loaded it keeps it in memory
             old.with_suffix(".lock").unlink(missing_ok=True)
+            old.with_suffix(".compile.json").unlink(missing_ok=True)
 
 
 def precompiled(module: torch.nn.Module, *, cache_dir: Path, parts: str) -> torch.nn.Module:

@@ -134,6 +134,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         torch.manual_seed(params.seed)  # I2VGen-XL draws its image latents from the global generator
     # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
     compiled_before = cache.speed.compile_seconds
+    cache.speed.begin_job(peak_bytes=(job.predicted or {}).get("peak_reserved_bytes"))
     if hasattr(family, "configure"):
         family.configure(pipe, params)  # settings a pipeline takes as components (HunyuanVideo 1.5's guider)
     clock.install(pipe, denoisers=spec.denoisers, encoders=family.ENCODERS)  # both experts of a Wan 2.2 A14B
@@ -154,6 +155,8 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
     output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)),
                        cache.speed_mode, compile_s=cache.speed.compile_seconds - compiled_before
                        if cache.speed.parts.compile else None,
+                       compile_state=cache.speed.compile_state(),
+                       speed_fallbacks="; ".join(cache.speed.fallbacks()) or None,
                        audio_duration_s=fit_soundtrack(sound, params.frames, params.fps).duration_s if sound else None)
     # 9. quality_scoring
     if settings.quality.enabled:

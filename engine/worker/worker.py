@@ -428,7 +428,8 @@ class Worker:
         result = JobResult(
             stages=stages, step_times_s=list(record.get("step_times_s") or []), video_path=record.get("video_path"),
             thumbnail_path=record.get("thumbnail_path"), smoke_test=record.get("smoke_test"),
-            speed_mode=record.get("speed_mode"), peak_allocated_bytes=record.get("peak_allocated_bytes"),
+            speed_mode=record.get("speed_mode"), compile_state=record.get("compile_state"),
+            speed_fallbacks=record.get("speed_fallbacks"), peak_allocated_bytes=record.get("peak_allocated_bytes"),
             peak_reserved_bytes=record.get("peak_reserved_bytes"),
             peak_nvml_process_bytes=record.get("peak_nvml_process_bytes"), total_s=record.get("total_s"),
             gpu_name=record.get("gpu_name"), step_experts=list(record.get("step_experts") or []),
@@ -520,6 +521,7 @@ class Worker:
             video_path=str(output.video_path) if output else None,
             thumbnail_path=str(output.thumbnail_path) if output else None,
             smoke_test=record.smoke_test, quality=output.quality_report if output else None, speed_mode=record.speed_mode,
+            compile_state=record.compile_state, speed_fallbacks=record.speed_fallbacks,
             peak_allocated_bytes=record.peak_allocated_bytes, peak_reserved_bytes=record.peak_reserved_bytes,
             peak_nvml_process_bytes=record.peak_nvml_process_bytes, total_s=record.total_s, gpu_name=self.device.gpu_name,
             step_experts=list(clock.step_experts), peak_host_rss_bytes=record.peak_host_rss_bytes,

@@ -551,7 +551,7 @@ def speed_part_summary(store: Store | RunWindow, run_filter: RunFilter, parts: t
         params = [*params, *parts]
     deltas = ", ".join(f"median({m}_delta) AS {m}_delta" for m in PART_QUALITY_METRICS)
     sql = (
-        f"SELECT part, count(*) AS settings, sum(runs_with) AS runs_with, sum(runs_without) AS runs_without, "
+        f"SELECT part, count(*) AS settings, sum(runs_with)::BIGINT AS runs_with, sum(runs_without)::BIGINT AS runs_without, "
         "median(step_speedup) AS step_speedup, median(total_speedup) AS total_speedup, "
         "median(peak_allocated_bytes_with / nullif(peak_allocated_bytes_without, 0)) AS peak_ratio, "
         f"{deltas} FROM ({_part_pairs_sql(runs)}) {chosen}GROUP BY part ORDER BY settings DESC, part"

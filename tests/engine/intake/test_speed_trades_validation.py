@@ -46,3 +46,14 @@ def test_a_trade_the_model_does_not_offer_is_refused(monkeypatch):
     monkeypatch.setitem(MODELS, MODEL, dataclasses.replace(MODELS[MODEL], speed_trades=()))
     with pytest.raises(InputError, match="tiny-wan does not offer cache .it offers none"):
         check_params(_params(speed_trades=["cache"]))
+
+
+def test_the_cli_queues_the_trades_given_with_speed_trades(offers_trades, settings, png_file):
+    from engine.cli import main
+    from engine.queue import open_queue
+
+    args = ["submit", "--model", MODEL, "--prompt", "a boat", "--image", str(png_file), "--speed-trades", "cache,fp8",
+            "--force"]
+    assert main(args) == 0
+    (job,) = open_queue(settings).list()
+    assert job.params.speed_trades == ("fp8", "cache")

@@ -470,3 +470,105 @@ def external_runs(store: Store, *, since: datetime | None = None, limit: int = 2
     sql = (f"SELECT {', '.join(EXTERNAL_COLUMNS)} FROM {_LATEST.replace('{where}', where)} "
            f"ORDER BY finished_at DESC LIMIT {int(limit)}")
     return store.query("runs", sql, params)
+
+
+# -- speed mode's parts, one word of the label at a time -----------------------------------------------------
+# A run's speed-mode label is its parts' words joined by "+" in one fixed order (engine/speed/mode.py), "off" when
+# none applied. A part's effect is read from pairs of runs of one setting whose labels differ by that word alone:
+# "compile+cache" against "compile" is what "cache" did there, whatever else ran. The setting holds equal what
+# moves time besides the speed mode: the work, the GPU, the memory mode and whether guidance doubled the batch.
+PART_KEYS: tuple[str, ...] = ("model", "gpu_name", "height", "width", "frames", "steps", "decode_chunk_size", "offload",
+                              "weights", "guided")
+# Guidance above 1 runs the denoiser on a batch of two (classifier-free guidance); no scale recorded counts as guided,
+# the pipelines' default.
+GUIDED = "coalesce(guidance > 1, TRUE)"
+# The product's quality metrics (engine.quality) a part may move: with minus without, each side's mean.
+PART_QUALITY_METRICS: tuple[str, ...] = ("mean_flow", "jerk", "smoothness_std", "flicker", "subject_consistency",
+                                         "quality_score")
+_WITHOUT_PART = ("coalesce(nullif(array_to_string(list_filter(string_split(speed_mode, '+'), lambda w: w != part), "
+                 "'+'), ''), 'off')")
+
+
+@dataclass(frozen=True)
+class PartEffect:
+    """What one speed-mode part did, over the settings where runs with it and runs without it both exist:
+    the medians of the per-setting speed-ups (without ÷ with: above 1 is faster) and quality deltas (with minus
+    without), and how many runs stand behind them."""
+
+    part: str
+    settings: int
+    runs_with: int
+    runs_without: int
+    step_speedup: float | None
+    total_speedup: float | None
+    peak_ratio: float | None  # peak allocated memory with ÷ without
+    quality_deltas: dict[str, float | None]
+
+
+def _part_pairs_sql(runs: str) -> str:
+    """One row per setting (PART_KEYS), part and label holding it: the label's runs against the same setting's runs
+    labelled the same minus that part, succeeded runs only."""
+    keys = ", ".join(PART_KEYS)
+    joined = " AND ".join(f"o.{k} IS NOT DISTINCT FROM w.{k}" for k in PART_KEYS)
+    metrics = ", ".join(f"avg({m}) AS {m}" for m in PART_QUALITY_METRICS)
+    deltas = ", ".join(f"w.{m} - o.{m} AS {m}_delta" for m in PART_QUALITY_METRICS)
+    return (
+        f"WITH per_label AS (SELECT * EXCLUDE (guidance), {GUIDED} AS guided FROM {runs} "
+        f"WHERE state = '{SUCCEEDED}' AND speed_mode IS NOT NULL), "
+        f"labels AS (SELECT {keys}, speed_mode, count(*) AS runs, median(s_per_step) AS s_per_step, "
+        f"median(total_s) AS total_s, median(peak_allocated_bytes) AS peak_allocated_bytes, {metrics} "
+        "FROM per_label GROUP BY ALL), "
+        "parts AS (SELECT *, unnest(string_split(speed_mode, '+')) AS part FROM labels WHERE speed_mode != 'off'), "
+        f"pairs AS (SELECT *, {_WITHOUT_PART} AS without_mode FROM parts) "
+        f"SELECT {', '.join(f'w.{k}' for k in PART_KEYS)}, w.part, w.speed_mode AS with_mode, w.without_mode, "
+        "w.runs AS runs_with, o.runs AS runs_without, w.s_per_step AS s_per_step_with, "
+        "o.s_per_step AS s_per_step_without, o.s_per_step / nullif(w.s_per_step, 0) AS step_speedup, "
+        "w.total_s AS total_s_with, o.total_s AS total_s_without, o.total_s / nullif(w.total_s, 0) AS total_speedup, "
+        "w.peak_allocated_bytes AS peak_allocated_bytes_with, o.peak_allocated_bytes AS peak_allocated_bytes_without, "
+        f"{deltas} FROM pairs w JOIN labels o ON {joined} AND o.speed_mode = w.without_mode"
+    )
+
+
+def speed_part_effects(store: Store | RunWindow, run_filter: RunFilter) -> pa.Table:
+    """Per setting (PART_KEYS) and speed-mode part: the runs labelled with the part against the runs of the same
+    setting labelled the same minus it (succeeded runs) — runs each side, median s/step and time each side and
+    their speed-ups (without ÷ with), median peak allocated memory each side, and the quality metrics'
+    differences (PART_QUALITY_METRICS: with minus without, each side's mean). A part never run both ways in a
+    setting has no row there."""
+    runs, params = _runs(run_filter)
+    sql = _part_pairs_sql(runs) + " ORDER BY model, gpu_name, height, width, frames, steps, part, with_mode"
+    return store.query("runs", sql, params)
+
+
+def speed_part_summary(store: Store | RunWindow, run_filter: RunFilter, parts: tuple[str, ...] = ()) -> pa.Table:
+    """Per speed-mode part (only `parts`, where given), over speed_part_effects' pairs: how many settings and runs
+    compare it, the median speed-up of s/step and of time, the median peak-memory ratio (with ÷ without) and the
+    median of each quality delta; the part with the most settings first."""
+    runs, params = _runs(run_filter)
+    chosen = ""
+    if parts:
+        chosen = f"WHERE part IN ({', '.join('?' for _ in parts)}) "
+        params = [*params, *parts]
+    deltas = ", ".join(f"median({m}_delta) AS {m}_delta" for m in PART_QUALITY_METRICS)
+    sql = (
+        f"SELECT part, count(*) AS settings, sum(runs_with)::BIGINT AS runs_with, sum(runs_without)::BIGINT AS runs_without, "
+        "median(step_speedup) AS step_speedup, median(total_speedup) AS total_speedup, "
+        "median(peak_allocated_bytes_with / nullif(peak_allocated_bytes_without, 0)) AS peak_ratio, "
+        f"{deltas} FROM ({_part_pairs_sql(runs)}) {chosen}GROUP BY part ORDER BY settings DESC, part"
+    )
+    return store.query("runs", sql, params)
+
+
+def trade_effects(store: Store | RunWindow, model: str, gpu_name: str | None,
+                  trades: tuple[str, ...]) -> dict[str, PartEffect]:
+    """What each of `trades` (speed mode's quality-trade words, engine.queue.models.SPEED_TRADES) did for `model`
+    on `gpu_name` (None: on any GPU, each setting still compared on its own), from this store's runs; a trade never
+    run both ways is missing. For the Generate page, beside the trade's choice."""
+    if not trades:
+        return {}
+    run_filter = RunFilter(models=(model,), gpu_names=(gpu_name,) if gpu_name else ())
+    rows = speed_part_summary(store, run_filter, tuple(trades)).to_pylist()
+    return {row["part"]: PartEffect(
+        part=row["part"], settings=row["settings"], runs_with=int(row["runs_with"]), runs_without=int(row["runs_without"]),
+        step_speedup=row["step_speedup"], total_speedup=row["total_speedup"], peak_ratio=row["peak_ratio"],
+        quality_deltas={m: row[f"{m}_delta"] for m in PART_QUALITY_METRICS}) for row in rows}

@@ -76,7 +76,7 @@ def _submit(args: argparse.Namespace) -> int:
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
         "weights": args.weights, "gpus": args.gpus_per_job, "video_only": args.video_only,
-        "audio_guidance": args.audio_guidance,
+        "audio_guidance": args.audio_guidance, "speed_trades": args.speed_trades,
     }
     try:
         submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force,
@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a model that makes a soundtrack (ltx-2-i2v): an MP4 without the audio stream")
     s.add_argument("--audio-guidance", type=float, default=None,
                    help="for a model that makes a soundtrack: the audio's guidance scale (default: the model's)")
+    s.add_argument("--speed-trades", default=None, metavar="TRADE[,TRADE]",
+                   help="speed mode's quality trades to opt into, for a model that offers them: "
+                        "fp8, int8attn, cache (faster, not the stock pipeline's maths); default none")
     s.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE), default=0,
                    help=f"higher runs first ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")

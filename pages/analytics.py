@@ -29,7 +29,8 @@ MAX_CHART_POINTS = 1500  # per GPU in the history chart; the bucket grows with t
 WINDOW_TTL_S = 30  # how stale a shared window's runs and answers may be
 TAB_KEY = "an_tab"
 # Choices inside tabs that must survive while their tab is closed (Streamlit forgets an unrendered widget's state).
-KEPT = {"an_by": "day", "an_stage_by": "model", "an_speed_measure": "s/step", "an_memory_measure": "time"}
+KEPT = {"an_by": "day", "an_stage_by": "model", "an_speed_measure": "s/step", "an_memory_measure": "time",
+        "an_speed_view": "speed-mode label"}
 
 NUMBER_COLUMNS = {
     "runs": st.column_config.NumberColumn("runs", format="%d"),
@@ -174,7 +175,67 @@ SPEED_MEASURES = {  # choice -> (column, chart title, unit)
 }
 
 
+SPEED_VIEWS = ("speed-mode label", "part")
+
+
 def speed_modes(window: Window) -> None:
+    """The runs of each speed-mode label side by side, or each part's effect (its word against the same label
+    without it)."""
+    view = st.radio("Compare by", SPEED_VIEWS, key="an_speed_view", horizontal=True,
+                    help="a label ('compile+cache') is every part a run had; a part ('cache') is compared between "
+                         "runs whose labels differ by its word alone, in the same setting and on the same GPU")
+    if view == "part":
+        speed_parts(window)
+    else:
+        speed_labels(window)
+
+
+PART_COLUMNS = {
+    "settings": st.column_config.NumberColumn("settings", format="%d"),
+    "runs_with": st.column_config.NumberColumn("runs with", format="%d"),
+    "runs_without": st.column_config.NumberColumn("runs without", format="%d"),
+    "step_speedup": st.column_config.NumberColumn("s/step speed-up", format="%.2f×"),
+    "total_speedup": st.column_config.NumberColumn("time speed-up", format="%.2f×"),
+    "peak_ratio": st.column_config.NumberColumn("peak memory with ÷ without", format="%.2f"),
+    "s_per_step_with": st.column_config.NumberColumn("s/step with", format="%.3f"),
+    "s_per_step_without": st.column_config.NumberColumn("s/step without", format="%.3f"),
+    "total_s_with": st.column_config.NumberColumn("time with", format="%.1f s"),
+    "total_s_without": st.column_config.NumberColumn("time without", format="%.1f s"),
+    "peak_allocated_gib_with": st.column_config.NumberColumn("peak with", format="%.2f GiB"),
+    "peak_allocated_gib_without": st.column_config.NumberColumn("peak without", format="%.2f GiB"),
+    **{f"{m}_delta": st.column_config.NumberColumn(f"{m} Δ", format="%+.4f") for m in analytics.PART_QUALITY_METRICS},
+}
+
+
+def speed_parts(window: Window) -> None:
+    """Each speed-mode part's speed-up and quality deltas, per part over the settings and per setting, with CSV."""
+    summary = window.ask("speed_part_summary").to_pandas()
+    if summary.empty:
+        st.info("No speed-mode part in this window ran both ways in one setting. A part (a word of the label: "
+                "compile, regional, cache, fp8, …) is compared between runs of the same setting and GPU whose labels "
+                "differ by that word alone: run a setting with and without it (a quality trade is chosen per job on "
+                "Generate).")
+        return
+    st.plotly_chart(charts.part_speedups(summary), key="an_part_chart")
+    st.dataframe(summary, hide_index=True, column_config=PART_COLUMNS)
+    st.caption("Per part: the median over the settings that ran with it and without it (the same label minus its "
+               "word, the same model, GPU, resolution, frames, steps, memory mode and guidance batch) of the speed-up "
+               "(without ÷ with) and of the quality metrics' change (with minus without); succeeded runs only. "
+               "Random-weight smoke-test runs show numeric deviation, not perceptual quality.")
+    pairs = window.ask("speed_part_effects")
+    shown = _by_setting(pairs.to_pandas())
+    for side in ("with", "without"):  # bytes as GiB, as everywhere on this page
+        shown[f"peak_allocated_gib_{side}"] = shown.pop(f"peak_allocated_bytes_{side}").astype("float64") / GIB
+    first = ["setting", "gpu_name", "part", "with_mode", "without_mode", "runs_with", "runs_without", "step_speedup",
+             "total_speedup"]
+    shown = shown[first + [c for c in shown.columns if c not in first and c not in analytics.WORK_KEYS]]
+    st.dataframe(shown, hide_index=True, column_config=PART_COLUMNS)
+    st.download_button("Per-part comparison (CSV)", data=export.csv_bytes(pairs), key="an_part_csv",
+                       file_name=f"i2vmon-speed-parts-{window.run_filter.since:%Y%m%d}-{window.run_filter.until:%Y%m%d}.csv",
+                       mime="text/csv", on_click="ignore")
+
+
+def speed_labels(window: Window) -> None:
     table = window.ask("speed_mode_comparison").to_pandas()
     if table.empty:
         st.info("No setting (model, resolution, frames, steps) in this window ran under two speed modes. Each run "

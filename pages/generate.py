@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.views import formatting as fmt, job_panel, param_checks, queue_table, resources
+from app.views import formatting as fmt, job_panel, param_checks, queue_table, resources, speed_mode
 from app.views.frame import guarded
 from app.views.sign_in import signed_in_user
 from engine.foresight.memory_modes import HOST_MARGIN_GIB
@@ -18,7 +18,7 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 # Widgets whose values must survive while they are hidden (Streamlit forgets an unrendered widget's state).
 PARAM_KEYS = ("gen_model", "gen_prompt", "gen_negative", "gen_resolution", "gen_height", "gen_width", "gen_frames",
               "gen_steps", "gen_guidance", "gen_seed", "gen_fps", "gen_chunk", "gen_offload", "gen_weights",
-              "gen_video_only", "gen_audio_guidance")
+              "gen_video_only", "gen_audio_guidance", speed_mode.TRADES_KEY)
 FREE_MEMORY_TTL_S = 2
 FREE_MEMORY_STEP = 64 * 2**20  # round readings so predictions are cached across small changes
 HOST_MEMORY_STEP = 256 * 2**20
@@ -50,6 +50,7 @@ def _set_defaults() -> None:
     ss.gen_fps, ss.gen_chunk, ss.gen_offload = d.fps, d.decode_chunk_size or 0, "none"
     ss.gen_weights = _weights_choice(spec, None)
     ss.gen_video_only, ss.gen_audio_guidance = False, spec.audio_guidance
+    ss[speed_mode.TRADES_KEY] = []  # quality trades are opt-in, job by job: a new model starts without any
     ss.gen_refused = None
 
 
@@ -147,6 +148,7 @@ def _raw_params(spec: ModelSpec) -> dict:
         "weights": ss.get("gen_weights") if spec.weight_storages else None,
         **({"video_only": bool(ss.get("gen_video_only")), "audio_guidance": ss.get("gen_audio_guidance")}
            if spec.makes_audio else {}),
+        **({"speed_trades": speed_mode.chosen_trades(spec)} if spec.speed_trades else {}),
     }
 
 
@@ -209,8 +211,9 @@ def controls(spec: ModelSpec, problem: dict[str, str] | None = None) -> None:
     else:
         c3.caption("decode_chunk_size: not used by this model")
     memory_mode_controls(spec)
+    trade_controls(spec)
     sound_controls(spec, problem)
-    for field in ("offload", "weights", "form"):
+    for field in ("offload", "weights", "speed_trades", "form"):
         if field in problem:
             st.error(problem[field], icon="⛔")
 
@@ -232,6 +235,27 @@ def memory_mode_controls(spec: ModelSpec) -> None:
                  help=" · ".join(f"**{w}**: {WEIGHTS_HELP.get(w, w)}" for w in spec.weight_storages))
     else:
         c2.caption(f"Weight storage: {spec.id} keeps its weights in its compute dtype (no choice).")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _trade_effects(root: str, model: str, gpu_name: str | None, trades: tuple[str, ...]) -> dict:
+    """What each quality trade did in this machine's runs of `model` on this GPU (data.analytics.trade_effects)."""
+    from data.analytics import trade_effects
+
+    return trade_effects(resources._store(root), model, gpu_name, trades)
+
+
+def trade_controls(spec: ModelSpec) -> None:
+    """Speed mode's quality trades the model offers, opt-in, each with its measured speed-up and deviation: this
+    GPU's runs first, else the reference figures measured on a GPU and shipped with i2vmon."""
+    if not spec.speed_trades:
+        return
+    from engine.foresight.calibration import load_trade_figures
+
+    root = str(resources.paths(resources.settings()).root)
+    _, gpu_name = _free_memory(root)
+    effects = _trade_effects(root, spec.id, gpu_name, tuple(spec.speed_trades))
+    speed_mode.trade_controls(spec, effects, load_trade_figures().get(spec.id, {}))
 
 
 def sound_controls(spec: ModelSpec, problem: dict[str, str]) -> None:

@@ -259,3 +259,15 @@ def by_mode(frame: pd.DataFrame, column: str, title: str, unit: str, *, mode: st
 def by_speed_mode(frame: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
     """One bar per speed mode within each setting (column `setting`), side by side."""
     return by_mode(frame, column, title, unit)
+
+
+def part_speedups(frame: pd.DataFrame) -> go.Figure:
+    """One bar per speed-mode part (column `part`): its median s/step speed-up (`step_speedup`, without ÷ with) over
+    the settings that ran with and without it; a line at 1× (no change)."""
+    fig = go.Figure(go.Bar(x=frame["part"], y=frame["step_speedup"], customdata=frame[["settings", "runs_with", "runs_without"]],
+                           hovertemplate="%{x}: %{y:.2f}× per step<br>%{customdata[0]} settings, "
+                                         "%{customdata[1]} runs with vs %{customdata[2]} without<extra></extra>"))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    fig.update_layout(title="s/step speed-up per part (without ÷ with)", yaxis_title="×", height=340,
+                      margin={"l": 40, "r": 10, "t": 40, "b": 40}, xaxis={"type": "category"})
+    return fig

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from app.views import charts, energy, formatting as fmt, resources, video
+from app.views import charts, energy, formatting as fmt, resources, speed_mode, video
 from app.views.frame import live_fragment
 from collector import capacity
 from data.schemas import STAGES
@@ -265,6 +265,9 @@ def result(job: Job) -> None:
         predicted = job.predicted or {}
         st.caption(f"{job.model} · {fmt.resolution(job.params.height, job.params.width)} · {job.params.frames} "
                    f"frames · {job.params.steps} steps · {fmt.memory_mode(job.params.offload, job.params.weights)}")
+        speed = speed_text(job, r)
+        if speed:
+            st.caption(speed)
         st.dataframe(pd.DataFrame([
             {"figure": "total time", "measured": fmt.seconds(r.total_s), "predicted": fmt.seconds(predicted.get("seconds"))},
             {"figure": "peak allocated", "measured": fmt.gib(r.peak_allocated_bytes),
@@ -287,6 +290,14 @@ def result(job: Job) -> None:
             st.dataframe(video.quality_frame(flat), hide_index=True)
         elif job.succeeded:
             st.caption("No quality scores (quality scoring is off or failed for this job).")
+
+
+def speed_text(job: Job, r: JobResult) -> str | None:
+    """How the job's speed mode went: its label, how it had its compiled code, the quality trades it asked for and
+    the parts that did not apply. `compile_state` and `speed_fallbacks` are the run record's; a result that does not
+    carry them (a worker older than them) leaves them out."""
+    return speed_mode.run_speed_text(r.speed_mode, getattr(r, "compile_state", None),
+                                     getattr(r, "speed_fallbacks", None), job.params.speed_trades)
 
 
 def ran_stages(r: JobResult, *, finished: bool = False) -> dict[str, float]:

@@ -13,7 +13,7 @@ from engine.queue.models import JobParams
 
 # The form's fields in the order they are drawn; each check's message starts with its field's name.
 FIELDS = ("height", "width", "frames", "steps", "guidance", "seed", "fps", "decode_chunk_size", "offload", "weights",
-          "audio_guidance", "prompt")
+          "audio_guidance", "speed_trades", "prompt")
 _MESSAGE_FIELDS = (("negative prompt", "prompt"),) + tuple((name, name) for name in FIELDS)
 
 
@@ -62,4 +62,6 @@ def summary(params: JobParams | dict) -> str:
         f"{p.get('fps')} fps", f"decode_chunk_size {chunk if chunk is not None else 'all'}",
         fmt.memory_mode(p.get("offload"), p.get("weights")),
     ]
+    if p.get("speed_trades"):  # opt-in only: a job without any says nothing of them
+        parts.append(f"quality trades {', '.join(p['speed_trades'])}")
     return " · ".join(parts)

@@ -161,10 +161,57 @@ def load_first_compile_seconds() -> dict[str, float]:
     return {model: float(s) for model, s in _speed_calibration().get("first_compile_s", {}).items()}
 
 
+@dataclass(frozen=True)
+class TradeFigure:
+    """One quality trade of speed mode measured against the stock pipeline on a GPU (speed_trades.json): what a
+    user opting into it gives up and gets, until their own runs measure it."""
+
+    model: str
+    trade: str  # a word of engine.queue.models.SPEED_TRADES
+    speed_up: float  # stock time ÷ time with the trade
+    gpu: str
+    date: str
+    command: str  # what measured it
+    psnr_db: float | None = None  # the frames against stock's, same seed
+    quality_deltas: dict[str, float] = field(default_factory=dict)  # with the trade minus stock
+    peak_ratio: float | None = None  # peak allocated memory with ÷ stock
+    random_weights: bool = True  # random weights: numeric deviation, not perceptual quality
+    setting: str = ""
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> TradeFigure:
+        known = known_fields(cls, row)
+        known["speed_up"] = float(known["speed_up"])
+        known["quality_deltas"] = {k: float(v) for k, v in (known.get("quality_deltas") or {}).items() if v is not None}
+        return cls(**known)
+
+
+_TRADE_FIGURE_REQUIRED = ("speed_up", "gpu", "date", "command")
+
+
+@functools.lru_cache(maxsize=None)
+def load_trade_figures() -> dict[str, dict[str, TradeFigure]]:
+    """speed_trades.json's measured figures: model → trade → TradeFigure; empty when none was measured."""
+    path = _directory / "speed_trades.json"
+    if not path.is_file():
+        return {}
+    measured = json.loads(path.read_text()).get("measured", {})
+    figures: dict[str, dict[str, TradeFigure]] = {}
+    for model, trades in measured.items():
+        for trade, row in trades.items():
+            missing = [key for key in _TRADE_FIGURE_REQUIRED if row.get(key) is None]
+            if missing:
+                raise ValueError(f"{path}: {model} {trade} lacks {', '.join(missing)}; "
+                                 "benchmarks/bench_dit_parts_gpu.py writes every figure with what measured it")
+            figures.setdefault(model, {})[trade] = TradeFigure.from_dict({**row, "model": model, "trade": trade})
+    return figures
+
+
 def clear_cache() -> None:
     """Forget loaded files (tests, and after the calibration script rewrote them)."""
     load_model_calibration.cache_clear()
     load_gpu_calibrations.cache_clear()
     _speed_calibration.cache_clear()
+    load_trade_figures.cache_clear()
     for cached in _dependent_caches:
         cached.cache_clear()

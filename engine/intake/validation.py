@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageMode, UnidentifiedImageError
 
-from engine.queue.models import OFFLOAD_MODES, JobParams
+from engine.queue.models import OFFLOAD_MODES, SPEED_TRADES, JobParams
 from engine.registry import MODELS, ModelSpec, get_model
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
@@ -300,11 +300,13 @@ def check_params(raw: dict) -> JobParams:
     prompts = _check_prompts(raw, spec)
     gpus = _check_gpus(raw.get("gpus"), spec, memory.offload)
     sound = _check_sound(raw, spec)
+    trades = _check_speed_trades(raw.get("speed_trades"), spec)
     return JobParams(
         model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
         height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
         seed=sampling.seed, fps=sampling.fps, decode_chunk_size=memory.decode_chunk_size, offload=memory.offload,
         weights=memory.weights, gpus=gpus, video_only=sound.video_only, audio_guidance=sound.audio_guidance,
+        speed_trades=trades,
     )
 
 
@@ -458,3 +460,24 @@ def _check_sound(raw: dict, spec: ModelSpec) -> Sound:
         if not 0 <= audio_guidance <= MAX_GUIDANCE:
             raise InputError(f"audio_guidance must be between 0 and {MAX_GUIDANCE:g}, not {audio_guidance:g}")
     return Sound(video_only, audio_guidance)
+
+
+def _check_speed_trades(raw: object, spec: ModelSpec) -> tuple[str, ...]:
+    """The quality trades a job opts into (a list, or a form's comma-separated text), in SPEED_TRADES' order: each
+    a trade the model offers (its spec's speed_trades)."""
+    if raw is None or raw == "":
+        return ()
+    words = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+        raise InputError(f"speed_trades must be a list of trade names ({', '.join(SPEED_TRADES)}), not {raw!r}")
+    asked = {w.strip() for w in words if w.strip()}
+    unknown = sorted(asked - set(SPEED_TRADES))
+    if unknown:
+        raise InputError(f"speed_trades: {', '.join(map(repr, unknown))} is not a quality trade; "
+                         f"choose from {', '.join(SPEED_TRADES)}")
+    refused = sorted(asked - set(spec.speed_trades))
+    if refused:
+        offered = f"only {', '.join(spec.speed_trades)}" if spec.speed_trades else "none"
+        raise InputError(f"speed_trades: {spec.id} does not offer {', '.join(refused)} (it offers {offered}); "
+                         "leave them out")
+    return tuple(t for t in SPEED_TRADES if t in asked)

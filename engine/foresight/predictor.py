@@ -271,15 +271,15 @@ def _compiled_memory_factor(structure: ModelSpec, coef: MemoryCoefficients, heig
                             batch: int) -> SpeedMemoryFactor | str:
     """Speed mode's factor on this compiled job's activations, or why the stock peak is predicted instead."""
     model = structure.id
+    factor = speed_memory_factor(structure, coef, history or [], offload, weights)
+    if factor is None:
+        return f"speed mode's memory not measured for {model}: predicted at the stock peak"
     # Until a shape's compiled code exists on this machine its first job does not run it (it compiles, or runs
     # uncompiled while another process compiles): the stock peak is the one to fit.
     compile_s, _ = first_compile_seconds(model, height, width, frames, gpu_name, history, batch)
     if compile_s != 0.0:
-        return (f"speed mode's smaller peak applies once {height}×{width}×{frames} is compiled on this machine: this "
-                "first job there is predicted at the stock peak")
-    factor = speed_memory_factor(structure, coef, history or [], offload, weights)
-    if factor is None:
-        return f"speed mode's memory not measured for {model}: predicted at the stock peak"
+        return (f"speed mode's peak applies once {height}×{width}×{frames} is compiled on this machine: this first "
+                "job there is predicted at the stock peak")
     return factor
 
 

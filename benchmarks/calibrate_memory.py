@@ -20,6 +20,20 @@ Here, to turn those lines into the predictor's data (engine/foresight/calibratio
     python -m benchmarks.calibrate_memory import points.jsonl [more.jsonl ...]
 
 A dry run of the code path on a CPU: `measure --models tiny tiny-svd tiny-ltx --device cpu`.
+
+Speed mode's memory (engine/foresight/speed_memory.py), on the GPU machine:
+
+    python -m benchmarks.calibrate_memory speed-memory --models i2vgen-xl svd ltx-video --out $OUT
+
+runs each model's SPEED_MEMORY_POINTS with the stock pipeline, then applies speed mode (the engine's default parts)
+to the same pipeline and runs each point twice — the first run compiles (its peak is recorded as `first`), the
+second runs the compiled code (`compiled`) — resetting the peak counters before every run. Each point's line holds
+the stock and compiled peaks side by side and their factors: the compiled activations (peak minus the weights
+resident) ÷ the stock calibration's prediction of them (what the predictor scales), and ÷ the stock run measured
+there. $OUT/speed_memory.json has the factors in calibration/speed.json's format (`memory_factor`,
+`memory_reserved_factor`: the median over a model's points, and a `measured` note); `import` merges the
+`speed_memory` lines into speed.json. CPU dry run: `speed-memory --models tiny --device cpu` (no speed mode there,
+no peaks: the code path only).
 """
 
 from __future__ import annotations
@@ -123,6 +137,17 @@ GRIDS: dict[str, list[tuple[int, int, int, int | None, str, bool]]] = {
 }
 
 PROMPT = "a red fox running through fresh snow, cinematic"
+
+# (height, width, frames, decode_chunk_size) where speed mode's peak is measured beside the stock one: each model's
+# speed-mode reference point first (the one bench_speed_gpu.py times), then a larger one.
+SPEED_MEMORY_POINTS: dict[str, list[tuple[int, int, int, int | None]]] = {
+    "i2vgen-xl": [(512, 512, 16, 1), (704, 1280, 16, 1)],
+    "svd": [(576, 1024, 14, 14), (576, 1024, 14, 4)],
+    "svd-xt": [(576, 1024, 25, 8)],
+    "ltx-video": [(480, 704, 97, None), (704, 1280, 41, None)],
+    "tiny": [(64, 64, 4, 1)],  # CPU dry run
+}
+SPEED_CACHE = Path("/tmp/i2vmon-speed-memory-cache")
 
 
 def now() -> str:
@@ -464,6 +489,141 @@ def measure(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Speed mode's memory beside the stock pipeline's
+# ---------------------------------------------------------------------------------------------------------
+
+PEAK_KEYS = ("peak_allocated_bytes", "peak_reserved_bytes", "denoise_peak_allocated_bytes",
+             "denoise_peak_reserved_bytes", "decode_peak_allocated_bytes", "decode_peak_reserved_bytes")
+
+
+def activation_factors(model: str, h: int, w: int, f: int, chunk: int | None, resident: int, stock: dict,
+                       compiled: dict) -> dict:
+    """The compiled run's activations (peak minus `resident`) ÷ the stock calibration's predicted ones (allocated,
+    reserved; None without a calibration) and ÷ the stock run's measured ones."""
+    from engine.foresight.memory import coefficients_for, estimate_memory
+    from engine.registry import get_model
+
+    def ratio(num: float | None, den: float | None) -> float | None:
+        if num is None or den is None or den - resident <= 0:
+            return None
+        return (num - resident) / (den - resident)
+
+    out: dict = {}
+    coef = coefficients_for(model)
+    if coef is not None:
+        structure = get_model(model)
+        est = estimate_memory(structure, coef, h, w, f, structure.effective_decode_chunk(f, chunk))
+        out["predicted_stock_allocated_bytes"] = int(est.peak_allocated_bytes)
+        out["predicted_stock_reserved_bytes"] = int(est.peak_reserved_bytes)
+        # the calibration's resident weights, which the predictor scales around
+        resident_cal = est.weights_resident_bytes
+        for of in ("allocated", "reserved"):
+            got, predicted = compiled.get(f"peak_{of}_bytes"), getattr(est, f"peak_{of}_bytes")
+            out[f"factor_{of}"] = (got - resident_cal) / (predicted - resident_cal) \
+                if got and predicted - resident_cal > 0 else None
+    for of in ("allocated", "reserved"):
+        out[f"factor_{of}_vs_stock_run"] = ratio(compiled.get(f"peak_{of}_bytes"), stock.get(f"peak_{of}_bytes"))
+    return out
+
+
+def speed_memory_doc(rows: list[dict]) -> dict:
+    """speed.json's memory keys from `speed_memory` lines: per model the median factor over its points."""
+    factors: dict[str, dict[str, float]] = {"memory_factor": {}, "memory_reserved_factor": {}}
+    described = []
+    for model in sorted({r["model"] for r in rows}):
+        mine = [r for r in rows if r["model"] == model and r.get("factor_allocated") is not None]
+        if not mine:
+            continue
+        factors["memory_factor"][model] = round(statistics.median(r["factor_allocated"] for r in mine), 4)
+        reserved = [r["factor_reserved"] for r in mine if r.get("factor_reserved") is not None]
+        if reserved:
+            factors["memory_reserved_factor"][model] = round(statistics.median(reserved), 4)
+        points = "; ".join(
+            f"{r['height']}x{r['width']}x{r['frames']} chunk {r['decode_chunk_size']}: compiled "
+            f"{r['compiled']['peak_allocated_bytes'] / GIB:.3f} / {r['compiled']['peak_reserved_bytes'] / GIB:.3f} GiB "
+            f"against stock {r['stock']['peak_allocated_bytes'] / GIB:.3f} / {r['stock']['peak_reserved_bytes'] / GIB:.3f}"
+            f" (predicted {r['predicted_stock_allocated_bytes'] / GIB:.3f} / "
+            f"{r['predicted_stock_reserved_bytes'] / GIB:.3f}), allocated / reserved"
+            for r in mine)
+        described.append(f"{model} on {mine[0]['gpu_name']}, {mine[0]['date']}, speed mode {mine[0]['label']}: "
+                         f"{points}")
+    if not described:
+        return factors
+    return {**factors, "measured": {"memory_factor": "benchmarks/calibrate_memory.py speed-memory: "
+                                    + " | ".join(described)}}
+
+
+def measure_speed_memory(args: argparse.Namespace) -> int:
+    """Stock and compiled peaks side by side, per model and point (see the module docstring)."""
+    import torch
+
+    from config import Settings
+    from engine.pipelines.random_weights import build_random_pipeline
+    from engine.registry import get_model
+    from engine.speed.mode import SpeedParts, apply_speed_mode
+
+    nvml = Nvml(args.gpu)
+    cuda = args.device == "cuda"
+    if cuda:
+        torch.cuda.set_device(args.gpu)
+    dtype = torch.float16 if cuda else torch.float32
+    gpu_name = (nvml.name() or torch.cuda.get_device_name(args.gpu)) if cuda else "cpu"
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with (out_dir / "speed_memory.jsonl").open("a") as lines:
+        for model in args.models:
+            spec = get_model(model)
+            pipe = build_random_pipeline(model, torch_dtype=dtype, device=args.device)
+            pipe.to(args.device)
+            resident = torch.cuda.memory_allocated() if cuda else 0
+            points = SPEED_MEMORY_POINTS[model]
+            h0, w0, f0, c0 = points[0]
+            run_point(torch, pipe, model, h0, w0, f0, c0, 2, cuda, nvml, None)  # warm-up: kernels, cuDNN plans
+            stock = {p: run_point(torch, pipe, model, *p, args.steps, cuda, nvml, None) for p in points}
+            parts = SpeedParts.from_settings(Settings().engine, f"cuda:{args.gpu}") if cuda else SpeedParts()
+            applied = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=parts, cache_dir=SPEED_CACHE)
+            for p in points:
+                first = run_point(torch, pipe, model, *p, args.steps, cuda, nvml, None)  # compiles this shape
+                compiled = run_point(torch, pipe, model, *p, args.steps, cuda, nvml, None)
+                h, w, f, chunk = p
+                row = {"kind": "speed_memory", "model": model, "gpu_name": gpu_name, "height": h, "width": w,
+                       "frames": f, "decode_chunk_size": chunk, "steps": args.steps, "label": applied.label,
+                       "weights_resident_bytes": resident, "date": now(),
+                       "stock": {k: stock[p].get(k) for k in PEAK_KEYS}, "first": {k: first.get(k) for k in PEAK_KEYS},
+                       "compiled": {k: compiled.get(k) for k in PEAK_KEYS}}
+                if cuda and not (stock[p].get("oom") or compiled.get("oom")):
+                    row.update(activation_factors(model, h, w, f, chunk, resident, stock[p], compiled))
+                lines.write(json.dumps(row) + "\n")
+                lines.flush()
+                rows.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k.startswith(("model", "height", "width", "frames",
+                                                                               "label", "factor"))}), flush=True)
+            del pipe, applied
+            gc.collect()
+            if cuda:
+                torch._dynamo.reset()
+                torch.cuda.empty_cache()
+    (out_dir / "speed_memory.json").write_text(json.dumps(speed_memory_doc(rows), indent=1) + "\n")
+    return 0
+
+
+def import_speed_memory(rows: list[dict], target: Path) -> None:
+    """Merge `speed_memory` lines' factors into speed.json (the models measured now replace their old factors)."""
+    doc = speed_memory_doc(rows)
+    if not doc["memory_factor"]:
+        return
+    path = target / "speed.json"
+    speed = json.loads(path.read_text()) if path.is_file() else {}
+    for key in ("memory_factor", "memory_reserved_factor"):  # a model measured now: its old factors go
+        old = {m: f for m, f in speed.get(key, {}).items() if m not in doc["memory_factor"]}
+        speed[key] = {**old, **doc[key]}
+    speed.setdefault("measured", {})["memory_factor"] = doc["measured"]["memory_factor"]
+    path.write_text(json.dumps(speed, indent=1, ensure_ascii=False) + "\n")
+    print(f"{path}: memory factors of {', '.join(sorted(doc['memory_factor']))}")
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Import into engine/foresight/calibration/
 # ---------------------------------------------------------------------------------------------------------
 
@@ -485,6 +645,7 @@ def import_points(args: argparse.Namespace) -> int:
     gpu_rows = [r for r in rows if r.get("kind") == "gpu"]
     model_rows = {r["model"]: r for r in rows if r.get("kind") == "model"}
     points = [r for r in rows if r.get("kind") == "point"]
+    import_speed_memory([r for r in rows if r.get("kind") == "speed_memory"], target)
 
     gpus_path = target / "gpus.json"
     gpus = json.loads(gpus_path.read_text())["gpus"] if gpus_path.is_file() else []
@@ -544,6 +705,13 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--only-offload", action="store_true", help="only the model/sequential offload points")
     m.add_argument("--deadline-s", type=float, default=480.0, help="start no new point after this many seconds")
     m.set_defaults(func=measure)
+    sm = sub.add_parser("speed-memory", help="speed mode's peaks beside the stock pipeline's, on this machine's GPU")
+    sm.add_argument("--models", nargs="+", default=["i2vgen-xl", "svd", "ltx-video"], choices=sorted(SPEED_MEMORY_POINTS))
+    sm.add_argument("--steps", type=int, default=3)
+    sm.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    sm.add_argument("--gpu", type=int, default=0)
+    sm.add_argument("--out", default=os.environ.get("OUT", "calibration-out"))
+    sm.set_defaults(func=measure_speed_memory)
     i = sub.add_parser("import", help="write measured JSON lines into engine/foresight/calibration/")
     i.add_argument("files", nargs="+")
     i.add_argument("--calibration-dir", default=None)

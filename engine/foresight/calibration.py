@@ -156,6 +156,14 @@ def load_speed_factors(of: str = "step") -> dict[str, float]:
     return {model: float(factor) for model, factor in _speed_calibration().get(f"{of}_factor", {}).items()}
 
 
+def load_memory_factors(of: str = "allocated") -> dict[str, float]:
+    """A compiled job's activations (peak minus resident weights) ÷ the stock calibration's prediction of them,
+    per model, measured (speed.json): of the allocated peak (`memory_factor`) or of the reserved one
+    (`memory_reserved_factor`, only where a benchmark recorded it)."""
+    key = {"allocated": "memory_factor", "reserved": "memory_reserved_factor"}[of]
+    return {model: float(factor) for model, factor in _speed_calibration().get(key, {}).items()}
+
+
 def load_first_compile_seconds() -> dict[str, float]:
     """Seconds a model's first job at a new shape spent compiling in speed mode, per model (speed.json)."""
     return {model: float(s) for model, s in _speed_calibration().get("first_compile_s", {}).items()}

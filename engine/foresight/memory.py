@@ -46,6 +46,7 @@ from engine.foresight.calibration import (
     register_cache,
 )
 from engine.foresight.nnls import weighted_relative_nnls
+from engine.queue.models import SPEED_TRADES
 from engine.registry import ModelSpec, get_model
 
 STREAMED_MODES = ("sequential", "group")
@@ -291,16 +292,33 @@ def _streamed_phases(coef: MemoryCoefficients, offload: str, den: tuple[float, f
     return {name: (resident, a, r + reserve) for name, (a, r) in (("denoise", den), ("decode", dec))}
 
 
+def memory_run_kind(row: dict) -> str | None:
+    """Which prediction a finished run's measured peak may teach: 'compiled' (its denoiser ran compiled: the
+    speed_mode label starts with "compile" and the job did not run uncompiled while another process compiled,
+    compile_state "background"), 'stock' (uncompiled), or None (a speed-mode quality trade ran — fp8 matmuls,
+    int8 attention, step caching — whose memory is neither's)."""
+    words = str(row.get("speed_mode") or "off").split("+")
+    if any(word in SPEED_TRADES for word in words):
+        return None
+    if str(row.get("speed_mode") or "off").startswith("compile") and row.get("compile_state") != "background":
+        return "compiled"
+    return "stock"
+
+
 def history_correction(structure: ModelSpec, coef: MemoryCoefficients, history: list[dict],
-                       offload: str, weights: str | None = None) -> tuple[float, float, int]:
-    """Factors (allocated, reserved) on the activation terms from finished runs of this model measured by
-    the worker, shrunk towards 1 (three pseudo-runs at 1.0) and kept within [0.7, 1.5]; and the run count."""
+                       offload: str, weights: str | None = None, *, kind: str = "stock",
+                       prior: tuple[float, float] = (1.0, 1.0),
+                       bounds: tuple[float, float] = (0.7, 1.5)) -> tuple[float, float, int]:
+    """Factors (allocated, reserved) on the calibration's activation terms from finished runs of this model of
+    one `kind` (see memory_run_kind: the stock correction never learns from compiled runs, nor the compiled one
+    from stock runs), measured by the worker, shrunk towards `prior` (three pseudo-runs at it) and kept within
+    `bounds`; and the run count."""
     ratios_a: list[float] = []
     ratios_r: list[float] = []
     for row in history:
         if row.get("model") != structure.id or (row.get("offload") or "none") != offload:
             continue
-        if row.get("weights") != weights:
+        if row.get("weights") != weights or memory_run_kind(row) != kind:
             continue
         alloc, res = row.get("peak_allocated_bytes"), row.get("peak_reserved_bytes")
         try:
@@ -319,8 +337,9 @@ def history_correction(structure: ModelSpec, coef: MemoryCoefficients, history: 
         ratios_a.append((float(alloc) - est.weights_resident_bytes) / act_a)
         ratios_r.append((float(res) - est.weights_resident_bytes) / act_r)
     if not ratios_a:
-        return 1.0, 1.0, 0
-    prior = 3.0
-    fa = (prior + sum(ratios_a)) / (prior + len(ratios_a))
-    fr = (prior + sum(ratios_r)) / (prior + len(ratios_r))
-    return min(max(fa, 0.7), 1.5), min(max(fr, 0.7), 1.5), len(ratios_a)
+        return prior[0], prior[1], 0
+    pseudo = 3.0
+    fa = (pseudo * prior[0] + sum(ratios_a)) / (pseudo + len(ratios_a))
+    fr = (pseudo * prior[1] + sum(ratios_r)) / (pseudo + len(ratios_r))
+    low, high = bounds
+    return min(max(fa, low), high), min(max(fr, low), high), len(ratios_a)

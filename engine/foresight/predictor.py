@@ -12,7 +12,8 @@ from typing import Any
 from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
 from engine.foresight.compile_time import first_compile_seconds
 from engine.foresight.host import estimate_host
-from engine.foresight.memory import coefficients_for, estimate_memory, history_correction
+from engine.foresight.memory import MemoryCoefficients, coefficients_for, estimate_memory, history_correction
+from engine.foresight.speed_memory import SpeedMemoryFactor, speed_memory_factor
 from engine.foresight.timing import TimeEstimate, estimate_time, finished_rows, fp8_step_factor, is_compiled
 from engine.registry import ModelSpec, get_model
 
@@ -35,7 +36,9 @@ class Prediction:
     required_free_gib: float  # peak_reserved_gib + cuda_context_gib: must be free before the job starts
     weights_resident_gib: float
     peak_phase: str  # 'encode' | 'denoise' | 'decode'
-    memory_source: str  # 'calibration' | 'calibration+history' | 'not modelled: CPU smoke-test model' | ...
+    # 'calibration' | 'calibration+history' | 'calibration+speed-mode factor' | 'calibration+speed-mode history' |
+    # 'not modelled: CPU smoke-test model' | ...
+    memory_source: str
     seconds: float | None  # encode_s + warmup_s + denoising_s + decode_s + transfer_s + compile_s
     encode_s: float | None  # prompt and image encoding
     warmup_s: float | None  # the first step's extra cost at a new shape
@@ -163,16 +166,16 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         gpu_name = "cpu" if structure.smoke_test else _reference_gpu(model)
         if gpu_name and gpu_name != "cpu":
             notes.append(f"no GPU named: predicted for {gpu_name}, where {model} was calibrated")
+    compiled = _runs_compiled(speed_mode, gpu_name, offload, structure, weights)
     # 2. GPU memory
     memory = _predict_memory(structure, height, width, frames, chunk, offload, weights, batch, gpu_name, history,
-                             include_holdout)
+                             include_holdout, compiled)
     notes += memory.notes
     # 3. Host RAM
     host = _predict_host(structure, height, width, frames, offload, weights, gpu_name, include_holdout)
     if host.source.startswith("estimated"):
         notes.append(host.source)
     # 4. Time
-    compiled = _runs_compiled(speed_mode, gpu_name, offload, structure, weights)
     t = estimate_time(structure, height, width, frames, chunk, steps, offload, gpu_name, history, gpu_tflops,
                       include_holdout, compiled, batch, weights)
     seconds, compile_s, time_notes = _time_notes(structure, t, compiled, height, width, frames, gpu_name, history,
@@ -223,8 +226,9 @@ def _source(structure: ModelSpec, t: TimeEstimate, gpu_name: str | None) -> str:
 
 def _predict_memory(structure: ModelSpec, height: int, width: int, frames: int, chunk: int | None, offload: str,
                     weights: str | None, batch: int, gpu_name: str | None, history: list[dict] | None,
-                    include_holdout: bool) -> _Memory:
-    """Peak GPU memory from the calibration, corrected by the history of this memory mode."""
+                    include_holdout: bool, compiled: bool = False) -> _Memory:
+    """Peak GPU memory from the calibration, corrected by the history of this memory mode; a compiled job's
+    activations scaled by speed mode's memory factor (engine/foresight/speed_memory.py)."""
     model = structure.id
     if _is_cpu(gpu_name):
         source = "not modelled: CPU smoke-test model" if structure.smoke_test else "not modelled: runs on the CPU"
@@ -237,20 +241,46 @@ def _predict_memory(structure: ModelSpec, height: int, width: int, frames: int, 
         return _Memory(0.0, 0.0, 0.0, 0.0, "denoise", "no calibration", 0,
                        (f"{model} has no memory calibration; run benchmarks/calibrate_memory.py on a GPU",))
     est = estimate_memory(structure, coef, height, width, frames, chunk, offload, batch, weights)
-    fa, fr, n_hist = history_correction(structure, coef, history or [], offload, weights)
+    notes = []
+    fa, fr, n_hist = history_correction(structure, coef, history or [], offload, weights, kind="stock")
+    source = "calibration+history" if n_hist else "calibration"
+    if compiled:
+        speed = _compiled_memory_factor(structure, coef, height, width, frames, gpu_name, history, offload, weights,
+                                        batch)
+        if isinstance(speed, str):
+            notes.append(speed)
+        else:
+            fa, fr = speed.allocated, speed.reserved
+            source = f"calibration+{speed.source}"
+            notes.append(speed.note)
     resident = est.weights_resident_bytes
     alloc = resident + (est.peak_allocated_bytes - resident) * fa
     reserved = max(alloc, resident + (est.peak_reserved_bytes - resident) * fr)
     # the context as measured beside this model's runs (cuDNN and cuBLAS loaded), else the GPU's bare one
     gpu = load_gpu_calibrations().get(normalise_gpu_name(gpu_name))
     context = est.cuda_context_bytes or float(gpu.cuda_context_bytes if gpu and gpu.cuda_context_bytes else 0)
-    notes = []
     if offload in ("sequential", "group") and not coef.streamed_fit(offload)[2]:
         notes.append(f"{offload} offload not measured for this model: a layer or two resident, estimated")
     if weights == "fp8" and not coef.fp8_points:
         notes.append("fp8 storage not measured for this model: the denoisers' weights taken as half their bf16 size")
-    return _Memory(alloc, reserved, context, resident, est.phase,
-                   "calibration+history" if n_hist else "calibration", coef.points_used, tuple(notes))
+    return _Memory(alloc, reserved, context, resident, est.phase, source, coef.points_used, tuple(notes))
+
+
+def _compiled_memory_factor(structure: ModelSpec, coef: MemoryCoefficients, height: int, width: int, frames: int,
+                            gpu_name: str | None, history: list[dict] | None, offload: str, weights: str | None,
+                            batch: int) -> SpeedMemoryFactor | str:
+    """Speed mode's factor on this compiled job's activations, or why the stock peak is predicted instead."""
+    model = structure.id
+    factor = speed_memory_factor(structure, coef, history or [], offload, weights)
+    if factor is None:
+        return f"speed mode's memory not measured for {model}: predicted at the stock peak"
+    # Until a shape's compiled code exists on this machine its first job does not run it (it compiles, or runs
+    # uncompiled while another process compiles): the stock peak is the one to fit.
+    compile_s, _ = first_compile_seconds(model, height, width, frames, gpu_name, history, batch)
+    if compile_s != 0.0:
+        return (f"speed mode's peak applies once {height}×{width}×{frames} is compiled on this machine: this first "
+                "job there is predicted at the stock peak")
+    return factor
 
 
 def _predict_host(structure: ModelSpec, height: int, width: int, frames: int, offload: str, weights: str | None,

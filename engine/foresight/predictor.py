@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
-from engine.foresight.compile_time import first_compile_seconds
+from engine.foresight.compile_time import first_compile_seconds, shape_compiled
 from engine.foresight.host import estimate_host
 from engine.foresight.memory import MemoryCoefficients, coefficients_for, estimate_memory, history_correction
 from engine.foresight.speed_memory import SpeedMemoryFactor, speed_memory_factor
@@ -137,7 +137,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
             decode_chunk_size: int | None = None, offload: str = "none", weights: str | None = None,
             gpu_name: str | None = None, history: list[dict] | None = None, gpu_tflops: float | None = None,
             include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None,
-            gpus: int = 1) -> Prediction:
+            gpus: int = 1, compile_place: str | None = None) -> Prediction:
     """Peak GPU memory, peak host RAM and time of one job of registry model `model`; ValueError on bad settings.
 
     `offload` and `weights` are the job's memory mode (see engine.queue.models.OffloadMode and WeightStorage).
@@ -148,6 +148,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     out of the fit (the accuracy table in BENCHMARKS.md). `guidance`: the job's guidance scale (None: the
     model's default); at 1 or less the pipeline runs without classifier-free guidance, a batch of one.
     `gpus`: the job runs on a group of that many GPUs (engine.parallel); the figures are each GPU's.
+    `compile_place`: where speed mode compiles a new shape, "background" or "inline" (None: engine.speed_compile).
     """
     # 1. Settings
     structure = get_model(model)
@@ -167,6 +168,13 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         if gpu_name and gpu_name != "cpu":
             notes.append(f"no GPU named: predicted for {gpu_name}, where {model} was calibrated")
     compiled = _runs_compiled(speed_mode, gpu_name, offload, structure, weights)
+    if compiled and _compile_place(compile_place) == "background" and \
+            not shape_compiled(model, height, width, frames, gpu_name, history, batch):
+        # Nothing compiled for this shape here yet: the job runs uncompiled while another process compiles it.
+        compiled = False
+        notes.append(f"speed mode: {height}×{width}×{frames} is not compiled on this machine yet, so this job runs "
+                     "uncompiled (the stock pace and peak) while it compiles in the background; the next job at "
+                     "this size runs compiled")
     # 2. GPU memory
     memory = _predict_memory(structure, height, width, frames, chunk, offload, weights, batch, gpu_name, history,
                              include_holdout, compiled)
@@ -354,6 +362,27 @@ def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str, s
 
         speed_mode = _engine_speed_mode(settings_source())
     return is_compiled(speed_mode)
+
+
+def _compile_place(asked: str | None) -> str:
+    if asked is not None:
+        return asked
+    from config import settings_source
+
+    return _engine_compile_place(settings_source())
+
+
+@functools.lru_cache(maxsize=4)
+def _engine_compile_place(source: tuple) -> str:  # `source`: only the cache key
+    """Where the engine compiles a new shape: "background" (engine.speed_compile, with speed_precompile) or
+    "inline"."""
+    from config import load_settings
+
+    try:
+        engine = load_settings().engine
+    except Exception:  # a broken settings file is reported where it is loaded, not here
+        return "inline"
+    return "background" if engine.speed_compile == "background" and engine.speed_precompile else "inline"
 
 
 @functools.lru_cache(maxsize=4)

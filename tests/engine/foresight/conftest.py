@@ -120,3 +120,11 @@ def synthetic(tmp_path):
     calibration.use_calibration_dir(tmp_path / "calibration")
     yield tmp_path / "calibration"
     calibration.use_calibration_dir(None)
+
+
+@pytest.fixture(autouse=True)
+def compile_inline(monkeypatch):
+    """These tests predict compiled jobs at shapes their history never compiled, the way engine.speed_compile =
+    "inline" runs them; the background default's own behaviour is tested where a test unsets this
+    (test_compile_time.py)."""
+    monkeypatch.setenv("I2VMON_ENGINE__SPEED_COMPILE", "inline")

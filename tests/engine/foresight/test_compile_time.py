@@ -77,3 +77,25 @@ def test_the_kept_shapes_are_those_the_engine_keeps():
 def test_the_committed_first_compiles_cover_the_full_size_models():
     calibration.use_calibration_dir(None)
     assert {"i2vgen-xl", "svd", "svd-xt", "ltx-video"} <= calibration.load_first_compile_seconds().keys()
+
+
+def test_compiling_in_the_background_the_first_job_at_a_new_shape_is_predicted_uncompiled(synthetic):
+    (synthetic / "speed.json").write_text(json.dumps({"first_compile_s": {"svd": 140.0}, "step_factor": {"svd": 0.6}}))
+    calibration.clear_cache()
+    stock = predict("svd", 576, 1024, 14, gpu_name=H100, history=[], speed_mode="off")
+    first = predict("svd", 576, 1024, 14, gpu_name=H100, history=[], speed_mode="compile", compile_place="background")
+    assert first.compile_s is None and first.speed_mode == "off"
+    assert first.seconds == pytest.approx(stock.seconds)
+    assert any("compiles in the background" in note for note in first.notes)
+
+
+def test_after_a_job_that_met_the_shape_while_it_compiled_the_next_is_predicted_compiled(synthetic):
+    (synthetic / "speed.json").write_text(json.dumps({"first_compile_s": {"svd": 140.0}, "step_factor": {"svd": 0.6}}))
+    calibration.clear_cache()
+    met = {"model": "svd", "gpu_name": H100, "state": "succeeded", "height": 576, "width": 1024, "frames": 14,
+           "guidance": 3.0, "speed_mode": "eager+qkv", "compile_state": "background", "s_per_step": 0.5}
+    stock = predict("svd", 576, 1024, 14, gpu_name=H100, history=[], speed_mode="off")
+    after = predict("svd", 576, 1024, 14, gpu_name=H100, history=[met], speed_mode="compile",
+                    compile_place="background")
+    assert after.speed_mode == "compile" and after.compile_s == 0.0
+    assert after.seconds < stock.seconds

@@ -81,16 +81,24 @@ def meta_copy(module: torch.nn.Module) -> torch.nn.Module:
         memo[id(tensor)] = torch.nn.Parameter(torch.empty_like(tensor, device="meta"), requires_grad=False)
     for tensor in module.buffers():
         memo[id(tensor)] = torch.empty_like(tensor, device="meta")
+    # Hooks hold the parent's objects (the stage clock, diffusers' hook registries), which neither copy, pickle
+    # nor belong in the compiled graph (the engine's compiled modules run without them): the copy gets none.
+    for sub in module.modules():
+        for name in _HOOK_DICTS:
+            if isinstance(hooks := getattr(sub, name, None), dict):
+                memo[id(hooks)] = type(hooks)()
+        if (registry := sub.__dict__.get("_diffusers_hook")) is not None:
+            memo[id(registry)] = None
     clone = copy.deepcopy(module, memo)
     for sub in clone.modules():
-        # Hooks hold the parent's objects (the stage clock, diffusers' hook registries), which neither pickle
-        # nor belong in the compiled graph: the engine's compiled modules run without them.
-        for name in ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
-                     "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called"):
-            if isinstance(getattr(sub, name, None), dict):
-                getattr(sub, name).clear()
-        sub.__dict__.pop("_diffusers_hook", None)
+        if sub.__dict__.get("_diffusers_hook", 0) is None:
+            del sub.__dict__["_diffusers_hook"]
     return clone
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+               "_forward_hooks_always_called", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+               "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
 
 
 def _device_of(module: torch.nn.Module, args: tuple, kwargs: dict) -> torch.device:

@@ -188,6 +188,21 @@ def run_case(case: Case, args: argparse.Namespace, image: Path) -> list[dict]:
                 time.sleep(args.background_pause_s)
         finally:
             arm.stop()
+        rows += background_compiles(case.model, arm.data_dir)
+    return rows
+
+
+def background_compiles(model: str, data_dir: Path) -> list[dict]:
+    """The compiles the speed arm's worker ran in a child process (engine.speed.background_compile): each new
+    shape's wall and CPU seconds, as the child wrote them beside the artefact."""
+    from data.paths import DataPaths
+
+    rows = []
+    for path in sorted((DataPaths(data_dir).compile_cache_dir / "precompiled").glob("*.compile.json")):
+        result = json.loads(path.read_text())
+        rows.append({"arm": "background_compile", "model": model, "key": result["key"], "ok": result["ok"],
+                     "seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"], "error": result["error"],
+                     "state": "succeeded" if result["ok"] else "failed"})
     return rows
 
 
@@ -218,6 +233,9 @@ def summarise(rows: list[dict]) -> list[dict]:
             "compile_s": sum(r["compile_s"] for r in reported) if (reported := [
                 r for r in speed if r["compile_s"] is not None]) else None,
             "jobs_until_warm": speed.index(warm) if warm else None,
+            "background_compile_s": sum(r["seconds"] for r in compiles) if (compiles := [
+                r for r in rows if r["model"] == model and r["arm"] == "background_compile" and r["ok"]]) else None,
+            "background_compile_cpu_s": sum(r["cpu_seconds"] for r in compiles) if compiles else None,
             "speed_fallbacks": first["speed_fallbacks"] if first else None,
         })
     return out
@@ -228,12 +246,13 @@ def markdown(summary: list[dict]) -> str:
         return "—" if value is None else f"{value:.2f}{unit}"
 
     lines = ["| model, shape | first job s | warm job s | stock s | first ÷ stock | warm ÷ stock | first job's "
-             "compile_state | compile s (records) | jobs until warm | speed mode |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "compile_state | compile s (records) | background compile s (wall / CPU) | jobs until warm | speed mode |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(f"| {s['model']} {s['shape']} | {f(s['first_s'])} | {f(s['warm_s'])} | {f(s['stock_s'])} | "
                      f"{f(s['first_over_stock'], '×')} | {f(s['warm_over_stock'], '×')} | "
                      f"{s['first_compile_state'] or '—'} | {f(s['compile_s'])} | "
+                     f"{f(s.get('background_compile_s'))} / {f(s.get('background_compile_cpu_s'))} | "
                      f"{s['jobs_until_warm'] if s['jobs_until_warm'] is not None else '—'} | "
                      f"{s['first_speed_mode'] or '—'} |")
     return "\n".join(lines)

@@ -90,6 +90,9 @@ def meta_copy(module: torch.nn.Module) -> torch.nn.Module:
         if (registry := sub.__dict__.get("_diffusers_hook")) is not None:
             memo[id(registry)] = None
     clone = copy.deepcopy(module, memo)
+    # A forward bound on the instance (precompile's unwrapping of diffusers' LoRA-scale wrapper) is bound again by
+    # `precompiled` in the child; a bound method of the module itself would not unpickle cleanly.
+    clone.__dict__.pop("forward", None)
     for sub in clone.modules():
         if sub.__dict__.get("_diffusers_hook", 0) is None:
             del sub.__dict__["_diffusers_hook"]
@@ -233,12 +236,14 @@ def _write_result(cache_dir: Path, result: CompileResult) -> None:
 # -- the child's side ----------------------------------------------------------------------------------------
 def compile_request(folder: Path) -> CompileResult:
     """Build the module the request describes, compile it for the request's inputs and save the artefact."""
+    from engine.speed.mode import set_compiler_options
     from engine.speed.precompile import module_key, precompiled
 
     request = json.loads((folder / "request.json").read_text())
     key, cache_dir = request["key"], Path(request["cache_dir"])
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     try:
+        set_compiler_options(request["parts"].split("+"))
         module = torch.load(folder / "module.pt", weights_only=False).to_empty(device=request["device"]).eval()
         args, kwargs = torch.load(folder / "inputs.pt", weights_only=False)
         built = module_key(module, parts=request["parts"])

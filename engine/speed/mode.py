@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -190,18 +191,14 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
-    torch._inductor.config.fx_graph_cache = True
     if parts.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    if parts.channels_last:
-        torch._inductor.config.force_layout_optimization = True
     module = getattr(pipe, denoiser)
     if isinstance(module, torch._dynamo.eval_frame.OptimizedModule):
         return AppliedSpeed(parts, module)
-    from engine.speed.conv3d_layout import conv3d_channels_last, conv3d_weights_channels_last
+    from engine.speed.conv3d_layout import conv3d_weights_channels_last
 
-    # Process-wide (an inductor lowering): set either way, so a pipeline loaded earlier with it leaves nothing.
-    if conv3d_channels_last(parts.conv3d_channels_last):
+    if set_compiler_options(parts.words()):
         conv3d_weights_channels_last(module)
         if parts.vae_decoder and isinstance(getattr(getattr(pipe, "vae", None), "decoder", None), torch.nn.Module):
             conv3d_weights_channels_last(pipe.vae.decoder)
@@ -245,6 +242,21 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
                             cache_dir=cache_dir, compiler=compiler)
         vae.decoder = decoder
     return AppliedSpeed(parts, compiled, decoder, compiler)
+
+
+def set_compiler_options(words: Collection[str]) -> bool:
+    """Set what the label's graph parts change process-wide — inductor's options and its 5-D convolution lowering,
+    not a module — here and where a background compile rebuilds a module (engine.speed.background_compile), so both
+    compile the same code. Returns whether the 5-D channels-last lowering is on (`ndhwc`)."""
+    import torch
+
+    from engine.speed.conv3d_layout import conv3d_channels_last
+
+    torch._inductor.config.fx_graph_cache = True
+    if "nhwc" in words:
+        torch._inductor.config.force_layout_optimization = True
+    # An inductor lowering: set either way, so a pipeline loaded earlier with it leaves nothing.
+    return conv3d_channels_last("ndhwc" in words)
 
 
 def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, cache_dir: Path,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageMode, UnidentifiedImageError
 
-from engine.queue.models import OFFLOAD_MODES, JobParams
+from engine.queue.models import OFFLOAD_MODES, SPEED_TRADES, JobParams
 from engine.registry import MODELS, ModelSpec, get_model
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
@@ -300,11 +300,13 @@ def check_params(raw: dict) -> JobParams:
     prompts = _check_prompts(raw, spec)
     gpus = _check_gpus(raw.get("gpus"), spec, memory.offload)
     sound = _check_sound(raw, spec)
+    trades = check_speed_trades(raw.get("speed_trades"), spec)
     return JobParams(
         model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
         height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
         seed=sampling.seed, fps=sampling.fps, decode_chunk_size=memory.decode_chunk_size, offload=memory.offload,
         weights=memory.weights, gpus=gpus, video_only=sound.video_only, audio_guidance=sound.audio_guidance,
+        speed_trades=trades,
     )
 
 
@@ -458,3 +460,23 @@ def _check_sound(raw: dict, spec: ModelSpec) -> Sound:
         if not 0 <= audio_guidance <= MAX_GUIDANCE:
             raise InputError(f"audio_guidance must be between 0 and {MAX_GUIDANCE:g}, not {audio_guidance:g}")
     return Sound(video_only, audio_guidance)
+
+
+def check_speed_trades(raw: object, spec: ModelSpec) -> tuple[str, ...]:
+    """The quality trades a job opts into: a list of names (a comma-separated text too, a form field's), each one of
+    SPEED_TRADES that `spec` offers; duplicates dropped, in SPEED_TRADES order."""
+    if raw in (None, "", [], ()):
+        return ()
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(trade, str) for trade in raw):
+        raise InputError(f"speed_trades must be a list of names ({', '.join(SPEED_TRADES)}), not {raw!r}")
+    unknown = sorted(set(raw) - set(SPEED_TRADES))
+    if unknown:
+        raise InputError(f"speed_trades: unknown trade(s) {', '.join(unknown)}; the trades are "
+                         f"{', '.join(SPEED_TRADES)}")
+    refused = sorted(set(raw) - set(spec.speed_trades), key=SPEED_TRADES.index)
+    if refused:
+        offered = ", ".join(spec.speed_trades) if spec.speed_trades else "none"
+        raise InputError(f"speed_trades: {spec.id} does not offer {', '.join(refused)}; it offers: {offered}")
+    return tuple(trade for trade in SPEED_TRADES if trade in raw)

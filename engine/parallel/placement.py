@@ -20,7 +20,7 @@ def auto_gpus(settings: Settings, paths: DataPaths, raw: dict, params: JobParams
         return params
     one_gpu = predict(params.model, params.height, params.width, params.frames, steps=params.steps,
                       decode_chunk_size=params.decode_chunk_size, offload=params.offload, weights=params.weights,
-                      gpu_name=gpu_name, guidance=params.guidance)
+                      gpu_name=gpu_name, guidance=params.guidance, speed_trades=params.speed_trades)
     gpus = gpus_for(get_model(params.model), one_gpu.seconds, group, settings.engine.group_auto_min_s)
     return check_params({**raw, "gpus": gpus}) if gpus > 1 else params
 

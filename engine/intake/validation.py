@@ -301,6 +301,11 @@ def check_params(raw: dict) -> JobParams:
     gpus = _check_gpus(raw.get("gpus"), spec, memory.offload)
     sound = _check_sound(raw, spec)
     trades = check_speed_trades(raw.get("speed_trades"), spec)
+    per_call = [trade for trade in trades if trade in ONE_GPU_TRADES]
+    if gpus > 1 and per_call:
+        # The ranks of a group would decide each step's cache hit apart (their collectives would then wait on each
+        # other forever), and SageAttention has no context-parallel form in diffusers.
+        raise InputError(f"speed_trades {', '.join(per_call)} run on one GPU only; set gpus to 1 or leave them out")
     return JobParams(
         model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
         height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
@@ -460,6 +465,10 @@ def _check_sound(raw: dict, spec: ModelSpec) -> Sound:
         if not 0 <= audio_guidance <= MAX_GUIDANCE:
             raise InputError(f"audio_guidance must be between 0 and {MAX_GUIDANCE:g}, not {audio_guidance:g}")
     return Sound(video_only, audio_guidance)
+
+
+# Trades a job group cannot run (engine.parallel): set per pipeline call on each rank, not agreed between them.
+ONE_GPU_TRADES = ("int8attn", "cache")
 
 
 def check_speed_trades(raw: object, spec: ModelSpec) -> tuple[str, ...]:

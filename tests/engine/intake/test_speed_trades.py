@@ -51,3 +51,12 @@ def test_submit_refuses_a_trade_that_does_not_exist_as_a_usage_error(data_dir, p
     with pytest.raises(SystemExit) as exited:
         main(["submit", "--model", "tiny-wan", "--prompt", "x", "--image", str(png_file), "--trade", "turbo"])
     assert exited.value.code == 2 and "invalid choice: 'turbo'" in capsys.readouterr().err
+
+
+def test_the_per_call_trades_are_refused_for_a_job_on_several_gpus():
+    with pytest.raises(InputError, match="speed_trades cache run on one GPU only; set gpus to 1"):
+        check_params({**WAN, "gpus": 2, "speed_trades": ["cache"]})
+
+
+def test_fp8_may_run_on_a_group():
+    assert check_params({**WAN, "gpus": 2, "speed_trades": ["fp8"]}).speed_trades == ("fp8",)

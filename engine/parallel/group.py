@@ -28,7 +28,7 @@ from data import live
 from data.paths import data_paths
 from engine.queue.models import CANCELLED, FAILED, Job
 from engine.registry import ModelSpec, get_model
-from engine.speed.dit_mode import weight_trades
+from engine.speed.dit_mode import for_job_group, weight_trades
 from engine.worker.clock import StageClock
 from engine.worker.runner import PipelineCache, fit_image
 from engine.worker.worker import EXIT_RESTART_ME, STOPPING_REASON, Attempt, JobWatch, Worker
@@ -98,6 +98,7 @@ class GroupCache(PipelineCache):
         pipe, own, error = None, None, None
         try:
             pipe = super().get(spec, offload, weights, trades)
+            self.part_outcomes = for_job_group(pipe, spec.denoisers, self.part_outcomes)
             enable_sequence_parallel(pipe, spec, self.group.size)
             self.agreement.attach(denoisers_of(pipe, spec))
         except Exception as exc:  # noqa: BLE001 — every rank must learn of it, whatever it is

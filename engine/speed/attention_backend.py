@@ -183,3 +183,19 @@ def apply_attention_backend(module: Any, config: AttentionBackendConfig, *, devi
             return PartOutcome.skipped(WORD, f"'{name}' takes no attention mask, which this model's attention uses")
     set_backend(module, name)
     return PartOutcome.done(backend_word(name))
+
+
+def keep_context_parallel(module: Any) -> bool:
+    """Put PyTorch's own attention back on every processor of `module` whose backend has no context-parallel form
+    in diffusers (FlashAttention 3, for one), before a job group splits the sequence over its GPUs. True when it
+    changed any."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    changed = False
+    for m in module.modules():
+        processor = getattr(m, "processor", None)
+        backend = getattr(processor, "_attention_backend", None)
+        if backend is not None and not _AttentionBackendRegistry._is_context_parallel_available(backend):
+            processor._attention_backend = None
+            changed = True
+    return changed

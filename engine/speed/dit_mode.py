@@ -112,7 +112,10 @@ def load_parts(engine: Any, device: str, spec: Any, *, applies: bool, trades: tu
     from dataclasses import replace
 
     parts = SpeedParts.from_settings(engine, device if applies else "cpu", architecture=spec.architecture)
-    if spec.architecture == "dit" and not applies and engine.speed_mode == "compile" and device.startswith("cuda"):
+    # Only the DiTs whose parts were built and checked for (Wan, LTX-Video: spec.speed_mode); HunyuanVideo 1.5's and
+    # LTX-2's attention take masks the fast kernels refuse.
+    if (spec.architecture == "dit" and spec.speed_mode and not applies and engine.speed_mode == "compile"
+            and device.startswith("cuda")):
         parts = SpeedParts(attention_backend=engine.speed_attention_backend)
     if "fp8" in trades and parts.compile:  # a DiT compiled whole (regional compile off): fp8 inside that compile
         parts = replace(parts, fp8=True, fused_qkv=False)
@@ -134,3 +137,15 @@ def apply_loaded_parts(pipe: Any, spec: Any, parts: SpeedParts, *, loaded_words:
     return apply_dit_parts(pipe, denoisers=spec.denoisers, parts=parts, fp8=fp8_asked, device=device,
                            tokens=tokens_at(spec, d.height, d.width, d.frames),
                            choices_path=cache_dir / attention_backend.CHOICES_FILE, on_gpu=applies)
+
+
+def for_job_group(pipe: Any, denoisers: tuple[str, ...], outcomes: list[PartOutcome]) -> list[PartOutcome]:
+    """`outcomes` once the attention backend is made fit for a job group (engine.parallel): a backend diffusers cannot
+    split over GPUs goes back to PyTorch's own, and the label no longer claims it."""
+    changed = [attention_backend.keep_context_parallel(getattr(pipe, name)) for name in denoisers
+               if getattr(pipe, name, None) is not None]
+    if not any(changed):
+        return outcomes
+    return [PartOutcome.skipped(attention_backend.WORD, "the fastest backend has no context-parallel form for a job "
+                                                        "on several GPUs") if o.word.startswith("attn-") else o
+            for o in outcomes]

@@ -353,3 +353,24 @@ def test_tokens_at_the_model_default_size():
 
     spec = get_model("wan2.1-i2v-14b-720p")
     assert tokens_at(spec, 720, 1280, 81) == 21 * 45 * 80
+
+
+def test_a_job_group_puts_back_pytorchs_attention_where_the_backend_cannot_split_and_says_so(monkeypatch):
+    from diffusers.models.attention_dispatch import AttentionBackendName
+
+    from engine.pipelines.loading import load_pipeline
+    from engine.speed.dit_mode import for_job_group
+
+    pipe = load_pipeline(get_model("tiny-wan"), device="cpu", dtype=torch.float32, models_dir=None,
+                         random_weights=False)
+    for m in pipe.transformer.modules():
+        if hasattr(m, "set_processor"):
+            m.processor._attention_backend = AttentionBackendName._FLASH_3
+    outcomes = for_job_group(pipe, ("transformer",), [PartOutcome.done("attn-flash3"), PartOutcome.done("qkv")])
+    assert pipe.transformer.blocks[0].attn1.processor._attention_backend is None
+    assert [o.applied for o in outcomes] == [False, True] and "context-parallel" in outcomes[0].reason
+
+
+def test_an_offloaded_dit_its_parts_were_not_built_for_gets_no_attention_backend():
+    spec = get_model("hunyuanvideo-1.5-i2v-480p")
+    assert load_parts(load_settings().engine, "cuda:0", spec, applies=False, trades=()) == SpeedParts()

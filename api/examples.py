@@ -19,7 +19,7 @@ AT = "2026-12-04T19:40:47.498170Z"
 PARAMS: dict[str, Any] = {
     "model": _SPEC.id, "prompt": "a cat walking", "negative_prompt": "", "height": _D.height, "width": _D.width,
     "frames": _D.frames, "steps": _D.steps, "guidance": _D.guidance, "seed": 0, "fps": _D.fps,
-    "decode_chunk_size": _D.decode_chunk_size, "offload": "none", "weights": None,
+    "decode_chunk_size": _D.decode_chunk_size, "offload": "none", "weights": None, "speed_trades": [],
 }
 
 JOB: dict[str, Any] = {

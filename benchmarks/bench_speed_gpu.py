@@ -57,7 +57,6 @@ def main() -> int:
     from engine.pipelines.random_weights import build_random_pipeline
     from engine.queue.models import JobParams
     from engine.registry import get_model
-    from engine.speed.fp8_linear import fp8_linears
     from engine.speed.mode import SpeedParts, apply_speed_mode
     from engine.worker.clock import StageClock
 
@@ -172,8 +171,9 @@ def main() -> int:
     fp8_parts = SpeedParts.from_settings(Settings(engine={"speed_fp8": True}).engine, "cuda:0") \
         if args.device == "cuda" else SpeedParts()
     if args.device == "cuda" and not fp8_parts.fp8:
-        log("fp8 skipped", reason=f"compute capability {torch.cuda.get_device_capability()} has no fp8 matmuls "
-            "(8.9 or newer needed)")
+        from engine.speed.fp8_matmul import unavailable_reason
+
+        log("fp8 skipped", reason=unavailable_reason("cuda:0"))
         return 0
     # A fresh pipeline, the previous one freed first: fp8 swaps layers in place, and two full-size
     # denoisers plus their compiled graphs would not be a fair peak_allocated_gib.
@@ -188,9 +188,10 @@ def main() -> int:
         applied = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=fp8_parts, cache_dir=CACHE)
         measure_arm("fp8", lambda: applied.label)
     else:
-        # The CPU dry run: speed mode is CUDA-only, so the fp8 layers are swapped in and run eagerly.
-        swapped = fp8_linears(getattr(pipe, spec.denoiser))
-        measure_arm("fp8", lambda: f"fp8 (eager, cpu dry run, {swapped} layers)")
+        # The CPU dry run: fp8 matmuls (torchao) are CUDA-only, so the arm runs as it is and says so.
+        from engine.speed.fp8_matmul import unavailable_reason
+
+        measure_arm("fp8", lambda: f"off (cpu dry run: fp8 {unavailable_reason('cpu')})")
     return 0
 
 

@@ -142,9 +142,28 @@ class EngineSettings(BaseModel):
     )
     speed_fp8: bool = Field(
         False,
-        description="opt-in quality trade: the denoiser's linear layers as fp8 matmuls (per-row scales) on GPUs with "
-        "fp8 tensor cores, Ada/Hopper, compute capability 8.9 and up (elsewhere off). Measured on an H200 for "
-        "i2vgen-xl 512x512x16: 9% slower than speed mode without it and 33 dB PSNR against stock (BENCHMARKS.md)",
+        description="opt-in quality trade for every job (a job may ask for it alone: speed_trades fp8): the "
+        "denoiser's linear layers as torchao fp8 matmuls (per-row scales) on GPUs with fp8 tensor cores, "
+        "compute capability 8.9 and up, with torchao installed (elsewhere off, the run record says why). Measured "
+        "on an H200 for i2vgen-xl 512x512x16 (hand-written kernel): 9% slower and 33 dB PSNR against stock",
+    )
+    # The DiTs' parts (Wan, LTX-Video; engine/speed/dit_mode.py) and the per-job quality trades' settings.
+    speed_regional_compile: bool = Field(
+        True, description="DiTs: compile the transformer's repeated blocks (diffusers' compile_repeated_blocks), "
+        "seconds inline in the first job, instead of the whole denoiser (same maths)",
+    )
+    speed_attention_backend: str = Field(
+        "auto", description="DiTs: diffusers' attention backend. auto: time the usable ones (cuDNN, FlashAttention 3 "
+        "or 2, PyTorch's flash) once per GPU and shape and keep the fastest; native: PyTorch's own choice; or a "
+        "backend name such as _native_cudnn, _flash_3, flash (same maths)",
+    )
+    speed_cache_method: Literal["first_block", "mag", "taylorseer", "faster", "pab"] = Field(
+        "first_block", description="the 'cache' trade's method (diffusers' enable_cache): first_block (First Block "
+        "Cache), mag (MagCache), taylorseer, faster (FasterCache), pab (Pyramid Attention Broadcast)",
+    )
+    speed_cache_threshold: float = Field(
+        0.05, gt=0, le=1, description="the 'cache' trade with first_block: skip the other blocks while the first "
+        "block's output changed less than this (relative); higher is faster and further from stock",
     )
     warm_start: Literal["auto", "on", "off"] = Field(
         "auto", description="at start, run this GPU's last setting for 2 steps before the first claim, so the first "

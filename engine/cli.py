@@ -13,7 +13,15 @@ from typing import Callable
 from config import UnknownSettingError, load_settings
 from engine.intake.validation import InputError, read_image_file
 from engine.queue import Job, JobNotFound, QueueError, QueueUnavailable, open_queue
-from engine.queue.models import JOB_STATES, OFFLOAD_MODES, RUNNING, WEIGHT_STORAGES, JobResult, expert_runs
+from engine.queue.models import (
+    JOB_STATES,
+    OFFLOAD_MODES,
+    RUNNING,
+    SPEED_TRADES,
+    WEIGHT_STORAGES,
+    JobResult,
+    expert_runs,
+)
 from engine.registry import MODELS
 
 EXIT_BAD_INPUT = 2
@@ -27,6 +35,8 @@ def _print_job(job: Job, as_json: bool) -> None:
         return
     p = job.progress
     line = f"{job.id}  {job.state:<9}  {job.model:<10} {job.params.height}×{job.params.width}×{job.params.frames} {job.params.steps} steps"
+    if job.params.speed_trades:
+        line += f", trades {'+'.join(job.params.speed_trades)}"
     if job.state == RUNNING:
         margin = f" ±{p.eta_margin_s:.0f}s" if p.eta_margin_s else ""
         eta = f", ETA {p.eta_s:.0f}s{margin}" if p.eta_s is not None else ""
@@ -76,7 +86,8 @@ def _submit(args: argparse.Namespace) -> int:
         "width": args.width, "frames": args.frames, "steps": args.steps, "guidance": args.guidance, "seed": args.seed,
         "fps": args.fps, "decode_chunk_size": args.decode_chunk_size, "offload": args.offload,
         "weights": args.weights, "gpus": args.gpus_per_job, "video_only": args.video_only,
-        "audio_guidance": args.audio_guidance, "speed_trades": args.speed_trades,
+        "audio_guidance": args.audio_guidance,
+        "speed_trades": [*(args.trade or []), *(t.strip() for t in (args.speed_trades or "").split(",") if t.strip())],
     }
     try:
         submitted = submit(settings, queue, raw, image_bytes, image_name=f"image {image.name}", force=args.force,
@@ -296,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a model that makes a soundtrack (ltx-2-i2v): an MP4 without the audio stream")
     s.add_argument("--audio-guidance", type=float, default=None,
                    help="for a model that makes a soundtrack: the audio's guidance scale (default: the model's)")
+    s.add_argument("--trade", action="append", choices=SPEED_TRADES, default=None,
+                   help="opt into a speed-mode quality trade (repeat for several): fp8 (fp8 matmuls), int8attn "
+                   "(SageAttention), cache (step caching); the model must offer it. Faster, not the stock maths")
     s.add_argument("--speed-trades", default=None, metavar="TRADE[,TRADE]",
-                   help="speed mode's quality trades to opt into, for a model that offers them: "
-                        "fp8, int8attn, cache (faster, not the stock pipeline's maths); default none")
+                   help="the same as --trade, as one comma-separated list: fp8,cache")
     s.add_argument("--priority", type=bounded_int(*PRIORITY_RANGE), default=0,
                    help=f"higher runs first ({PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]})")
     s.add_argument("--force", action="store_true", help="queue even if predicted not to fit the GPU's free memory")

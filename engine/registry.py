@@ -55,7 +55,7 @@ class ModelSpec:
     random_build: str | None = None  # name for engine.pipelines.random_weights.build_random_pipeline
     torch_dtype: str | None = None  # compute dtype on a GPU; None: the engine's setting (engine.dtype)
     variant: str | None = None  # the repo's half-precision weights ("fp16"): what from_pretrained loads and downloads fetch
-    speed_mode: bool = True  # whether today's speed mode (built for the UNets and LTX-Video) applies
+    speed_mode: bool = True  # whether speed mode applies (the UNets' parts; the DiTs' for Wan and LTX-Video)
     # Speed mode's quality trades a job of this model may opt into (engine.queue.models.SPEED_TRADES).
     speed_trades: tuple[str, ...] = ()
     # -- what a job may ask of it ------------------------------------------------------------------------
@@ -128,9 +128,10 @@ class ModelSpec:
                 '"*/*.model" "*/*.txt"')
 
     def speed_mode_applies(self, offload: str, weights: str | None) -> bool:
-        """Whether today's speed mode can apply to a job of this memory mode: nothing offloaded (a compiled graph
+        """Whether speed mode can apply to a job of this memory mode: nothing offloaded (a compiled graph
         cannot follow modules moving between devices), weights in the compute dtype, and a model its parts were
-        built for (the UNets and LTX-Video)."""
+        built for (the UNets, LTX-Video and Wan). A DiT's attention backend applies with offload too
+        (engine.speed.dit_mode.load_parts)."""
         return offload == "none" and weights is None and self.speed_mode
 
     # -- validation ---------------------------------------------------------------------------------------
@@ -281,8 +282,10 @@ _UNET_LADDER = ((704, 1280), (576, 1024), (512, 896), (448, 768), (384, 640), (3
 _LTX_LADDER = ((704, 1280), (576, 1024), (480, 864), (480, 704), (384, 672), (320, 576), (256, 448))
 _WAN_LADDER = ((720, 1280), (624, 1104), (480, 832), (416, 736), (352, 640), (288, 512))
 _WAN_MEMORY = {"offload_modes": ("none", "model", "group", "sequential"), "weight_storages": ("bf16", "fp8")}
+# The trades a Wan or LTX-Video job may opt into: torchao fp8 matmuls, SageAttention, diffusers' step caching.
+_DIT_TRADES = ("fp8", "int8attn", "cache")
 _WAN_14B = {
-    "family": "wan", "pipeline_class": "WanImageToVideoPipeline", "torch_dtype": "bfloat16", "speed_mode": False,
+    "family": "wan", "pipeline_class": "WanImageToVideoPipeline", "torch_dtype": "bfloat16", "speed_trades": _DIT_TRADES,
     "vae_causal": True, "size_multiple": 16,
     "max_side": 1280, "max_frames": 121, "min_frames": 5, "frame_step": 4, "architecture": "dit",
     "spatial_factor": 16, "temporal_factor": 4, "denoisers": ("transformer",),
@@ -291,7 +294,7 @@ _WAN_14B = {
 }
 _TINY_WAN = {
     "family": "wan", "pipeline_class": "WanImageToVideoPipeline", "hub_id": None, "smoke_test": True,
-    "torch_dtype": "float32", "speed_mode": False, "vae_causal": True, "defaults": Defaults(32, 32, 9, 4, 5.0, 8), "size_multiple": 16, "max_side": 128,
+    "torch_dtype": "float32", "speed_trades": _DIT_TRADES, "vae_causal": True, "defaults": Defaults(32, 32, 9, 4, 5.0, 8), "size_multiple": 16, "max_side": 128,
     "max_frames": 17, "min_frames": 5, "frame_step": 4, "presets": ((32, 32), (32, 48), (64, 64)),
     "architecture": "dit", "spatial_factor": 16, "temporal_factor": 4, "resolutions": ((64, 64), (32, 32)),
     "frame_options": (9, 5), "step_options": (4, 2), "attention_heads": 2, **_WAN_MEMORY,
@@ -347,6 +350,7 @@ MODELS: dict[str, ModelSpec] = {
             architecture="dit", spatial_factor=32, temporal_factor=8, denoisers=("transformer",),
             components=("text_encoder", "vae", "transformer"),
             resolutions=_LTX_LADDER, frame_options=(161, 121, 97, 65, 41), step_options=(50, 30, 20),
+            speed_trades=_DIT_TRADES,
         ),
         ModelSpec(
             id="wan2.1-i2v-14b-480p", hub_id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",

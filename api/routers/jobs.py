@@ -134,7 +134,8 @@ def _printable(name: str | None) -> str:
 )
 def submit_job(
     image: UploadFile = File(..., description="the first frame: PNG, JPEG, WEBP, BMP, GIF or TIFF"),
-    params: str = Form(..., description='JSON object: {"model": "svd", "height": 576, "width": 1024, "frames": 14, …}'),
+    params: str = Form(..., description='JSON object: {"model": "svd", "height": 576, "width": 1024, "frames": 14, …}; '
+                       '"speed_trades": ["fp8", "int8attn", "cache"] opts into the quality trades the model offers'),
     force: bool = Form(False, description="queue even if predicted not to fit the GPU's free memory"),
     priority: int = Form(0, ge=-1000, le=1000, description="higher runs first"),
     ctx: ApiContext = Depends(context),

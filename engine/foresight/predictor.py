@@ -137,7 +137,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
             decode_chunk_size: int | None = None, offload: str = "none", weights: str | None = None,
             gpu_name: str | None = None, history: list[dict] | None = None, gpu_tflops: float | None = None,
             include_holdout: bool = True, speed_mode: str | None = None, guidance: float | None = None,
-            gpus: int = 1, compile_place: str | None = None) -> Prediction:
+            gpus: int = 1, compile_place: str | None = None, speed_trades: tuple[str, ...] = ()) -> Prediction:
     """Peak GPU memory, peak host RAM and time of one job of registry model `model`; ValueError on bad settings.
 
     `offload` and `weights` are the job's memory mode (see engine.queue.models.OffloadMode and WeightStorage).
@@ -149,6 +149,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     model's default); at 1 or less the pipeline runs without classifier-free guidance, a batch of one.
     `gpus`: the job runs on a group of that many GPUs (engine.parallel); the figures are each GPU's.
     `compile_place`: where speed mode compiles a new shape, "background" or "inline" (None: engine.speed_compile).
+    `speed_trades`: the job's quality trades (JobParams.speed_trades); their speed-up counts only where measured.
     """
     # 1. Settings
     structure = get_model(model)
@@ -189,6 +190,8 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     seconds, compile_s, time_notes = _time_notes(structure, t, compiled, height, width, frames, gpu_name, history,
                                                  batch, offload, weights)
     notes += time_notes
+    seconds, trade_notes = with_trades(model, speed_trades, seconds, t.denoising_s)
+    notes += trade_notes
     # 5. Confidence: measured points near these settings
     confidence = _confidence(structure, height, width, frames, chunk, offload, weights, include_holdout, history,
                              gpu_name, compiled, memory.points, t.history_points)
@@ -331,6 +334,27 @@ def _time_notes(structure: ModelSpec, t: TimeEstimate, compiled: bool, height: i
     if weights == "fp8" and t.source != "no estimate" and fp8_step_factor(model) is None:
         notes.append("fp8 storage's upcast per step not measured for this model: predicted at the bf16 pace")
     return seconds, compile_s, notes
+
+
+# (model, trade) → the denoising loop's time with the trade over without, measured side by side
+# (benchmarks/bench_dit_parts_gpu.py, BENCHMARKS.md). None measured yet: a trade's job is predicted at the pace without it.
+MEASURED_TRADE_FACTORS: dict[tuple[str, str], float] = {}
+
+
+def with_trades(model: str, trades: tuple[str, ...], seconds: float | None,
+                denoising_s: float | None) -> tuple[float | None, list[str]]:
+    """The predicted seconds with each trade's measured speed-up applied to the denoising loop, and a note for each
+    trade that was never measured for `model` (predicted without its speed-up)."""
+    notes = []
+    for trade in trades:
+        factor = MEASURED_TRADE_FACTORS.get((model, trade))
+        if factor is None or seconds is None or denoising_s is None:
+            notes.append(f"trade {trade} not measured for this model: predicted without its speed-up")
+            continue
+        seconds -= denoising_s * (1.0 - factor)
+        denoising_s *= factor
+        notes.append(f"trade {trade}: the denoising loop × {factor:.2f}, as measured side by side for {model}")
+    return seconds, notes
 
 
 def _confidence(structure: ModelSpec, height: int, width: int, frames: int, chunk: int | None, offload: str,

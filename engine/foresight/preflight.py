@@ -220,7 +220,8 @@ def preflight(model: str, params: dict[str, Any], free_bytes: int | None, *, saf
     gpu_name = gpu_name or params.get("gpu_name")
     guidance = params.get("guidance")
     kwargs = {"gpu_name": gpu_name, "history": history, "gpu_tflops": gpu_tflops,
-              "guidance": None if guidance is None else float(guidance)}
+              "guidance": None if guidance is None else float(guidance),
+              "speed_trades": tuple(params.get("speed_trades") or ())}
     p = predict_params(model, settings, **kwargs)
     required = p.required_free_gib + safety_margin_gib
     what = (f"{model} {settings['height']}×{settings['width']}×{settings['frames']} "

@@ -102,6 +102,10 @@ class TimeEstimate:
     rel_error: float | None = None  # the expected relative error of `seconds` (see `expected_time_error`)
 
 
+# The quality trades' words in a run record's speed_mode label (engine.queue.models.SPEED_TRADES).
+TRADE_WORDS = frozenset({"fp8", "int8attn", "cache"})
+
+
 def is_compiled(speed_mode: str | None) -> bool:
     """Whether a run record's speed-mode label means a compiled denoiser ran."""
     return str(speed_mode or "off").startswith("compile")
@@ -130,6 +134,8 @@ def finished_rows(history: list[dict] | None, model: str, gpu_name: str | None,
             continue  # its step time is mostly weight transfer, or the upcast of fp8 weights
         if compiled is not None and is_compiled(row.get("speed_mode")) != compiled:
             continue
+        if set(str(row.get("speed_mode") or "").split("+")) & TRADE_WORDS:
+            continue  # a quality trade's pace is its own, not the pace a job without it will run at
         s = row.get("s_per_step")
         if not isinstance(s, (int, float)) or s <= 0:
             continue

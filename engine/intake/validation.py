@@ -300,7 +300,12 @@ def check_params(raw: dict) -> JobParams:
     prompts = _check_prompts(raw, spec)
     gpus = _check_gpus(raw.get("gpus"), spec, memory.offload)
     sound = _check_sound(raw, spec)
-    trades = _check_speed_trades(raw.get("speed_trades"), spec)
+    trades = check_speed_trades(raw.get("speed_trades"), spec)
+    per_call = [trade for trade in trades if trade in ONE_GPU_TRADES]
+    if gpus > 1 and per_call:
+        # The ranks of a group would decide each step's cache hit apart (their collectives would then wait on each
+        # other forever), and SageAttention has no context-parallel form in diffusers.
+        raise InputError(f"speed_trades {', '.join(per_call)} run on one GPU only; set gpus to 1 or leave them out")
     return JobParams(
         model=spec.id, prompt=prompts.prompt, negative_prompt=prompts.negative_prompt,
         height=shape.height, width=shape.width, frames=shape.frames, steps=sampling.steps, guidance=sampling.guidance,
@@ -462,22 +467,25 @@ def _check_sound(raw: dict, spec: ModelSpec) -> Sound:
     return Sound(video_only, audio_guidance)
 
 
-def _check_speed_trades(raw: object, spec: ModelSpec) -> tuple[str, ...]:
-    """The quality trades a job opts into (a list, or a form's comma-separated text), in SPEED_TRADES' order: each
-    a trade the model offers (its spec's speed_trades)."""
-    if raw is None or raw == "":
+# Trades a job group cannot run (engine.parallel): set per pipeline call on each rank, not agreed between them.
+ONE_GPU_TRADES = ("int8attn", "cache")
+
+
+def check_speed_trades(raw: object, spec: ModelSpec) -> tuple[str, ...]:
+    """The quality trades a job opts into: a list of names (a comma-separated text too, a form field's), each one of
+    SPEED_TRADES that `spec` offers; duplicates dropped, in SPEED_TRADES order."""
+    if raw in (None, "", [], ()):
         return ()
-    words = raw.split(",") if isinstance(raw, str) else raw
-    if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-        raise InputError(f"speed_trades must be a list of trade names ({', '.join(SPEED_TRADES)}), not {raw!r}")
-    asked = {w.strip() for w in words if w.strip()}
-    unknown = sorted(asked - set(SPEED_TRADES))
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(trade, str) for trade in raw):
+        raise InputError(f"speed_trades must be a list of names ({', '.join(SPEED_TRADES)}), not {raw!r}")
+    unknown = sorted(set(raw) - set(SPEED_TRADES))
     if unknown:
-        raise InputError(f"speed_trades: {', '.join(map(repr, unknown))} is not a quality trade; "
-                         f"choose from {', '.join(SPEED_TRADES)}")
-    refused = sorted(asked - set(spec.speed_trades))
+        raise InputError(f"speed_trades: unknown trade(s) {', '.join(unknown)}; the trades are "
+                         f"{', '.join(SPEED_TRADES)}")
+    refused = sorted(set(raw) - set(spec.speed_trades), key=SPEED_TRADES.index)
     if refused:
-        offered = f"only {', '.join(spec.speed_trades)}" if spec.speed_trades else "none"
-        raise InputError(f"speed_trades: {spec.id} does not offer {', '.join(refused)} (it offers {offered}); "
-                         "leave them out")
-    return tuple(t for t in SPEED_TRADES if t in asked)
+        offered = ", ".join(spec.speed_trades) if spec.speed_trades else "none"
+        raise InputError(f"speed_trades: {spec.id} does not offer {', '.join(refused)}; it offers: {offered}")
+    return tuple(trade for trade in SPEED_TRADES if trade in raw)

@@ -28,6 +28,7 @@ from data import live
 from data.paths import data_paths
 from engine.queue.models import CANCELLED, FAILED, Job
 from engine.registry import ModelSpec, get_model
+from engine.speed.dit_mode import for_job_group, weight_trades
 from engine.worker.clock import StageClock
 from engine.worker.runner import PipelineCache, fit_image
 from engine.worker.worker import EXIT_RESTART_ME, STOPPING_REASON, Attempt, JobWatch, Worker
@@ -91,12 +92,13 @@ class GroupCache(PipelineCache):
     group: Group = field(default=None)  # type: ignore[assignment]
     agreement: StepAgreement = field(default=None)  # type: ignore[assignment]
 
-    def get(self, spec: ModelSpec, offload: str, weights: str | None = None) -> Any:
-        if self.key == (spec.id, offload, weights) and self.pipe is not None:
+    def get(self, spec: ModelSpec, offload: str, weights: str | None = None, trades: tuple[str, ...] = ()) -> Any:
+        if self.key == (spec.id, offload, weights, weight_trades(trades)) and self.pipe is not None:
             return self.pipe
         pipe, own, error = None, None, None
         try:
-            pipe = super().get(spec, offload, weights)
+            pipe = super().get(spec, offload, weights, trades)
+            self.part_outcomes = for_job_group(pipe, spec.denoisers, self.part_outcomes)
             enable_sequence_parallel(pipe, spec, self.group.size)
             self.agreement.attach(denoisers_of(pipe, spec))
         except Exception as exc:  # noqa: BLE001 — every rank must learn of it, whatever it is
@@ -239,7 +241,7 @@ def _follow_job(job: Job, cache: GroupCache, agreement: StepAgreement) -> bool:
     spec = get_model(params.model)
     agreement.start_job()
     try:
-        pipe = cache.get(spec, params.offload, params.weights)
+        pipe = cache.get(spec, params.offload, params.weights, params.speed_trades)  # fp8: as rank 0 loads it
     except Exception as exc:  # noqa: BLE001 — rank 0 records why; this rank waits for the next job
         log.warning("job %s: not loaded on this rank (%s)", job.id, exc)
         return True

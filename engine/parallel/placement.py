@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from config import Settings
 from data.paths import DataPaths
-from engine.intake.validation import check_params
+from engine.intake.validation import ONE_GPU_TRADES, check_params
 from engine.queue.models import JobParams
 from engine.registry import ModelSpec, get_model
 
@@ -16,11 +16,11 @@ def auto_gpus(settings: Settings, paths: DataPaths, raw: dict, params: JobParams
     from engine.foresight import predict
 
     group = largest_group(paths, settings.hostname)
-    if group < 2:
+    if group < 2 or set(params.speed_trades) & set(ONE_GPU_TRADES):  # a group cannot run those trades
         return params
     one_gpu = predict(params.model, params.height, params.width, params.frames, steps=params.steps,
                       decode_chunk_size=params.decode_chunk_size, offload=params.offload, weights=params.weights,
-                      gpu_name=gpu_name, guidance=params.guidance)
+                      gpu_name=gpu_name, guidance=params.guidance, speed_trades=params.speed_trades)
     gpus = gpus_for(get_model(params.model), one_gpu.seconds, group, settings.engine.group_auto_min_s)
     return check_params({**raw, "gpus": gpus}) if gpus > 1 else params
 

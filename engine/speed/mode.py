@@ -14,9 +14,10 @@ can compare runs with and without it:
   (`engine.speed.short_attention`).
 - `qkv`: each attention's query, key and value projections as one matmul (diffusers' `fuse_projections`).
 - `vae`: the VAE's decoder compiled too (and saved per shape, like the denoiser).
-- `fp8`: opt-in, off by default — the denoiser's Linear layers as fp8 matmuls with per-row scales
-  (`engine.speed.fp8_linear`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
-  and up (on older ones it stays off, with a warning).
+- `fp8`: opt-in, off by default — the denoiser's Linear layers as torchao fp8 matmuls with per-row scales
+  (`engine.speed.fp8_matmul`); a quality trade, not the same maths, and only on GPUs of compute capability 8.9
+  and up with torchao installed (elsewhere it stays off and the run record's `speed_fallbacks` says why). Set for
+  every job by `engine.speed_fp8`, or per job (a DiT's `speed_trades`).
 - `cudnn`: `torch.backends.cudnn.benchmark`, cuDNN times its algorithms once per shape.
 - `precompiled`: the compiled denoiser is saved per model and shape (`engine.speed.precompile`) so a new
   process loads it instead of tracing again — while the model loads, for the shapes used last.
@@ -26,6 +27,14 @@ can compare runs with and without it:
   compile (frameconv, shortattn, qkv, fp8): "eager+shortattn+qkv". The next job at that shape runs compiled.
 All need CUDA: on CPU the mode is off and the pipeline is left as it is. Inductor's caches live in the
 data directory's compile cache.
+
+The DiTs (Wan, LTX-Video) take their own parts instead of the whole-denoiser compile, composed by
+`engine.speed.dit_mode` (each reports a `PartOutcome`: applied, or why not):
+- `regional`: the transformer's repeated blocks compiled (`engine.speed.regional_compile`), inline, in seconds.
+- `attn-<backend>`: the fastest of diffusers' attention backends for the GPU (`engine.speed.attention_backend`).
+- `qkv`: the attention projections fused (`engine.speed.fused_projections`).
+- the per-job quality trades (`JobParams.speed_trades`): `fp8` (above), `int8attn` (SageAttention,
+  `engine.speed.int8_attention`) and `cache` (diffusers' step caching, `engine.speed.step_cache`; on a CPU too).
 """
 
 from __future__ import annotations
@@ -41,6 +50,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+# Every word a label may hold, in the order labels list them (the UNets' compile parts, the DiTs' parts, the trades).
+WORD_ORDER = ("eager", "compile", "frameconv", "nhwc", "ndhwc", "shortattn", "regional", "attn", "qkv", "vae", "fp8",
+              "int8attn", "cache", "cudnn", "precompiled")
+
+
+def word_rank(word: str) -> int:
+    return WORD_ORDER.index("attn") if word.startswith("attn-") else (
+        WORD_ORDER.index(word) if word in WORD_ORDER else len(WORD_ORDER))
+
+
 @dataclass(frozen=True)
 class SpeedParts:
     compile: bool = False
@@ -54,11 +73,21 @@ class SpeedParts:
     conv3d_channels_last: bool = False
     fused_qkv: bool = False
     background: bool = False  # a new shape compiles in another process (precompile only); not a label word
+    # The DiTs' parts (engine.speed.dit_mode): the repeated blocks compiled instead of the whole denoiser, and the
+    # attention backend asked for ("native": PyTorch's own, the part off; "auto": the fastest here; or a name).
+    regional_compile: bool = False
+    attention_backend: str = "native"
 
     @classmethod
-    def from_settings(cls, engine: Any, device: str) -> "SpeedParts":
+    def from_settings(cls, engine: Any, device: str, *, architecture: str = "unet") -> "SpeedParts":
         if engine.speed_mode != "compile" or not device.startswith("cuda"):
             return cls()
+        dit = architecture == "dit"
+        if dit and engine.speed_regional_compile:
+            # A DiT's repeated blocks compile in seconds, inline: no whole-denoiser compile, nor the UNets' parts.
+            # fp8 is asked for as set; engine.speed.fp8_matmul says why when it cannot run.
+            return cls(regional_compile=True, attention_backend=engine.speed_attention_backend,
+                       fused_qkv=engine.speed_fused_qkv, fp8=engine.speed_fp8)
         fp8 = engine.speed_fp8 and fp8_supported(device)
         return cls(compile=True, frame_convs=engine.speed_frame_convs, channels_last=engine.speed_channels_last,
                    cudnn_benchmark=engine.speed_cudnn_benchmark, precompile=engine.speed_precompile,
@@ -67,9 +96,17 @@ class SpeedParts:
                    conv3d_channels_last=engine.speed_conv3d_channels_last,
                    # fp8 would quantise the separate q/k/v layers too, which fused projections leave unused
                    fused_qkv=engine.speed_fused_qkv and not fp8,
-                   background=engine.speed_precompile and engine.speed_compile == "background")
+                   background=engine.speed_precompile and engine.speed_compile == "background",
+                   attention_backend=engine.speed_attention_backend if dit else "native")
 
     def words(self) -> list[str]:
+        """The words of the parts asked for (what applied: `AppliedSpeed.label` with the DiT parts' outcomes)."""
+        if self.regional_compile:
+            from engine.speed.attention_backend import backend_word
+
+            attention = [] if self.attention_backend in ("native", "auto") else [backend_word(self.attention_backend)]
+            named = [("qkv", self.fused_qkv), ("fp8", self.fp8)]
+            return ["regional"] + attention + [word for word, on in named if on]
         if not self.compile:
             return []
         named = [("frameconv", self.frame_convs), ("nhwc", self.channels_last),
@@ -83,14 +120,21 @@ class SpeedParts:
         return "+".join(self.words()) or "off"
 
 
-def fp8_supported(device: str) -> bool:
-    """Whether `device` has fp8 tensor cores (compute capability 8.9 and up); warns when it has not."""
-    import torch
+def label_with(label: str, words: list[str]) -> str:
+    """`label` (a loaded pipeline's) with more applied parts' `words` (the DiT parts, a job's trades), in WORD_ORDER."""
+    if " (" in label:  # "fp8 (compile failed)": a failure note, kept as it reads, the words after it
+        return "+".join([label, *words])
+    have = [] if label == "off" else label.split("+")
+    merged = have + [word for word in words if word not in have]
+    return "+".join(sorted(merged, key=word_rank)) or "off"
 
-    capability = torch.cuda.get_device_capability(device)
-    if capability < (8, 9):
-        log.warning("engine.speed_fp8 is on but %s has compute capability %d.%d (fp8 matmuls need 8.9 or "
-                    "newer); running without fp8", device, *capability)
+
+def fp8_supported(device: str) -> bool:
+    """Whether fp8 matmuls can run on `device` (fp8 tensor cores, torchao installed); warns when they cannot."""
+    from engine.speed.fp8_matmul import unavailable_reason
+
+    if reason := unavailable_reason(device):
+        log.warning("engine.speed_fp8 is on but fp8 matmuls cannot run on %s (%s); running without fp8", device, reason)
         return False
     return True
 
@@ -218,9 +262,14 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
         if not swapped:  # a model with its own processors (LTX-Video's): neither part applies, nor is it labelled
             parts = replace(parts, short_attention=False, fused_qkv=False)
     if parts.fp8:
-        from engine.speed.fp8_linear import fp8_linears
+        from engine.speed.fp8_matmul import Fp8MatmulConfig, apply_fp8_matmul
+        from engine.speed.fused_projections import separate_projections
 
-        log.info("fp8 linear layers in the %s: %d", denoiser, fp8_linears(module))
+        outcome = apply_fp8_matmul(module, Fp8MatmulConfig(skip=frozenset(separate_projections(module))),
+                                   device=_device_of(module))
+        log.info("fp8 matmuls in the %s: %s", denoiser, outcome)
+        if not outcome.applied:
+            parts = replace(parts, fp8=False)
     # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
     graph_parts = "+".join(word for word in parts.words()
                            if word in ("compile", "frameconv", "nhwc", "ndhwc", "shortattn", "qkv", "fp8"))
@@ -257,6 +306,11 @@ def set_compiler_options(words: Collection[str]) -> bool:
         torch._inductor.config.force_layout_optimization = True
     # An inductor lowering: set either way, so a pipeline loaded earlier with it leaves nothing.
     return conv3d_channels_last("ndhwc" in words)
+
+
+def _device_of(module: Any) -> str:
+    parameter = next(module.parameters(), None)
+    return str(parameter.device) if parameter is not None else "cpu"
 
 
 def _compiled(module: Any, name: str, *, parts: SpeedParts, graph_parts: str, cache_dir: Path,

@@ -34,16 +34,15 @@ from typing import Any
 
 import torch
 
+# What a job did at each shape (`PrecompiledDenoiser.job_events`): the run record's compile_state values.
+from engine.speed.outcome import BACKGROUND, COMPILED_IN_JOB, LOADED
+
 log = logging.getLogger(__name__)
 
 PRECOMPILED = "precompiled"
 COMPILED = "compiled"
 EAGER = "eager"
 KEEP_PER_MODEL = 8
-# What a job did at each of a module's shapes (`PrecompiledDenoiser.job_events`), the run record's compile_state
-# in order of precedence: ran eagerly while the shape compiled in the background; compiled inside the job; ran
-# code saved earlier.
-BACKGROUND, COMPILED_IN_JOB, LOADED = "background", "compiled", "loaded"
 
 
 def _describe(value: Any) -> Any:

@@ -17,7 +17,10 @@ from data.paths import data_paths
 from engine.pipelines.loading import apply_memory_options, load_device, load_pipeline
 from engine.queue.models import Job
 from engine.registry import ModelSpec, get_model
-from engine.speed.mode import AppliedSpeed, SpeedParts, apply_speed_mode
+from engine.speed.dit_mode import apply_loaded_parts, job_trades, load_parts, weight_trades
+from engine.speed.mode import AppliedSpeed, SpeedParts, apply_speed_mode, label_with
+from engine.speed.outcome import COMPILED_IN_JOB, LOADED, PartOutcome, fallbacks_text
+from engine.speed.regional_compile import WORD as REGIONAL, dynamo_compile_seconds
 from engine.worker.clock import StageClock
 from engine.worker.export import Soundtrack, fit_soundtrack, write_mp4, write_thumbnail
 
@@ -46,18 +49,20 @@ class PipelineCache:
     settings: Settings
     device: str
     gpu_index: int | None
-    key: tuple[str, str, str | None] | None = None
+    key: tuple[str, str, str | None, tuple[str, ...]] | None = None
     pipe: Any = None
     loads: int = field(default=0)
     speed: AppliedSpeed = field(default_factory=lambda: AppliedSpeed(SpeedParts()))
+    part_outcomes: list[PartOutcome] = field(default_factory=list)  # the DiT parts' and fp8's (engine.speed.dit_mode)
 
     @property
     def speed_mode(self) -> str:
         """What speed mode applies to the loaded pipeline now (a compile that failed shows here)."""
-        return self.speed.label
+        return label_with(self.speed.label, [outcome.word for outcome in self.part_outcomes if outcome.applied])
 
-    def get(self, spec: ModelSpec, offload: str, weights: str | None = None) -> Any:
-        key = (spec.id, offload, weights)
+    def get(self, spec: ModelSpec, offload: str, weights: str | None = None, trades: tuple[str, ...] = ()) -> Any:
+        # A trade that changes the weights (fp8) is a different pipeline: a job without it gets the stock weights.
+        key = (spec.id, offload, weights, weight_trades(trades))
         if self.key == key and self.pipe is not None:
             return self.pipe
         self.drop()
@@ -71,10 +76,11 @@ class PipelineCache:
         pipe.set_progress_bar_config(disable=True)
         # Where speed mode does not apply (the Wan family, offload, fp8 storage) the record says "off".
         applies = spec.speed_mode_applies(offload, weights)
-        parts = SpeedParts.from_settings(self.settings.engine, self.device if applies else "cpu")
-        self.speed = apply_speed_mode(
-            pipe, denoiser=spec.denoiser, parts=parts, cache_dir=data_paths(self.settings).compile_cache_dir
-        )
+        parts = load_parts(self.settings.engine, self.device, spec, applies=applies, trades=trades)
+        cache_dir = data_paths(self.settings).compile_cache_dir
+        self.speed = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=parts, cache_dir=cache_dir)
+        self.part_outcomes = apply_loaded_parts(pipe, spec, parts, loaded_words=self.speed.label.split("+"),
+                                                trades=trades, device=self.device, applies=applies, cache_dir=cache_dir)
         self.key, self.pipe = key, pipe
         self.loads += 1
         return pipe
@@ -82,6 +88,7 @@ class PipelineCache:
     def drop(self) -> None:
         self.key, self.pipe = None, None
         self.speed = AppliedSpeed(SpeedParts())
+        self.part_outcomes = []
         free_memory(self.device)
 
 
@@ -125,7 +132,7 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
 
     # 1. model_load
     with clock.stage("model_load"):
-        pipe = cache.get(spec, params.offload, params.weights)
+        pipe = cache.get(spec, params.offload, params.weights, params.speed_trades)
     # 2. image_preprocess
     with clock.stage("image_preprocess"):
         with Image.open(job.input_image) as raw:
@@ -134,12 +141,17 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         torch.manual_seed(params.seed)  # I2VGen-XL draws its image latents from the global generator
     # 3.–7. image_encoding, text_encoding, prepare_latents, denoising_loop, decode_video
     compiled_before = cache.speed.compile_seconds
+    regional = any(outcome.word == REGIONAL and outcome.applied for outcome in cache.part_outcomes)
+    dynamo_before = dynamo_compile_seconds() if regional else 0.0
     cache.speed.begin_job(peak_bytes=(job.predicted or {}).get("peak_reserved_bytes"))
     if hasattr(family, "configure"):
         family.configure(pipe, params)  # settings a pipeline takes as components (HunyuanVideo 1.5's guider)
     clock.install(pipe, denoisers=spec.denoisers, encoders=family.ENCODERS)  # both experts of a Wan 2.2 A14B
     try:
-        with torch.inference_mode(), clock.pipeline_call(params.steps):
+        # The job's per-call quality trades (int8attn, cache) are on for this call only.
+        with job_trades(pipe, denoisers=spec.denoisers, trades=params.speed_trades, device=cache.device,
+                        engine=settings.engine, steps=params.steps) as trade_outcomes, \
+                torch.inference_mode(), clock.pipeline_call(params.steps):
             result = pipe(**family.call_kwargs(params, image, generator))
     finally:
         clock.remove()
@@ -152,11 +164,16 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
         failpoint("video_written")  # tests kill the worker here: the video in place, nothing recorded
         write_thumbnail(thumbnail_path, frames)
     del frames
+    compile_s = cache.speed.compile_seconds - compiled_before if cache.speed.parts.compile else None
+    compile_state = cache.speed.compile_state()
+    if regional:  # the blocks compile inside the job's first step, once per process (a second shape: once more)
+        compile_s = dynamo_compile_seconds() - dynamo_before
+        compile_state = COMPILED_IN_JOB if compile_s > 0 else LOADED
     output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)),
-                       cache.speed_mode, compile_s=cache.speed.compile_seconds - compiled_before
-                       if cache.speed.parts.compile else None,
-                       compile_state=cache.speed.compile_state(),
-                       speed_fallbacks="; ".join(cache.speed.fallbacks()) or None,
+                       label_with(cache.speed_mode, [o.word for o in trade_outcomes if o.applied]),
+                       compile_s=compile_s, compile_state=compile_state,
+                       speed_fallbacks="; ".join([*filter(None, [fallbacks_text(cache.part_outcomes + trade_outcomes)]),
+                                                  *cache.speed.fallbacks()]) or None,
                        audio_duration_s=fit_soundtrack(sound, params.frames, params.fps).duration_s if sound else None)
     # 9. quality_scoring
     if settings.quality.enabled:

@@ -44,3 +44,23 @@ def test_a_weight_storage_the_model_does_not_offer_is_refused_before_queueing(da
     )
     assert out.returncode != 0
     assert "weights 'fp8'" in out.stderr and "leave weights unset" in out.stderr
+
+
+def test_a_job_with_the_cache_trade_runs_cached_through_the_worker_and_the_record_says_what_fell_back(
+        data_dir, png_file, tmp_path):
+    worker = start(["engine", "serve"], data_dir, tmp_path / "worker.log")
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "engine", "submit", "--image", str(png_file), "--prompt", "a fox turns its head",
+             "--model", "tiny-wan", "--frames", "5", "--steps", "4", "--height", "32", "--width", "32",
+             "--trade", "cache", "--trade", "int8attn", "--wait", "--json"],
+            cwd=ROOT, env=subprocess_env(data_dir), capture_output=True, text=True, timeout=240,
+        )
+    finally:
+        _stop(worker)
+    assert out.returncode == 0, out.stderr + (tmp_path / "worker.log").read_text()[-3000:]
+    record = json.loads(out.stdout)
+    assert record["state"] == "succeeded" and record["params"]["speed_trades"] == ["int8attn", "cache"]
+    run = next(r for r in Store(DataPaths(data_dir)).runs().to_pylist() if r["job_id"] == record["id"])
+    assert run["speed_mode"] == "cache"  # on a CPU: the step cache applies, SageAttention cannot
+    assert run["speed_fallbacks"] == "int8attn: needs a CUDA GPU"

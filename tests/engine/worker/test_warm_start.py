@@ -41,7 +41,7 @@ def test_warm_up_loads_the_model_and_runs_two_denoising_steps_at_the_settings_si
     cache = PipelineCache(settings, "cpu", None)
     shapes = []
     done = warm_start.warm_up(cache, JobParams(model="tiny", height=96, width=64, frames=8, steps=30))
-    assert cache.key == ("tiny", "none", None) and cache.loads == 1
+    assert cache.key == ("tiny", "none", None, ()) and cache.loads == 1  # no weight-changing trade (fp8)
     hook = cache.pipe.unet.register_forward_pre_hook(lambda m, a: shapes.append(tuple(a[0].shape)))
     warm_start.warm_up(cache, JobParams(model="tiny", height=96, width=64, frames=8, steps=30))
     hook.remove()
@@ -61,7 +61,7 @@ def test_a_starting_worker_has_the_last_model_loaded_before_its_first_job(settin
 
     restarted = Worker(settings, None, queue)
     restarted.warm_start()
-    assert restarted.cache.key == ("tiny", job.params.offload, job.params.weights) and restarted.cache.loads == 1
+    assert restarted.cache.key == ("tiny", job.params.offload, job.params.weights, ()) and restarted.cache.loads == 1
     second = submit(settings, queue, {"model": "tiny", "prompt": "a dog", "steps": 3}, png_bytes, free_bytes=None).job
     assert restarted.process(queue.claim(restarted.worker_id, None, 10)).state == "succeeded"
     assert restarted.cache.loads == 1 and queue.get(second.id).state == "succeeded"
@@ -95,7 +95,7 @@ def test_a_warm_up_that_would_compile_keeps_the_model_loaded_and_skips_the_steps
     cache = PipelineCache(settings, "cpu", None)
     done = warm_start.warm_up(cache, JobParams(model="tiny", height=64, width=64, frames=8, steps=4))
     assert done.skipped and "this shape" in done.skipped
-    assert cache.key == ("tiny", "none", None)
+    assert cache.key == ("tiny", "none", None, ())
 
 
 def test_a_warm_up_may_compile_neither_the_denoiser_nor_the_vae_decoder(settings, monkeypatch, tmp_path):

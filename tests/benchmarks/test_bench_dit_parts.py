@@ -1,0 +1,34 @@
+"""benchmarks/bench_dit_parts_gpu.py runs end to end with --tiny (tiny-wan on the CPU), so the GPU script cannot rot:
+every arm is measured and written, each part that cannot apply here says why, and the profile is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT, subprocess_env
+
+
+def test_the_tiny_run_measures_every_arm_and_writes_the_table_and_the_profile(data_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_dit_parts_gpu", "--tiny", "--out", str(tmp_path)],
+                         cwd=ROOT, env=subprocess_env(data_dir), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "dit_parts.jsonl").read_text().splitlines()]
+    arms = [row["arm"] for row in rows if "arm" in row]
+    assert arms == ["stock", "+attn", "+regional", "+qkv (lossless)", "+int8attn", "+cache", "+fp8", "+all trades"]
+    last = next(row for row in rows if row.get("arm") == "+all trades")
+    assert last["label"] == "qkv+cache" and last["fallbacks"]["fp8"] == "needs a CUDA GPU"
+    assert "psnr_db" in last and set(last["quality_delta"]) >= {"flicker", "mean_flow", "subject_consistency"}
+    assert (tmp_path / "dit_parts.md").read_text().startswith("| model | arm |")
+    assert json.loads((tmp_path / "profile.json").read_text())["event"] == "profile"
+
+
+def test_the_profile_sorts_kernels_into_attention_gemm_and_the_rest():
+    from benchmarks.bench_dit_parts_gpu import kernel_family
+
+    assert kernel_family("flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128>>") == "attention"
+    assert kernel_family("cudnn_generated_fort_native_sdpa_sm90_flash_fprop") == "attention"
+    assert kernel_family("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64") == "gemm"
+    assert kernel_family("nvjet_tst_256x128_64x4_1x2_h_bz_coopA_NNT") == "gemm"
+    assert kernel_family("triton_poi_fused_add_mul_native_layer_norm_0") == "rest"

@@ -3,6 +3,8 @@
     python -m benchmarks.bench_dit_parts_gpu --out $OUT                       # wan2.1-i2v-14b-720p, wan2.2-i2v-a14b,
                                                                               # ltx-video at 720p, 81 frames, 40 steps
     python -m benchmarks.bench_dit_parts_gpu --out $OUT --models ltx-video --steps 20
+    python -m benchmarks.bench_dit_parts_gpu --out $OUT --models wan2.1-i2v-14b-720p --steps 4 --project-steps 40 \
+        --arms +qkv,+fp8                                                     # within one 10-minute device call
     python -m benchmarks.bench_dit_parts_gpu --out $OUT --profile-only       # the profile of a compiled Wan step
     python -m benchmarks.bench_dit_parts_gpu --out /tmp/dit --tiny           # tiny-wan on the CPU, in seconds
 
@@ -191,6 +193,8 @@ class Bench:
         outcomes: list[Any] = []
 
         def measure(arm: str, trades: tuple[str, ...] = ()) -> None:
+            if stock and self.args.arms and arm.split()[0] not in self.args.arms:
+                return  # the part stays applied; only its own measurement is left out (a device call's budget)
             gc.collect()
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
@@ -208,12 +212,20 @@ class Bench:
                    if self.device.startswith("cuda") else None,
                    "fallbacks": {o.word: o.reason for o in outcomes + trade_outcomes if not o.applied and o.reason},
                    "quality": quality}
+            if self.args.project_steps and self.args.project_steps != params.steps:
+                # Few steps measured (a device call's ten minutes), the pipeline's fixed part kept, the rest at the
+                # measured pace: not valid for step caching, whose skips depend on the whole schedule.
+                row["projected_steps"] = self.args.project_steps
+                row["projected_s"] = round(seconds + (self.args.project_steps - params.steps) * row["s_per_step"], 2)
             if not stock:
-                stock.update(frames=out, seconds=seconds, s_per_step=row["s_per_step"], quality=quality)
+                stock.update(frames=out, seconds=seconds, s_per_step=row["s_per_step"], quality=quality,
+                             projected_s=row.get("projected_s"))
             else:
                 row["speedup"] = round(stock["seconds"] / seconds, 3)
                 row["step_speedup"] = round(stock["s_per_step"] / row["s_per_step"], 3)
                 row["psnr_db"] = round(psnr(out, stock["frames"]), 2)
+                if row.get("projected_s") and stock.get("projected_s"):
+                    row["projected_speedup"] = round(stock["projected_s"] / row["projected_s"], 3)
                 row["quality_delta"] = {k: (None if v is None or stock["quality"][k] is None
                                             else round(v - stock["quality"][k], 5)) for k, v in quality.items()}
             self.emit(row)
@@ -286,14 +298,16 @@ class Bench:
         self.emit(row)
 
     def table(self) -> str:
-        lines = ["| model | arm | label | s/step | end-to-end s | speed-up | PSNR dB | Δ flicker | Δ mean flow | "
-                 "Δ consistency | peak GiB | fell back |", "|" + "---|" * 12]
+        lines = ["| model | arm | label | s/step | end-to-end s | speed-up | projected s (steps) | projected speed-up | "
+                 "PSNR dB | Δ flicker | Δ mean flow | Δ consistency | peak GiB | fell back |", "|" + "---|" * 14]
         for r in self.rows:
             if "arm" not in r:
                 continue
             delta = r.get("quality_delta") or {}
+            projected = f"{r['projected_s']} ({r['projected_steps']})" if r.get("projected_s") else "—"
             lines.append(f"| {r['model']} | {r['arm']} | {r['label']} | {r['s_per_step']} | {r['seconds']} | "
-                         f"{r.get('speedup', '1.000')} | {r.get('psnr_db', '—')} | {delta.get('flicker', '—')} | "
+                         f"{r.get('speedup', '1.000')} | {projected} | {r.get('projected_speedup', '—')} | "
+                         f"{r.get('psnr_db', '—')} | {delta.get('flicker', '—')} | "
                          f"{delta.get('mean_flow', '—')} | {delta.get('subject_consistency', '—')} | "
                          f"{r['peak_allocated_gib']} | {'; '.join(f'{k}: {v}' for k, v in r['fallbacks'].items())} |")
         return "\n".join(lines)
@@ -307,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--frames", type=int, default=81)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--project-steps", type=int, default=None,
+                        help="also project each arm's end-to-end seconds to this many steps at its measured pace "
+                             "(measure few --steps where a device call's time is short; not valid for +cache)")
+    parser.add_argument("--arms", type=lambda text: [a.strip() for a in text.split(",") if a.strip()], default=None,
+                        help="measure only these arms (comma-separated, e.g. +qkv,+fp8); stock is always measured and "
+                             "every part is still applied in order, so an arm has the parts before it")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--attention-backend", default="auto", help="auto, native or a diffusers backend name")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, subprocess_env
 
 
@@ -32,3 +34,15 @@ def test_the_profile_sorts_kernels_into_attention_gemm_and_the_rest():
     assert kernel_family("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64") == "gemm"
     assert kernel_family("nvjet_tst_256x128_64x4_1x2_h_bz_coopA_NNT") == "gemm"
     assert kernel_family("triton_poi_fused_add_mul_native_layer_norm_0") == "rest"
+
+
+def test_a_short_run_projects_each_arm_to_the_full_schedule_and_measures_only_the_arms_asked(tmp_path):
+    from benchmarks.bench_dit_parts_gpu import main
+
+    assert main(["--tiny", "--out", str(tmp_path), "--steps", "2", "--project-steps", "40", "--arms", "+fp8",
+                 "--no-profile"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "dit_parts.jsonl").read_text().splitlines()]
+    arms = [row["arm"] for row in rows if "arm" in row]
+    assert arms == ["stock", "+fp8"]
+    stock = rows[[r.get("arm") for r in rows].index("stock")]
+    assert stock["projected_s"] == pytest.approx(stock["seconds"] + 38 * stock["s_per_step"], abs=0.01)

@@ -207,6 +207,7 @@ class Bench:
             label = label_with("off", words + [o.word for o in trade_outcomes if o.applied])
             quality = self.quality(out, params.fps, f"{model}-{arm.strip('+')}")
             row = {"model": model, "arm": arm, "label": label, "warmup_s": round(warmup_s, 2),
+                   "size": f"{height}x{width}x{frames}", "steps": params.steps,
                    "s_per_step": round(statistics.median(steps), 4), "seconds": round(seconds, 2),
                    "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
                    if self.device.startswith("cuda") else None,
@@ -332,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="profile a compiled Wan step after the Wan model's arms")
     parser.add_argument("--profile-only", action="store_true", help="only the profile (wan2.1-i2v-14b-720p)")
+    parser.add_argument("--write-trade-figures", default=None, metavar="SPEED_TRADES_JSON",
+                        help="merge the trades' figures into this file (engine/foresight/calibration/speed_trades.json):"
+                             " what Generate shows beside a trade and the predictor's factor on its denoising loop")
     parser.add_argument("--tiny", action="store_true",
                         help="tiny-wan on the CPU at 32×32, 5 frames, 2 steps: checks the script, measures nothing")
     args = parser.parse_args(argv)
@@ -347,7 +351,58 @@ def main(argv: list[str] | None = None) -> int:
     table = bench.table()
     (bench.out / "dit_parts.md").write_text(table + "\n")
     print(table)
+    figures = trade_figures(bench.rows, gpu=_gpu_name(bench), command="python -m benchmarks.bench_dit_parts_gpu "
+                            + " ".join(argv if argv is not None else sys.argv[1:]), tiny=args.tiny)
+    (bench.out / "speed_trades.json").write_text(json.dumps({"measured": figures}, indent=1) + "\n")
+    if args.write_trade_figures and figures:
+        merge_trade_figures(Path(args.write_trade_figures), figures)
     return 0
+
+
+TRADE_ARMS = {"+int8attn": "int8attn", "+cache": "cache", "+fp8": "fp8"}
+
+
+def trade_figures(rows: list[dict], *, gpu: str, command: str, tiny: bool = False) -> dict[str, dict[str, dict]]:
+    """Each measured trade arm in speed_trades.json's format (engine/foresight/calibration/speed_trades.json): its
+    speed-up and deviation against stock, and `step_factor`, its s/step over the lossless parts' (the predictor's
+    factor on a speed-mode job's denoising loop). A trade that fell back is left out; so is everything of --tiny."""
+    if tiny:
+        return {}
+    figures: dict[str, dict[str, dict]] = {}
+    for model in dict.fromkeys(r["model"] for r in rows if "arm" in r):
+        arms = {r["arm"].split()[0]: r for r in rows if r.get("model") == model and "arm" in r}
+        lossless, stock = arms.get("+qkv"), arms.get("stock")
+        for arm, trade in TRADE_ARMS.items():
+            row = arms.get(arm)
+            if row is None or stock is None or trade in row["fallbacks"]:
+                continue
+            projected = trade != "cache" and row.get("projected_speedup") is not None
+            figures.setdefault(model, {})[trade] = {
+                "speed_up": row["projected_speedup"] if projected else row["speedup"],
+                "step_factor": round(row["s_per_step"] / lossless["s_per_step"], 4) if lossless else None,
+                "psnr_db": row["psnr_db"] if row["psnr_db"] != float("inf") else None,
+                "quality_deltas": {k: v for k, v in (row.get("quality_delta") or {}).items() if v is not None},
+                "peak_ratio": round(row["peak_allocated_gib"] / stock["peak_allocated_gib"], 3)
+                if row.get("peak_allocated_gib") and stock.get("peak_allocated_gib") else None,
+                "random_weights": True,
+                "setting": f"{row.get('size') or ''} with the lossless parts, {row.get('steps')} steps measured"
+                           + (f", end to end projected to {row['projected_steps']}" if projected else ""),
+                "gpu": gpu, "date": time.strftime("%Y-%m-%d"), "command": command,
+            }
+    return figures
+
+
+def merge_trade_figures(path: Path, figures: dict[str, dict[str, dict]]) -> None:
+    """Write `figures` into the shipped reference file, replacing those models' earlier figures of the same trades."""
+    shipped = json.loads(path.read_text())
+    for model, trades in figures.items():
+        shipped.setdefault("measured", {}).setdefault(model, {}).update(trades)
+    path.write_text(json.dumps(shipped, indent=1, ensure_ascii=False) + "\n")
+
+
+def _gpu_name(bench: Bench) -> str:
+    torch = bench.torch
+    return torch.cuda.get_device_name(bench.device) if bench.device.startswith("cuda") else "cpu"
 
 
 if __name__ == "__main__":

@@ -185,6 +185,9 @@ class TradeFigure:
     peak_ratio: float | None = None  # peak allocated memory with ÷ stock
     random_weights: bool = True  # random weights: numeric deviation, not perceptual quality
     setting: str = ""
+    # s/step with the trade ÷ s/step with speed mode's lossless parts alone: the predictor's factor on the denoising
+    # loop of a job that opts into it. None: not measured.
+    step_factor: float | None = None
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> TradeFigure:

@@ -9,7 +9,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.foresight.calibration import GIB, load_gpu_calibrations, load_model_calibration, normalise_gpu_name
+from engine.foresight.calibration import (
+    GIB,
+    load_gpu_calibrations,
+    load_model_calibration,
+    load_trade_figures,
+    normalise_gpu_name,
+)
 from engine.foresight.compile_time import first_compile_seconds, shape_compiled
 from engine.foresight.host import estimate_host
 from engine.foresight.memory import MemoryCoefficients, coefficients_for, estimate_memory, history_correction
@@ -336,24 +342,23 @@ def _time_notes(structure: ModelSpec, t: TimeEstimate, compiled: bool, height: i
     return seconds, compile_s, notes
 
 
-# (model, trade) → the denoising loop's time with the trade over without, measured side by side
-# (benchmarks/bench_dit_parts_gpu.py, BENCHMARKS.md). None measured yet: a trade's job is predicted at the pace without it.
-MEASURED_TRADE_FACTORS: dict[tuple[str, str], float] = {}
-
-
 def with_trades(model: str, trades: tuple[str, ...], seconds: float | None,
                 denoising_s: float | None) -> tuple[float | None, list[str]]:
-    """The predicted seconds with each trade's measured speed-up applied to the denoising loop, and a note for each
-    trade that was never measured for `model` (predicted without its speed-up)."""
+    """The predicted seconds with each trade's measured factor (calibration/speed_trades.json's `step_factor`, written
+    by benchmarks/bench_dit_parts_gpu.py) applied to the denoising loop, and a note for each trade never measured for
+    `model` (predicted without its speed-up)."""
+    figures = load_trade_figures().get(model, {})
     notes = []
     for trade in trades:
-        factor = MEASURED_TRADE_FACTORS.get((model, trade))
+        figure = figures.get(trade)
+        factor = figure.step_factor if figure is not None else None
         if factor is None or seconds is None or denoising_s is None:
             notes.append(f"trade {trade} not measured for this model: predicted without its speed-up")
             continue
         seconds -= denoising_s * (1.0 - factor)
         denoising_s *= factor
-        notes.append(f"trade {trade}: the denoising loop × {factor:.2f}, as measured side by side for {model}")
+        notes.append(f"trade {trade}: the denoising loop × {factor:.2f}, as measured side by side for {model} on "
+                     f"{figure.gpu}")
     return seconds, notes
 
 

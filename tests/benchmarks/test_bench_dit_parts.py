@@ -46,3 +46,30 @@ def test_a_short_run_projects_each_arm_to_the_full_schedule_and_measures_only_th
     assert arms == ["stock", "+fp8"]
     stock = rows[[r.get("arm") for r in rows].index("stock")]
     assert stock["projected_s"] == pytest.approx(stock["seconds"] + 38 * stock["s_per_step"], abs=0.01)
+
+
+def test_the_measured_trades_land_in_the_shipped_reference_file_the_app_and_predictor_read(tmp_path):
+    import shutil
+
+    from benchmarks.bench_dit_parts_gpu import merge_trade_figures, trade_figures
+    from engine.foresight import calibration
+
+    def row(arm, s_per_step, **more):
+        return {"model": "wan2.1-i2v-14b-720p", "arm": arm, "s_per_step": s_per_step, "speedup": 1.0,
+                "fallbacks": {}, "peak_allocated_gib": 40.0, "size": "720x1280x81", "steps": 4, "psnr_db": 30.0,
+                "quality_delta": {"flicker": 0.01}, **more}
+
+    rows = [row("stock", 10.0), row("+qkv (lossless)", 8.0, speedup=1.25),
+            row("+fp8", 5.0, speedup=1.9, projected_speedup=2.0, projected_steps=40),
+            row("+int8attn", 7.0, fallbacks={"int8attn": "sageattention>=2.1.1 is not installed"})]
+    figures = trade_figures(rows, gpu="NVIDIA H200", command="python -m benchmarks.bench_dit_parts_gpu")
+    assert set(figures["wan2.1-i2v-14b-720p"]) == {"fp8"}  # a trade that fell back is not a figure
+    folder = tmp_path / "calibration"
+    shutil.copytree(ROOT / "engine" / "foresight" / "calibration", folder)
+    merge_trade_figures(folder / "speed_trades.json", figures)
+    calibration.use_calibration_dir(folder)
+    try:
+        fp8 = calibration.load_trade_figures()["wan2.1-i2v-14b-720p"]["fp8"]
+        assert (fp8.speed_up, fp8.step_factor, fp8.psnr_db) == (2.0, 0.625, 30.0)
+    finally:
+        calibration.use_calibration_dir(None)

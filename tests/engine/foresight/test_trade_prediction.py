@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from engine.foresight import predictor
+import json
+
+from engine.foresight import calibration
 from engine.foresight.predictor import predict, with_trades
 
 
@@ -13,11 +15,13 @@ def test_a_trade_never_measured_is_predicted_without_its_speed_up_and_noted():
     assert "trade cache not measured for this model: predicted without its speed-up" in traded.notes
 
 
-def test_a_measured_trade_shortens_the_denoising_loop_by_its_factor(monkeypatch):
-    monkeypatch.setitem(predictor.MEASURED_TRADE_FACTORS, ("wan2.2-i2v-a14b", "cache"), 0.5)
+def test_a_measured_trade_shortens_the_denoising_loop_by_its_factor(synthetic):
+    (synthetic / "speed_trades.json").write_text(json.dumps({"measured": {"wan2.2-i2v-a14b": {"cache": {
+        "speed_up": 1.8, "step_factor": 0.5, "gpu": "NVIDIA H200", "date": "2026-12-05", "command": "bench"}}}}))
+    calibration.clear_cache()
     seconds, notes = with_trades("wan2.2-i2v-a14b", ("cache",), 100.0, 80.0)
     assert seconds == 60.0 and notes == ["trade cache: the denoising loop × 0.50, as measured side by side for "
-                                         "wan2.2-i2v-a14b"]
+                                         "wan2.2-i2v-a14b on NVIDIA H200"]
 
 
 def test_runs_with_a_quality_trade_are_left_out_of_the_pace_a_job_without_it_is_predicted_from():

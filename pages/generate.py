@@ -348,6 +348,9 @@ def prediction_figures(p, params: dict) -> None:
     if p.compile_s:
         st.caption(f"⏱ First job at this resolution here: about {fmt.seconds(p.compile_s)} of it is compiling "
                    "(once per machine; later jobs load the compiled model).")
+    elif p.compiles_in_background:
+        st.caption("⏱ First job at this resolution here: it runs uncompiled, at the stock pace (the time above), while "
+                   "the machine compiles this size in the background; the next job at it runs in speed mode.")
     if p.batch == 1:
         st.caption(f"Guidance {params['guidance']:g}: no classifier-free guidance, so the model runs once per "
                    "step instead of twice — about half the time and activation memory, and the video follows "

@@ -57,6 +57,8 @@ class Prediction:
     notes: tuple[str, ...] = ()
     speed_mode: str = "off"  # 'compile' when the time is predicted for a compiled denoiser
     compile_s: float | None = None  # speed mode's first compile at this shape on this machine; 0.0: compiled
+    # The shape is not compiled here yet and compiles in another process: this job runs uncompiled, the next compiled.
+    compiles_in_background: bool = False
     batch: int = 2  # the denoiser's batch: 2 with classifier-free guidance, 1 without (guidance ≤ 1)
     weights: str | None = None  # weight storage: None the compute dtype, "fp8"
     host_peak_gib: float | None = None  # the worker's peak resident host memory over the job; None: unknown
@@ -175,8 +177,10 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         if gpu_name and gpu_name != "cpu":
             notes.append(f"no GPU named: predicted for {gpu_name}, where {model} was calibrated")
     compiled = _runs_compiled(speed_mode, gpu_name, offload, structure, weights)
-    if compiled and _compile_place(compile_place) == "background" and \
-            not shape_compiled(model, height, width, frames, gpu_name, history, batch):
+    place = _compile_place(compile_place, structure) if compiled else None
+    in_background = place == "background" and not shape_compiled(model, height, width, frames, gpu_name, history,
+                                                                  batch)
+    if in_background:
         # Nothing compiled for this shape here yet: the job runs uncompiled while another process compiles it.
         compiled = False
         notes.append(f"speed mode: {height}×{width}×{frames} is not compiled on this machine yet, so this job runs "
@@ -193,8 +197,11 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
     # 4. Time
     t = estimate_time(structure, height, width, frames, chunk, steps, offload, gpu_name, history, gpu_tflops,
                       include_holdout, compiled, batch, weights)
-    seconds, compile_s, time_notes = _time_notes(structure, t, compiled, height, width, frames, gpu_name, history,
-                                                 batch, offload, weights)
+    seconds, compile_s, time_notes = _time_notes(structure, t, compiled and place != "regional", height, width,
+                                                 frames, gpu_name, history, batch, offload, weights)
+    if place == "regional":
+        time_notes.append("speed mode compiles the model's repeated blocks inside a worker's first job (seconds, once "
+                          "per worker process; about 11 s for a Wan-14B transformer on an H200), not counted here")
     notes += time_notes
     seconds, trade_notes = with_trades(model, speed_trades, seconds, t.denoising_s)
     notes += trade_notes
@@ -215,6 +222,7 @@ def predict(model: str, height: int, width: int, frames: int, *, steps: int | No
         seconds=seconds, encode_s=t.encode_s, warmup_s=t.warmup_s, denoising_s=t.denoising_s, decode_s=t.decode_s,
         transfer_s=t.transfer_s, s_per_step=t.s_per_step, time_source=t.source,
         confidence=confidence, notes=tuple(notes), speed_mode="compile" if compiled else "off", compile_s=compile_s,
+        compiles_in_background=in_background,
         batch=batch, weights=weights, host_peak_gib=host.peak_gib, host_weights_gib=host.weights_gib,
         host_source=host.source, source=_source(structure, t, gpu_name), expected_error=t.rel_error,
     )
@@ -393,25 +401,29 @@ def _runs_compiled(speed_mode: str | None, gpu_name: str | None, offload: str, s
     return is_compiled(speed_mode)
 
 
-def _compile_place(asked: str | None) -> str:
-    if asked is not None:
-        return asked
+def _compile_place(asked: str | None, structure: ModelSpec) -> str:
+    """How speed mode compiles a job of `structure`: "regional" (a DiT's repeated blocks, inline, per worker process),
+    else where a new shape's whole-denoiser compile happens, `asked` or the engine's: "background" or "inline"."""
     from config import settings_source
 
-    return _engine_compile_place(settings_source())
+    regional, place = _engine_compile_place(settings_source())
+    if structure.architecture == "dit" and regional:
+        return "regional"
+    return asked or place
 
 
 @functools.lru_cache(maxsize=4)
-def _engine_compile_place(source: tuple) -> str:  # `source`: only the cache key
-    """Where the engine compiles a new shape: "background" (engine.speed_compile, with speed_precompile) or
-    "inline"."""
+def _engine_compile_place(source: tuple) -> tuple[bool, str]:  # `source`: only the cache key
+    """(whether a DiT's repeated blocks compile instead of the whole model, engine.speed_regional_compile; where a new
+    shape compiles: "background" (engine.speed_compile, with speed_precompile) or "inline")."""
     from config import load_settings
 
     try:
         engine = load_settings().engine
     except Exception:  # a broken settings file is reported where it is loaded, not here
-        return "inline"
-    return "background" if engine.speed_compile == "background" and engine.speed_precompile else "inline"
+        return False, "inline"
+    background = engine.speed_compile == "background" and engine.speed_precompile
+    return engine.speed_regional_compile, "background" if background else "inline"
 
 
 @functools.lru_cache(maxsize=4)

@@ -62,8 +62,20 @@ def test_model_change_resets_defaults_and_hides_prompt(page):
     assert "takes no prompt" in texts(at)
 
 
-def test_a_full_size_model_s_prediction_says_its_first_job_here_compiles(page, monkeypatch):
+def test_a_full_size_model_s_prediction_says_its_first_job_here_compiles_in_the_background(page, monkeypatch):
     monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "compile")
+    at = page("generate")
+    at.run()
+    at.selectbox(key="gen_model").set_value("svd")
+    at.run()
+    no_exception(at)
+    assert any("First job at this resolution here" in c.value and "in the background" in c.value
+               for c in at.caption), [c.value for c in at.caption]
+
+
+def test_compiling_inline_the_prediction_says_the_first_job_here_compiles(page, monkeypatch):
+    monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "compile")
+    monkeypatch.setenv("I2VMON_ENGINE__SPEED_COMPILE", "inline")
     at = page("generate")
     at.run()
     at.selectbox(key="gen_model").set_value("svd")

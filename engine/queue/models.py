@@ -156,8 +156,6 @@ class JobResult(BaseModel):
     smoke_test: bool | None = None  # random weights: the video is noise
     quality: dict[str, Any] | None = None  # the quality report (engine.quality), None: not scored
     speed_mode: str | None = None
-    compile_state: str | None = None  # data.schemas.RunRecord.compile_state
-    speed_fallbacks: str | None = None  # data.schemas.RunRecord.speed_fallbacks
     peak_allocated_bytes: int | None = None
     peak_reserved_bytes: int | None = None
     peak_nvml_process_bytes: int | None = None
@@ -176,6 +174,10 @@ class JobResult(BaseModel):
     has_audio: bool | None = None  # the MP4 carries the model's soundtrack (LTX-2)
     audio_duration_s: float | None = None
     audio_scored: bool | None = None  # False: the quality scores are the video's, the sound is not scored
+    # How speed mode went (data.schemas.RunRecord's columns of the same names): how the compiled code was had, and the
+    # parts asked for that did not apply, each with why.
+    compile_state: str | None = None
+    speed_fallbacks: str | None = None
 
     @classmethod
     def from_stored(cls, raw: object) -> "JobResult":

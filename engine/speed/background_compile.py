@@ -164,6 +164,10 @@ class BackgroundCompiler:
         self.poll()
         return key == self.running_key or any(key == queued[0] for queued in self.queued)
 
+    def result(self, key: str) -> CompileResult | None:
+        """How `key`'s last background compile ended, as its child wrote it; None: no word from it."""
+        return read_result(self.cache_dir, key)
+
     def close(self) -> None:
         """Stop a child compile (the worker is stopping); the next process's first job at that shape asks again."""
         if self.process is not None and self.process.poll() is None:
@@ -236,7 +240,7 @@ def _write_result(cache_dir: Path, result: CompileResult) -> None:
 # -- the child's side ----------------------------------------------------------------------------------------
 def compile_request(folder: Path) -> CompileResult:
     """Build the module the request describes, compile it for the request's inputs and save the artefact."""
-    from engine.speed.mode import set_compiler_options
+    from engine.speed.compiler_options import set_compiler_options
     from engine.speed.precompile import module_key, precompiled
 
     request = json.loads((folder / "request.json").read_text())

@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -240,6 +239,7 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     module = getattr(pipe, denoiser)
     if isinstance(module, torch._dynamo.eval_frame.OptimizedModule):
         return AppliedSpeed(parts, module)
+    from engine.speed.compiler_options import set_compiler_options
     from engine.speed.conv3d_layout import conv3d_weights_channels_last
 
     if set_compiler_options(parts.words()):
@@ -291,21 +291,6 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
                             cache_dir=cache_dir, compiler=compiler)
         vae.decoder = decoder
     return AppliedSpeed(parts, compiled, decoder, compiler)
-
-
-def set_compiler_options(words: Collection[str]) -> bool:
-    """Set what the label's graph parts change process-wide — inductor's options and its 5-D convolution lowering,
-    not a module — here and where a background compile rebuilds a module (engine.speed.background_compile), so both
-    compile the same code. Returns whether the 5-D channels-last lowering is on (`ndhwc`)."""
-    import torch
-
-    from engine.speed.conv3d_layout import conv3d_channels_last
-
-    torch._inductor.config.fx_graph_cache = True
-    if "nhwc" in words:
-        torch._inductor.config.force_layout_optimization = True
-    # An inductor lowering: set either way, so a pipeline loaded earlier with it leaves nothing.
-    return conv3d_channels_last("ndhwc" in words)
 
 
 def _device_of(module: Any) -> str:

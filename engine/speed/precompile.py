@@ -174,13 +174,11 @@ class PrecompiledDenoiser:
         """A job starts: forget the last one's events, and pick up what the background compiled since (the next
         call at a shape whose artefact is saved now loads it; a failed compile's shape runs eagerly, but for one
         that ran out of GPU memory, which is asked for again)."""
-        from engine.speed.background_compile import read_result
-
         self.job_events.clear()
         self.job_notes.clear()
         for key in [k for k in self.waiting if self.background is None or not self.background.waiting(k)]:
             self.waiting.discard(key)
-            result = read_result(self.cache_dir, key)
+            result = self.background.result(key) if self.background is not None else None
             if result is not None and not result.ok and not result.out_of_memory:
                 self.failed[key] = result.error or "no reason given"
 

@@ -8,11 +8,12 @@ from engine.queue.models import JobResult
 
 # The keys a worker has always written (engine/worker/worker.py), in that order: queue rows, the API and the CLI rely on
 # them; then the ones the Wan family added (each step's expert, the job's host RAM); then the job's GPU energy and the
-# step the watchdog found it stuck in; then LTX-2's soundtrack.
+# step the watchdog found it stuck in; then LTX-2's soundtrack; then how speed mode went.
 STORED_KEYS = ["stages", "step_times_s", "failed_stage", "video_path", "thumbnail_path", "smoke_test", "quality",
                "speed_mode", "peak_allocated_bytes", "peak_reserved_bytes", "peak_nvml_process_bytes", "total_s", "gpu_name",
                "step_experts", "peak_host_rss_bytes", "host_pinned_bytes", "energy_j", "energy_method", "energy_note",
-               "energy_cost", "energy_currency", "failed_step", "has_audio", "audio_duration_s", "audio_scored"]
+               "energy_cost", "energy_currency", "failed_step", "has_audio", "audio_duration_s", "audio_scored",
+               "compile_state", "speed_fallbacks"]
 
 FULL = {
     "stages": {"model_load": 1.5, "denoising_loop": 12.25}, "step_times_s": [0.5, 0.52], "failed_stage": None,
@@ -23,6 +24,7 @@ FULL = {
     "energy_j": 7200.0, "energy_method": "counter", "energy_note": None, "energy_cost": 0.0006, "energy_currency": "EUR",
     "failed_step": None,
     "has_audio": True, "audio_duration_s": 5.04, "audio_scored": False,
+    "compile_state": "background", "speed_fallbacks": "int8attn: needs a CUDA GPU",
 }
 
 

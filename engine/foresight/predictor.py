@@ -407,7 +407,7 @@ def _compile_place(asked: str | None, structure: ModelSpec) -> str:
     from config import settings_source
 
     regional, place = _engine_compile_place(settings_source())
-    if structure.architecture == "dit" and regional:
+    if structure.architecture == "dit" and structure.compile_blocks and regional:
         return "regional"
     return asked or place
 

@@ -111,7 +111,8 @@ def load_parts(engine: Any, device: str, spec: Any, *, applies: bool, trades: tu
     attribute, not a compiled graph, so modules moving between devices do not matter to it."""
     from dataclasses import replace
 
-    parts = SpeedParts.from_settings(engine, device if applies else "cpu", architecture=spec.architecture)
+    parts = SpeedParts.from_settings(engine, device if applies else "cpu", architecture=spec.architecture,
+                                     compile_blocks=spec.compile_blocks)
     # Only the DiTs whose parts were built and checked for (Wan, LTX-Video: spec.speed_mode); HunyuanVideo 1.5's and
     # LTX-2's attention take masks the fast kernels refuse.
     if (spec.architecture == "dit" and spec.speed_mode and not applies and engine.speed_mode == "compile"

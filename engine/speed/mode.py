@@ -78,11 +78,14 @@ class SpeedParts:
     attention_backend: str = "native"
 
     @classmethod
-    def from_settings(cls, engine: Any, device: str, *, architecture: str = "unet") -> "SpeedParts":
+    def from_settings(cls, engine: Any, device: str, *, architecture: str = "unet",
+                      compile_blocks: bool = True) -> "SpeedParts":
+        """The parts the settings ask for a model of `architecture` on `device`; `compile_blocks`: a DiT whose spec
+        compiles its repeated blocks (ModelSpec.compile_blocks) rather than the whole denoiser."""
         if engine.speed_mode != "compile" or not device.startswith("cuda"):
             return cls()
         dit = architecture == "dit"
-        if dit and engine.speed_regional_compile:
+        if dit and compile_blocks and engine.speed_regional_compile:
             # A DiT's repeated blocks compile in seconds, inline: no whole-denoiser compile, nor the UNets' parts.
             # fp8 is asked for as set; engine.speed.fp8_matmul says why when it cannot run.
             return cls(regional_compile=True, attention_backend=engine.speed_attention_backend,

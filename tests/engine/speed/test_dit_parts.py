@@ -82,11 +82,21 @@ def test_an_offloaded_dit_on_a_gpu_still_gets_its_attention_backend():
     assert parts == SpeedParts(attention_backend="auto")
 
 
-def test_wan_and_ltx_video_offer_the_three_trades_and_the_unets_none():
-    for model in ("wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "tiny-wan", "ltx-video"):
+def test_wan_offers_the_three_trades_ltx_video_fp8_and_the_unets_none():
+    for model in ("wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "tiny-wan"):
         assert get_model(model).speed_trades == ("fp8", "int8attn", "cache")
+    assert get_model("ltx-video").speed_trades == ("fp8",)  # compiled whole: per-job hooks would not reach inside
     assert get_model("i2vgen-xl").speed_trades == ()
     assert get_model("wan2.2-i2v-a14b").speed_mode_applies("none", None)
+
+
+def test_ltx_video_keeps_its_measured_whole_transformer_compile_and_wan_compiles_its_blocks():
+    engine = load_settings().engine
+    ltx, wan = get_model("ltx-video"), get_model("wan2.1-i2v-14b-720p")
+    ltx_parts = load_parts(engine, "cuda:0", ltx, applies=True, trades=())
+    wan_parts = load_parts(engine, "cuda:0", wan, applies=True, trades=())
+    assert ltx_parts.compile and ltx_parts.precompile and not ltx_parts.regional_compile
+    assert wan_parts.regional_compile and not wan_parts.compile
 
 
 # -- attention backend -----------------------------------------------------------------------------------------------

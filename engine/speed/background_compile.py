@@ -191,6 +191,8 @@ class BackgroundCompiler:
         env = dict(os.environ)
         # Whatever the worker imports (a model class defined outside the package, in tests) the child imports too.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        # Inductor's compile workers take every core by default; half of them leaves the job's launches a core.
+        env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
         log_file = (folder / "compile.log").open("w")
         with log_file:
             self.process = subprocess.Popen(

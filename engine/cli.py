@@ -135,6 +135,7 @@ def _print_finished(job: Job, as_json: bool) -> None:
         "energy_j": r.energy_j, "energy_method": r.energy_method, "energy_note": r.energy_note,
         "energy_cost": r.energy_cost, "energy_currency": r.energy_currency, "failed_step": r.failed_step,
         "has_audio": r.has_audio, "audio_duration_s": r.audio_duration_s, "audio_scored": r.audio_scored,
+        "speed_mode": r.speed_mode, "compile_state": r.compile_state, "speed_fallbacks": r.speed_fallbacks,
     }
     if as_json:
         print(json.dumps(record, default=str, indent=2))
@@ -148,6 +149,8 @@ def _print_finished(job: Job, as_json: bool) -> None:
         print("  experts: " + ", ".join(
             f"{name} steps {first}–{last} ({sum(t or 0.0 for t in times[first - 1:last]):.2f} s)"
             for name, first, last in runs))
+    if speed := _speed_line(r):
+        print(f"  {speed}")
     if r.energy_j is not None:
         cost = f", cost {r.energy_cost:.4f} {r.energy_currency}" if r.energy_cost is not None else ""
         print(f"  GPU energy: {r.energy_j / 3600:.3f} Wh ({r.energy_j:.0f} J, {r.energy_method}){cost}")
@@ -158,6 +161,23 @@ def _print_finished(job: Job, as_json: bool) -> None:
         print(f"  video: {record['output_path']}{label}")
     if r.has_audio:
         print(f"  soundtrack: {r.audio_duration_s:.2f} s of AAC in the MP4 (not scored: the quality scores are the video's)")
+
+
+# What a run's compile_state (data.schemas.RunRecord) meant for its pace.
+COMPILE_STATES = {"background": "ran uncompiled, at the stock pace, while this size compiled in the background",
+                  "compiled": "compiled inside this job", "loaded": "ran compiled code made earlier"}
+
+
+def _speed_line(r: JobResult) -> str | None:
+    """'speed mode eager+qkv: ran uncompiled, …; not applied: int8attn: needs a CUDA GPU'; None when none recorded."""
+    if not r.speed_mode:
+        return None
+    line = f"speed mode {r.speed_mode}"
+    if r.compile_state:
+        line += f": {COMPILE_STATES.get(r.compile_state, r.compile_state)}"
+    if r.speed_fallbacks:
+        line += f"; not applied: {r.speed_fallbacks}"
+    return line
 
 
 def _status(args: argparse.Namespace) -> int:

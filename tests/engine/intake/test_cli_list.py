@@ -50,3 +50,21 @@ def test_list_shows_a_finished_job_done_with_every_step(data_dir, capsys):
     line = capsys.readouterr().out
     assert "[done step 2/2, elapsed " in line and "ETA" not in line
     assert json.loads(json.dumps(queue.get("a" * 32).to_json(), default=str))["progress"]["stage"] == "done"
+
+
+def test_status_of_a_finished_job_says_how_its_speed_mode_went(data_dir, capsys):
+    from engine.queue.models import JobResult
+
+    queue = open_queue(load_settings())
+    queue.submit(PARAMS, "/in/a.png", job_id="b" * 32)
+    queue.claim("w1", None, 30)
+    result = JobResult(speed_mode="eager+shortattn+qkv", compile_state="background",
+                       speed_fallbacks="int8attn: needs a CUDA GPU")
+    queue.finish("b" * 32, "w1", "succeeded", result=result.to_stored())
+
+    assert main(["status", "b" * 32]) == 0
+    out = capsys.readouterr().out
+    assert ("speed mode eager+shortattn+qkv: ran uncompiled, at the stock pace, while this size compiled in the "
+            "background; not applied: int8attn: needs a CUDA GPU") in out
+    assert main(["status", "b" * 32, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["compile_state"] == "background"

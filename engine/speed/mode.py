@@ -230,7 +230,11 @@ class AppliedSpeed:
         return "+".join(words)
 
 
-def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: Path) -> AppliedSpeed:
+def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: Path,
+                     compiler: Any = None) -> AppliedSpeed:
+    """Apply `parts` to `pipe`'s `denoiser` (and VAE decoder). `compiler`: the process's BackgroundCompiler, kept
+    across pipelines so one child compiles at a time (made here when the parts compile in the background and none
+    is given)."""
     if not parts.compile:
         return AppliedSpeed(parts)
     import torch
@@ -276,8 +280,9 @@ def apply_speed_mode(pipe: Any, *, denoiser: str, parts: SpeedParts, cache_dir: 
     # Only the parts that change the compiled graph key the artefact (cuDNN's choice is made at run time).
     graph_parts = "+".join(word for word in parts.words()
                            if word in ("compile", "frameconv", "nhwc", "ndhwc", "shortattn", "qkv", "fp8"))
-    compiler = None
-    if parts.precompile and parts.background:
+    if not (parts.precompile and parts.background):
+        compiler = None
+    elif compiler is None:
         from engine.speed.background_compile import BackgroundCompiler
 
         compiler = BackgroundCompiler(cache_dir / "precompiled")

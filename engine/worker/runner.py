@@ -54,6 +54,9 @@ class PipelineCache:
     loads: int = field(default=0)
     speed: AppliedSpeed = field(default_factory=lambda: AppliedSpeed(SpeedParts()))
     part_outcomes: list[PartOutcome] = field(default_factory=list)  # the DiT parts' and fp8's (engine.speed.dit_mode)
+    # The worker's one BackgroundCompiler, kept across pipelines: a model switch does not start a second child compile
+    # beside one under way.
+    compiler: Any = None
 
     @property
     def speed_mode(self) -> str:
@@ -78,7 +81,9 @@ class PipelineCache:
         applies = spec.speed_mode_applies(offload, weights)
         parts = load_parts(self.settings.engine, self.device, spec, applies=applies, trades=trades)
         cache_dir = data_paths(self.settings).compile_cache_dir
-        self.speed = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=parts, cache_dir=cache_dir)
+        self.speed = apply_speed_mode(pipe, denoiser=spec.denoiser, parts=parts, cache_dir=cache_dir,
+                                      compiler=self.compiler)
+        self.compiler = self.speed.compiler or self.compiler
         self.part_outcomes = apply_loaded_parts(pipe, spec, parts, loaded_words=self.speed.label.split("+"),
                                                 trades=trades, device=self.device, applies=applies, cache_dir=cache_dir)
         self.key, self.pipe = key, pipe

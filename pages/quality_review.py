@@ -7,7 +7,7 @@ import math
 
 import streamlit as st
 
-from app.views import formatting as fmt, resources, video
+from app.views import formatting as fmt, resources, speed_mode, video
 from app.views.frame import guarded
 from data import analytics
 from data.analytics import RunFilter
@@ -105,6 +105,8 @@ def card(run: dict, rating: dict | None) -> None:
         line, how = score_lines(run, saved)
         st.markdown(line)
         st.caption(how)
+        if trades := speed_mode.trades_text(run.get("speed_mode")):
+            st.caption(trades)
         if run.get("low_quality"):
             st.warning(f"Low quality: {video.reasons_text(run.get('quality_reasons'))}", icon="⚠️")
         stars_key, note_key = f"qr_stars_{job_id}", f"qr_note_{job_id}"

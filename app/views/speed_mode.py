@@ -38,6 +38,16 @@ def trade_label(trade: str) -> str:
     return TRADE_LABELS.get(trade, trade)
 
 
+def trades_text(speed_mode: str | None) -> str | None:
+    """'Made with quality trades: fp8 matmuls (torchao), step caching …' for a run whose speed-mode label has trade
+    words (a reviewer judges a video knowing it was not the stock maths); None for a run without."""
+    words = [word for word in (speed_mode or "").split("+") if word in TRADE_LABELS]
+    if not words:
+        return None
+    return (f"Made with quality trades: {', '.join(map(trade_label, words))} — not the stock pipeline's maths; "
+            "Analytics' speed modes tab compares it with runs without them.")
+
+
 def compile_state_text(compile_state: str | None) -> str | None:
     """'compiled in the background: ran at stock pace' for "background"; None for none recorded."""
     if not compile_state:

@@ -105,3 +105,19 @@ def test_without_prompt_alignment_the_combined_score_is_null_with_the_reason_in_
             "motion only: smoothness term 0.91") in texts(at)
     rows = list(csv.DictReader(io.StringIO(export.runs_csv(Store(paths), now - timedelta(days=2), now).decode())))
     assert rows[0]["quality_score"] == "" and rows[0]["low_quality"] == ""  # the CSV agrees with the page
+
+
+def test_a_video_made_with_quality_trades_says_so_on_its_card(page, paths, now, video_file):
+    import dataclasses
+
+    from benchmarks import app_synthetic
+    from data.parquet_store import write_rows
+
+    record = dataclasses.replace(app_synthetic.run_records(1, now, days=1)[0], state="succeeded", model="tiny-wan",
+                                 smoke_test=True, video_path=str(video_file), speed_mode="regional+qkv+fp8+cache")
+    write_rows(paths, "runs", [record], "testhost")
+    at = page("quality")
+    at.run()
+    no_exception(at)
+    assert ("Made with quality trades: fp8 matmuls (torchao), step caching (diffusers' enable_cache) — not the stock "
+            "pipeline's maths") in texts(at)

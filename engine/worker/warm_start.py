@@ -51,7 +51,7 @@ def warm_up(cache, params: JobParams) -> WarmStart:
 
     spec = get_model(params.model)
     started = time.perf_counter()
-    pipe = cache.get(spec, params.offload, params.weights)
+    pipe = cache.get(spec, params.offload, params.weights, params.speed_trades)  # fp8 loads its own weights
     loaded = time.perf_counter()
     family = importlib.import_module(f"engine.pipelines.{spec.family}")
     skipped = None

@@ -116,3 +116,10 @@ def test_a_warm_up_may_compile_neither_the_denoiser_nor_the_vae_decoder(settings
     warm_start.warm_up(cache, params)
     assert seen == {"denoiser": False, "decoder": False}
     assert pipe.unet.forward.may_compile and pipe.vae.decoder.forward.may_compile
+
+
+def test_warm_up_loads_the_last_jobs_weight_trade_so_its_next_job_does_not_reload(settings):
+    cache = PipelineCache(settings, "cpu", None)
+    warm_start.warm_up(cache, JobParams(model="tiny-wan", height=32, width=32, frames=5, steps=4,
+                                        speed_trades=("fp8", "cache")))
+    assert cache.key == ("tiny-wan", "none", None, ("fp8",))  # fp8 changes the weights; cache is per call

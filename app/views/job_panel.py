@@ -210,8 +210,15 @@ def live_progress(queue: JobQueue, job_id: str, watch: bool = False) -> None:
     fresh = (f" · progress updated {fmt.age(job.progress_at, now)}" if job.progress_at and job.state == RUNNING
              else "")
     left.caption(f"job `{job.id}` · {job.state}{fresh} · refreshed every {LIVE_REFRESH_S} s")
+    if job.predicted.get("compiles_in_background"):
+        left.caption(BACKGROUND_NOTE)
     right.button("Cancel job", key=f"cancel_{job.id}", on_click=_cancel, args=(queue, job.id),
                  disabled=job.cancel_requested)
+
+
+# A job whose size speed mode had not compiled here when it was submitted (engine.speed.background_compile).
+BACKGROUND_NOTE = ("Speed mode had not compiled this size on this machine when the job was queued: it runs uncompiled, "
+                   "at the stock pace, while another process compiles the size; the next job at it runs compiled.")
 
 
 def watch_ended(queue: JobQueue, job_id: str) -> None:

@@ -159,6 +159,8 @@ def _predicted(prediction: dict, gpu_name: str | None, forced: bool) -> dict:
         "s_per_step": prediction.get("s_per_step"),
         "decode_s": prediction.get("decode_s"),
         "expected_error": prediction.get("expected_error"),  # the ETA's margin before the job's own steps
+        # Its size was not compiled on this machine at submit: it runs uncompiled while that compiles in the background.
+        "compiles_in_background": bool(prediction.get("compiles_in_background")),
         "source": prediction.get("source"),
         "host_peak_bytes": predicted_bytes("host_peak_gib"),
         "forced": bool(forced),

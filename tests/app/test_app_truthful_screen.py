@@ -103,6 +103,20 @@ def test_the_job_panel_follows_the_running_job_when_none_was_picked(page, queue,
     assert any("step 1/4 · denoising_loop" in p.proto.text for p in at.get("progress"))
 
 
+def test_a_running_job_whose_size_compiles_in_the_background_says_it_runs_at_the_stock_pace(page, queue, png_file):
+    from app.views.job_panel import BACKGROUND_NOTE
+
+    params = JobParams(model="tiny", prompt="elsewhere", height=64, width=64, frames=8, steps=4)
+    job = queue.submit(params, str(png_file), job_id="ab" * 16, predicted={"compiles_in_background": True})
+    queue.claim("w1", None, 10)
+    queue.heartbeat(job.id, "w1", 10, Progress(stage="denoising_loop", step=1, total_steps=4, eta_s=9.0,
+                                               elapsed_s=1.0))
+    at = page("generate")
+    at.run()
+    no_exception(at)
+    assert BACKGROUND_NOTE in texts(at)
+
+
 def test_the_queue_table_shows_a_running_job_as_running_with_prompt_model_and_size(page, queue, png_file):
     params = JobParams(model="tiny", prompt="a red kite", height=64, width=64, frames=8, steps=4)
     job = queue.submit(params, str(png_file), job_id="aa" * 16)

@@ -29,30 +29,23 @@ def shape_compiled(model: str, height: int, width: int, frames: int, gpu_name: s
     """Whether the history says this shape (and denoiser `batch`) is compiled on this machine: a finished compiled
     run of it, or a run that met it uncompiled while it compiled in the background (compile_state "background"),
     among the model's `KEPT_SHAPES` most recent."""
-    return _shape(model, height, width, frames, batch) in _recent_shapes(model, gpu_name, history)
-
-
-def _shape(model: str, height: int, width: int, frames: int, batch: int | None) -> tuple[int, int, int, int]:
-    return height, width, frames, batch or get_model(model).guidance_batch
-
-
-def _recent_shapes(model: str, gpu_name: str | None, history: list[dict] | None) -> list[tuple[int, int, int, int]]:
     structure = get_model(model)
-    compiled = {id(row) for row in finished_rows(history, model, gpu_name, compiled=True)}
     key = normalise_gpu_name(gpu_name)
+
+    def compiled_here(row: dict) -> bool:
+        if row.get("compile_state") == "background":
+            return row.get("model") == model and normalise_gpu_name(row.get("gpu_name")) == key
+        return bool(finished_rows([row], model, gpu_name, compiled=True))
+
     recent: list[tuple[int, int, int, int]] = []
-    for row in history or []:  # newest first, as the store returns them
-        if id(row) not in compiled and not (
-                row.get("compile_state") == "background" and row.get("model") == model
-                and normalise_gpu_name(row.get("gpu_name")) == key):
-            continue
+    for row in filter(compiled_here, history or []):  # newest first, as the store returns them
         try:
             shape = (int(row["height"]), int(row["width"]), int(row["frames"]), structure.batch_for(row.get("guidance")))
         except (KeyError, TypeError, ValueError):
             continue
         if shape not in recent:
             recent.append(shape)
-    return recent[:KEPT_SHAPES]
+    return (height, width, frames, batch or structure.guidance_batch) in recent[:KEPT_SHAPES]
 
 
 def first_compile_seconds(model: str, height: int, width: int, frames: int, gpu_name: str | None,

@@ -99,3 +99,13 @@ def test_after_a_job_that_met_the_shape_while_it_compiled_the_next_is_predicted_
                     compile_place="background")
     assert after.speed_mode == "compile" and after.compile_s == 0.0
     assert after.seconds < stock.seconds
+
+
+def test_a_worker_s_compiled_record_marks_its_shape_compiled():
+    from engine.foresight.compile_time import shape_compiled
+
+    # The worker's run record names its decode time stage_decode_video_s, not decode_s.
+    record = {"model": "svd", "gpu_name": H100, "state": "succeeded", "height": 576, "width": 1024, "frames": 14,
+              "guidance": 3.0, "speed_mode": "compile+nhwc", "s_per_step": 0.3, "stage_decode_video_s": 0.5}
+    assert shape_compiled("svd", 576, 1024, 14, H100, [record])
+    assert not shape_compiled("svd", 576, 1024, 14, H100, [{**record, "speed_mode": "off"}])

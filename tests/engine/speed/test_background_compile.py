@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import textwrap
 import time
 
 import pytest
@@ -13,34 +12,6 @@ from engine.speed import background_compile
 from engine.speed.background_compile import BackgroundCompiler, meta_copy, read_result
 from engine.speed.mode import AppliedSpeed, SpeedParts
 from engine.speed.precompile import BACKGROUND, LOADED, precompiled
-
-MODEL = textwrap.dedent(
-    """
-    import torch
-    from torch import nn
-
-    class Denoiser(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(4, 4, 3, padding=1)
-
-        def forward(self, sample, timestep, *, scale=1.0, return_dict=False):
-            return (torch.nn.functional.silu(self.conv(sample)) * scale + timestep,)
-
-    def build():
-        torch.manual_seed(0)
-        return Denoiser().eval()
-    """
-)
-
-
-@pytest.fixture()
-def model_module(tmp_path, monkeypatch):
-    (tmp_path / "tiny_bg_denoiser.py").write_text(MODEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import tiny_bg_denoiser
-
-    return tiny_bg_denoiser
 
 
 @pytest.fixture(autouse=True)

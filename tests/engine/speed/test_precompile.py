@@ -11,34 +11,7 @@ import pytest
 import torch
 
 from engine.speed.precompile import COMPILED, PRECOMPILED, artefact_key, precompiled
-
-MODEL = textwrap.dedent(
-    """
-    import torch
-    from torch import nn
-
-    class Denoiser(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(4, 4, 3, padding=1)
-
-        def forward(self, sample, timestep, *, scale=1.0, return_dict=False):
-            return (torch.nn.functional.silu(self.conv(sample)) * scale + timestep,)
-
-    def build():
-        torch.manual_seed(0)
-        return Denoiser().eval()
-    """
-)
-
-
-@pytest.fixture()
-def model_module(tmp_path, monkeypatch):
-    (tmp_path / "tiny_denoiser.py").write_text(MODEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import tiny_denoiser
-
-    return tiny_denoiser
+from tests.engine.speed.conftest import TINY_DENOISER, denoiser_module
 
 
 def call(model, sample, t=0.5):
@@ -231,16 +204,13 @@ def test_a_process_killed_while_compiling_lets_the_waiting_one_compile(tmp_path,
     assert out.split()[-1] == "compiled"
 
 
-WRAPPED_MODEL = MODEL.replace("class Denoiser", "from diffusers.utils.peft_utils import apply_lora_scale\n\nclass Denoiser").replace(
+WRAPPED_MODEL = TINY_DENOISER.replace("class Denoiser", "from diffusers.utils.peft_utils import apply_lora_scale\n\nclass Denoiser").replace(
     "    def forward(", "    @apply_lora_scale(\"attention_kwargs\")\n    def forward(")
 
 
 def test_a_forward_wrapped_in_diffusers_lora_scale_is_saved_and_loaded(tmp_path, monkeypatch):
     # LTX-Video's transformer: its forward is wrapped, and saving it used to fail with a PicklingError
-    (tmp_path / "tiny_denoiser.py").write_text(WRAPPED_MODEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "tiny_denoiser", raising=False)
-    import tiny_denoiser
+    tiny_denoiser = denoiser_module(tmp_path, monkeypatch, WRAPPED_MODEL)
 
     assert hasattr(type(tiny_denoiser.build()).forward, "__wrapped__")
     assert run_in_new_process(tmp_path, tiny_denoiser, preload=False) == ["0", "loaded", PRECOMPILED]

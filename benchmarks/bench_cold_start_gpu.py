@@ -33,12 +33,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.harness import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,16 +82,6 @@ def _env(data_dir: Path, speed_mode: str, random_weights: bool) -> dict[str, str
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
     })
     return env
-
-
-def _stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=30)
 
 
 def _run_record(data_dir: Path, job_id: str, wait_s: float = 30.0) -> dict:
@@ -160,7 +151,7 @@ class Arm:
         return row
 
     def stop(self) -> None:
-        _stop(self.worker)
+        stop_group(self.worker)
 
 
 def run_case(case: Case, args: argparse.Namespace, image: Path) -> list[dict]:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.harness import stop_group
 
 GIB = 2**30
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,16 +70,6 @@ def serve(env: dict, log: Path, gpu: int | None) -> subprocess.Popen:
     args = [sys.executable, "-m", "engine", "serve", *(["--gpu", str(gpu)] if gpu is not None else [])]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05):
@@ -156,7 +147,7 @@ def energy_per_video(args, env: dict, out: Path, gpu: Gpu, started: float) -> No
                                                   "cuda_version", "driver_version")},
                 })
     finally:
-        stop(worker)
+        stop_group(worker)
 
 
 def watchdog(args, env: dict, out: Path, gpu: Gpu) -> None:
@@ -205,7 +196,7 @@ def watchdog(args, env: dict, out: Path, gpu: Gpu) -> None:
             "hung_pid": hung_pid, "new_worker_pid": respawned,
         })
     finally:
-        stop(worker)
+        stop_group(worker)
 
 
 def _alive(pid: int) -> bool:

@@ -1,9 +1,12 @@
 """The harness the tests and the benchmarks drive real processes with: a wait for a condition, a free port, an
-HTTP check."""
+HTTP check, a process group stopped."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -30,3 +33,15 @@ def http_ok(url: str) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 60.0) -> None:
+    """Stop `proc` (started with start_new_session) and its children: SIGTERM to its group, SIGKILL after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -211,13 +211,11 @@ class AppliedSpeed:
     def label(self) -> str:
         if not self.parts.compile:
             return "off"
-        from engine.speed.precompile import COMPILED, EAGER, compile_level
+        from engine.speed.precompile import BACKGROUND, COMPILED, EAGER, compile_level
 
         level = compile_level(self.denoiser)
         if level == EAGER:  # the fp8 layers were swapped in before the compile and run eagerly now
             return "fp8 (compile failed)" if self.parts.fp8 else "off (compile failed)"
-        from engine.speed.precompile import BACKGROUND
-
         words = self.parts.words()
         if BACKGROUND in self._job_events(getattr(self.denoiser, "forward", None)):
             # The denoiser ran uncompiled: what applied is what needs no compile.

@@ -176,9 +176,11 @@ class PrecompiledDenoiser:
         that ran out of GPU memory, which is asked for again)."""
         self.job_events.clear()
         self.job_notes.clear()
-        for key in [k for k in self.waiting if self.background is None or not self.background.waiting(k)]:
+        if self.background is None:  # nothing waits without one
+            return
+        for key in [k for k in self.waiting if not self.background.waiting(k)]:
             self.waiting.discard(key)
-            result = self.background.result(key) if self.background is not None else None
+            result = self.background.result(key)
             if result is not None and not result.ok and not result.out_of_memory:
                 self.failed[key] = result.error or "no reason given"
 

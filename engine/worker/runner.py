@@ -177,8 +177,8 @@ def run_job(job: Job, *, cache: PipelineCache, clock: StageClock, job_dir: Path,
     output = RunOutput(video_path, thumbnail_path, params.frames, bool(getattr(pipe, "_i2vmon_smoke_test", False)),
                        label_with(cache.speed_mode, [o.word for o in trade_outcomes if o.applied]),
                        compile_s=compile_s, compile_state=compile_state,
-                       speed_fallbacks="; ".join([*filter(None, [fallbacks_text(cache.part_outcomes + trade_outcomes)]),
-                                                  *cache.speed.fallbacks()]) or None,
+                       speed_fallbacks="; ".join(filter(None, [fallbacks_text(cache.part_outcomes + trade_outcomes),
+                                                               *cache.speed.fallbacks()])) or None,
                        audio_duration_s=fit_soundtrack(sound, params.frames, params.fps).duration_s if sound else None)
     # 9. quality_scoring
     if settings.quality.enabled:

@@ -62,27 +62,25 @@ def test_model_change_resets_defaults_and_hides_prompt(page):
     assert "takes no prompt" in texts(at)
 
 
-def test_a_full_size_model_s_prediction_says_its_first_job_here_compiles_in_the_background(page, monkeypatch):
+def _svd_captions_in_speed_mode(page, monkeypatch) -> list[str]:
     monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "compile")
     at = page("generate")
     at.run()
     at.selectbox(key="gen_model").set_value("svd")
     at.run()
     no_exception(at)
-    assert any("First job at this resolution here" in c.value and "in the background" in c.value
-               for c in at.caption), [c.value for c in at.caption]
+    return [c.value for c in at.caption]
+
+
+def test_a_full_size_model_s_prediction_says_its_first_job_here_compiles_in_the_background(page, monkeypatch):
+    captions = _svd_captions_in_speed_mode(page, monkeypatch)
+    assert any("First job at this resolution here" in c and "in the background" in c for c in captions), captions
 
 
 def test_compiling_inline_the_prediction_says_the_first_job_here_compiles(page, monkeypatch):
-    monkeypatch.setenv("I2VMON_ENGINE__SPEED_MODE", "compile")
     monkeypatch.setenv("I2VMON_ENGINE__SPEED_COMPILE", "inline")
-    at = page("generate")
-    at.run()
-    at.selectbox(key="gen_model").set_value("svd")
-    at.run()
-    no_exception(at)
-    assert any("First job at this resolution here" in c.value and "compiling" in c.value for c in at.caption), \
-        [c.value for c in at.caption]
+    captions = _svd_captions_in_speed_mode(page, monkeypatch)
+    assert any("First job at this resolution here" in c and "compiling" in c for c in captions), captions
 
 
 def test_guidance_of_one_or_less_is_predicted_and_explained_as_a_single_pass(page):

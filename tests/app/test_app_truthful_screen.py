@@ -90,12 +90,17 @@ def test_the_parameters_are_shown_before_queueing_and_the_stored_ones_after(page
     assert "submitted here" in texts(at)
 
 
-def test_the_job_panel_follows_the_running_job_when_none_was_picked(page, queue, png_file):
+def _running_elsewhere(queue, png_file, job_id: str, predicted: dict | None = None) -> None:
+    """A job a worker runs, at step 1 of 4, submitted from elsewhere (not this browser session)."""
     params = JobParams(model="tiny", prompt="elsewhere", height=64, width=64, frames=8, steps=4)
-    job = queue.submit(params, str(png_file), job_id="ef" * 16)
+    job = queue.submit(params, str(png_file), job_id=job_id, predicted=predicted)
     queue.claim("w1", None, 10)
     queue.heartbeat(job.id, "w1", 10, Progress(stage="denoising_loop", step=1, total_steps=4, eta_s=9.0,
                                                elapsed_s=1.0))
+
+
+def test_the_job_panel_follows_the_running_job_when_none_was_picked(page, queue, png_file):
+    _running_elsewhere(queue, png_file, "ef" * 16)
     at = page("generate")
     at.run()
     no_exception(at)
@@ -106,11 +111,7 @@ def test_the_job_panel_follows_the_running_job_when_none_was_picked(page, queue,
 def test_a_running_job_whose_size_compiles_in_the_background_says_it_runs_at_the_stock_pace(page, queue, png_file):
     from app.views.job_panel import BACKGROUND_NOTE
 
-    params = JobParams(model="tiny", prompt="elsewhere", height=64, width=64, frames=8, steps=4)
-    job = queue.submit(params, str(png_file), job_id="ab" * 16, predicted={"compiles_in_background": True})
-    queue.claim("w1", None, 10)
-    queue.heartbeat(job.id, "w1", 10, Progress(stage="denoising_loop", step=1, total_steps=4, eta_s=9.0,
-                                               elapsed_s=1.0))
+    _running_elsewhere(queue, png_file, "ab" * 16, predicted={"compiles_in_background": True})
     at = page("generate")
     at.run()
     no_exception(at)
